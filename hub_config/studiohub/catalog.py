@@ -1,0 +1,417 @@
+"""The catalog: images x instance sizes x domains, the single source of truth.
+
+Everything that offers or enforces a choice (spawn form, REST user_options,
+KubeSpawner profiles, the Lab picker, the chart's pre-pull list) reads a
+:class:`Catalog` loaded here. Loading validates the whole file and refuses a bad
+one with a :class:`CatalogError` naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .units import QuantityError, format_cpus, format_memory, parse_memory
+
+BUILTIN_CATALOG = Path(__file__).with_name("catalog.yaml")
+
+_ID = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
+_IDS_OR_ALL = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["images", "sizes", "domains", "defaults"],
+    "properties": {
+        "images": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": _ID,
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["display_name", "framework", "accelerator", "requirements",
+                             "container_image"],
+                "properties": {
+                    "display_name": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "framework": {"type": "string", "minLength": 1},
+                    "framework_version": {"type": "string"},
+                    "accelerator": {"enum": ["cpu", "gpu"]},
+                    "requirements": {"type": "array", "minItems": 1,
+                                     "items": {"type": "string", "minLength": 1}},
+                    "container_image": {"type": "string", "pattern": r"^\S+$"},
+                },
+            },
+        },
+        "sizes": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": _ID,
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["display_name", "cpus", "memory"],
+                "properties": {
+                    "display_name": {"type": "string", "minLength": 1},
+                    "cpus": {"type": "number", "exclusiveMinimum": 0},
+                    "memory": {"type": ["string", "integer"]},
+                    "gpus": {"type": "integer", "minimum": 0},
+                    "images": _IDS_OR_ALL,
+                    "node_selector": {"type": "object",
+                                      "additionalProperties": {"type": "string"}},
+                    "tolerations": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+        "domains": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": _ID,
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["display_name"],
+                "properties": {
+                    "display_name": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "images": _IDS_OR_ALL,
+                    "sizes": _IDS_OR_ALL,
+                    "members": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                },
+            },
+        },
+        "defaults": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["image", "size"],
+            "properties": {
+                "image": {"type": "string"},
+                "size": {"type": "string"},
+                "domain": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be used: ``<file>: <key>: <what is wrong>``."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        super().__init__(f"catalog {source}: {key or '(top level)'}: {problem}")
+
+
+class ChoiceError(ValueError):
+    """A user's image/size choice the catalog does not allow; the message lists what is."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A framework environment: a local venv and a container image from the same requirements."""
+
+    id: str
+    display_name: str
+    framework: str
+    framework_version: str
+    accelerator: str
+    requirements: tuple[Path, ...]
+    container_image: str
+    description: str = ""
+
+    @property
+    def gpu(self) -> bool:
+        return self.accelerator == "gpu"
+
+    @property
+    def label(self) -> str:
+        """``PyTorch 2.13 · CPU``: what the toolbar and pickers show."""
+        name = " ".join(p for p in (self.display_name, self.framework_version) if p)
+        if self.framework_version and self.framework_version in self.display_name:
+            name = self.display_name
+        return f"{name} · {self.accelerator.upper()}"
+
+
+@dataclass(frozen=True)
+class Size:
+    """An instance size: the limits a user's server and its kernels run within."""
+
+    id: str
+    display_name: str
+    cpus: float
+    memory: int
+    gpus: int = 0
+    images: tuple[str, ...] = ("*",)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+    def can_run(self, image: Image) -> bool:
+        """GPU images only on GPU sizes, and only images the size lists."""
+        if image.gpu and not self.gpus:
+            return False
+        return _matches(image.id, self.images)
+
+    @property
+    def limits_text(self) -> str:
+        text = f"{format_cpus(self.cpus)} + {format_memory(self.memory)}"
+        return text + (f" + {self.gpus} GPU" if self.gpus else "")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A team: a JupyterHub group of the same name, and what its members may use."""
+
+    id: str
+    display_name: str
+    images: tuple[str, ...] = ("*",)
+    sizes: tuple[str, ...] = ("*",)
+    members: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A validated (image, size) pair."""
+
+    image: Image
+    size: Size
+
+    @property
+    def label(self) -> str:
+        return f"{self.image.label} · {self.size.display_name}"
+
+    def as_options(self) -> dict[str, str]:
+        return {"image": self.image.id, "size": self.size.id}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The loaded, validated catalog. Pure data plus the queries every part needs."""
+
+    images: Mapping[str, Image]
+    sizes: Mapping[str, Size]
+    domains: Mapping[str, Domain]
+    default_image: str
+    default_size: str
+    default_domain: str | None
+    source: str
+
+    def domains_for(self, groups: Iterable[str]) -> list[Domain]:
+        """The user's domains: catalog domains named by their groups, else the default one."""
+        mine = [self.domains[g] for g in groups if g in self.domains]
+        if not mine and self.default_domain:
+            mine = [self.domains[self.default_domain]]
+        return sorted(mine, key=lambda d: d.id)
+
+    def allowed_images(self, groups: Iterable[str]) -> list[Image]:
+        domains = self.domains_for(groups)
+        return [i for i in self.images.values()
+                if any(_matches(i.id, d.images) for d in domains)]
+
+    def allowed_sizes(self, groups: Iterable[str]) -> list[Size]:
+        domains = self.domains_for(groups)
+        return [s for s in self.sizes.values()
+                if any(_matches(s.id, d.sizes) for d in domains)]
+
+    def allowed_pairs(self, groups: Iterable[str]) -> list[Choice]:
+        groups = list(groups)
+        return [Choice(i, s) for i in self.allowed_images(groups)
+                for s in self.allowed_sizes(groups) if s.can_run(i)]
+
+    def choose(self, groups: Iterable[str], options: Mapping[str, Any]) -> Choice:
+        """Validate user_options ``{image, size}`` for a user in ``groups``.
+
+        Missing keys take the catalog default (or, when that is not allowed, the
+        first allowed value). Raises :class:`ChoiceError` naming the bad key or
+        value and listing the allowed ones.
+        """
+        groups = list(groups)
+        unknown = sorted(set(options) - {"image", "size"})
+        if unknown:
+            raise ChoiceError(f"unknown option(s) {', '.join(map(repr, unknown))}: "
+                              "allowed options are 'image' and 'size'")
+        images = {i.id: i for i in self.allowed_images(groups)}
+        sizes = {s.id: s for s in self.allowed_sizes(groups)}
+        if not images or not sizes:
+            raise ChoiceError("your domains allow no image or no size: ask an administrator "
+                              "to add you to a domain")
+        image = self._pick("image", options.get("image"), images, self.default_image)
+        size_id = options.get("size")
+        if size_id is None:
+            fitting = {k: s for k, s in sizes.items() if s.can_run(image)}
+            if not fitting:
+                raise ChoiceError(f"no size you may use can run image {image.id!r}")
+            size = self._pick("size", None, fitting, self.default_size)
+        else:
+            size = self._pick("size", size_id, sizes, self.default_size)
+        if not size.can_run(image):
+            fits = sorted(k for k, s in sizes.items() if s.can_run(image))
+            reason = "it has no GPU" if image.gpu and not size.gpus else "it does not list it"
+            raise ChoiceError(f"size {size.id!r} cannot run image {image.id!r} ({reason}); "
+                              f"sizes that can: {', '.join(fits) or 'none'}")
+        return Choice(image, size)
+
+    @staticmethod
+    def _pick(key: str, value: Any, allowed: Mapping[str, Any], default: str) -> Any:
+        if value is None:
+            return allowed.get(default) or next(iter(allowed.values()))
+        if not isinstance(value, str) or value not in allowed:
+            raise ChoiceError(f"unknown {key} {value!r}: allowed values are "
+                              f"{', '.join(sorted(allowed))}")
+        return allowed[value]
+
+
+def _matches(item: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(item, p) for p in patterns)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base``; a ``None`` value deletes the key."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def images_dir() -> Path:
+    """images/ as shipped in the wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).with_name("images")
+    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "images"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(source, "", "file not found") from None
+    except yaml.YAMLError as e:
+        raise CatalogError(source, "", f"not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CatalogError(source, "", "must be a mapping with images, sizes and domains")
+    return data
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load the built-in catalog, merged with the operator's file at ``path`` if given."""
+    data = _read_yaml(BUILTIN_CATALOG)
+    bases = {("images", k): images_dir() for k in data.get("images", {})}
+    source = str(BUILTIN_CATALOG)
+    if path is not None:
+        path = Path(path).resolve()
+        source = str(path)
+        override = _read_yaml(path)
+        for key, entry in (override.get("images") or {}).items():
+            if entry and "requirements" in entry:
+                bases[("images", key)] = path.parent
+        data = merge(data, override)
+    return parse_catalog(data, source, lambda image_id: bases.get(("images", image_id),
+                                                                  images_dir()))
+
+
+def parse_catalog(data: Mapping[str, Any], source: str,
+                  base_dir_for: Any = lambda _id: images_dir()) -> Catalog:
+    """Validate merged catalog data and build a :class:`Catalog`."""
+    errors = sorted(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(data),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path)
+        raise CatalogError(source, key, _schema_message(err))
+    images = {k: _image(k, v, base_dir_for(k), source) for k, v in data["images"].items()}
+    sizes = {k: _size(k, v, source) for k, v in data["sizes"].items()}
+    domains = {k: Domain(id=k, display_name=v["display_name"],
+                         images=tuple(v.get("images", ["*"])),
+                         sizes=tuple(v.get("sizes", ["*"])),
+                         members=tuple(v.get("members", [])),
+                         description=v.get("description", ""))
+               for k, v in data["domains"].items()}
+    catalog = Catalog(images=images, sizes=sizes, domains=domains,
+                      default_image=data["defaults"]["image"],
+                      default_size=data["defaults"]["size"],
+                      default_domain=data["defaults"].get("domain"), source=source)
+    _check_references(catalog)
+    return catalog
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        return f"{err.message}; allowed keys: {', '.join(allowed)}"
+    if err.validator == "pattern" and err.schema is _ID:
+        return f"{err.instance!r} is not a valid id: use lowercase letters, digits and '-'"
+    if err.validator == "propertyNames":
+        return (f"{err.instance!r} is not a valid id: use lowercase letters, digits and '-' "
+                "(at most 63 characters)")
+    return err.message
+
+
+def _image(key: str, v: Mapping[str, Any], base_dir: Path, source: str) -> Image:
+    reqs = []
+    for i, req in enumerate(v["requirements"]):
+        resolved = (base_dir / req).resolve()
+        if not resolved.is_file():
+            raise CatalogError(source, f"images.{key}.requirements.{i}",
+                               f"requirement file {req!r} not found (looked in {base_dir})")
+        reqs.append(resolved)
+    return Image(id=key, display_name=v["display_name"], framework=v["framework"],
+                 framework_version=str(v.get("framework_version", "")),
+                 accelerator=v["accelerator"], requirements=tuple(reqs),
+                 container_image=v["container_image"], description=v.get("description", ""))
+
+
+def _size(key: str, v: Mapping[str, Any], source: str) -> Size:
+    try:
+        memory = parse_memory(v["memory"])
+    except QuantityError as e:
+        raise CatalogError(source, f"sizes.{key}.memory", str(e)) from None
+    return Size(id=key, display_name=v["display_name"], cpus=float(v["cpus"]), memory=memory,
+                gpus=int(v.get("gpus", 0)), images=tuple(v.get("images", ["*"])),
+                node_selector=dict(v.get("node_selector", {})),
+                tolerations=tuple(v.get("tolerations", [])))
+
+
+def _check_references(c: Catalog) -> None:
+    for size in c.sizes.values():
+        for i, pattern in enumerate(size.images):
+            _check_pattern(c, f"sizes.{size.id}.images.{i}", pattern, c.images)
+        for image in c.images.values():
+            if image.gpu and size.gpus == 0 and size.images != ("*",) \
+                    and image.id in size.images:
+                raise CatalogError(c.source, f"sizes.{size.id}.images",
+                                   f"GPU image {image.id!r} needs a size with gpus > 0")
+    for domain in c.domains.values():
+        for i, pattern in enumerate(domain.images):
+            _check_pattern(c, f"domains.{domain.id}.images.{i}", pattern, c.images)
+        for i, pattern in enumerate(domain.sizes):
+            _check_pattern(c, f"domains.{domain.id}.sizes.{i}", pattern, c.sizes)
+    for key, value, table in (("image", c.default_image, c.images),
+                              ("size", c.default_size, c.sizes),
+                              ("domain", c.default_domain, c.domains)):
+        if value is not None and value not in table:
+            raise CatalogError(c.source, f"defaults.{key}",
+                               f"unknown {key} {value!r}: defined are {', '.join(sorted(table))}")
+    if not c.sizes[c.default_size].can_run(c.images[c.default_image]):
+        raise CatalogError(c.source, "defaults",
+                           f"default size {c.default_size!r} cannot run default image "
+                           f"{c.default_image!r}")
+
+
+def _check_pattern(c: Catalog, key: str, pattern: str, table: Mapping[str, Any]) -> None:
+    if not any(fnmatch.fnmatchcase(k, pattern) for k in table):
+        raise CatalogError(c.source, key, f"{pattern!r} matches nothing: defined are "
+                                          f"{', '.join(sorted(table))}")
