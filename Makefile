@@ -1,0 +1,44 @@
+# The two set-up commands of the README:
+#   make up     install everything, then run StudioHub
+#   make test   install everything (plus test tools), then run every check and test
+#
+# As root this is a system install in /opt/studiohub serving every unix user; as
+# anyone else, a personal hub in ~/.local/share/studiohub. The hub environment is
+# made from Debian's /usr/bin/python3 because every user's server runs from it.
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+PREFIX ?= $(if $(filter 0,$(shell id -u)),/opt/studiohub,$(HOME)/.local/share/studiohub)
+HUB := $(PREFIX)/hub
+PIP := $(HUB)/bin/pip --disable-pip-version-check -q
+export STUDIOHUB_PREFIX := $(PREFIX)
+
+.PHONY: up test install install-test system-deps test-system-deps lint pytest
+
+up: install
+	$(HUB)/bin/studiohub up
+
+test: install-test lint pytest
+
+install: system-deps
+	@test -x $(HUB)/bin/python || $(PYTHON) -m venv $(HUB)
+	$(PIP) install --upgrade pip
+	$(PIP) install .
+
+install-test: test-system-deps install
+	$(PIP) install ".[test,kubernetes]"
+
+# Debian packages: Node.js for the proxy (and building the Lab extension).
+system-deps:
+	@scripts/apt-install.sh node:nodejs npm:npm $(PYTHON):python3-venv
+
+# Tests also need Debian's Chromium (Playwright drives it) and PostgreSQL 15.
+test-system-deps: system-deps
+	@scripts/apt-install.sh chromium:chromium /usr/lib/postgresql/15/bin/initdb:postgresql
+
+lint:
+	$(HUB)/bin/ruff check hub_config tests benchmarks
+	cd hub_config && $(HUB)/bin/mypy -p studiohub
+
+pytest:
+	$(HUB)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)

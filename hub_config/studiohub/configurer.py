@@ -1,0 +1,156 @@
+"""Turn StudioHub settings and the catalog into JupyterHub traits.
+
+Each ``update_<section>(c, settings, ...)`` only *sets* traits on a traitlets
+``Config``, so it can run any number of times and is tested on a bare ``Config``
+with no hub running (the pattern of The Littlest JupyterHub's configurer).
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from traitlets.config import Config
+
+from .catalog import Catalog
+from .paths import paths, system_mode
+
+
+def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
+    """Every section, in order. ``jupyterhub_config.py`` calls only this."""
+    update_hub(c, settings)
+    update_proxy(c, settings)
+    update_auth(c, settings)
+    update_spawner(c, settings, catalog)
+    update_groups(c, catalog)
+    update_culler(c, settings)
+    update_services(c, settings, catalog)
+
+
+def update_hub(c: Config, settings: dict[str, Any]) -> None:
+    state = Path(settings["state_dir"])
+    c.JupyterHub.ip = settings["ip"]
+    c.JupyterHub.port = int(settings["port"])
+    c.JupyterHub.base_url = settings["base_url"]
+    # The hub's own API listens beside the proxy; derived from the public port so
+    # several hubs (tests, benchmarks) can run on one machine without more settings.
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = int(settings["port"]) + 81
+    c.JupyterHub.db_url = settings["db_url"]
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    # User servers outlive a hub restart; the spawner's state finds them again.
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.default_url = "/hub/home"
+
+
+def update_proxy(c: Config, settings: dict[str, Any]) -> None:
+    state = Path(settings["state_dir"])
+    c.ConfigurableHTTPProxy.command = [proxy_command()]
+    c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(settings['port']) + 1}"
+
+
+def proxy_command() -> str:
+    """configurable-http-proxy installed by ``studiohub up`` (npm), else from PATH."""
+    local = paths().prefix / "npm" / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    return shutil.which("configurable-http-proxy") or "configurable-http-proxy"
+
+
+def update_auth(c: Config, settings: dict[str, Any]) -> None:
+    auth = settings["auth"]
+    admins = set(auth.get("admin_users") or [])
+    c.Authenticator.admin_users = admins
+    if not system_mode():
+        # A personal hub: only the account running it can log in and spawn.
+        c.Authenticator.allowed_users = {getpass.getuser()}
+    if auth["type"] == "shared-password":
+        c.JupyterHub.authenticator_class = "shared-password"
+        c.SharedPasswordAuthenticator.user_password = auth["password"] or read_secret(
+            settings, "password", 16)
+        c.Authenticator.allow_all = system_mode()
+        if admins:
+            c.SharedPasswordAuthenticator.admin_password = read_secret(
+                settings, "admin-password", 32)
+    else:
+        c.JupyterHub.authenticator_class = auth["type"]
+    for cls, traits in (auth.get("config") or {}).items():
+        for name, value in traits.items():
+            setattr(c[cls], name, value)
+
+
+def read_secret(settings: dict[str, Any], name: str, nbytes: int) -> str:
+    """A secret kept in the state directory (0600), generated on first use."""
+    path = Path(settings["state_dir"]) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(nbytes) + "\n")
+    return path.read_text().strip()
+
+
+def update_spawner(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
+    culling, spawner = settings["culling"], settings["spawner"]
+    c.JupyterHub.spawner_class = "studiohub.spawner.StudioSpawner"
+    c.StudioSpawner.catalog_path = settings["catalog_path"] or ""
+    c.Spawner.default_url = spawner["default_url"]
+    c.Spawner.start_timeout = int(spawner["start_timeout"])
+    c.Spawner.http_timeout = int(spawner["start_timeout"])
+    args = []
+    if culling["enabled"] and culling["idle_kernel_timeout"]:
+        args += [
+            f"--MappingKernelManager.cull_idle_timeout={int(culling['idle_kernel_timeout'])}",
+            f"--MappingKernelManager.cull_interval={int(culling['kernel_cull_interval'])}",
+            f"--MappingKernelManager.cull_busy={bool(culling['cull_busy_kernels'])}",
+            f"--MappingKernelManager.cull_connected={bool(culling['cull_connected_kernels'])}",
+        ]
+    c.Spawner.args = args
+
+
+def update_groups(c: Config, catalog: Catalog) -> None:
+    """Every catalog domain exists as a JupyterHub group; listed members are added."""
+    c.JupyterHub.load_groups = {
+        d.id: {"users": list(d.members)} for d in catalog.domains.values()
+    }
+
+
+def update_culler(c: Config, settings: dict[str, Any]) -> None:
+    """Idle servers are stopped by jupyterhub-idle-culler, a hub service with a narrow role."""
+    culling = settings["culling"]
+    if not culling["enabled"] or not culling["idle_server_timeout"]:
+        return
+    command = [sys.executable, "-m", "jupyterhub_idle_culler",
+               f"--timeout={int(culling['idle_server_timeout'])}",
+               f"--cull-every={int(culling['cull_every'])}"]
+    if culling["max_server_age"]:
+        command.append(f"--max-age={int(culling['max_server_age'])}")
+    _add_service(c, {"name": "idle-culler", "command": command})
+    _add_role(c, {
+        "name": "idle-culler",
+        "description": "Stop servers idle longer than the configured timeout",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    })
+
+
+def update_services(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
+    """StudioHub's own hub services, each registering itself with its narrowest role."""
+
+
+def _add_service(c: Config, service: dict[str, Any]) -> None:
+    c.JupyterHub.services = [*_without(c, "services", service["name"]), service]
+
+
+def _add_role(c: Config, role: dict[str, Any]) -> None:
+    c.JupyterHub.load_roles = [*_without(c, "load_roles", role["name"]), role]
+
+
+def _without(c: Config, trait: str, name: str) -> list[dict[str, Any]]:
+    """Entries of a list trait already set on ``c``, minus the one called ``name``."""
+    current = c.JupyterHub[trait] if trait in c.JupyterHub else []
+    return [entry for entry in current if entry["name"] != name]

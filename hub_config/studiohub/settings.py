@@ -1,0 +1,112 @@
+"""Operator settings: built-in defaults, merged with ``etc/config.yaml``, then ``STUDIOHUB_*``.
+
+Like The Littlest JupyterHub's config.yaml: a small YAML file of plain values that
+:mod:`studiohub.configurer` turns into traitlets. Environment variables (set by
+``studiohub up --port ...`` flags) override the file for one run without editing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import merge
+from .paths import paths
+
+DEFAULTS: dict[str, Any] = {
+    "ip": "127.0.0.1",
+    "port": 8000,
+    "db_url": None,  # None: SQLite in the state directory
+    "catalog_path": None,  # None: etc/catalog.yaml if present, else the built-in catalog
+    "state_dir": None,  # None: <prefix>/state
+    "base_url": "/",
+    "auth": {
+        # "shared-password" (JupyterHub's SharedPasswordAuthenticator) or any
+        # authenticator_class JupyterHub accepts, e.g. "native" or an import path.
+        "type": "shared-password",
+        "password": None,  # None: generated once into state/password and printed
+        "admin_users": [],
+        "config": {},  # extra traits for the authenticator class
+    },
+    "culling": {
+        "enabled": True,
+        "idle_server_timeout": 3600,  # jupyterhub-idle-culler --timeout (seconds)
+        "cull_every": 300,  # jupyterhub-idle-culler --cull-every (seconds)
+        "max_server_age": 0,  # jupyterhub-idle-culler --max-age; 0 = no limit
+        "idle_kernel_timeout": 1200,  # MappingKernelManager.cull_idle_timeout (seconds)
+        "kernel_cull_interval": 120,  # MappingKernelManager.cull_interval (seconds)
+        "cull_busy_kernels": False,
+        "cull_connected_kernels": False,
+    },
+    "spawner": {
+        "start_timeout": 60,
+        "default_url": "/lab",
+    },
+}
+
+ENV_KEYS = {
+    "STUDIOHUB_IP": ("ip", str),
+    "STUDIOHUB_PORT": ("port", int),
+    "STUDIOHUB_DB_URL": ("db_url", str),
+    "STUDIOHUB_CATALOG": ("catalog_path", str),
+    "STUDIOHUB_STATE_DIR": ("state_dir", str),
+    "STUDIOHUB_PASSWORD": ("auth.password", str),
+}
+
+
+class SettingsError(ValueError):
+    """A config.yaml that cannot be used; names the file and the key."""
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("STUDIOHUB_CONFIG", paths().config_file))
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Defaults ← config.yaml ← STUDIOHUB_* environment variables, with paths resolved."""
+    path = path or config_file()
+    environ = dict(os.environ) if environ is None else environ
+    settings = merge(DEFAULTS, _read(path))
+    for var, (key, cast) in ENV_KEYS.items():
+        if environ.get(var):
+            settings = set_item(settings, key, cast(environ[var]))
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                            f"known settings: {', '.join(sorted(DEFAULTS))}")
+    return resolve(settings)
+
+
+def resolve(settings: dict[str, Any]) -> dict[str, Any]:
+    """Fill the path defaults that depend on the prefix."""
+    p = paths()
+    settings = dict(settings)
+    settings["state_dir"] = str(Path(settings["state_dir"] or p.state))
+    if settings["catalog_path"] is None and (p.etc / "catalog.yaml").exists():
+        settings["catalog_path"] = str(p.etc / "catalog.yaml")
+    if not settings["db_url"]:
+        settings["db_url"] = f"sqlite:///{Path(settings['state_dir']) / 'jupyterhub.sqlite'}"
+    return settings
+
+
+def set_item(settings: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Return a copy of ``settings`` with ``a.b.c`` set to ``value``."""
+    head, _, rest = dotted.partition(".")
+    copy = dict(settings)
+    copy[head] = set_item(dict(copy.get(head) or {}), rest, value) if rest else value
+    return copy
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must be a mapping of settings")
+    return data

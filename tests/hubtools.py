@@ -1,0 +1,269 @@
+"""Drive a real StudioHub from tests and benchmarks: start it, log in, spawn, run code.
+
+Everything goes through what a user or operator has: the ``studiohub up`` command,
+the login form, the hub's REST API, and a kernel's websocket through the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import requests
+import yaml
+
+HUB_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A port P with P, P+1 (proxy API) and P+81 (hub API) all free."""
+    for _ in range(200):
+        port = random.randint(20000, 40000)
+        if all(_free(p) for p in (port, port + 1, port + 81)):
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class Hub:
+    """A StudioHub started with ``studiohub up`` in its own state directory."""
+
+    workdir: Path
+    catalog: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    admin: str = field(default_factory=lambda: f"adm{uuid.uuid4().hex[:6]}")
+    _admin_token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "hub.log"
+
+    def write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {"port": self.port, "state_dir": str(self.state_dir),
+                                  "auth": {"admin_users": [self.admin]}, **self.settings}
+        if self.catalog is not None:
+            catalog_path = self.workdir / "catalog.yaml"
+            catalog_path.write_text(yaml.safe_dump(self.catalog))
+            config["catalog_path"] = str(catalog_path)
+        path = self.workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def start(self, timeout: float = 90) -> None:
+        env = {**os.environ, "STUDIOHUB_CONFIG": str(self.write_config())}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([str(HUB_BIN / "studiohub"), "up"], env=env,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"studiohub up exited {self.process.returncode}:\n"
+                                   + self.log_tail())
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"hub not up after {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the hub process only (users' servers keep running, by design)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() \
+            else ""
+
+    @property
+    def password(self) -> str:
+        return (self.state_dir / "password").read_text().strip()
+
+    # --- users -----------------------------------------------------------------------------
+
+    def login(self, name: str, password: str | None = None) -> requests.Session:
+        """Log in through the form, as a browser would; raise if refused."""
+        session = self.login_response(name, password)[0]
+        if "jupyterhub-session-id" not in session.cookies and not any(
+                c.name.startswith("jupyterhub-hub-login") for c in session.cookies):
+            raise PermissionError(f"login as {name} refused")
+        return session
+
+    def login_response(self, name: str, password: str | None = None
+                       ) -> tuple[requests.Session, requests.Response]:
+        session = requests.Session()
+        session.get(f"{self.url}/hub/login", timeout=10)
+        pw = password if password is not None else (
+            (self.state_dir / "admin-password").read_text().strip() if name == self.admin
+            else self.password)
+        response = session.post(f"{self.url}/hub/login", timeout=30, allow_redirects=False,
+                                data={"username": name, "password": pw,
+                                      "_xsrf": session.cookies.get("_xsrf", "")})
+        return session, response
+
+    def token_for(self, session: requests.Session, name: str) -> str:
+        """Create an API token the way the hub's Token page does."""
+        r = session.post(f"{self.url}/hub/api/users/{name}/tokens", json={"note": "tests"},
+                         headers={"X-XSRFToken": session.cookies.get("_xsrf", "")}, timeout=10)
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    @property
+    def admin_token(self) -> str:
+        if self._admin_token is None:
+            self._admin_token = self.token_for(self.login(self.admin), self.admin)
+        return self._admin_token
+
+    def api(self, method: str, path: str, token: str | None = None,
+            **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.admin_token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers,
+                                timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def new_user(self, stem: str = "u", groups: tuple[str, ...] = ()) -> User:
+        name = f"{stem}{uuid.uuid4().hex[:6]}"
+        session = self.login(name)
+        for group in groups:
+            r = self.api("POST", f"/groups/{group}/users", json={"users": [name]})
+            r.raise_for_status()
+        return User(self, name, session, self.token_for(session, name))
+
+
+@dataclass
+class User:
+    hub: Hub
+    name: str
+    session: requests.Session
+    token: str
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.hub.api(method, path, token=self.token, **kwargs)
+
+    def spawn(self, timeout: float = 90, **options: str) -> dict[str, Any]:
+        """Start the server with user_options through the REST API and wait until ready."""
+        r = self.api("POST", f"/users/{self.name}/server", json=options)
+        if r.status_code not in (201, 202):
+            raise RuntimeError(f"spawn refused: {r.status_code} {r.text}")
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{self.name}").json()
+            server = model.get("servers", {}).get("")
+            if server and server.get("ready"):
+                return dict(server)
+            if not server and not model.get("pending"):
+                raise RuntimeError(f"server of {self.name} stopped:\n{self.hub.log_tail()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"server of {self.name} not ready:\n{self.hub.log_tail()}")
+
+    def stop(self) -> None:
+        self.api("DELETE", f"/users/{self.name}/server")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{self.name}").json()
+            if not model.get("servers") and not model.get("pending"):
+                return
+            time.sleep(0.2)
+
+    def server_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, f"{self.hub.url}/user/{self.name}/api{path}",
+                                headers={"Authorization": f"token {self.token}"},
+                                timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def start_kernel(self, name: str | None = None) -> str:
+        r = self.server_api("POST", "/kernels", json={"name": name} if name else {})
+        r.raise_for_status()
+        return str(r.json()["id"])
+
+    def run(self, code: str, kernel_id: str | None = None, timeout: float = 60) -> Execution:
+        kernel_id = kernel_id or self.start_kernel()
+        return asyncio.run(execute(self.hub.url, self.name, self.token, kernel_id, code, timeout))
+
+
+@dataclass
+class Execution:
+    kernel_id: str
+    stdout: str
+    status: str  # "ok", "error", or "died" when the kernel went away mid-cell
+    error: str = ""
+
+
+async def execute(url: str, user: str, token: str, kernel_id: str, code: str,
+                  timeout: float) -> Execution:
+    """Run ``code`` over the kernel's websocket through the proxy; collect stdout."""
+    ws_url = f"{url.replace('http', 'ws', 1)}/user/{user}/api/kernels/{kernel_id}/channels"
+    msg_id = uuid.uuid4().hex
+    request = {"header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
+                          "session": uuid.uuid4().hex, "version": "5.3"},
+               "parent_header": {}, "metadata": {}, "channel": "shell",
+               "content": {"code": code, "silent": False, "store_history": False,
+                           "user_expressions": {}, "allow_stdin": False}}
+    out: list[str] = []
+    status, error = "died", ""
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as http, \
+            http.ws_connect(ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws:
+        await ws.send_str(json.dumps(request))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = await ws.receive(timeout=deadline - time.monotonic())
+            except TimeoutError:
+                break
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            msg = json.loads(message.data)
+            kind = msg.get("msg_type") or msg["header"]["msg_type"]
+            if kind == "status" and msg["content"]["execution_state"] in ("restarting", "dead"):
+                status = "died"
+                break
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if kind == "stream":
+                out.append(msg["content"]["text"])
+            elif kind == "error":
+                error = f"{msg['content']['ename']}: {msg['content']['evalue']}"
+            elif kind == "execute_reply":
+                status = msg["content"]["status"]
+                break
+    return Execution(kernel_id, "".join(out), status, error)

@@ -1,0 +1,108 @@
+"""Settings become the right JupyterHub traits, on a bare Config with no hub running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from studiohub import configurer
+from studiohub.catalog import load_catalog
+from studiohub.settings import SettingsError, load_settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> dict:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"port: 9000\nstate_dir: {tmp_path / 'state'}\n"
+                      "auth:\n  admin_users: [ada]\nculling:\n  idle_server_timeout: 600\n")
+    return load_settings(config, environ={})
+
+
+def test_settings_merge_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("port: 9000\nculling:\n  idle_kernel_timeout: 60\n")
+    s = load_settings(config, environ={"STUDIOHUB_PORT": "9100",
+                                       "STUDIOHUB_DB_URL": "postgresql://u@h/db"})
+    assert s["port"] == 9100
+    assert s["db_url"] == "postgresql://u@h/db"
+    assert s["culling"]["idle_kernel_timeout"] == 60
+    assert s["culling"]["idle_server_timeout"] == 3600
+
+
+def test_default_database_is_sqlite_in_state_dir(settings: dict) -> None:
+    assert settings["db_url"] == f"sqlite:///{settings['state_dir']}/jupyterhub.sqlite"
+
+
+def test_unknown_setting_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("prot: 9000\n")
+    with pytest.raises(SettingsError, match=r"unknown setting\(s\) prot; known settings: auth"):
+        load_settings(config, environ={})
+
+
+def test_apply_sets_hub_proxy_auth_spawner(settings: dict) -> None:
+    c = Config()
+    configurer.apply(c, settings, load_catalog())
+    assert c.JupyterHub.port == 9000
+    assert c.JupyterHub.hub_port == 9081
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:9001"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.spawner_class == "studiohub.spawner.StudioSpawner"
+    assert c.JupyterHub.authenticator_class == "shared-password"
+    password = (Path(settings["state_dir"]) / "password").read_text().strip()
+    assert c.SharedPasswordAuthenticator.user_password == password
+    assert len(c.SharedPasswordAuthenticator.admin_password) >= 32
+    assert (Path(settings["state_dir"]) / "password").stat().st_mode & 0o077 == 0
+    assert c.Authenticator.admin_users == {"ada"}
+
+
+def test_apply_is_idempotent(settings: dict) -> None:
+    c = Config()
+    configurer.apply(c, settings, load_catalog())
+    first = dict(c)
+    configurer.apply(c, settings, load_catalog())
+    assert dict(c) == first
+    assert [s["name"] for s in c.JupyterHub.services].count("idle-culler") == 1
+
+
+def test_domains_become_groups(settings: dict) -> None:
+    c = Config()
+    configurer.update_groups(c, load_catalog())
+    assert c.JupyterHub.load_groups == {"everyone": {"users": []},
+                                        "ml-research": {"users": []}}
+
+
+def test_culler_service_has_narrow_role(settings: dict) -> None:
+    c = Config()
+    configurer.update_culler(c, settings)
+    (service,) = c.JupyterHub.services
+    assert "--timeout=600" in service["command"]
+    (role,) = c.JupyterHub.load_roles
+    assert role["scopes"] == ["list:users", "read:users:activity", "read:servers",
+                              "delete:servers"]
+
+
+def test_kernel_culling_args(settings: dict) -> None:
+    c = Config()
+    configurer.update_spawner(c, settings, load_catalog())
+    assert "--MappingKernelManager.cull_idle_timeout=1200" in c.Spawner.args
+
+
+def test_culling_can_be_disabled(settings: dict) -> None:
+    settings["culling"] = {**settings["culling"], "enabled": False}
+    c = Config()
+    configurer.update_culler(c, settings)
+    configurer.update_spawner(c, settings, load_catalog())
+    assert "services" not in c.JupyterHub
+    assert c.Spawner.args == []
+
+
+def test_other_authenticator_with_its_config(settings: dict) -> None:
+    settings["auth"] = {**settings["auth"], "type": "native",
+                        "config": {"NativeAuthenticator": {"open_signup": False}}}
+    c = Config()
+    configurer.update_auth(c, settings)
+    assert c.JupyterHub.authenticator_class == "native"
+    assert c.NativeAuthenticator.open_signup is False
