@@ -56,6 +56,7 @@ class Hub:
     process: subprocess.Popen[bytes] | None = None
     admin: str = field(default_factory=lambda: f"adm{uuid.uuid4().hex[:6]}")
     _admin_token: str | None = None
+    created_users: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -161,6 +162,7 @@ class Hub:
 
     def new_user(self, stem: str = "u", groups: tuple[str, ...] = ()) -> User:
         name = f"{stem}{uuid.uuid4().hex[:6]}"
+        self.created_users.append(name)
         session = self.login(name)
         for group in groups:
             r = self.api("POST", f"/groups/{group}/users", json={"users": [name]})

@@ -152,5 +152,5 @@ def _add_role(c: Config, role: dict[str, Any]) -> None:
 
 def _without(c: Config, trait: str, name: str) -> list[dict[str, Any]]:
     """Entries of a list trait already set on ``c``, minus the one called ``name``."""
-    current = c.JupyterHub[trait] if trait in c.JupyterHub else []
+    current = c.JupyterHub.get(trait, [])
     return [entry for entry in current if entry["name"] != name]

@@ -65,7 +65,8 @@ def config_file() -> Path:
     return Path(os.environ.get("STUDIOHUB_CONFIG", paths().config_file))
 
 
-def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
+def load_settings(path: Path | None = None,
+                  environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Defaults ← config.yaml ← STUDIOHUB_* environment variables, with paths resolved."""
     path = path or config_file()
     environ = dict(os.environ) if environ is None else environ

@@ -65,8 +65,8 @@ def test_choice_errors_name_the_allowed_values(options: dict, message: str) -> N
 def test_size_that_cannot_run_image_says_which_can() -> None:
     with pytest.raises(ChoiceError) as e:
         load_catalog().choose(["ml-research"], {"image": "mxnet-gpu", "size": "large"})
-    assert "size 'large' cannot run image 'mxnet-gpu' (it has no GPU); sizes that can: " \
-           "gpu-large, gpu-medium" == str(e.value)
+    assert str(e.value) == ("size 'large' cannot run image 'mxnet-gpu' (it has no GPU); "
+                            "sizes that can: gpu-large, gpu-medium")
 
 
 def test_missing_options_take_the_defaults() -> None:

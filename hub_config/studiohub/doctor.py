@@ -1,0 +1,99 @@
+"""``studiohub doctor``: what this host can and cannot enforce, said plainly.
+
+Each check returns a line marked OK, WARN (works, but something is not enforced)
+or FAIL (StudioHub cannot run as configured); the exit status is 1 on any FAIL.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import configurer
+from .catalog import Catalog, CatalogError, load_catalog
+from .paths import paths, system_mode
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "OK", "WARN" or "FAIL"
+    topic: str
+    text: str
+
+
+def check_mode() -> Finding:
+    if system_mode():
+        return Finding("OK", "mode", "system hub: each user's server runs as their own unix "
+                                     "account, created on first login")
+    return Finding("WARN", "mode", "personal hub (not root): only this account can log in and "
+                                   "servers run as it; run as root for a multi-user hub")
+
+
+def check_limits() -> Finding:
+    from .cgroups import detect
+
+    caps = detect()
+    return Finding("OK" if caps.enforced else "WARN", "limits", caps.summary)
+
+
+def check_gpus() -> Finding:
+    from .gpus import discover_gpus
+
+    gpus = discover_gpus()
+    if not gpus:
+        return Finding("WARN", "gpus", "no NVIDIA GPU seen: GPU sizes cannot be started here")
+    return Finding("OK", "gpus", f"{len(gpus)} GPU(s): {', '.join(map(str, gpus))}")
+
+
+def check_proxy() -> Finding:
+    command = configurer.proxy_command()
+    if not (Path(command).exists() or shutil.which(command)):
+        return Finding("FAIL", "proxy", "configurable-http-proxy not installed: run studiohub up")
+    node = shutil.which("node")
+    if not node:
+        return Finding("FAIL", "proxy", "node not found: install Node.js (apt-get install nodejs)")
+    version = subprocess.run([command, "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    return Finding("OK", "proxy", f"configurable-http-proxy {version} at {command}")
+
+
+def check_envs(catalog: Catalog) -> list[Finding]:
+    from .envs import env_status
+
+    findings = []
+    for image in catalog.images.values():
+        built, detail = env_status(image)
+        if built:
+            findings.append(Finding("OK", f"env {image.id}", detail))
+        elif image.gpu:
+            findings.append(Finding("WARN", f"env {image.id}",
+                                    f"not built ({detail}); GPU images build on GPU hosts"))
+        else:
+            findings.append(Finding("WARN", f"env {image.id}",
+                                    f"not built: run `studiohub env build {image.id}`"))
+    return findings
+
+
+def run_checks(catalog_path: str | None) -> list[Finding]:
+    try:
+        catalog = load_catalog(catalog_path)
+    except CatalogError as e:
+        return [Finding("FAIL", "catalog", str(e))]
+    findings = [Finding("OK", "catalog", f"{catalog.source}: {len(catalog.images)} images, "
+                                         f"{len(catalog.sizes)} sizes, "
+                                         f"{len(catalog.domains)} domains")]
+    checks: list[Callable[[], Finding]] = [check_mode, check_limits, check_gpus, check_proxy]
+    findings += [check() for check in checks]
+    findings += check_envs(catalog)
+    return findings
+
+
+def doctor_command(catalog_path: str | None = None) -> int:
+    print(f"StudioHub doctor ({paths().prefix})")
+    findings = run_checks(catalog_path)
+    for f in findings:
+        print(f"  {f.level:<4}  {f.topic:<16} {f.text}")
+    return 1 if any(f.level == "FAIL" for f in findings) else 0

@@ -1,0 +1,61 @@
+"""A real StudioHub for the whole session: ``studiohub up``, the proxy, real unix users."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.hubtools import Hub
+
+# Small sizes so limits can be hit quickly on a 2-core CI machine.
+TEST_CATALOG = {
+    "sizes": {
+        "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
+        "half": {"display_name": "0.5 vCPU + 1 GiB", "cpus": 0.5, "memory": "1G"},
+    },
+    "domains": {
+        "everyone": {"sizes": ["tiny", "half", "small", "medium"]},
+        "team-a": {"display_name": "Team A", "images": ["base"], "sizes": ["tiny", "half"]},
+    },
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests create unix users and cgroups: run them as root")
+    workdir = tmp_path_factory.mktemp("hub")
+    workdir.chmod(0o755)
+    hub = Hub(workdir, catalog=TEST_CATALOG)
+    hub.start()
+    yield hub
+    stop_all_servers(hub)
+    hub.stop()
+    remove_test_accounts(hub)
+
+
+def stop_all_servers(hub: Hub) -> None:
+    if hub.process is None or hub.process.poll() is not None:
+        return
+    for user in hub.api("GET", "/users").json():
+        if user.get("servers"):
+            hub.api("DELETE", f"/users/{user['name']}/server")
+
+
+def remove_test_accounts(hub: Hub) -> None:
+    """Remove the unix accounts the spawner created for this session's users."""
+    from studiohub.users import unix_name
+
+    for name in hub.created_users:
+        subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True, check=False)

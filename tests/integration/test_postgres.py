@@ -1,0 +1,37 @@
+"""The production database path: a hub on a private PostgreSQL cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.hubtools import Hub
+from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
+from tests.pgcluster import PostgresCluster, start_cluster
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    cluster = start_cluster(tmp_path_factory.mktemp("pg"))
+    yield cluster
+    cluster.stop()
+
+
+def test_hub_runs_on_postgresql(postgres: PostgresCluster,
+                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    workdir = tmp_path_factory.mktemp("pghub")
+    workdir.chmod(0o755)
+    hub = Hub(workdir, catalog=TEST_CATALOG, settings={"db_url": postgres.url})
+    hub.start()
+    try:
+        user = hub.new_user("pg")
+        user.spawn(image="base", size="tiny")
+        assert user.run("print(6 * 7)").stdout.strip() == "42"
+        assert user.name in postgres.psql("select name from users").split()
+        assert "jupyterhub.sqlite" not in {p.name for p in hub.state_dir.iterdir()}
+        user.stop()
+    finally:
+        stop_all_servers(hub)
+        hub.stop()
+        remove_test_accounts(hub)
