@@ -159,7 +159,7 @@ def main() -> int:
             for user in hub.api("GET", "/users").json():
                 stop_server(hub.url, hub.admin_token, user["name"])
             hub.stop()
-            from studiohub.users import unix_name
+            from studiohub.slugs import unix_name
 
             for user_name in names:
                 subprocess.run(["userdel", "-r", unix_name(user_name)], capture_output=True,

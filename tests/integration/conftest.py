@@ -55,7 +55,7 @@ def stop_all_servers(hub: Hub) -> None:
 
 def remove_test_accounts(hub: Hub) -> None:
     """Remove the unix accounts the spawner created for this session's users."""
-    from studiohub.users import unix_name
+    from studiohub.slugs import unix_name
 
     for name in hub.created_users:
         subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True, check=False)
