@@ -1,0 +1,80 @@
+"""The server extension: configuration, routes, and the lifecycle of what it runs."""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Instance, Unicode, default
+
+from ._version import __version__
+from .handlers import make_handlers
+from .tensorboard import magic
+from .tensorboard.manager import TensorBoardManager
+
+
+class StudioHubLab(ExtensionApp):
+    """StudioHub inside each user's Jupyter server (``c.StudioHubLab.<trait>``).
+
+    Its HTTP API lives under ``<base_url>studiohub/api/v1/``; TensorBoards are served
+    under ``<base_url>studiohub/tensorboard/<id>/``. TensorBoard settings are on
+    :class:`~studiohub_lab.tensorboard.manager.TensorBoardManager`.
+    """
+
+    name = "studiohub_lab"
+    version = __version__
+    description = __doc__
+    load_other_extensions = True
+
+    tensorboard_magic = Bool(
+        True,
+        help="""Make `%load_ext tensorboard` + `%tensorboard --logdir X` in the user's
+        kernels open the folder in the user's managed TensorBoard (sets
+        TENSORBOARD_BINARY, TENSORBOARD_PROXY_URL, STUDIOHUB_LAB_URL and
+        STUDIOHUB_KERNEL_TOKEN in the server's environment, which kernels inherit).
+        Variables already set by the operator are kept.""",
+    ).tag(config=True)
+
+    kernel_token = Unicode(
+        help="""Secret with which the user's kernels call this extension (for
+        %tensorboard). Default: random per server start. Never logged.""",
+    )
+
+    tensorboards = Instance(TensorBoardManager)
+
+    @default("kernel_token")
+    def _kernel_token_default(self) -> str:
+        return magic.new_kernel_token()
+
+    @default("tensorboards")
+    def _tensorboards_default(self) -> TensorBoardManager:
+        assert self.serverapp is not None
+        return TensorBoardManager(parent=self, root_dir=self.serverapp.root_dir,
+                                  base_url=self.serverapp.base_url)
+
+    def initialize_settings(self) -> None:
+        self.log.info("StudioHub server extension %s: TensorBoard from %s", __version__,
+                      self.tensorboards.python)
+        if self.tensorboard_magic:
+            self._set_kernel_environment()
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(make_handlers(self))
+
+    def _set_kernel_environment(self) -> None:
+        assert self.serverapp is not None
+        if self.serverapp.sock:
+            self.log.info("Server on a unix socket: %tensorboard integration is off")
+            return
+        shim = magic.write_shim(self.tensorboards.runtime_dir)
+        env = magic.kernel_environment(self.serverapp.base_url,
+                                       self.serverapp.connection_url, self.kernel_token, shim)
+        for key, value in env.items():
+            if key in ("TENSORBOARD_BINARY", "TENSORBOARD_PROXY_URL"):
+                os.environ.setdefault(key, value)
+            else:
+                os.environ[key] = value
+
+    async def stop_extension(self) -> None:
+        """The server is stopping: stop every TensorBoard it started."""
+        await self.tensorboards.stop_all()

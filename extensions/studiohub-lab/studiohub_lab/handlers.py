@@ -1,0 +1,236 @@
+"""HTTP handlers: one route table, thin handlers over plain modules.
+
+Every handler is ``@tornado.web.authenticated``; errors are JSON ``{status, message}``
+(see :class:`LabHandlerMixin`), never a traceback, and user input never yields a 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, cast
+
+from jupyter_server.auth import User
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from tornado import web
+
+from ._version import __version__
+from .errors import LabError
+from .info import make_info
+from .tensorboard import proxy
+from .tensorboard.magic import TOKEN_HEADER
+
+if TYPE_CHECKING:
+    from .app import StudioHubLab
+    from .tensorboard.manager import TensorBoardManager
+
+API = "studiohub/api/v1"
+TB_ID = r"(?P<tb_id>[0-9]{1,10})"
+
+
+def make_handlers(app: StudioHubLab) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
+    """The route table (paths are relative to the server's ``base_url``)."""
+    kw = {"lab": app}
+    return [
+        (rf"{API}/info", InfoHandler, kw),
+        (rf"{API}/tensorboards", TensorBoardsHandler, kw),
+        (rf"{API}/tensorboards/{TB_ID}", TensorBoardHandler, kw),
+        (rf"{API}/tensorboards/{TB_ID}/restart", TensorBoardRestartHandler, kw),
+        (rf"studiohub/tensorboard/{TB_ID}(?P<path>/.*)?", TensorBoardProxyHandler, kw),
+    ]
+
+
+class LabHandlerMixin:
+    """Errors as JSON ``{status, message}``: :class:`LabError` keeps its status and
+    message, ``HTTPError`` its message, anything else is a 500 that names no internals."""
+
+    lab: StudioHubLab
+
+    def initialize(self, lab: StudioHubLab) -> None:
+        self.lab = lab
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        handler = cast(JupyterHandler, self)
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, LabError):
+            status_code, message = exc.status, exc.message
+            handler.set_status(status_code)
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif status_code >= 500:
+            message = "internal error in the StudioHub server extension: see the server log"
+        else:
+            message = HTTPStatus(status_code).phrase
+        handler.set_header("Content-Type", "application/json")
+        handler.finish(json.dumps({"status": status_code, "message": message}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, LabError):
+            cast(JupyterHandler, self).log.warning("%s %s: %s", cast(JupyterHandler, self)
+                                                   .request.method, value.status, value.message)
+        else:
+            super().log_exception(typ, value, tb)  # type: ignore[misc]
+
+
+class LabAPIHandler(LabHandlerMixin, APIHandler):
+    def get_json_body(self) -> dict[str, Any]:
+        """The body as a JSON object, parsed once; 400 naming the problem otherwise."""
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except ValueError as e:
+            raise LabError(f"request body is not valid JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise LabError("request body must be a JSON object")
+        return body
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+
+class InfoHandler(LabAPIHandler):
+    @web.authenticated
+    def get(self) -> None:
+        self.write_json(make_info(os.environ, __version__))
+
+
+class KernelTokenMixin:
+    """Also accept the per-server secret that ``%tensorboard`` sends from the user's kernels
+    (see :mod:`.tensorboard.magic`); everything else goes through the server's own auth."""
+
+    lab: StudioHubLab
+
+    async def prepare(self) -> None:
+        handler = cast(JupyterHandler, self)
+        sent = handler.request.headers.get(TOKEN_HEADER)
+        if sent is None:
+            await super().prepare()  # type: ignore[misc]
+            return
+        if not hmac.compare_digest(sent.encode(), self.lab.kernel_token.encode()):
+            raise web.HTTPError(403, "invalid StudioHub kernel token")
+        user = User(username=os.environ.get("JUPYTERHUB_USER") or "kernel")
+        handler.current_user = handler._jupyter_current_user = user
+
+    def check_xsrf_cookie(self) -> None:
+        if cast(JupyterHandler, self).request.headers.get(TOKEN_HEADER) is None:
+            super().check_xsrf_cookie()  # type: ignore[misc]
+
+
+class TensorBoardAPIHandler(KernelTokenMixin, LabAPIHandler):  # type: ignore[misc]
+    @property
+    def manager(self) -> TensorBoardManager:
+        return self.lab.tensorboards
+
+    def model(self, instance: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], instance.model(self.manager.home))
+
+    async def wait(self, instance: Any) -> Any:
+        """``?wait=ready``: answer once started (or failed); ``?wait=stopped``: once it
+        stopped (used by ``%tensorboard`` to live as long as its TensorBoard)."""
+        until = self.get_query_argument("wait", None)
+        if until == "ready":
+            with contextlib.suppress(TimeoutError):
+                await self.manager.wait_ready(instance)
+        elif until == "stopped":
+            await instance.exited.wait()
+        elif until is not None:
+            raise LabError(f"wait={until!r}: use wait=ready or wait=stopped")
+        return instance
+
+
+class TensorBoardsHandler(TensorBoardAPIHandler):
+    @web.authenticated
+    def get(self) -> None:
+        self.write_json({"tensorboards": [self.model(i) for i in self.manager.all()]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body()
+        unknown = sorted(set(body) - {"folders"})
+        if unknown:
+            raise LabError(f"unknown field(s) {', '.join(unknown)}: send {{\"folders\": [...]}}")
+        if "folders" not in body:
+            raise LabError('folders: required, e.g. {"folders": ["runs/mnist"]}')
+        instance = await self.wait(await self.manager.open(body["folders"]))
+        self.write_json(self.model(instance), 200 if instance.status == "running" else 202)
+
+
+class TensorBoardHandler(TensorBoardAPIHandler):
+    @web.authenticated
+    async def get(self, tb_id: str) -> None:
+        instance = await self.wait(self.manager.get(tb_id))
+        self.write_json(self.model(instance))
+
+    @web.authenticated
+    async def delete(self, tb_id: str) -> None:
+        self.write_json(self.model(await self.manager.stop(tb_id)))
+
+
+class TensorBoardRestartHandler(TensorBoardAPIHandler):
+    @web.authenticated
+    async def post(self, tb_id: str) -> None:
+        instance = await self.wait(await self.manager.restart(tb_id))
+        self.write_json(self.model(instance), 200 if instance.status == "running" else 202)
+
+
+class TensorBoardProxyHandler(LabHandlerMixin, JupyterHandler):
+    """``<base_url>studiohub/tensorboard/<id>/…``: the board itself, through this server.
+
+    A stopped TensorBoard is started again on the first request (the page waits for it);
+    TensorBoard's HTTP API is read-only, so its POSTs are not asked for Jupyter's XSRF
+    token (its own frontend does not send one).
+    """
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    @property
+    def manager(self) -> TensorBoardManager:
+        return self.lab.tensorboards
+
+    @web.authenticated
+    async def get(self, tb_id: str, path: str | None) -> None:
+        await self.forward(tb_id, path)
+
+    @web.authenticated
+    async def head(self, tb_id: str, path: str | None) -> None:
+        await self.forward(tb_id, path)
+
+    @web.authenticated
+    async def post(self, tb_id: str, path: str | None) -> None:
+        await self.forward(tb_id, path)
+
+    async def forward(self, tb_id: str, path: str | None) -> None:
+        if path is None:
+            query = f"?{self.request.query}" if self.request.query else ""
+            self.redirect(f"{self.request.path}/{query}", permanent=False)
+            return
+        instance = await self.manager.ensure_running(tb_id)
+        if instance.status == "starting":
+            await self.manager.wait_ready(instance)
+        if instance.status != "running":
+            raise LabError(f"TensorBoard {tb_id} {instance.status}: {instance.error or ''}"
+                           .strip(), status=502)
+        instance.touch()
+        try:
+            response = await proxy.forward(str(instance.socket), self.request.method or "GET",
+                                           self.request.uri or "/",
+                                           self.request.headers.get_all(), self.request.body)
+        except OSError as e:
+            raise LabError(f"TensorBoard {tb_id} is not answering ({e}): use Reload in the "
+                           "TensorBoard panel", status=502) from None
+        self.clear()
+        self.set_status(response.code, response.reason)
+        seen: set[str] = set()
+        for name, value in proxy.response_headers(response.headers.get_all()):
+            # TensorBoard's own headers (its CSP included) replace the defaults.
+            (self.add_header if name.lower() in seen else self.set_header)(name, value)
+            seen.add(name.lower())
+        if response.body and self.request.method != "HEAD" and response.code not in (204, 304):
+            self.write(response.body)
+        await self.finish()

@@ -1,0 +1,159 @@
+"""The StudioHub server extension's HTTP API on a real Jupyter server (pytest-jupyter),
+without TensorBoard processes: info, and every refusal of bad input as JSON 4xx.
+
+The tests are plain functions driving pytest-jupyter's own event loop (the project runs
+pytest-asyncio in auto mode, whose loop is not the one the server fixture runs on)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+pytest.importorskip("pytest_jupyter")
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    (path / "runs" / "mnist").mkdir(parents=True)
+    (path / "notes.txt").write_text("not a folder")
+    return path
+
+
+@pytest.fixture
+def jp_server_config(home: Path, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"studiohub_lab": True}},
+        "TensorBoardManager": {"allowed_root": str(home),
+                               "python": str(tmp_path / "no-such-env" / "python")},
+    }
+
+
+@pytest.fixture
+def jp_root_dir(home: Path) -> Path:
+    return home
+
+
+@pytest.fixture
+def fetch(jp_fetch: Any, jp_asyncio_loop: Any) -> Any:
+    def call(*parts: str, **kwargs: Any) -> Any:
+        return jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
+    return call
+
+
+def fetch_error(fetch: Any, *parts: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    with pytest.raises(HTTPClientError) as info:
+        fetch(*parts, **kwargs)
+    response = info.value.response
+    assert response is not None
+    return info.value.code, json.loads(response.body)
+
+
+def test_info_reports_image_size_and_limits(fetch: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIOHUB_IMAGE", "pytorch-cpu")
+    monkeypatch.setenv("STUDIOHUB_SIZE", "small")
+    monkeypatch.setenv("STUDIOHUB_MEM_LIMIT", "4294967296")
+    monkeypatch.setenv("STUDIOHUB_CPU_LIMIT", "2")
+    response = fetch("studiohub", "api", "v1", "info")
+    assert response.code == 200
+    from studiohub_lab import __version__
+
+    assert json.loads(response.body) == {
+        "version": __version__, "image": "pytorch-cpu", "size": "small",
+        "limits": {"memory": 4 * 1024**3, "cpu": 2.0}}
+
+
+def test_info_without_a_spawner_reports_nulls(fetch: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("STUDIOHUB_IMAGE", "STUDIOHUB_SIZE", "STUDIOHUB_CPU_LIMIT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STUDIOHUB_MEM_LIMIT", "lots")  # unreadable: ignored, not a 500
+    body = json.loads((fetch("studiohub", "api", "v1", "info")).body)
+    assert body["image"] is None and body["size"] is None
+    assert body["limits"] == {"memory": None, "cpu": None}
+
+
+def test_info_accepts_quantities(fetch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIOHUB_MEM_LIMIT", "512M")
+    monkeypatch.setenv("STUDIOHUB_CPU_LIMIT", "0.5")
+    body = json.loads((fetch("studiohub", "api", "v1", "info")).body)
+    assert body["limits"] == {"memory": 512 * 1024**2, "cpu": 0.5}
+
+
+def test_api_needs_authentication(fetch: Any) -> None:
+    code, body = fetch_error(fetch, "studiohub", "api", "v1", "info",
+                                   headers={"Authorization": "token wrong"})
+    assert code == 403
+    assert body["status"] == 403
+
+
+def test_tensorboard_proxy_needs_authentication(fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as info:
+        fetch("studiohub", "tensorboard", "123/", headers={
+            "Authorization": "token wrong"}, follow_redirects=False)
+    assert info.value.code in (302, 403)
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b"{not json", 400, "request body is not valid JSON"),
+    (b"[1]", 400, "request body must be a JSON object"),
+    (b"{}", 400, "folders: required"),
+    (b'{"folders": [], "x": 1}', 400, "unknown field(s) x"),
+    (b'{"folders": []}', 400, "give a list of at least one folder"),
+    (b'{"folders": "runs"}', 400, "give a list of at least one folder"),
+    (b'{"folders": [3]}', 400, "3 is not a folder path"),
+    (b'{"folders": ["/etc"]}', 403, "'/etc' is outside your home folder"),
+    (b'{"folders": ["../.."]}', 403, "is outside your home folder"),
+    (b'{"folders": ["missing"]}', 404, "folder 'missing' does not exist"),
+    (b'{"folders": ["notes.txt"]}', 400, "'notes.txt' is not a folder"),
+])
+def test_open_refuses_bad_folders(fetch: Any, body: bytes, status: int,
+                                        message: str) -> None:
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                                     method="POST", body=body)
+    assert (code, answer["status"]) == (status, status)
+    assert message in answer["message"]
+
+
+def test_link_out_of_home_is_refused(fetch: Any, home: Path) -> None:
+    (home / "escape").symlink_to("/etc")
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                                     method="POST", body=b'{"folders": ["escape"]}')
+    assert code == 403 and "outside your home folder" in answer["message"]
+
+
+def test_missing_tensorboard_environment_is_a_clear_503(fetch: Any) -> None:
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                                     method="POST", body=b'{"folders": ["runs/mnist"]}')
+    assert code == 503
+    assert "TensorBoard's environment is missing" in answer["message"]
+
+
+def test_unknown_tensorboard_is_404(fetch: Any) -> None:
+    for method in ("GET", "DELETE"):
+        code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                                         "12345", method=method)
+        assert code == 404 and answer["message"] == "no TensorBoard 12345: open its folders again"
+    code, answer = fetch_error(fetch, "studiohub", "tensorboard", "12345/")
+    assert code == 404
+    with pytest.raises(HTTPClientError) as redirect:
+        fetch("studiohub", "tensorboard", "12345", follow_redirects=False)
+    assert redirect.value.code == 302
+    assert redirect.value.response.headers["Location"].endswith("/studiohub/tensorboard/12345/")
+
+
+def test_list_starts_empty(fetch: Any) -> None:
+    response = fetch("studiohub", "api", "v1", "tensorboards")
+    assert json.loads(response.body) == {"tensorboards": []}
+
+
+def test_kernel_token_is_checked(fetch: Any) -> None:
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                                     headers={"X-StudioHub-Kernel-Token": "guess"})
+    assert code == 403 and answer["message"] == "invalid StudioHub kernel token"
