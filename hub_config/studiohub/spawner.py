@@ -1,0 +1,610 @@
+"""``StudioSpawner``: a local JupyterLab per user, inside the catalog size they chose.
+
+Lifecycle (``LocalProcessSpawner`` plus what StudioHub needs):
+
+- ``user_options`` (``{image, size}`` from the spawn form or the REST API) are checked
+  against the catalog for the user's domains (their JupyterHub groups) by
+  :meth:`Catalog.choose`; anything else is an HTTP 400 naming the allowed values.
+- ``start`` creates the unix account (system mode), takes GPUs from the hub-wide
+  allocator, creates the server's cgroup with the size's limits, starts
+  ``jupyterhub-singleuser`` as the user inside it, and returns only once the server's
+  port accepts connections (so the hub's back-off never waits on a server already up).
+- ``get_state`` keeps the pid (and its start time), the cgroup and the GPUs, so after a
+  hub restart the running server is found again and its GPUs stay reserved.
+- ``stop`` stops the server, removes the cgroup (killing leftovers, e.g. kernels) and
+  frees the GPUs.
+
+The command, arguments, environment and the options form are pure ``make_*`` functions
+below, tested against literal values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import html
+import os
+import pwd
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from subprocess import STDOUT, Popen
+from typing import Any, BinaryIO
+
+from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
+from jupyterhub.utils import random_port
+from traitlets import Bool, Float, Integer, List, Unicode, default
+
+from . import cgroups, gpus, users
+from .catalog import Catalog, Choice, ChoiceError, Image, Size, load_catalog
+from .paths import paths, system_mode
+from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name
+
+# jsonschema builds an RFC 3987 grammar at import time when ``rfc3987_syntax`` is
+# installed (0.7 s here), only to check the ``iri`` string format, which no Jupyter
+# server schema uses. Hiding the module halves the server's start-up time.
+FAST_SINGLEUSER = ("import sys; sys.modules['rfc3987_syntax'] = None; "
+                   "from jupyterhub.singleuser import main; sys.exit(main())")
+LOG_MAX_BYTES = 10 * 1024 * 1024
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_catalogs: dict[str, tuple[float, Catalog]] = {}
+
+
+# --- pure builders ---------------------------------------------------------------------
+
+
+def make_cmd(python: str, fast: bool = True) -> list[str]:
+    """The single-user server command, run with the hub environment's own Python."""
+    if fast:
+        return [python, "-c", FAST_SINGLEUSER]
+    return [python, "-m", "jupyterhub.singleuser"]
+
+
+def make_cull_args(idle_timeout: int, interval: int, busy: bool, connected: bool) -> list[str]:
+    """jupyter_server's own idle-kernel culling; nothing when ``idle_timeout`` is 0."""
+    if idle_timeout <= 0:
+        return []
+    return [f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",
+            f"--MappingKernelManager.cull_interval={interval}",
+            f"--MappingKernelManager.cull_busy={busy}",
+            f"--MappingKernelManager.cull_connected={connected}"]
+
+
+def make_args(default_kernel: str | None, cull: Sequence[str] = ()) -> list[str]:
+    """Server arguments: the chosen image's kernel as default (if registered), culling."""
+    args = list(cull)
+    if default_kernel:
+        args.append(f"--MappingKernelManager.default_kernel_name={default_kernel}")
+    return args
+
+
+def make_env(choice: Choice, *, gpu_ids: Sequence[str], caps: cgroups.Capabilities,
+             cgroup: str, jupyter_data: str, hub_bin: str, path: str = "",
+             jupyter_path: str = "") -> dict[str, str]:
+    """Variables StudioHub adds for a server: GPUs, kernels' path, the size for the Lab UI."""
+    size, image = choice.size, choice.image
+    enforced = [n for n in ("memory", "cpu", "pids") if getattr(caps, n)] if cgroup else []
+    return {
+        "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "JUPYTER_PATH": os.pathsep.join(p for p in (jupyter_data, jupyter_path) if p),
+        "PATH": os.pathsep.join((hub_bin, path or SYSTEM_PATH)),
+        "STUDIOHUB_IMAGE": image.id,
+        "STUDIOHUB_IMAGE_LABEL": image.label,
+        "STUDIOHUB_SIZE": size.id,
+        "STUDIOHUB_SIZE_LABEL": size.display_name,
+        "STUDIOHUB_CPU_LIMIT": f"{size.cpus:g}",
+        "STUDIOHUB_MEM_LIMIT": str(size.memory),
+        "STUDIOHUB_GPU_LIMIT": str(size.gpus),
+        "STUDIOHUB_LIMITS": ",".join(enforced) or "none",
+        "STUDIOHUB_LIMITS_SUMMARY": caps.summary,
+        "STUDIOHUB_CGROUP": cgroup,
+    }
+
+
+def form_to_options(formdata: Mapping[str, Any]) -> dict[str, Any]:
+    """Form fields (lists of strings) to user_options; ``_xsrf`` is the hub's, not ours."""
+    return {k: v[0] if isinstance(v, (list, tuple)) and v else v
+            for k, v in formdata.items() if k != "_xsrf"}
+
+
+def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping[str, Any],
+                      caps: cgroups.Capabilities, gpu_count: int) -> str:
+    """The spawn form for a user in ``groups``: their images and sizes, with notices.
+
+    A size that cannot run the selected image, or needs more GPUs than the host has, is
+    disabled; a little script re-checks when the image changes. The server checks again.
+    Sizes are listed smallest first; the preselected pair is what the REST API would pick.
+    """
+    images = catalog.allowed_images(groups)
+    sizes = sorted(catalog.allowed_sizes(groups), key=lambda s: (s.gpus, s.cpus, s.memory))
+    try:
+        choice = catalog.choose(groups, {k: v for k, v in selected.items()
+                                         if k in ("image", "size")})
+    except ChoiceError:
+        choice = catalog.choose(groups, {})
+    notices = _form_notices(caps, sizes, gpu_count)
+    image_rows = [_image_row(i, sizes, gpu_count, i.id == choice.image.id) for i in images]
+    size_rows = [_size_row(s, choice.image, gpu_count, s.id == choice.size.id) for s in sizes]
+    return (
+        '<div class="studiohub-spawn">'
+        + "".join(f'<p class="alert alert-warning" role="alert">{html.escape(n)}</p>'
+                  for n in notices)
+        + '<fieldset class="form-group"><legend>Image</legend>' + "".join(image_rows)
+        + "</fieldset>"
+        + '<fieldset class="form-group"><legend>Instance size</legend>' + "".join(size_rows)
+        + "</fieldset>" + _FORM_SCRIPT + "</div>"
+    )
+
+
+def _form_notices(caps: cgroups.Capabilities, sizes: Sequence[Size], gpu_count: int) -> list[str]:
+    notices = []
+    if not caps.enforced:
+        notices.append(f"Note: {caps.summary}.")
+    if any(s.gpus > gpu_count for s in sizes):
+        have = f"{gpu_count} GPU(s)" if gpu_count else "no GPU"
+        notices.append(f"This host has {have}: sizes needing more are unavailable.")
+    return notices
+
+
+def _usable(size: Size, gpu_count: int) -> bool:
+    return size.gpus <= gpu_count
+
+
+def _image_row(image: Image, sizes: Sequence[Size], gpu_count: int, checked: bool) -> str:
+    fits = [s.id for s in sizes if s.can_run(image) and _usable(s, gpu_count)]
+    attrs = f'data-sizes="{html.escape(" ".join(fits))}"'
+    attrs += " checked" if checked else ""
+    attrs += "" if fits else " disabled"
+    note = "" if fits else " (no size here can run it)"
+    description = f" <small>{html.escape(image.description)}</small>" if image.description else ""
+    return (f'<div class="radio"><label><input type="radio" name="image" '
+            f'value="{html.escape(image.id)}" {attrs}> <strong>{html.escape(image.label)}'
+            f"</strong>{description}{note}</label></div>")
+
+
+def _size_row(size: Size, image: Image, gpu_count: int, checked: bool) -> str:
+    usable = size.can_run(image) and _usable(size, gpu_count)
+    attrs = (" checked" if checked and usable else "") + ("" if usable else " disabled")
+    note = "" if _usable(size, gpu_count) else f" (needs {size.gpus} GPU)"
+    return (f'<div class="radio"><label><input type="radio" name="size" '
+            f'value="{html.escape(size.id)}"{attrs}> {html.escape(size.display_name)}'
+            f"{note}</label></div>")
+
+
+_FORM_SCRIPT = """<script>
+(function () {
+  var form = document.currentScript.closest('form') || document;
+  function update() {
+    var image = form.querySelector('input[name=image]:checked');
+    if (!image) { return; }
+    var fits = image.dataset.sizes.split(' ');
+    var sizes = form.querySelectorAll('input[name=size]');
+    sizes.forEach(function (s) { s.disabled = fits.indexOf(s.value) < 0; });
+    var chosen = form.querySelector('input[name=size]:checked');
+    if (!chosen || chosen.disabled) {
+      var first = Array.prototype.find.call(sizes, function (s) { return !s.disabled; });
+      if (first) { first.checked = true; }
+    }
+  }
+  form.querySelectorAll('input[name=image]').forEach(function (i) {
+    i.addEventListener('change', update);
+  });
+})();
+</script>"""
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): tells a reused pid from our server."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def cached_catalog(path: str) -> Catalog:
+    """The catalog, reloaded when its file changes (a spawn page must not re-validate it)."""
+    key = path or ""
+    mtime = Path(path).stat().st_mtime if path else 0.0
+    cached = _catalogs.get(key)
+    if cached is None or cached[0] != mtime:
+        _catalogs[key] = (mtime, load_catalog(path or None))
+    return _catalogs[key][1]
+
+
+@functools.lru_cache(maxsize=8)
+def detect_caps(root: str) -> cgroups.Capabilities:
+    """Detected once per hub process: cgroup mounts do not change under a running hub."""
+    return cgroups.detect(root=root)
+
+
+def _options_form(spawner: StudioSpawner) -> str:
+    return spawner.render_options_form()
+
+
+def _apply_options(spawner: StudioSpawner, user_options: dict[str, Any]) -> None:
+    spawner.apply_choice(user_options)
+
+
+# --- the spawner -----------------------------------------------------------------------
+
+
+class StudioSpawner(LocalProcessSpawner):
+    """Local JupyterLab servers as the users' own unix accounts, inside catalog sizes."""
+
+    catalog_path = Unicode(
+        "",
+        help="""Operator catalog file merged into the built-in one (images, sizes, domains).
+
+        Empty: the built-in catalog only. Reloaded when the file changes.
+        Set by StudioHub's configurer from ``catalog_path`` in config.yaml.""",
+    ).tag(config=True)
+
+    cgroup_root = Unicode(
+        "studiohub",
+        help="""Parent cgroup of all user servers, under the root of each hierarchy.
+
+        Each server gets ``<root>/jupyter-<user>`` (v2: /sys/fs/cgroup/studiohub/...; v1:
+        /sys/fs/cgroup/memory/studiohub/... and the same under cpu and pids).""",
+    ).tag(config=True)
+
+    use_cgroups = Bool(
+        True,
+        help="""Put each server in a cgroup with its size's memory, CPU and process limits.
+
+        Only where the host allows (see ``studiohub doctor``); set False to run servers
+        without limits even where they could be enforced.""",
+    ).tag(config=True)
+
+    pids_limit = Integer(
+        cgroups.DEFAULT_PIDS_MAX,
+        help="""Most processes and threads one server (with its kernels) may run; 0 = no limit.
+
+        Enforced by the pids cgroup controller; stops fork bombs from taking the host.""",
+    ).tag(config=True)
+
+    unix_user_prefix = Unicode(
+        DEFAULT_UNIX_PREFIX,
+        help="""Prefix of the unix accounts created for hub users (system mode only).
+
+        Hub user ``alice`` runs as ``jupyter-alice``; see studiohub.slugs for the rules.""",
+    ).tag(config=True)
+
+    gpu_ids = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="""GPUs the hub hands out, by UUID or index. None: discovered with nvidia-smi.
+
+        Each GPU goes to at most one server at a time, as CUDA_VISIBLE_DEVICES.""",
+    ).tag(config=True)
+
+    fast_start = Bool(
+        True,
+        help="""Start jupyterhub-singleuser without building jsonschema's RFC 3987 grammar.
+
+        Saves about a second per spawn; False runs ``python -m jupyterhub.singleuser``.""",
+    ).tag(config=True)
+
+    ready_poll_interval = Float(
+        0.025,
+        help="""Seconds between checks that a starting server's port accepts connections.""",
+    ).tag(config=True)
+
+    server_log_dir = Unicode(
+        help="""Directory of each server's log (``<cgroup name>.log``), readable by the hub only.
+
+        Default: ``<prefix>/state/servers``. The last lines are shown when a start fails.""",
+    ).tag(config=True)
+
+    kernel_cull_idle_timeout = Integer(
+        0,
+        help="""Shut down kernels idle longer than this many seconds (0: never).
+
+        Passed to the server as --MappingKernelManager.cull_idle_timeout.""",
+    ).tag(config=True)
+
+    kernel_cull_interval = Integer(
+        120, help="""Seconds between idle-kernel checks (MappingKernelManager.cull_interval)."""
+    ).tag(config=True)
+
+    kernel_cull_busy = Bool(
+        False, help="""Cull kernels that are busy running code (MappingKernelManager.cull_busy)."""
+    ).tag(config=True)
+
+    kernel_cull_connected = Bool(
+        False,
+        help="""Cull idle kernels that still have a browser connected (cull_connected).""",
+    ).tag(config=True)
+
+    cgroup = Unicode(help="Name of this server's cgroup; empty when none was made.")
+    pid_started = Integer(0, help="Start time of ``pid`` in clock ticks (pid reuse check).")
+    held_gpus = List(Unicode(), help="IDs of the GPUs this server holds.")
+
+    @default("server_log_dir")
+    def _default_log_dir(self) -> str:
+        return str(paths().state / "servers")
+
+    @default("options_form")
+    def _default_options_form(self) -> Callable[[StudioSpawner], str]:
+        return _options_form
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Callable[[StudioSpawner, dict[str, Any]], None]:
+        return _apply_options
+
+    # --- choices -------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        return cached_catalog(self.catalog_path)
+
+    @property
+    def groups(self) -> list[str]:
+        return [g.name for g in self.user.groups]
+
+    @property
+    def caps(self) -> cgroups.Capabilities:
+        if not self.use_cgroups:
+            return cgroups.Capabilities("none", reason="cgroups are turned off "
+                                                       "(StudioSpawner.use_cgroups)")
+        return detect_caps(self.cgroup_root)
+
+    @property
+    def allocator(self) -> gpus.GpuAllocator:
+        ids = self.gpu_ids
+        return gpus.shared_allocator(None if ids is None else gpus.gpus_from_ids(ids))
+
+    @property
+    def gpu_holder(self) -> str:
+        return f"{self.user.name}/{self.name}" if self.name else self.user.name
+
+    def render_options_form(self) -> str:
+        saved = dict(getattr(self.orm_spawner, "user_options", None) or {})
+        return make_options_form(self.catalog, self.groups, saved, self.caps,
+                                 len(self.allocator.gpus))
+
+    def options_from_form(self, formdata: Mapping[str, Any]) -> dict[str, str]:
+        """Form fields to ``{image, size}``, refused here (HTTP 400) when not allowed."""
+        return self.choose(form_to_options(formdata)).as_options()
+
+    def choose(self, options: Mapping[str, Any]) -> Choice:
+        """The catalog's verdict on ``options`` for this user, as a SpawnException(400)."""
+        try:
+            return self.catalog.choose(self.groups, options)
+        except ChoiceError as e:
+            raise SpawnException(str(e), reason="user_options", status_code=400) from None
+
+    def apply_choice(self, user_options: Mapping[str, Any]) -> Choice:
+        """Validate user_options and size the server (the default ``apply_user_options``).
+
+        Options the hub saved for next time are dropped when refused, so a bad REST
+        request does not become this user's default.
+        """
+        try:
+            choice = self.choose(user_options)
+        except SpawnException:
+            if self.orm_spawner is not None:
+                self.orm_spawner.user_options = {}
+            raise
+        self.choice = choice
+        self.mem_limit, self.cpu_limit = choice.size.memory, choice.size.cpus
+        return choice
+
+    choice: Choice | None = None
+
+    # --- start ---------------------------------------------------------------------------
+
+    @property
+    def account(self) -> pwd.struct_passwd:
+        return self._account if self._account is not None else users.current_user()
+
+    _account: pwd.struct_passwd | None = None
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        env["USER"], env["HOME"] = self.account.pw_name, self.account.pw_dir
+        env["SHELL"] = self.account.pw_shell or "/bin/bash"
+        return env
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        assert self.choice is not None
+        kernels = paths().kernels
+        env.update(make_env(self.choice, gpu_ids=self.held_gpus, caps=self.caps,
+                            cgroup=self.cgroup, jupyter_data=str(kernels.parent),
+                            hub_bin=str(Path(sys.executable).parent),
+                            path="" if system_mode() else env.get("PATH", ""),
+                            jupyter_path=os.environ.get("JUPYTER_PATH", "")))
+        return env
+
+    def get_args(self) -> list[str]:
+        assert self.choice is not None
+        kernel = f"studiohub-{self.choice.image.id}"  # envs.kernel_name
+        registered = (paths().kernels / kernel / "kernel.json").exists()
+        cull = make_cull_args(self.kernel_cull_idle_timeout, self.kernel_cull_interval,
+                              self.kernel_cull_busy, self.kernel_cull_connected)
+        return make_args(kernel if registered else None, cull) + list(super().get_args())
+
+    async def start(self) -> tuple[str, int]:
+        """Start the server inside its size; return once its port accepts connections."""
+        choice = self.apply_choice(self.user_options)
+        if system_mode():
+            self._account = await asyncio.to_thread(users.ensure_user, self.user.name,
+                                                    self.unix_user_prefix)
+        self._take_gpus(choice.size.gpus)
+        try:
+            await asyncio.to_thread(self._make_cgroup, choice)
+            self.port = int(getattr(self, "port", 0)) or random_port()
+            self._popen()
+            await self._wait_ready()
+        except BaseException:
+            await self._kill_and_release()
+            raise
+        return (self.ip or "127.0.0.1", self.port)
+
+    def _take_gpus(self, count: int) -> None:
+        try:
+            self.held_gpus = [g.id for g in self.allocator.allocate(self.gpu_holder, count)]
+        except gpus.NoGpuFree as e:
+            raise SpawnException(str(e), reason="gpu", status_code=409) from None
+
+    def _make_cgroup(self, choice: Choice) -> None:
+        caps = self.caps
+        if not caps.enforced:
+            self.log.warning("Server of %s runs without limits: %s", self.user.name,
+                             caps.summary)
+            return
+        name = cgroup_name(self.user.name, self.name)
+        tree = cgroups.Cgroups(caps, self.cgroup_root)
+        settings = cgroups.make_settings(caps, choice.size.cpus, choice.size.memory,
+                                         self.pids_limit)
+        tree.ensure_cgroup(name, settings)
+        self.cgroup = name
+        if system_mode():
+            tree.delegate(name, self.account.pw_uid, self.account.pw_gid)
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.server_log_dir) / f"{cgroup_name(self.user.name, self.name)}.log"
+
+    def _popen(self) -> None:
+        cmd = make_cmd(sys.executable, self.fast_start) + self.get_args()
+        env = self.get_env()
+        self.log.info("Spawning %s for %s in cgroup %s", " ".join(cmd[:2]), self.user.name,
+                      self.cgroup or "(none)")
+        with _open_log(self.log_path) as log:
+            self.proc = Popen(cmd, env=env, cwd=self.account.pw_dir, stdout=log, stderr=STDOUT,
+                              preexec_fn=self._preexec(), start_new_session=True,
+                              **self.popen_kwargs)
+        self.pid = self.proc.pid
+        self.pid_started = process_start_ticks(self.pid) or 0
+
+    def _preexec(self) -> Callable[[], None]:
+        """Join the cgroup (as root, before exec), then become the user.
+
+        Joining in the child rather than attaching after ``Popen`` means no instruction of
+        the server, and no process it forks, ever runs outside its limits.
+        """
+        steps = []
+        if self.cgroup:
+            procs = cgroups.Cgroups(self.caps, self.cgroup_root).procs_files(self.cgroup)
+            steps.append(cgroups.make_join(procs))
+        if system_mode():
+            steps.append(set_user_setuid(self.account.pw_name))
+
+        def preexec() -> None:
+            for step in steps:
+                step()
+
+        return preexec
+
+    async def _wait_ready(self) -> None:
+        """Poll the port every ``ready_poll_interval`` until it accepts, or the process dies."""
+        ip = self.ip if self.ip not in ("", "0.0.0.0") else "127.0.0.1"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while loop.time() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise self._exited(self.proc.returncode)
+            try:
+                _, writer = await asyncio.open_connection(ip, self.port)
+            except OSError:
+                await asyncio.sleep(self.ready_poll_interval)
+                continue
+            writer.close()
+            return
+
+    def _exited(self, status: int) -> SpawnException:
+        tail = log_tail(self.log_path)
+        last = tail.splitlines()[-1] if tail else "no output"
+        return SpawnException(
+            f"Your server exited while starting (status {status}): {last}",
+            reason="exited", status_code=500,
+            log_message=f"server of {self.user.name} exited with {status}; log "
+                        f"{self.log_path}:\n{tail}")
+
+    # --- state, poll, stop -----------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """pid (LocalProcessSpawner) plus its start time, the cgroup and the GPUs held."""
+        state: dict[str, Any] = super().get_state()
+        if self.pid:
+            state.update(pid_started=self.pid_started, cgroup=self.cgroup,
+                         gpus=list(self.held_gpus))
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Find a running server again after a hub restart; re-reserve its GPUs."""
+        super().load_state(state)
+        self.pid_started = int(state.get("pid_started", 0))
+        self.cgroup = state.get("cgroup", "")
+        if state.get("gpus"):
+            reserved, problems = self.allocator.reserve(self.gpu_holder, state["gpus"])
+            self.held_gpus = [g.id for g in reserved]
+            for problem in problems:
+                self.log.error("Restoring GPUs of %s: %s", self.gpu_holder, problem)
+
+    def clear_state(self) -> None:
+        """Forget the server, releasing its cgroup (killing leftovers) and GPUs."""
+        super().clear_state()
+        if self.cgroup:
+            cgroups.Cgroups(self.caps, self.cgroup_root).remove(self.cgroup)
+        if self.held_gpus or self.allocator.held_by(self.gpu_holder):
+            self.allocator.free(self.gpu_holder)
+        self.cgroup, self.held_gpus, self.pid_started = "", [], 0
+
+    def _pid_reused(self) -> bool:
+        started = process_start_ticks(self.pid)
+        return bool(self.pid_started) and started is not None and started != self.pid_started
+
+    async def poll(self) -> int | None:
+        """None while the server runs; exit status (0 if unknown) once it is gone.
+
+        After a hub restart only the pid is known: a pid now used by another process
+        (different start time) counts as exited, and is never signalled.
+        """
+        if self.proc is None and self.pid and self._pid_reused():
+            self.log.warning("pid %s of %s now belongs to another process", self.pid,
+                             self.gpu_holder)
+            self.pid = 0
+            await asyncio.to_thread(self.clear_state)
+            return 0
+        status: int | None = await super().poll()
+        return status
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the server (SIGINT, SIGTERM, SIGKILL), then what is left in its cgroup."""
+        if self.pid:
+            await super().stop(now=now)
+        await self._kill_and_release()
+
+    async def _kill_and_release(self) -> None:
+        if self.pid and not self._pid_reused():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            if self.proc is not None:
+                await asyncio.to_thread(self.proc.wait)
+        await asyncio.to_thread(self.clear_state)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """The server's log, appended to (emptied past 10 MiB); only the hub can read it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    if path.exists() and path.stat().st_size > LOG_MAX_BYTES:
+        flags |= os.O_TRUNC
+    return os.fdopen(os.open(path, flags, 0o600), "ab")
+
+
+__all__ = ["StudioSpawner", "form_to_options", "make_args", "make_cmd", "make_cull_args",
+           "make_env", "make_options_form"]

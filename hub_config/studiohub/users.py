@@ -1,0 +1,81 @@
+"""Unix accounts for hub users (system mode): created on first use, with private homes.
+
+Each hub user ``alice`` runs as the unix account ``jupyter-alice`` (the prefix The
+Littlest JupyterHub uses), named by :func:`studiohub.slugs.unix_name`. The prefix means a
+hub user can never become an existing system account (``root`` → ``jupyter-root``), and
+``jupyter-*`` accounts are easy to list and remove. Homes are ``/home/jupyter-<name>``,
+mode 0700, so no other user can read them.
+
+Accounts are created when a user's server first starts: JupyterHub has no hook that runs
+at login for every authenticator, and creating at spawn covers users added through the
+REST API too. ``ensure_user`` is idempotent and safe to run twice at once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import pwd
+import re
+import stat
+import subprocess
+from collections.abc import Callable
+
+from .slugs import DEFAULT_UNIX_PREFIX, unix_name
+
+HOME_MODE = 0o700
+USERADD_NAME_IN_USE = 9
+
+
+class UserError(RuntimeError):
+    """An account that could not be created; the message says what to check."""
+
+
+def ensure_user(name: str, prefix: str = DEFAULT_UNIX_PREFIX,
+                run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+                ) -> pwd.struct_passwd:
+    """The unix account of hub user ``name``, created (with a 0700 home) if missing."""
+    account = unix_name(name, prefix)
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        entry = _create(account, name, run)
+    ensure_private_home(entry)
+    return entry
+
+
+def _create(account: str, hub_name: str,
+            run: Callable[..., subprocess.CompletedProcess[str]]) -> pwd.struct_passwd:
+    cmd = ["useradd", "--create-home", "--shell", "/bin/bash", "-K", f"HOME_MODE=0{HOME_MODE:o}",
+           "--comment", f"StudioHub user {_gecos(hub_name)}", account]
+    result = run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode not in (0, USERADD_NAME_IN_USE):
+        raise UserError(f"could not create unix account {account} for hub user {hub_name!r}: "
+                        f"useradd exited {result.returncode}: {result.stderr.strip()}")
+    try:
+        return pwd.getpwnam(account)
+    except KeyError:
+        raise UserError(f"useradd reported success but {account} does not exist") from None
+
+
+def _gecos(text: str) -> str:
+    """The comment field cannot hold ``:``, ``,``, ``=`` or control characters."""
+    return re.sub(r"[:,=\x00-\x1f\x7f]", "_", text)[:64]
+
+
+def ensure_private_home(entry: pwd.struct_passwd) -> None:
+    """Home directory owned by the account and readable by nobody else (repairs older ones)."""
+    home = entry.pw_dir
+    try:
+        st = os.stat(home)
+    except FileNotFoundError:
+        os.makedirs(home, mode=HOME_MODE)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        return
+    if st.st_uid == entry.pw_uid and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(home, stat.S_IMODE(st.st_mode) & ~0o077)
+
+
+def current_user() -> pwd.struct_passwd:
+    """The account a personal hub (not root) runs everything as."""
+    return pwd.getpwnam(getpass.getuser())

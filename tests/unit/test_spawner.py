@@ -1,0 +1,329 @@
+"""StudioSpawner without a hub: builders against literals, the form per domain, validation."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from jupyterhub.spawner import SpawnException
+from tornado import web
+
+from studiohub import gpus
+from studiohub.catalog import Catalog, load_catalog
+from studiohub.cgroups import Capabilities
+from studiohub.spawner import (
+    FAST_SINGLEUSER,
+    StudioSpawner,
+    form_to_options,
+    make_args,
+    make_cmd,
+    make_cull_args,
+    make_env,
+    make_options_form,
+    process_start_ticks,
+)
+
+CATALOG = {
+    "sizes": {
+        "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
+        "half": {"display_name": "0.5 vCPU + 1 GiB", "cpus": 0.5, "memory": "1G"},
+    },
+    "domains": {
+        "everyone": {"sizes": ["tiny", "half", "small", "medium"]},
+        "team-a": {"display_name": "Team A", "images": ["base"], "sizes": ["tiny", "half"]},
+    },
+}
+V1 = Capabilities("v1", {"memory": Path("/sys/fs/cgroup/memory")}, memory=True, cpu=True,
+                  pids=True, swap=True)
+NONE = Capabilities("none", reason="no cgroup mounted")
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(CATALOG))
+    return path
+
+
+@pytest.fixture
+def catalog(catalog_file: Path) -> Catalog:
+    return load_catalog(catalog_file)
+
+
+@pytest.fixture(autouse=True)
+def fresh_allocator() -> Iterator[None]:
+    gpus.reset_shared_allocator()
+    yield
+    gpus.reset_shared_allocator()
+
+
+def make_spawner(catalog_file: Path, groups: tuple[str, ...] = (), name: str = "alice",
+                 saved: dict[str, str] | None = None, **traits: Any) -> StudioSpawner:
+    user = SimpleNamespace(name=name, groups=[SimpleNamespace(name=g) for g in groups],
+                           url=f"/user/{name}/")
+    orm = SimpleNamespace(user_options=saved or {}, server=None, name="")
+    traits.setdefault("gpu_ids", ["GPU-a", "GPU-b"])
+    return StudioSpawner(user=user, orm_spawner=orm, catalog_path=str(catalog_file),
+                         use_cgroups=False, **traits)
+
+
+class Inputs(HTMLParser):
+    """(name, value, checked, disabled) of every <input> in a form."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str, bool, bool]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "input":
+            a = dict(attrs)
+            self.found.append((a["name"] or "", a["value"] or "", "checked" in a,
+                               "disabled" in a))
+
+
+# --- pure builders -------------------------------------------------------------------------
+
+
+def test_cmd_runs_the_hub_python() -> None:
+    assert make_cmd("/opt/studiohub/hub/bin/python3") == [
+        "/opt/studiohub/hub/bin/python3", "-c",
+        "import sys; sys.modules['rfc3987_syntax'] = None; "
+        "from jupyterhub.singleuser import main; sys.exit(main())"]
+    assert make_cmd("/py", fast=False) == ["/py", "-m", "jupyterhub.singleuser"]
+    assert FAST_SINGLEUSER.startswith("import sys;")
+
+
+def test_cull_and_kernel_args() -> None:
+    assert make_cull_args(0, 120, False, False) == []
+    cull = make_cull_args(1200, 60, True, False)
+    assert cull == ["--MappingKernelManager.cull_idle_timeout=1200",
+                    "--MappingKernelManager.cull_interval=60",
+                    "--MappingKernelManager.cull_busy=True",
+                    "--MappingKernelManager.cull_connected=False"]
+    assert make_args("studiohub-base", cull) == [
+        *cull, "--MappingKernelManager.default_kernel_name=studiohub-base"]
+    assert make_args(None) == []
+
+
+def test_env_for_a_cpu_size(catalog: Catalog) -> None:
+    choice = catalog.choose(["team-a"], {"size": "half"})
+    env = make_env(choice, gpu_ids=[], caps=V1, cgroup="jupyter-alice",
+                   jupyter_data="/opt/studiohub/share/jupyter", hub_bin="/opt/studiohub/hub/bin",
+                   jupyter_path="/extra")
+    assert env == {
+        "CUDA_VISIBLE_DEVICES": "",
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "JUPYTER_PATH": "/opt/studiohub/share/jupyter:/extra",
+        "PATH": "/opt/studiohub/hub/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                "/sbin:/bin",
+        "STUDIOHUB_IMAGE": "base",
+        "STUDIOHUB_IMAGE_LABEL": "Base Python 3.11 · CPU",
+        "STUDIOHUB_SIZE": "half",
+        "STUDIOHUB_SIZE_LABEL": "0.5 vCPU + 1 GiB",
+        "STUDIOHUB_CPU_LIMIT": "0.5",
+        "STUDIOHUB_MEM_LIMIT": "1073741824",
+        "STUDIOHUB_GPU_LIMIT": "0",
+        "STUDIOHUB_LIMITS": "memory,cpu,pids",
+        "STUDIOHUB_LIMITS_SUMMARY": V1.summary,
+        "STUDIOHUB_CGROUP": "jupyter-alice",
+    }
+
+
+def test_env_for_a_gpu_size_without_cgroups(catalog: Catalog) -> None:
+    choice = catalog.choose(["ml-research"], {"image": "pytorch-gpu", "size": "gpu-large"})
+    env = make_env(choice, gpu_ids=["GPU-a", "GPU-b"], caps=NONE, cgroup="",
+                   jupyter_data="/d", hub_bin="/hub/bin", path="/home/me/bin:/usr/bin")
+    assert {k: env[k] for k in ("CUDA_VISIBLE_DEVICES", "PATH", "JUPYTER_PATH",
+                                "STUDIOHUB_GPU_LIMIT", "STUDIOHUB_LIMITS")} == {
+        "CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b", "PATH": "/hub/bin:/home/me/bin:/usr/bin",
+        "JUPYTER_PATH": "/d", "STUDIOHUB_GPU_LIMIT": "2", "STUDIOHUB_LIMITS": "none"}
+    assert env["STUDIOHUB_LIMITS_SUMMARY"].startswith("instance sizes are NOT enforced")
+
+
+def test_form_fields_become_options() -> None:
+    assert form_to_options({"image": ["base"], "size": ["tiny"], "_xsrf": ["t"]}) == {
+        "image": "base", "size": "tiny"}
+    assert form_to_options({"colour": ["red"]}) == {"colour": "red"}
+
+
+# --- the options form per domain ------------------------------------------------------------
+
+
+def test_form_for_everyone(catalog: Catalog) -> None:
+    page = make_options_form(catalog, [], {}, V1, gpu_count=0)
+    assert Inputs(page).found == [
+        ("image", "base", True, False), ("image", "tensorflow", False, False),
+        ("image", "pytorch", False, False), ("image", "mxnet", False, False),
+        ("size", "half", False, False), ("size", "tiny", False, False),
+        ("size", "small", False, False), ("size", "medium", True, False)]
+    assert "PyTorch 2.13 · CPU" in page and "1 vCPU + 512 MiB" in page
+    assert "GPU" not in page.replace("CPU", "")
+    assert 'role="alert"' not in page
+
+
+def test_form_for_a_team_shows_only_its_choices(catalog: Catalog) -> None:
+    page = make_options_form(catalog, ["team-a"], {}, V1, gpu_count=0)
+    assert Inputs(page).found == [
+        ("image", "base", True, False),
+        ("size", "half", True, False), ("size", "tiny", False, False)]
+    assert "PyTorch" not in page and "2 vCPU + 4 GiB" not in page
+
+
+def test_form_preselects_saved_options_and_ignores_stale_ones(catalog: Catalog) -> None:
+    page = make_options_form(catalog, [], {"image": "mxnet", "size": "half"}, V1, 0)
+    checked = [(n, v) for n, v, c, _ in Inputs(page).found if c]
+    assert checked == [("image", "mxnet"), ("size", "half")]
+    page = make_options_form(catalog, ["team-a"], {"image": "pytorch"}, V1, 0)
+    assert [(n, v) for n, v, c, _ in Inputs(page).found if c] == [("image", "base"),
+                                                                  ("size", "half")]
+
+
+def test_form_without_gpus_disables_gpu_choices_and_says_why(catalog: Catalog) -> None:
+    page = make_options_form(catalog, ["ml-research"], {}, NONE, gpu_count=0)
+    disabled = sorted(v for _, v, _, d in Inputs(page).found if d)
+    assert disabled == ["gpu-large", "gpu-medium", "mxnet-gpu", "pytorch-gpu",
+                        "tensorflow-gpu"]
+    assert "This host has no GPU: sizes needing more are unavailable." in page
+    assert "Note: instance sizes are NOT enforced on this host (no cgroup mounted)" in page
+    assert "(needs 2 GPU)" in page
+
+
+def test_form_with_one_gpu_offers_the_one_gpu_size(catalog: Catalog) -> None:
+    page = make_options_form(catalog, ["ml-research"], {"image": "pytorch-gpu"}, V1, 1)
+    rows = {v: (c, d) for _, v, c, d in Inputs(page).found}
+    assert rows["pytorch-gpu"] == (True, False)
+    assert rows["gpu-medium"] == (True, False)  # checked: the only size that fits
+    assert rows["gpu-large"] == (False, True)
+    assert rows["medium"] == (False, True)  # cannot run a GPU image
+    assert "This host has 1 GPU(s): sizes needing more are unavailable." in page
+    assert 'data-sizes="gpu-medium"' in page
+
+
+# --- validation, from the form and the REST API -----------------------------------------------
+
+
+@pytest.mark.parametrize("form, message", [
+    ({"image": ["nope"]}, "unknown image 'nope': allowed values are base"),
+    ({"image": ["base"], "colour": ["red"]},
+     "unknown option(s) 'colour': allowed options are 'image' and 'size'"),
+    ({"size": ["medium"]}, "unknown size 'medium': allowed values are half, tiny"),
+])
+def test_form_refusals_are_400_naming_allowed_values(catalog_file: Path, form: dict[str, Any],
+                                                     message: str) -> None:
+    spawner = make_spawner(catalog_file, groups=("team-a",))
+    with pytest.raises(SpawnException) as e:
+        spawner.options_from_form({**form, "_xsrf": ["token"]})
+    assert e.value.status_code == 400 and e.value.reason == "user_options"
+    assert e.value.message == message
+
+
+def test_form_choice_is_normalised(catalog_file: Path) -> None:
+    spawner = make_spawner(catalog_file)
+    assert spawner.options_from_form({"image": ["pytorch"], "_xsrf": ["t"]}) == {
+        "image": "pytorch", "size": "medium"}
+
+
+async def test_rest_options_go_through_the_hubs_apply_hook(catalog_file: Path) -> None:
+    spawner = make_spawner(catalog_file, groups=("team-a",), saved={"image": "nope"})
+    with pytest.raises(web.HTTPError) as e:
+        await spawner._run_apply_user_options({"image": "nope"})
+    assert e.value.status_code == 400
+    assert e.value.log_message == "unknown image 'nope': allowed values are base"
+    assert spawner.orm_spawner.user_options == {}  # not kept as the next default
+    await spawner._run_apply_user_options({"size": "half"})
+    assert spawner.choice is not None and spawner.choice.size.id == "half"
+    assert (spawner.mem_limit, spawner.cpu_limit) == (1024**3, 0.5)
+
+
+def test_gpu_size_for_a_user_without_the_domain(catalog_file: Path) -> None:
+    spawner = make_spawner(catalog_file)
+    with pytest.raises(SpawnException, match="unknown size 'gpu-medium'"):
+        spawner.apply_choice({"image": "base", "size": "gpu-medium"})
+
+
+def test_busy_gpus_are_a_409_naming_holders(catalog_file: Path) -> None:
+    alice = make_spawner(catalog_file, groups=("ml-research",), name="alice")
+    bob = make_spawner(catalog_file, groups=("ml-research",), name="bob")
+    carol = make_spawner(catalog_file, groups=("ml-research",), name="carol")
+    alice._take_gpus(1)
+    bob._take_gpus(1)
+    assert (alice.held_gpus, bob.held_gpus) == (["GPU-a"], ["GPU-b"])
+    with pytest.raises(SpawnException) as e:
+        carol._take_gpus(1)
+    assert e.value.status_code == 409
+    assert e.value.message == ("no GPU free: 2 of 2 in use by alice, bob; choose a CPU size "
+                               "or try later")
+    alice.clear_state()
+    carol._take_gpus(1)
+    assert carol.held_gpus == ["GPU-a"]
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+def test_state_round_trip_re_reserves_gpus(catalog_file: Path) -> None:
+    before = make_spawner(catalog_file, groups=("ml-research",))
+    before.pid, before.pid_started, before.cgroup = 4242, 99, "jupyter-alice"
+    before.held_gpus = ["GPU-b"]
+    state = before.get_state()
+    assert state == {"pid": 4242, "pid_started": 99, "cgroup": "jupyter-alice",
+                     "gpus": ["GPU-b"]}
+
+    gpus.reset_shared_allocator()  # the hub restarted
+    after = make_spawner(catalog_file, groups=("ml-research",))
+    after.load_state(state)
+    assert (after.pid, after.pid_started, after.cgroup, after.held_gpus) == (
+        4242, 99, "jupyter-alice", ["GPU-b"])
+    assert [g.id for g in after.allocator.held_by("alice")] == ["GPU-b"]
+    bob = make_spawner(catalog_file, groups=("ml-research",), name="bob")
+    bob.load_state({"pid": 1, "gpus": ["GPU-b"]})  # a corrupt state cannot take it too
+    assert bob.held_gpus == []
+
+
+def test_stopped_state_is_empty(catalog_file: Path) -> None:
+    spawner = make_spawner(catalog_file)
+    assert spawner.get_state() == {}
+
+
+async def test_a_reused_pid_is_not_our_server(catalog_file: Path) -> None:
+    spawner = make_spawner(catalog_file)
+    spawner.load_state({"pid": os.getpid(), "pid_started": 1})
+    assert await spawner.poll() == 0
+    assert spawner.pid == 0  # and it was never signalled: this test process is alive
+
+    spawner.load_state({"pid": os.getpid(), "pid_started": process_start_ticks(os.getpid())})
+    assert await spawner.poll() is None
+
+
+def test_args_name_the_images_kernel_when_registered(catalog_file: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIOHUB_PREFIX", str(tmp_path))
+    spawner = make_spawner(catalog_file, kernel_cull_idle_timeout=600)
+    spawner.apply_choice({"image": "pytorch"})
+    spawner.args = ["--debug"]
+    cull = make_cull_args(600, 120, False, False)
+    assert spawner.get_args() == [*cull, "--debug"]
+    spec = tmp_path / "share" / "jupyter" / "kernels" / "studiohub-pytorch"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text("{}")
+    assert spawner.get_args() == [
+        *cull, "--MappingKernelManager.default_kernel_name=studiohub-pytorch", "--debug"]
+
+
+def test_traits_are_documented_config() -> None:
+    own = ["catalog_path", "cgroup_root", "use_cgroups", "pids_limit", "unix_user_prefix",
+           "gpu_ids", "fast_start", "ready_poll_interval", "server_log_dir",
+           "kernel_cull_idle_timeout", "kernel_cull_interval", "kernel_cull_busy",
+           "kernel_cull_connected"]
+    traits = StudioSpawner.class_traits(config=True)
+    for name in own:
+        assert traits[name].help, name
+    assert sys.executable  # the server runs with the hub's interpreter (make_cmd)
