@@ -213,6 +213,12 @@ class User:
                                 headers={"Authorization": f"token {self.token}"},
                                 timeout=kwargs.pop("timeout", 30), **kwargs)
 
+    def lab_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """StudioHub's server extension API in this user's server."""
+        return requests.request(method, f"{self.hub.url}/user/{self.name}/studiohub/api/v1{path}",
+                                headers={"Authorization": f"token {self.token}"},
+                                timeout=kwargs.pop("timeout", 30), **kwargs)
+
     def start_kernel(self, name: str | None = None) -> str:
         r = self.server_api("POST", "/kernels", json={"name": name} if name else {})
         r.raise_for_status()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Instance, Unicode, default
 
 from ._version import __version__
 from .handlers import make_handlers
+from .kernels import KernelExits
 from .tensorboard import magic
 from .tensorboard.manager import TensorBoardManager
 
@@ -52,7 +54,18 @@ class StudioHubLab(ExtensionApp):
         return TensorBoardManager(parent=self, root_dir=self.serverapp.root_dir,
                                   base_url=self.serverapp.base_url)
 
+    kernel_exits = Instance(KernelExits)
+
+    @default("kernel_exits")
+    def _kernel_exits_default(self) -> KernelExits:
+        assert self.serverapp is not None
+        return KernelExits(self.serverapp.kernel_manager)
+
     def initialize_settings(self) -> None:
+        # Kernels started since the last tick get a restart callback that records why
+        # they died (memory limit or not); one cheap list per second.
+        self._kernel_watch = PeriodicCallback(self.kernel_exits.watch_new_kernels, 1000)
+        self._kernel_watch.start()
         self.log.info("StudioHub server extension %s: TensorBoard from %s", __version__,
                       self.tensorboards.python)
         if self.tensorboard_magic:

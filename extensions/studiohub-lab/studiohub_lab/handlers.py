@@ -36,6 +36,7 @@ def make_handlers(app: StudioHubLab) -> list[tuple[str, type[web.RequestHandler]
     kw = {"lab": app}
     return [
         (rf"{API}/info", InfoHandler, kw),
+        (rf"{API}/kernels/(?P<kernel_id>[0-9a-f-]{{36}})", KernelExitHandler, kw),
         (rf"{API}/tensorboards", TensorBoardsHandler, kw),
         (rf"{API}/tensorboards/{TB_ID}", TensorBoardHandler, kw),
         (rf"{API}/tensorboards/{TB_ID}/restart", TensorBoardRestartHandler, kw),
@@ -97,6 +98,17 @@ class InfoHandler(LabAPIHandler):
     @web.authenticated
     def get(self) -> None:
         self.write_json(make_info(os.environ, __version__))
+
+
+class KernelExitHandler(LabAPIHandler):
+    """``{id, last_exit: {reason: oom|died, message, time} | null}`` for one kernel."""
+
+    @web.authenticated
+    def get(self, kernel_id: str) -> None:
+        report = self.lab.kernel_exits.report(kernel_id)
+        if report is None:
+            raise LabError(f"no kernel {kernel_id} on this server", 404)
+        self.write_json(report)
 
 
 class KernelTokenMixin:

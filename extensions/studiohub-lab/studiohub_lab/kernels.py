@@ -1,0 +1,56 @@
+"""Why a kernel last died, so the user is told instead of seeing a bare restart.
+
+The server runs inside its size's cgroup (see ``studiohub.cgroups``). When a kernel
+dies, its restarter calls us; if the cgroup's OOM-kill counter went up since we last
+looked, the kernel was stopped for memory and the message names the size's limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+from studiohub.cgroups import OomCounters, oom_message_from_env, own_oom_counters
+
+
+class KernelExits:
+    """Watches the server's kernels and records the reason of each one's last death."""
+
+    def __init__(self, kernel_manager: Any,
+                 read_counters: Callable[[], OomCounters | None] = own_oom_counters,
+                 oom_message: Callable[[], str] = oom_message_from_env) -> None:
+        self.kernel_manager = kernel_manager
+        self.read_counters, self.oom_message = read_counters, oom_message
+        self.exits: dict[str, dict[str, Any]] = {}
+        self._watched: set[str] = set()
+        self._counters = read_counters()
+
+    def watch_new_kernels(self) -> None:
+        """Register restart callbacks on kernels started since the last call."""
+        current = set(self.kernel_manager.list_kernel_ids())
+        for kernel_id in current - self._watched:
+            for event in ("restart", "dead"):
+                self.kernel_manager.add_restart_callback(
+                    kernel_id, partial(self.kernel_died, kernel_id), event)
+        self._watched = current
+
+    def kernel_died(self, kernel_id: str) -> None:
+        counters = self.read_counters()
+        oom = bool(counters and self._counters and counters.kills > self._counters.kills)
+        self._counters = counters
+        if oom:
+            reason, message = "oom", self.oom_message()
+        else:
+            reason, message = "died", ("the kernel stopped unexpectedly (not for memory): "
+                                       "check the server log, then restart the kernel")
+        self.exits[kernel_id] = {"reason": reason, "message": message,
+                                 "time": datetime.now(timezone.utc).isoformat()}
+
+    def report(self, kernel_id: str) -> dict[str, Any] | None:
+        """``{id, last_exit}`` for a kernel of this server, None for an unknown id."""
+        self.watch_new_kernels()
+        if kernel_id not in self._watched and kernel_id not in self.exits:
+            return None
+        return {"id": kernel_id, "last_exit": self.exits.get(kernel_id)}
