@@ -89,7 +89,7 @@ class TensorBoardManager(LoggingConfigurable):
     python = Unicode(
         help="""Interpreter of the light TensorBoard environment (TensorBoard without
         TensorFlow, from images/tensorboard/requirements.txt). Default:
-        $STUDIOHUB_TENSORBOARD_PYTHON, else <prefix>/envs/_tensorboard/bin/python where
+        $STUDIOHUB_TENSORBOARD_PYTHON, else <prefix>/envs/tensorboard/bin/python where
         <prefix> is $STUDIOHUB_PREFIX or the folder holding the server's own environment
         (/opt/studiohub for a system install).""",
     ).tag(config=True)
@@ -147,7 +147,7 @@ class TensorBoardManager(LoggingConfigurable):
         if os.environ.get("STUDIOHUB_TENSORBOARD_PYTHON"):
             return os.environ["STUDIOHUB_TENSORBOARD_PYTHON"]
         prefix = Path(os.environ.get("STUDIOHUB_PREFIX") or Path(sys.prefix).parent)
-        return str(prefix / "envs" / "_tensorboard" / "bin" / "python")
+        return str(prefix / "envs" / "tensorboard" / "bin" / "python")
 
     @default("allowed_root")
     def _allowed_root_default(self) -> str:

@@ -1,0 +1,374 @@
+"""TensorBoard through a real user's Jupyter server, with real TensorBoard and real event
+files from PyTorch, tensorboardX and TF2's summary layout.
+
+Each user server is ``jupyter server`` from the hub environment, run as a real unix
+user (created here, removed after) under the hub-style prefix ``/user/<name>/``, with
+the StudioHub server extension enabled as ``pip install studiohub`` enables it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from benchmarks.tensorboard.environments import (
+    EVENTS_SCRIPT,
+    ensure_tensorboard_env,
+    ensure_writers_env,
+)
+
+HUB_BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="creates unix users: run the integration tests as root")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class UnixUser:
+    name: str
+    uid: int
+    gid: int
+    home: Path
+
+    def run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, user=self.uid, group=self.gid, extra_groups=[],
+                              env=self.env(), cwd=self.home, text=True, capture_output=True,
+                              **kwargs)
+
+    def env(self) -> dict[str, str]:
+        return {"HOME": str(self.home), "USER": self.name, "LANG": "C.UTF-8",
+                "PATH": f"{HUB_BIN}:/usr/local/bin:/usr/bin:/bin"}
+
+    def processes(self) -> list[str]:
+        out = subprocess.run(["pgrep", "-a", "-u", str(self.uid)], capture_output=True,
+                             text=True).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+
+def make_user(prefix: str) -> UnixUser:
+    name = f"{prefix}{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
+    entry = pwd.getpwnam(name)
+    home = Path(entry.pw_dir)
+    home.chmod(0o700)
+    return UnixUser(name, entry.pw_uid, entry.pw_gid, home)
+
+
+def remove_user(user: UnixUser) -> None:
+    subprocess.run(["pkill", "-KILL", "-u", str(user.uid)], capture_output=True)
+    subprocess.run(["userdel", "-r", user.name], capture_output=True)
+
+
+@dataclass
+class UserServer:
+    """``jupyter server`` as ``user`` at ``/user/<name>/``, token-authenticated."""
+
+    user: UnixUser
+    config: dict[str, Any]
+    port: int = 0
+    token: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/user/{self.user.name}/"
+
+    def start(self, log: Path) -> UserServer:
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        args = [str(HUB_BIN / "jupyter"), "server", "--no-browser", f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1", f"--ServerApp.base_url=/user/{self.user.name}/",
+                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.user.home}"]
+        config = {}
+        for key, value in self.config.items():
+            section, trait = key.split(".")
+            config.setdefault(section, {})[trait] = value
+        config_file = self.user.home / f".server-{self.port}.json"  # readable by the user
+        config_file.write_text(json.dumps(config))
+        os.chown(config_file, self.user.uid, self.user.gid)
+        args.append(f"--config={config_file}")
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                args, user=self.user.uid, group=self.user.gid, extra_groups=[],
+                env={**self.user.env(), "JUPYTER_PLATFORM_DIRS": "1"}, cwd=self.user.home,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, log.read_text()[-3000:]
+            with contextlib.suppress(requests.RequestException):
+                if self.get("api/status").status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise TimeoutError(log.read_text()[-3000:])
+
+    def request(self, method: str, path: str, token: str | None = None,
+                **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"token {self.token if token is None else token}"}
+        kwargs.setdefault("timeout", 90)
+        return requests.request(method, self.url + path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def open(self, *folders: str, wait: bool = True) -> dict[str, Any]:
+        query = "?wait=ready" if wait else ""
+        response = self.request("POST", f"studiohub/api/v1/tensorboards{query}",
+                                json={"folders": list(folders)})
+        assert response.status_code in (200, 202), response.text
+        return dict(response.json())
+
+    def board(self, tb_id: str) -> dict[str, Any]:
+        return dict(self.get(f"studiohub/api/v1/tensorboards/{tb_id}").json())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def scalar_runs(server: UserServer, board: dict[str, Any], expected: int,
+                timeout: float = 30) -> dict[str, Any]:
+    """TensorBoard's scalar tags once ``expected`` runs have ``loss`` (data loads async)."""
+    deadline = time.monotonic() + timeout
+    tags: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = server.get(board_path(board, server.user) + "data/plugin/scalars/tags")
+        assert response.status_code == 200, response.text
+        tags = response.json()
+        if sum(1 for run in tags.values() if "loss" in run) >= expected:
+            return tags
+        time.sleep(0.2)
+    raise AssertionError(f"only {sorted(tags)} after {timeout}s")
+
+
+def board_path(board: dict[str, Any], user: UnixUser) -> str:
+    """The board's URL relative to the server's base URL."""
+    prefix = f"/user/{user.name}/"
+    assert board["url"].startswith(prefix)
+    return str(board["url"][len(prefix):])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
+            return False
+    return True
+
+
+def group(pgid: int) -> list[int]:
+    """The live processes of a process group (a TensorBoard and its data server)."""
+    out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if pid_alive(int(p))]
+
+
+def wait_until(predicate: Any, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(message)
+
+
+# --- fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tb_python() -> Path:
+    return ensure_tensorboard_env()
+
+
+@pytest.fixture(scope="module")
+def owner(tb_python: Path) -> Iterator[UnixUser]:
+    user = make_user("tbown")
+    writers = ensure_writers_env()
+    for framework in ("torch", "tensorboardx"):
+        done = user.run([str(writers), str(EVENTS_SCRIPT), str(user.home / "runs" / framework),
+                         "--framework", framework, "--runs", "2", "--steps", "50"])
+        assert done.returncode == 0, done.stderr
+    done = user.run([str(tb_python), str(EVENTS_SCRIPT), str(user.home / "runs" / "tf2"),
+                     "--framework", "tf-summary", "--runs", "2", "--steps", "50"])
+    assert done.returncode == 0, done.stderr
+    yield user
+    remove_user(user)
+
+
+@pytest.fixture(scope="module")
+def other(tb_python: Path) -> Iterator[UnixUser]:
+    user = make_user("tboth")
+    yield user
+    remove_user(user)
+
+
+@pytest.fixture(scope="module")
+def server(owner: UnixUser, tb_python: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[UserServer]:
+    log = tmp_path_factory.mktemp("tb") / "server.log"
+    running = UserServer(owner, {"TensorBoardManager.python": str(tb_python)}).start(log)
+    yield running
+    running.stop()
+
+
+# --- tests ------------------------------------------------------------------------------
+
+def test_board_shows_scalars_from_three_writers(server: UserServer, owner: UnixUser) -> None:
+    board = server.open("runs")
+    assert board["status"] == "running", board
+    assert board["folders"] == ["~/runs"]
+    tags = scalar_runs(server, board, expected=6)
+    assert sorted(tags) == [
+        "tensorboardx/tensorboardx-000", "tensorboardx/tensorboardx-001",
+        "tf2/tf-summary-000", "tf2/tf-summary-001", "torch/torch-000", "torch/torch-001"]
+    for run in tags:
+        points = server.get(board_path(board, owner) + "data/plugin/scalars/scalars",
+                            params={"run": run, "tag": "loss"}).json()
+        assert len(points) == 50, run
+        assert points[0][1] == 0 and points[-1][1] == 49  # [wall_time, step, value]
+    page = server.get(board_path(board, owner))
+    assert page.status_code == 200 and "<title>TensorBoard" in page.text
+
+
+def test_same_folders_reuse_the_running_tensorboard(server: UserServer) -> None:
+    first = server.open("runs/torch", "runs/tensorboardx")
+    again = server.open("~/runs/tensorboardx/", "./runs/torch")
+    assert again["id"] == first["id"] and again["pid"] == first["pid"]
+    listed = server.get("studiohub/api/v1/tensorboards").json()["tensorboards"]
+    assert [b["id"] for b in listed].count(first["id"]) == 1
+    assert {r["name"] for r in first["runs"]} == {"torch", "tensorboardx"}
+
+
+def test_several_folders_compare_as_named_runs(server: UserServer, owner: UnixUser) -> None:
+    board = server.open("runs/torch", "runs/tf2")
+    tags = scalar_runs(server, board, expected=4)
+    assert sorted(tags) == ["tf2/tf-summary-000", "tf2/tf-summary-001",
+                            "torch/torch-000", "torch/torch-001"]
+
+
+def test_folders_outside_home_are_refused(server: UserServer, other: UnixUser) -> None:
+    for folder in ("/tmp", "/etc", str(other.home), "../"):
+        response = server.request("POST", "studiohub/api/v1/tensorboards",
+                                  json={"folders": [folder]})
+        assert response.status_code == 403, (folder, response.text)
+        assert "is outside your home folder" in response.json()["message"]
+
+
+def test_another_user_cannot_reach_the_board_over_http(server: UserServer, owner: UnixUser,
+                                                       other: UnixUser) -> None:
+    board = server.open("runs")
+    path = board_path(board, owner) + "data/plugin/scalars/tags"
+    for token in ("", "not-the-owners-token"):
+        response = server.request("GET", path, token=token, allow_redirects=False)
+        assert response.status_code in (302, 403), response.status_code
+        assert "loss" not in response.text
+    listing = server.request("GET", "studiohub/api/v1/tensorboards", token="nope")
+    assert listing.status_code == 403
+
+
+def test_another_user_cannot_connect_to_tensorboard_directly(
+        server: UserServer, owner: UnixUser, other: UnixUser) -> None:
+    board = server.open("runs")
+    pid = board["pid"]
+    # The socket is private: connecting as another user is refused by the kernel.
+    sockets = [Path(line.split()[-1]) for line in Path(f"/proc/{pid}/net/unix").read_text()
+               .splitlines() if line.split()[-1].endswith(f"/{board['id']}/tb.sock")]
+    assert sockets, "no TensorBoard socket found"
+    probe = ("import socket, sys\n"
+             "for path in sys.argv[1:]:\n"
+             "    s = socket.socket(socket.AF_UNIX)\n"
+             "    try:\n"
+             "        s.connect(path); print('CONNECTED', path)\n"
+             "    except OSError as e:\n"
+             "        print('refused', path, e.errno)\n")
+    result = other.run([sys.executable, "-c", probe, *map(str, sockets)])
+    assert "CONNECTED" not in result.stdout and "refused" in result.stdout, result
+    # No TCP port is open on the host's network for TensorBoard or its data server.
+    tb_pids = {pid, *group(pid)}
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    for tb_pid in tb_pids:
+        assert f"pid={tb_pid}," not in listening, listening
+    if board["isolation"] == "namespace":
+        ours = os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{pid}/ns/net") != ours
+    # …so another user scanning 127.0.0.1 finds nothing of the owner's listening.
+    owner_ports = [line for line in listening.splitlines()
+                   if any(f"pid={p}," in line for p in tb_pids)]
+    assert owner_ports == []
+
+
+def test_failure_shows_tensorboards_own_error(owner: UnixUser, tb_python: Path,
+                                              tmp_path: Path) -> None:
+    server = UserServer(owner, {"TensorBoardManager.python": str(tb_python),
+                                "TensorBoardManager.extra_args": ["--no_such_flag"]})
+    server.start(tmp_path / "server.log")
+    try:
+        board = server.open("runs")
+        assert board["status"] == "failed"
+        assert "unrecognized arguments: --no_such_flag" in board["error"]
+        response = server.get(board_path(board, owner))
+        assert response.status_code == 502
+        assert "unrecognized arguments" in response.json()["message"]
+    finally:
+        server.stop()
+
+
+def test_idle_tensorboards_stop_and_restart_on_demand(owner: UnixUser, tb_python: Path,
+                                                      tmp_path: Path) -> None:
+    server = UserServer(owner, {"TensorBoardManager.python": str(tb_python),
+                                "TensorBoardManager.idle_timeout": 2,
+                                "TensorBoardManager.cull_interval": 1})
+    server.start(tmp_path / "server.log")
+    try:
+        board = server.open("runs/torch")
+        pid = board["pid"]
+        assert pid_alive(pid)
+        wait_until(lambda: server.board(board["id"])["status"] == "stopped", 10,
+                   "idle TensorBoard was not stopped")
+        wait_until(lambda: not pid_alive(pid), 5, "idle TensorBoard's process is still there")
+        assert group(pid) == [], "the data server of an idle TensorBoard is still there"
+        # Opening its page again starts it again.
+        response = server.get(board_path(board, owner) + "data/plugin/scalars/tags")
+        assert response.status_code == 200
+        assert server.board(board["id"])["status"] == "running"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_no_tensorboard_outlives_its_server(owner: UnixUser, tb_python: Path, tmp_path: Path,
+                                            how: int) -> None:
+    server = UserServer(owner, {"TensorBoardManager.python": str(tb_python)})
+    server.start(tmp_path / "server.log")
+    boards = [server.open("runs/torch"), server.open("runs/tf2", "runs/tensorboardx")]
+    assert all(b["status"] == "running" for b in boards)
+    processes = [p for b in boards for p in group(b["pid"])]
+    assert len(processes) >= 4, processes  # launcher + data server, twice
+    server.stop(how)
+    wait_until(lambda: not any(pid_alive(p) for p in processes), 10,
+               f"left behind after {how!r}: {[p for p in processes if pid_alive(p)]}")
