@@ -372,3 +372,57 @@ def test_no_tensorboard_outlives_its_server(owner: UnixUser, tb_python: Path, tm
     server.stop(how)
     wait_until(lambda: not any(pid_alive(p) for p in processes), 10,
                f"left behind after {how!r}: {[p for p in processes if pid_alive(p)]}")
+
+
+def kernel_environment(server: UserServer) -> dict[str, str]:
+    """The environment of a real kernel started through the server's REST API."""
+    kernel = server.request("POST", "api/kernels", json={"name": "python3"}).json()
+    try:
+        assert server.process is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", kernel["id"]],
+                                      capture_output=True, text=True).stdout.split()
+            if children:
+                raw = Path(f"/proc/{children[0]}/environ").read_bytes()
+                return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+            time.sleep(0.2)
+        raise AssertionError("kernel process not found")
+    finally:
+        server.request("DELETE", f"api/kernels/{kernel['id']}")
+
+
+def test_tensorboard_magic_opens_the_managed_board(server: UserServer, owner: UnixUser,
+                                                   tb_python: Path) -> None:
+    env = kernel_environment(server)
+    assert env["TENSORBOARD_PROXY_URL"] == f"/user/{owner.name}/studiohub/tensorboard/%PORT%/"
+    # What `%tensorboard --logdir runs/torch` does in that kernel: tensorboard.notebook
+    # calls tensorboard.manager.start, which runs $TENSORBOARD_BINARY.
+    magic = ("import sys\n"
+             "from tensorboard import manager\n"
+             "result = manager.start(['--logdir', 'runs/torch'])\n"
+             "print(type(result).__name__, getattr(getattr(result, 'info', None), 'port', None),"
+             " getattr(getattr(result, 'info', None), 'pid', None))\n"
+             "print(getattr(result, 'stderr', ''), file=sys.stderr)\n")
+    kernel_env = {**owner.env(), **{k: v for k, v in env.items() if k.startswith(
+        ("TENSORBOARD_", "STUDIOHUB_"))}}
+
+    def run_magic() -> list[str]:
+        done = subprocess.run([str(tb_python), "-c", magic], user=owner.uid, group=owner.gid,
+                              extra_groups=[], env=kernel_env, cwd=owner.home, text=True,
+                              capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    kind, port, shim_pid = run_magic()
+    assert kind == "StartLaunched", (kind, port)
+    board = server.board(port)
+    assert board["status"] == "running" and board["folders"] == ["~/runs/torch"]
+    # The iframe the notebook shows: the proxy URL with %PORT% replaced.
+    url = env["TENSORBOARD_PROXY_URL"].replace("%PORT%", port)
+    assert server.get(url.removeprefix(f"/user/{owner.name}/")).status_code == 200
+    assert run_magic()[0] == "StartReused"
+    # `!kill <pid>`, as the magic suggests, stops that TensorBoard.
+    os.kill(int(shim_pid), signal.SIGTERM)
+    wait_until(lambda: server.board(port)["status"] == "stopped", 10,
+               "killing the %tensorboard process did not stop its TensorBoard")
