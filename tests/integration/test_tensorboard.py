@@ -86,6 +86,7 @@ class UserServer:
 
     user: UnixUser
     config: dict[str, Any]
+    app: str = "server"  # or "lab"
     port: int = 0
     token: str = ""
     process: subprocess.Popen[bytes] | None = None
@@ -96,7 +97,7 @@ class UserServer:
 
     def start(self, log: Path) -> UserServer:
         self.port, self.token = free_port(), secrets.token_hex(16)
-        args = [str(HUB_BIN / "jupyter"), "server", "--no-browser", f"--port={self.port}",
+        args = [str(HUB_BIN / "jupyter"), self.app, "--no-browser", f"--port={self.port}",
                 "--ServerApp.ip=127.0.0.1", f"--ServerApp.base_url=/user/{self.user.name}/",
                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.user.home}"]
         config = {}

@@ -23,9 +23,10 @@ export class TensorBoardPanel extends Widget {
     const heading = document.createElement('h2');
     heading.textContent = 'TensorBoards';
     const openButton = document.createElement('button');
-    openButton.className = 'jp-Button jp-mod-styled jp-mod-accept';
-    openButton.textContent = 'Open folder…';
+    openButton.className = 'jp-Button jp-mod-styled jp-mod-minimal';
+    openButton.textContent = 'Open…';
     openButton.title = 'Open a folder in TensorBoard';
+    openButton.setAttribute('aria-label', 'Open a folder in TensorBoard');
     openButton.addEventListener('click', () => {
       void this._commands.execute(CommandIDs.openTensorBoard, {});
     });

@@ -1,0 +1,106 @@
+"""Open a folder in TensorBoard from JupyterLab's file browser and see the loss chart.
+
+A real user's JupyterLab (``jupyter lab`` as a unix user, under ``/user/<name>/``),
+Debian's Chromium driven by Playwright. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboard_env
+from tests.integration.test_tensorboard import UnixUser, UserServer, make_user, remove_user
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(os.geteuid() != 0, reason="creates a unix user: run as root"),
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                       reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+QUIET_LAB = {"@jupyterlab/apputils-extension:notification": {
+    "checkForUpdates": False, "fetchNews": "false"}}
+
+
+@pytest.fixture(scope="module")
+def lab_user() -> Iterator[UnixUser]:
+    tb_python = ensure_tensorboard_env()
+    user = make_user("tbweb")
+    done = user.run([str(tb_python), str(EVENTS_SCRIPT), str(user.home / "experiments"),
+                     "--framework", "tf-summary", "--runs", "2", "--steps", "300"])
+    assert done.returncode == 0, done.stderr
+    yield user
+    remove_user(user)
+
+
+@pytest.fixture(scope="module")
+def lab(lab_user: UnixUser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserServer]:
+    settings = lab_user.home / ".jupyter" / "lab" / "user-settings"
+    for plugin, values in QUIET_LAB.items():
+        package, name = plugin.split(":")
+        path = settings / package / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    subprocess.run(["chown", "-R", f"{lab_user.uid}:{lab_user.gid}", str(settings.parents[1])],
+                   check=True)
+    server = UserServer(lab_user, {"TensorBoardManager.python": str(ensure_tensorboard_env()),
+                                   "LabApp.user_settings_dir": str(settings)}, app="lab")
+    server.start(tmp_path_factory.mktemp("lab") / "lab.log")
+    yield server
+    server.stop()
+
+
+def test_open_folder_from_file_browser_draws_the_loss_chart(lab: UserServer) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(f"{lab.url}lab?token={lab.token}")
+            folder = page.get_by_role("listitem").filter(has_text="experiments").first
+            expect(folder).to_be_visible(timeout=60_000)
+            folder.click(button="right")
+            page.get_by_role("menuitem", name="Open in TensorBoard").click()
+
+            tab = page.get_by_role("tab", name="TensorBoard: experiments")
+            expect(tab).to_be_visible(timeout=30_000)
+            frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
+            # The scalar card for "loss" with its line chart drawn.
+            card = frame.locator("card-view").filter(has_text="loss").first
+            expect(card).to_be_visible(timeout=60_000)
+            card.scroll_into_view_if_needed()
+            chart = card.locator("line-chart")
+            expect(chart).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(1500)  # let the chart finish drawing for the screenshot
+            page.screenshot(path=str(ARTIFACTS / "tensorboard-loss-chart.png"))
+
+            # The sidebar lists it with its folder and uptime, and Open/Reload/Stop.
+            page.get_by_role("tab", name="TensorBoards").click()
+            item = page.get_by_role("listitem", name="TensorBoard for ~/experiments")
+            expect(item).to_contain_text("running")
+            expect(item.get_by_role("button", name="Stop TensorBoard for ~/experiments")
+                   ).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "tensorboard-panel.png"))
+
+            # A reload restores the tab, and the board comes back.
+            page.reload()
+            frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
+            expect(frame.locator("card-view").filter(has_text="loss").first
+                   ).to_be_visible(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "tensorboard-failure.png"))
+            raise
+        finally:
+            browser.close()
