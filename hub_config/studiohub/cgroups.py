@@ -234,18 +234,27 @@ def oom_message(memory: int, size_id: str, size_label: str) -> str:
             "with a larger size.")
 
 
-def own_memory_cgroup(proc_cgroup: str | None = None, caps: Capabilities | None = None
+def own_memory_cgroup(proc_cgroup: str | None = None, mounts_text: str | None = None
                       ) -> tuple[Path, str] | None:
-    """(directory, version) of the calling process's memory cgroup, for a server extension."""
-    caps = caps or detect()
+    """(directory, version) of the calling process's memory cgroup, for a server extension.
+
+    Needs no write access: it runs as the user, inside the server's cgroup.
+    """
     if proc_cgroup is None:
         proc_cgroup = _read(Path("/proc/self/cgroup"))
+    if mounts_text is None:
+        mounts_text = _read(Path("/proc/self/mounts"))
+    paths = {}
     for line in proc_cgroup.splitlines():
         _, controllers, path = line.split(":", 2)
-        if caps.version == "v2" and controllers == "":
-            return caps.mounts[UNIFIED] / path.lstrip("/"), "v2"
-        if caps.version == "v1" and "memory" in controllers.split(","):
-            return caps.mounts["memory"] / path.lstrip("/"), "v1"
+        for controller in controllers.split(",") if controllers else [UNIFIED]:
+            paths[controller] = path.lstrip("/")
+    for mount in parse_mounts(mounts_text):
+        if mount.fstype == "cgroup" and "memory" in mount.options and "memory" in paths:
+            return mount.path / paths["memory"], "v1"
+        if mount.fstype == "cgroup2" and UNIFIED in paths and "memory" in _read(
+                mount.path / "cgroup.controllers").split():
+            return mount.path / paths[UNIFIED], "v2"
     return None
 
 

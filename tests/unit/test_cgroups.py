@@ -166,15 +166,16 @@ def test_oom_message_names_limit_and_size() -> None:
 
 
 def test_own_memory_cgroup_from_proc_self_cgroup(tmp_path: Path) -> None:
-    v1 = Capabilities("v1", {"memory": tmp_path / "memory", "cpu": tmp_path / "cpu"},
-                      memory=True, cpu=True)
+    v1 = fake_v1(tmp_path)
     text = "8:pids:/studiohub/jupyter-a\n4:memory:/studiohub/jupyter-a\n0::/\n"
     assert cgroups.own_memory_cgroup(text, v1) == (
         tmp_path / "memory" / "studiohub" / "jupyter-a", "v1")
-    v2 = Capabilities("v2", {"unified": tmp_path}, memory=True, cpu=True)
+    v2 = fake_v2(tmp_path)
     assert cgroups.own_memory_cgroup("0::/studiohub/jupyter-a\n", v2) == (
-        tmp_path / "studiohub" / "jupyter-a", "v2")
-    assert cgroups.own_memory_cgroup("0::/\n", Capabilities("none")) is None
+        tmp_path / "unified" / "studiohub" / "jupyter-a", "v2")
+    (tmp_path / "x").mkdir()
+    hybrid = fake_v2(tmp_path / "x", controllers="hugetlb")
+    assert cgroups.own_memory_cgroup("0::/\n", hybrid) is None
 
 
 def test_read_oom_of_a_directory(tmp_path: Path) -> None:
