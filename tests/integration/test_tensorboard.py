@@ -100,7 +100,7 @@ class UserServer:
         args = [str(HUB_BIN / "jupyter"), self.app, "--no-browser", f"--port={self.port}",
                 "--ServerApp.ip=127.0.0.1", f"--ServerApp.base_url=/user/{self.user.name}/",
                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.user.home}"]
-        config = {}
+        config: dict[str, dict[str, Any]] = {}
         for key, value in self.config.items():
             section, trait = key.split(".")
             config.setdefault(section, {})[trait] = value

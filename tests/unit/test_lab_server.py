@@ -144,7 +144,7 @@ def test_unknown_tensorboard_is_404(fetch: Any) -> None:
     assert code == 404
     with pytest.raises(HTTPClientError) as redirect:
         fetch("studiohub", "tensorboard", "12345", follow_redirects=False)
-    assert redirect.value.code == 302
+    assert redirect.value.code == 302 and redirect.value.response is not None
     assert redirect.value.response.headers["Location"].endswith("/studiohub/tensorboard/12345/")
 
 
