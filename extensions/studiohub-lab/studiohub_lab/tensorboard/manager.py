@@ -292,11 +292,15 @@ class TensorBoardManager(LoggingConfigurable):
         instance.directory.mkdir(mode=0o700, exist_ok=True)
         log_path = instance.directory / "tensorboard.log"
         env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
-        with log_path.open("wb") as log:
-            instance.process = await asyncio.create_subprocess_exec(
-                *self.command(instance, self._logdir(instance)),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
-                start_new_session=True, cwd=str(self.home), env=env)
+        try:
+            with log_path.open("wb") as log:
+                instance.process = await asyncio.create_subprocess_exec(
+                    *self.command(instance, self._logdir(instance)),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+                    start_new_session=True, cwd=str(self.home), env=env)
+        except OSError as e:
+            self.instances.pop(instance.id, None)
+            raise Unavailable(f"cannot start TensorBoard with {self.python}: {e}") from None
         instance.status, instance.error = "starting", None
         instance.started = time.time()
         instance.ready = asyncio.Event()
