@@ -68,9 +68,11 @@ class StockHub:
             port=self.port, proxy_api=self.port + 1, proxy=proxy_command(), state=state,
             notebooks=str(self.workdir / "notebooks")))
         log = (self.workdir / "hub.log").open("wb")
+        # As a stock install would have it: the hub environment's bin on PATH.
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=state, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True, env=env)
         wait_for(f"{self.url}/hub/api/")
 
     def stop(self) -> None:
@@ -98,9 +100,17 @@ def login_to_lab(url: str, name: str, password: str, form: dict[str, str]) -> fl
     xsrf = session.cookies.get("_xsrf", "")
     start = time.monotonic()
     session.post(f"{url}/hub/login", data={"username": name, "password": password,
-                                           "_xsrf": xsrf}, timeout=60)
-    session.post(f"{url}/hub/spawn/{name}", data={**form, "_xsrf": xsrf}, timeout=120,
-                 allow_redirects=False)
+                                           "_xsrf": xsrf}, timeout=60, allow_redirects=False)
+    if form:
+        # Login sets a new per-user xsrf cookie: the spawn form must carry that one.
+        xsrf = session.cookies.get("_xsrf", path="/hub/") or xsrf
+        spawn = session.post(f"{url}/hub/spawn/{name}", data={**form, "_xsrf": xsrf},
+                             timeout=120, allow_redirects=False)
+    else:
+        # No options form (stock): the browser's GET of the spawn page starts the server.
+        spawn = session.get(f"{url}/hub/spawn/{name}", timeout=120, allow_redirects=False)
+    if spawn.status_code >= 400:
+        raise RuntimeError(f"spawn refused for {name}: {spawn.status_code}")
     deadline = start + 120
     while time.monotonic() < deadline:
         r = session.get(f"{url}/user/{name}/lab", timeout=30)
