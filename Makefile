@@ -36,9 +36,14 @@ system-deps:
 test-system-deps: system-deps
 	@scripts/apt-install.sh chromium:chromium /usr/lib/postgresql/15/bin/initdb:postgresql
 
+LAB := extensions/studiohub-lab
+
 lint:
-	$(HUB)/bin/ruff check hub_config tests benchmarks
+	$(HUB)/bin/ruff check hub_config extensions/studiohub-lab/studiohub_lab tests benchmarks
 	cd hub_config && $(HUB)/bin/mypy -p studiohub
+	cd $(LAB) && $(HUB)/bin/mypy --config-file ../../pyproject.toml -p studiohub_lab
+	cd $(LAB) && PATH=$(HUB)/bin:$$PATH jlpm install --immutable >/dev/null \
+	  && PATH=$(HUB)/bin:$$PATH jlpm lint:check && PATH=$(HUB)/bin:$$PATH jlpm test
 
 pytest:
 	$(HUB)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)

@@ -89,6 +89,19 @@ def ensure_base_env(settings: dict[str, Any]) -> None:
         raise StepError("building the base environment failed: see the message above")
 
 
+def ensure_tensorboard_env() -> None:
+    """The light TensorBoard environment (TensorBoard without TensorFlow) for the Lab."""
+    from .catalog import images_dir
+    from .envbuild import EnvBuildError, build_env
+
+    try:
+        build_env("tensorboard", [images_dir() / "tensorboard" / "requirements.txt"],
+                  imports=["tensorboard"])
+    except EnvBuildError as e:
+        raise StepError(f"building the TensorBoard environment failed: {e}") from None
+    step("TensorBoard environment")
+
+
 def ensure_password(settings: dict[str, Any]) -> str | None:
     """The shared password: the operator's, or generated once and printed once."""
     auth = settings["auth"]
@@ -135,6 +148,7 @@ def up_command(args: argparse.Namespace) -> int:
         ensure_hub_env_reachable()
         ensure_proxy(p)
         ensure_base_env(settings)
+        ensure_tensorboard_env()
         password = ensure_password(settings)
     except (CatalogError, SettingsError, StepError) as e:
         print(f"error: {e}", file=sys.stderr)

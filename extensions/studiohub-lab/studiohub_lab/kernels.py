@@ -8,7 +8,7 @@ looked, the kernel was stopped for memory and the message names the size's limit
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -46,7 +46,7 @@ class KernelExits:
             reason, message = "died", ("the kernel stopped unexpectedly (not for memory): "
                                        "check the server log, then restart the kernel")
         self.exits[kernel_id] = {"reason": reason, "message": message,
-                                 "time": datetime.now(timezone.utc).isoformat()}
+                                 "time": datetime.now(UTC).isoformat()}
 
     def report(self, kernel_id: str) -> dict[str, Any] | None:
         """``{id, last_exit}`` for a kernel of this server, None for an unknown id."""
