@@ -1,0 +1,57 @@
+"""A dead kernel is explained: OOM when the server cgroup's kill counter rose, else not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from studiohub.cgroups import OomCounters
+from studiohub_lab.kernels import KernelExits
+
+
+class Kernels:
+    """The two MappingKernelManager calls KernelExits uses."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.callbacks: dict[tuple[str, str], Callable[[], None]] = {}
+
+    def list_kernel_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def add_restart_callback(self, kernel_id: str, callback: Callable[[], None],
+                             event: str) -> None:
+        self.callbacks[kernel_id, event] = callback
+
+
+def test_oom_kill_is_reported_with_the_size_message() -> None:
+    counters = [OomCounters(kills=0, limit_hits=0)]
+    kernels = Kernels()
+    exits = KernelExits(kernels, lambda: counters[-1], lambda: "past the 512 MiB limit")
+    kernels.ids.append("k1")
+    assert exits.report("k1") == {"id": "k1", "last_exit": None}
+    counters.append(OomCounters(kills=1, limit_hits=3))
+    kernels.callbacks["k1", "restart"]()
+    report = exits.report("k1")
+    assert report is not None and report["last_exit"]["reason"] == "oom"
+    assert report["last_exit"]["message"] == "past the 512 MiB limit"
+
+
+def test_death_without_new_kills_is_not_blamed_on_memory() -> None:
+    kernels = Kernels()
+    exits = KernelExits(kernels, lambda: OomCounters(kills=2, limit_hits=0), lambda: "oom")
+    kernels.ids.append("k2")
+    exits.watch_new_kernels()
+    kernels.callbacks["k2", "dead"]()
+    report = exits.report("k2")
+    assert report is not None and report["last_exit"]["reason"] == "died"
+
+
+def test_unknown_kernel_is_none_and_no_cgroup_means_no_oom_claim() -> None:
+    kernels = Kernels()
+    exits = KernelExits(kernels, lambda: None, lambda: "oom")
+    assert exits.report("nope") is None
+    kernels.ids.append("k3")
+    exits.watch_new_kernels()
+    kernels.callbacks["k3", "restart"]()
+    report = exits.report("k3")
+    assert report is not None and report["last_exit"]["reason"] == "died"
