@@ -102,7 +102,8 @@ def detect_v2(mount: Mount, root: str = "studiohub") -> Capabilities:
     missing = sorted({"memory", "cpu"} - available)
     if missing:
         return Capabilities("none", reason=f"cgroup v2 at {mount.path} lacks the "
-                                           f"{' and '.join(missing)} controller")
+                                           f"{' and '.join(missing)} controller"
+                                           + "s" * (len(missing) > 1))
     if not _writable(mount, root):
         return Capabilities("none", reason=f"cgroup v2 at {mount.path} is not writable by "
                                            "this account (run the hub as root)")
@@ -196,6 +197,20 @@ def make_settings(caps: Capabilities, cpus: float, memory: int,
         return make_v2_settings(cpus, memory, pids_max=pids_max)
     if caps.version == "v1":
         return make_v1_settings(cpus, memory, memsw=caps.swap, pids_max=pids_max)
+    return {}
+
+
+def make_root_settings(version: str, host_cpus: int) -> Settings:
+    """CPU weight of the parent of all servers: as much as one busy process per host CPU.
+
+    With the default weight, all servers together would compete like a single process
+    against everything else on the host, so any background job could starve every user.
+    Each server's own ``cpus`` quota still caps it.
+    """
+    if version == "v2":
+        return {UNIFIED: {"cpu.weight": str(min(10_000, 100 * host_cpus))}}
+    if version == "v1":
+        return {"cpu": {"cpu.shares": str(1024 * host_cpus)}}
     return {}
 
 
@@ -311,12 +326,15 @@ class Cgroups:
         return dirs
 
     def _ensure_root(self) -> None:
+        weights = make_root_settings(self.caps.version, os.cpu_count() or 1)
         for controller, mount in self.caps.mounts.items():
             (mount / self.root).mkdir(exist_ok=True)
             if controller == UNIFIED:
                 wanted = ["memory", "cpu", *(["pids"] if self.caps.pids else [])]
                 _enable(mount, wanted)
                 _enable(mount / self.root, wanted)
+            for filename, value in weights.get(controller, {}).items():
+                (mount / self.root / filename).write_text(value)
 
     def procs_files(self, name: str) -> list[str]:
         """``cgroup.procs`` of every hierarchy: what a child writes itself into."""

@@ -40,7 +40,7 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 from . import cgroups, gpus, users
 from .catalog import Catalog, Choice, ChoiceError, Image, Size, load_catalog
 from .paths import paths, system_mode
-from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name
+from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name, unix_name
 
 # jsonschema builds an RFC 3987 grammar at import time when ``rfc3987_syntax`` is
 # installed (0.7 s here), only to check the ``iri`` string format, which no Jupyter
@@ -327,6 +327,7 @@ class StudioSpawner(LocalProcessSpawner):
         help="""Cull idle kernels that still have a browser connected (cull_connected).""",
     ).tag(config=True)
 
+    choice: Choice | None = None  # the validated {image, size} of the current start
     cgroup = Unicode(help="Name of this server's cgroup; empty when none was made.")
     pid_started = Integer(0, help="Start time of ``pid`` in clock ticks (pid reuse check).")
     held_gpus = List(Unicode(), help="IDs of the GPUs this server holds.")
@@ -401,15 +402,14 @@ class StudioSpawner(LocalProcessSpawner):
         self.mem_limit, self.cpu_limit = choice.size.memory, choice.size.cpus
         return choice
 
-    choice: Choice | None = None
-
     # --- start ---------------------------------------------------------------------------
 
     @property
     def account(self) -> pwd.struct_passwd:
-        return self._account if self._account is not None else users.current_user()
-
-    _account: pwd.struct_passwd | None = None
+        """The unix account the server runs as: the user's own, or the hub's (personal)."""
+        if not system_mode():
+            return users.current_user()
+        return pwd.getpwnam(unix_name(self.user.name, self.unix_user_prefix))
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         env["USER"], env["HOME"] = self.account.pw_name, self.account.pw_dir
@@ -439,12 +439,12 @@ class StudioSpawner(LocalProcessSpawner):
         """Start the server inside its size; return once its port accepts connections."""
         choice = self.apply_choice(self.user_options)
         if system_mode():
-            self._account = await asyncio.to_thread(users.ensure_user, self.user.name,
-                                                    self.unix_user_prefix)
+            await asyncio.to_thread(users.ensure_user, self.user.name, self.unix_user_prefix)
         self._take_gpus(choice.size.gpus)
         try:
             await asyncio.to_thread(self._make_cgroup, choice)
-            self.port = int(getattr(self, "port", 0)) or random_port()
+            if not getattr(self, "port", 0):  # getattr: mypy cannot type the hub's trait
+                self.port = random_port()
             self._popen()
             await self._wait_ready()
         except BaseException:
