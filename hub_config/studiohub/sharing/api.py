@@ -1,0 +1,190 @@
+"""The REST API under ``<prefix>api/v1/``, used by the JupyterLab panel and by scripts.
+
+| method and path                           | what                                        |
+| ----------------------------------------- | ------------------------------------------- |
+| ``GET domains``                           | the caller's domains (where they can share) |
+| ``GET shares?filter=domains&q=&domain=``  | shared with my domains (by others), search  |
+| ``GET shares?filter=mine``                | shared by me, with views, revoked included  |
+| ``POST shares``                           | share a notebook: a new link, version 1     |
+| ``GET shares/<id>``                       | one share, its versions                     |
+| ``DELETE shares/<id>``                    | revoke (author)                             |
+| ``POST shares/<id>/versions``             | publish a new version to the link (author)  |
+| ``GET shares/<id>/versions/<n|latest>``   | a version's notebook (counts as an open)    |
+| ``POST shares/<id>/copy``                 | copy into the caller's workspace            |
+| ``GET recent``                            | shares I opened lately                      |
+| ``GET audit?share=&user=&action=&before=``| the audit trail (``AUDIT_SCOPE`` holders)   |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado import web
+
+from .base import APIHandler, BaseHandler, Model
+from .config import AUDIT_SCOPE
+from .models import event_model, share_model, version_model
+from .store import ACTIONS
+from .workspace import ServerNotRunning, WorkspaceError
+
+#: Room in a request body for the keys around the notebook.
+BODY_SLACK = 64 * 1024
+
+SHARE: Model = {"domain": (str, True), "name": (str, True), "notebook": (dict, True),
+                "include_outputs": (bool, False), "note": (str, False)}
+VERSION: Model = {"notebook": (dict, True), "include_outputs": (bool, False),
+                  "note": (str, False)}
+COPY: Model = {"version": (int, False)}
+
+
+class NotebookBodyHandler(APIHandler):
+    """Handlers that receive a notebook: refuse an oversized body before parsing it."""
+
+    def notebook_body(self, model: Model) -> dict[str, Any]:
+        limit = self.sharing.limits.max_notebook_bytes
+        if len(self.request.body) > limit + BODY_SLACK:
+            raise web.HTTPError(413, f"request is {len(self.request.body) / 2**20:.1f} MiB; "
+                                     f"notebooks may be at most {limit / 2**20:.1f} MiB: clear "
+                                     "large outputs, or share without them")
+        return self.get_json_body(model)
+
+
+class DomainsHandler(APIHandler):
+    @web.authenticated
+    def get(self) -> None:
+        names = self.sharing.domain_names
+        self.write_json({"domains": [{"id": d, "name": names.get(d, d)}
+                                     for d in self.viewer.domains]})
+
+
+class SharesHandler(NotebookBodyHandler):
+    @web.authenticated
+    def get(self) -> None:
+        viewer, what = self.viewer, self.get_argument("filter", "domains")
+        if what == "mine":
+            shares = self.sharing.store.shared_by(viewer.name)
+        elif what == "domains":
+            domains = viewer.domains
+            if self.get_argument("domain", ""):
+                domains = [d for d in domains if d == self.get_argument("domain")]
+            shares = self.sharing.store.shared_with(domains, viewer.name,
+                                                    self.get_argument("q", "")[:200])
+        else:
+            raise web.HTTPError(400, f"filter {what!r} is not known: use 'mine' or 'domains'")
+        self.write_json({"shares": [share_model(s, viewer.name, self.sharing, self.prefix())
+                                    for s in shares]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.notebook_body(SHARE)
+        share = await self.sharing.share(self.viewer, body["domain"], body["name"],
+                                         body["notebook"], body.get("include_outputs", True),
+                                         body.get("note", ""))
+        self.write_json(share_model(share, share.author, self.sharing, self.prefix()), 201)
+
+
+class ShareHandler(APIHandler):
+    @web.authenticated
+    def get(self, share_id: str) -> None:
+        viewer = self.viewer
+        share = self.sharing.view(viewer, share_id)
+        versions = self.sharing.store.versions(share.id)
+        model = share_model(share, viewer.name, self.sharing, self.prefix())
+        model["versions"] = [version_model(v, self.sharing) for v in versions]
+        self.write_json(model)
+
+    @web.authenticated
+    def delete(self, share_id: str) -> None:
+        share = self.sharing.revoke(self.viewer, share_id)
+        self.write_json({"id": share.id, "revoked": True})
+
+
+class VersionsHandler(NotebookBodyHandler):
+    @web.authenticated
+    async def post(self, share_id: str) -> None:
+        body = self.notebook_body(VERSION)
+        version = await self.sharing.publish(self.viewer, share_id, body["notebook"],
+                                             body.get("include_outputs", True),
+                                             body.get("note", ""))
+        self.write_json(version_model(version, self.sharing), 201)
+
+
+class VersionHandler(APIHandler):
+    @web.authenticated
+    def get(self, share_id: str, number: str) -> None:
+        share, version = self.sharing.open(self.viewer, share_id, parse_version(number))
+        self.set_header("Content-Disposition", f'attachment; filename="{share.id}.ipynb"')
+        self.write_json(self.sharing.notebook(share, version))
+
+
+class CopyHandler(APIHandler):
+    @web.authenticated
+    async def post(self, share_id: str) -> None:
+        body = self.get_json_body(COPY) if self.request.body else {}
+        workspace = self.workspace()
+        try:
+            path = await self.sharing.copy(self.viewer, share_id, body.get("version"),
+                                           workspace)
+        except ServerNotRunning as e:
+            raise web.HTTPError(409, str(e)) from None
+        except WorkspaceError as e:
+            raise web.HTTPError(502, str(e)) from None
+        self.write_json({"path": path, "url": workspace.lab_url(path)}, 201)
+
+
+class RecentHandler(APIHandler):
+    @web.authenticated
+    def get(self) -> None:
+        viewer = self.viewer
+        shares = []
+        for share, opened in self.sharing.store.recently_opened(viewer.name):
+            if share.revoked is None and (share.author == viewer.name
+                                          or share.domain in viewer.domains):
+                shares.append({**share_model(share, viewer.name, self.sharing, self.prefix()),
+                               "opened": opened.isoformat()})
+        self.write_json({"shares": shares})
+
+
+class AuditHandler(APIHandler):
+    @web.authenticated
+    def get(self) -> None:
+        check_auditor(self)
+        events = self.sharing.store.events(**audit_filters(self))
+        self.write_json({"events": [event_model(e) for e in events]})
+
+
+def check_auditor(handler: BaseHandler) -> None:
+    """Only holders of the audit scope (the sharing-auditors role) read the trail."""
+    if not handler.has_scope(AUDIT_SCOPE):
+        raise web.HTTPError(403, f"the audit trail needs the scope {AUDIT_SCOPE!r}: ask an "
+                                 "administrator to add you to the sharing-auditors role")
+
+
+def audit_filters(handler: web.RequestHandler) -> dict[str, Any]:
+    """``share``, ``user``, ``action``, ``before`` and ``limit`` query arguments, checked."""
+    action = handler.get_argument("action", "") or None
+    if action and action not in ACTIONS:
+        raise web.HTTPError(400, f"action {action!r} is not known: use one of "
+                                 f"{', '.join(ACTIONS)}")
+    return {"share_id": handler.get_argument("share", "") or None,
+            "actor": handler.get_argument("user", "") or None, "action": action,
+            "before": _int_argument(handler, "before", None),
+            "limit": min(_int_argument(handler, "limit", 100) or 100, 1000)}
+
+
+def parse_version(number: str) -> int | None:
+    """``latest`` or a positive integer, from a URL."""
+    if number == "latest":
+        return None
+    if not (number.isascii() and number.isdigit()) or int(number) < 1:
+        raise web.HTTPError(400, f"version {number!r} must be a positive integer or 'latest'")
+    return int(number)
+
+
+def _int_argument(handler: web.RequestHandler, name: str, default: int | None) -> int | None:
+    value = handler.get_argument(name, "")
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()):
+        raise web.HTTPError(400, f"{name} {value!r} must be a non-negative integer")
+    return int(value)

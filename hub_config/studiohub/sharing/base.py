@@ -1,0 +1,164 @@
+"""The handlers' common ground: JupyterHub authentication, security headers, errors.
+
+- Every handler is :class:`HubOAuthenticated`: a browser is sent through the hub's
+  OAuth login and keeps a cookie for this service; a program sends a JupyterHub API
+  token (``Authorization: token …``), such as the one a user's server holds.
+- Every response carries the Content-Security-Policy of :mod:`.render` (no scripts at
+  all), ``nosniff`` and ``no-store``: pages show other people's notebooks.
+- API handlers parse a JSON body once and check it against a table of key → (type,
+  required) (the habit of JupyterHub's own ``APIHandler``), and always answer errors
+  as JSON ``{"status", "message"}``. Page handlers answer errors with a short page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from http.client import responses
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
+from tornado import web
+
+from .render import CONTENT_SECURITY_POLICY
+from .service import Sharing, Viewer
+from .workspace import Workspace
+
+#: A JSON body's schema: key → (type, required).
+Model = Mapping[str, tuple[type, bool]]
+TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object", int: "an integer"}
+INTERNAL_ERROR = ("internal error in the sharing service: an administrator can find the "
+                  "details in the hub's log")
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Authentication, the viewer, security headers."""
+
+    def initialize(self) -> None:
+        self.hub_auth: HubOAuth = self.settings["hub_auth"]
+
+    @property
+    def sharing(self) -> Sharing:
+        sharing: Sharing = self.settings["sharing"]
+        return sharing
+
+    @property
+    def viewer(self) -> Viewer:
+        """The requesting user and their domains (groups as of the last hub check)."""
+        user = self.current_user
+        if user is None or user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "only JupyterHub users can use notebook sharing")
+        return self.sharing.viewer(user["name"], list(user.get("groups") or []))
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the request's token (or cookie) carries ``scope``."""
+        return bool(self.current_user) and scope in self.current_user.get("scopes", [])
+
+    def workspace(self) -> Workspace:
+        """The requester's own server, reached with the requester's own token."""
+        token = self.hub_auth.get_token(self)
+        if not token:
+            raise web.HTTPError(403, "no token to reach your server: log in again")
+        return Workspace(self.settings["servers_url"], self.settings["base_url"],
+                         self.viewer.name, token)
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("Cache-Control", "no-store")
+
+    def prefix(self, path: str = "") -> str:
+        """A path under this service (``/services/sharing/<path>``)."""
+        return str(self.settings["service_prefix"]) + path
+
+
+class APIHandler(BaseHandler):
+    """JSON in, JSON out; refusals are ``{"status", "message"}``."""
+
+    def prepare(self) -> None:
+        if self.current_user is None:
+            raise web.HTTPError(403, "authentication required: log in to JupyterHub, or send "
+                                     "'Authorization: token <your JupyterHub API token>'")
+
+    def get_login_url(self) -> str:
+        """APIs never redirect to a login page."""
+        raise web.HTTPError(403, "authentication required")
+
+    def get_json_body(self, model: Model) -> dict[str, Any]:
+        """The request's JSON object, checked against ``model``; a 400 names what is wrong."""
+        try:
+            body = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise web.HTTPError(400, f"request body is not valid JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "request body must be a JSON object")
+        check_model(body, model)
+        return body
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = error_message(status_code, kwargs.get("exc_info"))
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+class PageHandler(BaseHandler):
+    """HTML pages, rendered from ``templates/`` without any script."""
+
+    def render_page(self, template: str, **kwargs: Any) -> None:
+        self.render(template, prefix=self.prefix(), hub_prefix=self.hub_auth.hub_prefix,
+                    user=(self.current_user or {}).get("name", ""), when=format_time,
+                    **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.render_error(status_code, error_message(status_code, kwargs.get("exc_info")))
+
+    def render_error(self, status: int, message: str, reason: str = "",
+                     action_text: str = "", action_url: str = "") -> None:
+        """The error page: what happened, and at most one thing to do about it."""
+        self.set_status(status)
+        self.render_page("error.html", status=status, message=message,
+                         reason=reason or responses.get(status, "Error"),
+                         action_text=action_text, action_url=action_url)
+
+
+def check_model(body: Mapping[str, Any], model: Model) -> None:
+    """Unknown keys, missing keys and wrong types are 400s naming the key."""
+    unknown = sorted(set(body) - set(model))
+    if unknown:
+        raise web.HTTPError(400, f"unknown key(s) {', '.join(map(repr, unknown))}: allowed "
+                                 f"keys are {', '.join(map(repr, model))}")
+    for key, (kind, required) in model.items():
+        if key not in body:
+            if required:
+                raise web.HTTPError(400, f"missing key {key!r} ({TYPE_NAMES[kind]})")
+            continue
+        value = body[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise web.HTTPError(400, f"{key!r} must be {TYPE_NAMES[kind]}, not "
+                                     f"{type(value).__name__}")
+
+
+def format_time(iso: str) -> str:
+    """``2026-11-23 14:05 UTC`` from a model's ISO time."""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def error_message(status_code: int, exc_info: Any) -> str:
+    """The refusal's own message; a generic one for anything unexpected."""
+    error = exc_info[1] if exc_info else None
+    if isinstance(error, web.HTTPError):
+        message = getattr(error, "message", None)
+        if message:
+            return str(message)
+        if error.log_message:
+            return error.log_message % error.args if error.args else error.log_message
+    if status_code >= 500:
+        return INTERNAL_ERROR
+    return responses.get(status_code, "error")

@@ -1,0 +1,131 @@
+"""Register the sharing service with JupyterHub: ``update_sharing(c, settings)``.
+
+Like the other ``update_<section>`` functions of :mod:`studiohub.configurer`, it only
+*sets* traits on a traitlets ``Config`` and can run any number of times. It reads the
+``sharing:`` block of StudioHub's settings (defaults in :data:`DEFAULTS`) and sets:
+
+- ``JupyterHub.services``: the managed ``sharing`` service, at ``/services/sharing/``;
+  its browser tokens may act on the user's *own* server only (``access:servers!user``,
+  to write "Copy to my workspace") and carry the audit scope if the user holds it.
+- ``JupyterHub.load_roles``: every user may reach the service
+  (``access:services!service=sharing`` added to the ``user`` role; the service itself
+  decides by domain); the ``sharing-auditors`` role (the hub's admin users plus
+  ``sharing.auditors``) holds the custom audit scope. The service's own token needs no
+  scope at all: it only identifies users, with their own tokens.
+- ``JupyterHub.custom_scopes``: the audit scope.
+- ``Spawner.server_token_scopes``: the default server scopes plus access to the
+  service, so the Lab extension can call it with the server's own token.
+
+Each scope's reason is in docs/sharing.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from traitlets.config import Config
+
+from ..units import parse_memory
+
+SERVICE = "sharing"
+ACCESS_SCOPE = f"access:services!service={SERVICE}"
+AUDIT_SCOPE = "custom:studiohub:read:sharing-audit"
+AUDITORS_ROLE = "sharing-auditors"
+#: JupyterHub's default ``server`` role, which server_token_scopes replaces when set.
+DEFAULT_SERVER_SCOPES = ["users:activity!user", "access:servers!server"]
+PORT_OFFSET = 82  # the hub's API is at port + 81, the proxy's at port + 1
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "port": None,  # None: the hub's port + 82
+    "data_dir": None,  # None: <state_dir>/sharing
+    "db_url": None,  # None: SQLite in data_dir; postgresql://... in production
+    "max_notebook_size": "16M",  # per snapshot, after removing outputs when asked
+    "max_shares_per_user": 200,
+    "max_versions_per_share": 50,
+    "auth_cache_seconds": 10,  # how soon a group change reaches the service
+    "auditors": [],  # users who read the audit trail, besides the admin users
+}
+
+
+def sharing_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``sharing:`` block over :data:`DEFAULTS`; unknown keys are refused by name."""
+    block = settings.get("sharing") or {}
+    unknown = sorted(set(block) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown sharing setting(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(DEFAULTS)}")
+    return {**DEFAULTS, **block}
+
+
+def update_sharing(c: Config, settings: dict[str, Any]) -> None:
+    """Register the sharing service, its roles and scopes (nothing when disabled)."""
+    sharing = sharing_settings(settings)
+    if not sharing["enabled"]:
+        return
+    _add_named(c, "services", make_service(settings, sharing))
+    _grant_user_role(c, ACCESS_SCOPE)
+    _add_named(c, "load_roles", make_auditors_role(settings, sharing))
+    c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), AUDIT_SCOPE: {
+        "description": "Read the audit trail of notebook sharing: who shared, opened, "
+                       "copied and revoked which notebook, and when."}}
+    current = c.Spawner.get("server_token_scopes", DEFAULT_SERVER_SCOPES)
+    if isinstance(current, list) and ACCESS_SCOPE not in current:
+        c.Spawner.server_token_scopes = [*current, ACCESS_SCOPE]
+
+
+def make_service(settings: dict[str, Any], sharing: dict[str, Any]) -> dict[str, Any]:
+    """The ``c.JupyterHub.services`` entry (a pure function of the settings)."""
+    port = int(sharing["port"] or int(settings["port"]) + PORT_OFFSET)
+    data_dir = sharing["data_dir"] or str(Path(settings["state_dir"]) / "sharing")
+    command = [sys.executable, "-m", "studiohub.sharing", f"--data-dir={data_dir}",
+               f"--servers-url={servers_url(settings)}",
+               f"--max-notebook-bytes={parse_memory(sharing['max_notebook_size'])}",
+               f"--max-shares-per-user={int(sharing['max_shares_per_user'])}",
+               f"--max-versions-per-share={int(sharing['max_versions_per_share'])}",
+               f"--auth-cache-seconds={int(sharing['auth_cache_seconds'])}"]
+    if settings.get("catalog_path"):
+        command.append(f"--catalog={settings['catalog_path']}")
+    service: dict[str, Any] = {
+        "name": SERVICE,
+        "url": f"http://127.0.0.1:{port}",
+        "command": command,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": ["access:servers!user", AUDIT_SCOPE],
+        "display": True,
+        "info": {"description": "Notebooks shared with your domains"},
+    }
+    if sharing["db_url"]:
+        # In the environment, not the command line: a password in a URL stays out of `ps`.
+        service["environment"] = {"STUDIOHUB_SHARING_DB_URL": sharing["db_url"]}
+    return service
+
+
+def make_auditors_role(settings: dict[str, Any], sharing: dict[str, Any]) -> dict[str, Any]:
+    users = set((settings.get("auth") or {}).get("admin_users") or []) | set(sharing["auditors"])
+    return {"name": AUDITORS_ROLE, "description": "Read the notebook sharing audit trail",
+            "scopes": [AUDIT_SCOPE], "users": sorted(users)}
+
+
+def servers_url(settings: dict[str, Any]) -> str:
+    """The proxy as the service reaches it (on this host): users' servers are behind it."""
+    ip = settings.get("ip") or "127.0.0.1"
+    host = "127.0.0.1" if ip in ("0.0.0.0", "::", "") else ip
+    return f"http://{host}:{int(settings['port'])}"
+
+
+def _grant_user_role(c: Config, scope: str) -> None:
+    """Add ``scope`` to the ``user`` role, keeping what others added to it."""
+    roles = list(c.JupyterHub.get("load_roles", []))
+    user = next((r for r in roles if r["name"] == "user"), {"name": "user", "scopes": ["self"]})
+    if scope not in user["scopes"]:
+        user = {**user, "scopes": [*user["scopes"], scope]}
+    _add_named(c, "load_roles", user)
+
+
+def _add_named(c: Config, trait: str, entry: dict[str, Any]) -> None:
+    """Set ``entry`` in a list trait of named dicts, replacing one of the same name."""
+    current = [e for e in c.JupyterHub.get(trait, []) if e["name"] != entry["name"]]
+    setattr(c.JupyterHub, trait, [*current, entry])
