@@ -140,6 +140,9 @@ def update_culler(c: Config, settings: dict[str, Any]) -> None:
 
 def update_services(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
     """StudioHub's own hub services, each registering itself with its narrowest role."""
+    from .sharing.config import update_sharing
+
+    update_sharing(c, settings)
 
 
 def _add_service(c: Config, service: dict[str, Any]) -> None:

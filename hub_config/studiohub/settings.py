@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
         "start_timeout": 60,
         "default_url": "/lab",
     },
+    # Notebook sharing service; keys and defaults in studiohub.sharing.config.DEFAULTS.
+    "sharing": {},
 }
 
 ENV_KEYS = {
