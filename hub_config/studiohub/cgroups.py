@@ -200,17 +200,19 @@ def make_settings(caps: Capabilities, cpus: float, memory: int,
     return {}
 
 
-def make_root_settings(version: str, host_cpus: int) -> Settings:
-    """CPU weight of the parent of all servers: as much as one busy process per host CPU.
+def make_root_settings(version: str, host_cpus: int, servers: int) -> Settings:
+    """CPU weight of the parent of all servers: one ordinary process per server (≥ per CPU).
 
     With the default weight, all servers together would compete like a single process
-    against everything else on the host, so any background job could starve every user.
-    Each server's own ``cpus`` quota still caps it.
+    against everything else on the host, so one background job could slow every user
+    down; without StudioHub each server would be a process of its own. Each server's
+    own ``cpus`` quota still caps it.
     """
+    count = max(host_cpus, servers, 1)
     if version == "v2":
-        return {UNIFIED: {"cpu.weight": str(min(10_000, 100 * host_cpus))}}
+        return {UNIFIED: {"cpu.weight": str(min(10_000, 100 * count))}}
     if version == "v1":
-        return {"cpu": {"cpu.shares": str(1024 * host_cpus)}}
+        return {"cpu": {"cpu.shares": str(min(262_144, 1024 * count))}}
     return {}
 
 
@@ -323,18 +325,28 @@ class Cgroups:
             directory.mkdir()
             for filename, value in settings.get(controller, {}).items():
                 (directory / filename).write_text(value)
+        self._reweigh_root()
         return dirs
 
     def _ensure_root(self) -> None:
-        weights = make_root_settings(self.caps.version, os.cpu_count() or 1)
         for controller, mount in self.caps.mounts.items():
             (mount / self.root).mkdir(exist_ok=True)
             if controller == UNIFIED:
                 wanted = ["memory", "cpu", *(["pids"] if self.caps.pids else [])]
                 _enable(mount, wanted)
                 _enable(mount / self.root, wanted)
-            for filename, value in weights.get(controller, {}).items():
-                (mount / self.root / filename).write_text(value)
+
+    def _reweigh_root(self) -> None:
+        """Keep the parent's CPU weight at one process per running server (see builder)."""
+        cpu = self.caps.mounts.get("cpu") or self.caps.mounts.get(UNIFIED)
+        if cpu is None or not (cpu / self.root).is_dir():
+            return
+        servers = sum(1 for p in (cpu / self.root).iterdir() if p.is_dir())
+        weights = make_root_settings(self.caps.version, os.cpu_count() or 1, servers)
+        for controller, files in weights.items():
+            for filename, value in files.items():
+                with contextlib.suppress(OSError):
+                    (self.caps.mounts[controller] / self.root / filename).write_text(value)
 
     def procs_files(self, name: str) -> list[str]:
         """``cgroup.procs`` of every hierarchy: what a child writes itself into."""
@@ -370,6 +382,7 @@ class Cgroups:
         ok = True
         for directory in self.dirs(name).values():
             ok = _remove_tree(directory, timeout) and ok
+        self._reweigh_root()
         return ok
 
     def read_oom(self, name: str) -> OomCounters | None:

@@ -126,11 +126,12 @@ def test_v2_settings_for_half_a_cpu() -> None:
     }
 
 
-def test_parent_weighs_like_one_process_per_host_cpu() -> None:
-    assert cgroups.make_root_settings("v1", 2) == {"cpu": {"cpu.shares": "2048"}}
-    assert cgroups.make_root_settings("v2", 16) == {"unified": {"cpu.weight": "1600"}}
-    assert cgroups.make_root_settings("v2", 512) == {"unified": {"cpu.weight": "10000"}}
-    assert cgroups.make_root_settings("none", 4) == {}
+def test_parent_weighs_like_one_process_per_server() -> None:
+    assert cgroups.make_root_settings("v1", 2, 0) == {"cpu": {"cpu.shares": "2048"}}
+    assert cgroups.make_root_settings("v1", 2, 10) == {"cpu": {"cpu.shares": "10240"}}
+    assert cgroups.make_root_settings("v2", 16, 3) == {"unified": {"cpu.weight": "1600"}}
+    assert cgroups.make_root_settings("v2", 8, 512) == {"unified": {"cpu.weight": "10000"}}
+    assert cgroups.make_root_settings("none", 4, 4) == {}
 
 
 def test_cpu_quota_has_the_kernel_minimum() -> None:
@@ -215,7 +216,11 @@ def test_ensure_cgroup_v1_writes_each_hierarchy(tmp_path: Path) -> None:
     assert (tmp_path / "memory/sh/jupyter-a/memory.memsw.limit_in_bytes").read_text() == \
         "1073741824"
     assert (tmp_path / "cpu/sh/jupyter-a/cpu.cfs_quota_us").read_text() == "200000"
-    assert (tmp_path / "cpu/sh/cpu.shares").read_text() == str(1024 * (os.cpu_count() or 1))
+    host = os.cpu_count() or 1
+    assert (tmp_path / "cpu/sh/cpu.shares").read_text() == str(1024 * host)
+    for i in range(host + 2):
+        tree.ensure_cgroup(f"jupyter-{i}", {})
+    assert (tmp_path / "cpu/sh/cpu.shares").read_text() == str(1024 * (host + 3))
     assert (tmp_path / "pids/sh/jupyter-a/pids.max").read_text() == "64"
     assert not (tmp_path / "cpuacct" / "sh").exists()
 
