@@ -19,12 +19,14 @@ import pwd
 import re
 import stat
 import subprocess
+import threading
 from collections.abc import Callable
 
 from .slugs import DEFAULT_UNIX_PREFIX, unix_name
 
 HOME_MODE = 0o700
 USERADD_NAME_IN_USE = 9
+_creating = threading.Lock()  # spawns run this in threads; useradd locks /etc/passwd
 
 
 class UserError(RuntimeError):
@@ -39,7 +41,8 @@ def ensure_user(name: str, prefix: str = DEFAULT_UNIX_PREFIX,
     try:
         entry = pwd.getpwnam(account)
     except KeyError:
-        entry = _create(account, name, run)
+        with _creating:
+            entry = _create(account, name, run)
     ensure_private_home(entry)
     return entry
 

@@ -81,6 +81,27 @@ def test_ensure_user_creates_a_private_home(account: str) -> None:
     assert unix_name(account.removeprefix("jupyter-")) == account
 
 
+def test_accounts_for_many_first_logins_at_once(caps: cgroups.Capabilities) -> None:
+    """Spawns create accounts in threads; odd hub names still give valid accounts."""
+    import pwd
+    from concurrent.futures import ThreadPoolExecutor
+
+    stem = uuid.uuid4().hex[:5]
+    names = [f"Many.{stem}@Example.org", *(f"many{stem}{i}" for i in range(5))]
+    try:
+        with ThreadPoolExecutor(len(names)) as pool:
+            entries = list(pool.map(ensure_user, names))
+        assert [e.pw_name for e in entries] == [unix_name(n) for n in names]
+        assert entries[0].pw_name.startswith("jupyter-many-") and "--" in entries[0].pw_name
+        for entry in entries:
+            assert pwd.getpwnam(entry.pw_name).pw_uid == entry.pw_uid
+            assert stat.S_IMODE(os.stat(entry.pw_dir).st_mode) == 0o700
+            assert os.stat(entry.pw_dir).st_uid == entry.pw_uid
+    finally:
+        for name in names:
+            subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True, check=False)
+
+
 def test_memory_limit_kills_and_counts(tree: cgroups.Cgroups, account: str) -> None:
     caps = tree.caps
     tree.ensure_cgroup("mem", cgroups.make_settings(caps, 1, 300 * MIB))
