@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,19 @@ def start_cluster(workdir: Path) -> PostgresCluster:
     subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
                     "studiohub"], check=True, capture_output=True)
     return cluster
+
+
+@contextmanager
+def private_cluster() -> Iterator[PostgresCluster]:
+    """A cluster under /tmp itself: pytest's temporary tree is 0700 root, closed to postgres."""
+    workdir = Path(tempfile.mkdtemp(prefix="studiohub-pg-"))
+    workdir.chmod(0o755)
+    cluster = start_cluster(workdir / "cluster")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _as_postgres(cmd: list[str]) -> None:

@@ -8,14 +8,13 @@ import pytest
 
 from tests.hubtools import Hub
 from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
-from tests.pgcluster import PostgresCluster, start_cluster
+from tests.pgcluster import PostgresCluster, private_cluster
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    cluster = start_cluster(tmp_path_factory.mktemp("pg"))
-    yield cluster
-    cluster.stop()
+def postgres() -> Iterator[PostgresCluster]:
+    with private_cluster() as cluster:
+        yield cluster
 
 
 def test_hub_runs_on_postgresql(postgres: PostgresCluster,
