@@ -42,11 +42,26 @@ from .catalog import Catalog, Choice, ChoiceError, Image, Size, load_catalog
 from .paths import paths, system_mode
 from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name, unix_name
 
-# jsonschema builds an RFC 3987 grammar at import time when ``rfc3987_syntax`` is
-# installed (0.7 s here), only to check the ``iri`` string format, which no Jupyter
-# server schema uses. Hiding the module halves the server's start-up time.
-FAST_SINGLEUSER = ("import sys; sys.modules['rfc3987_syntax'] = None; "
-                   "from jupyterhub.singleuser import main; sys.exit(main())")
+# How the server starts, measured with ``python -X importtime`` (docs/limits.md):
+# - jsonschema builds an RFC 3987 grammar at import time when ``rfc3987_syntax`` is
+#   installed (0.7 s here), only to check the ``iri`` string format, which no Jupyter
+#   server schema uses: hiding the module halves the server's start-up time;
+# - ~10,000 objects are created while importing: no cyclic GC until the server's big
+#   imports are done, then ``gc.freeze()`` keeps those objects out of later collections
+#   (about 0.1 s of CPU per start; the server is already up when the hub sees it).
+FAST_SINGLEUSER = """\
+import gc, sys
+gc.disable()
+sys.modules["rfc3987_syntax"] = None
+from jupyterhub.singleuser import main
+try:
+    import jupyterlab.labapp
+except ImportError:
+    pass
+gc.freeze()
+gc.enable()
+sys.exit(main())
+"""
 LOG_MAX_BYTES = 10 * 1024 * 1024
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _catalogs: dict[str, tuple[float, Catalog]] = {}
