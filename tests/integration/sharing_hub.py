@@ -1,10 +1,10 @@
 """A real StudioHub with the sharing service, for the sharing tests and benchmarks.
 
-The hub runs from a ``jupyterhub_config.py`` that does what StudioHub's own does
-(:func:`studiohub.configurer.apply` on the settings and catalog) plus
-:func:`studiohub.sharing.config.update_sharing`, so the service, its roles and scopes are
-exactly what production registers. ``jupyterhub`` is started directly instead of through
-``studiohub up`` (which would also build image environments this needs none of).
+The hub runs StudioHub's own ``jupyterhub_config.py`` (settings → configurer, which calls
+:func:`studiohub.sharing.config.update_sharing`), with the test's ``sharing:`` block in
+its ``config.yaml``, so the service, its roles and scopes are exactly what production
+registers. ``jupyterhub`` is started directly instead of through ``studiohub up`` (which
+would also build image environments this needs none of).
 
 Users log in through the hub's form, get API tokens, and are put into domains through
 the hub's REST API, as in :mod:`tests.hubtools`.
@@ -13,7 +13,6 @@ the hub's REST API, as in :mod:`tests.hubtools`.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 import requests
 
 from studiohub.catalog import merge
+from studiohub.installer import JUPYTERHUB_CONFIG
 from tests.hubtools import Hub, User, free_port
 from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
 
@@ -35,23 +35,10 @@ SHARING_CATALOG = merge(TEST_CATALOG, {"domains": {
     "team-b": {"display_name": "Team B", "images": ["base"], "sizes": ["tiny"]},
 }})
 
-HUB_CONFIG = """\
-import json
-from studiohub import configurer
-from studiohub.catalog import load_catalog
-from studiohub.settings import load_settings
-from studiohub.sharing.config import update_sharing
-
-c = get_config()  # noqa: F821
-settings = load_settings()
-configurer.apply(c, settings, load_catalog(settings["catalog_path"]))
-update_sharing(c, {{**settings, "sharing": json.loads({sharing!r})}})
-"""
-
 
 @dataclass
 class SharingHub(Hub):
-    """A :class:`Hub` whose config also registers the sharing service."""
+    """A :class:`Hub` started from StudioHub's own config, with a ``sharing:`` block."""
 
     sharing: dict[str, Any] = field(default_factory=dict)
 
@@ -64,16 +51,14 @@ class SharingHub(Hub):
         return Path(self.sharing.get("data_dir") or self.state_dir / "sharing")
 
     def start(self, timeout: float = 90) -> None:
-        """``jupyterhub -f <our config>`` in the state directory, then wait for the service."""
-        self.sharing.setdefault("port", free_port())
-        config = self.workdir / "jupyterhub_config.py"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config.write_text(HUB_CONFIG.format(sharing=json.dumps(self.sharing)))
+        """StudioHub's ``jupyterhub_config.py`` in the state directory; wait for the service."""
+        self.settings = {**self.settings,
+                         "sharing": {"port": free_port(), **self.sharing}}
         env = {**os.environ, "STUDIOHUB_CONFIG": str(self.write_config())}
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(config)], env=env,
+                [sys.executable, "-m", "jupyterhub", "-f", str(JUPYTERHUB_CONFIG)], env=env,
                 cwd=self.state_dir, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self._wait_for(f"{self.service_url}static/preview.css", timeout)
@@ -92,11 +77,12 @@ class SharingHub(Hub):
 
 
 @contextlib.contextmanager
-def running_sharing_hub(workdir: Path, **sharing: Any) -> Iterator[SharingHub]:
+def running_sharing_hub(workdir: Path, catalog: dict[str, Any] | None = None,
+                        **sharing: Any) -> Iterator[SharingHub]:
     """Start a hub with the sharing service; stop it and remove its unix accounts after."""
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o755)
-    hub = SharingHub(workdir, catalog=SHARING_CATALOG, sharing=dict(sharing))
+    hub = SharingHub(workdir, catalog=catalog or SHARING_CATALOG, sharing=dict(sharing))
     try:
         hub.start()
         yield hub

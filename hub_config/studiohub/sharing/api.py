@@ -113,8 +113,9 @@ class VersionHandler(APIHandler):
     @web.authenticated
     def get(self, share_id: str, number: str) -> None:
         share, version = self.sharing.open(self.viewer, share_id, parse_version(number))
+        self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header("Content-Disposition", f'attachment; filename="{share.id}.ipynb"')
-        self.write_json(self.sharing.notebook(share, version))
+        self.finish(self.sharing.files.read_notebook(share.id, version.number))  # JSON as is
 
 
 class CopyHandler(APIHandler):

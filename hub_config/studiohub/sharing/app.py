@@ -43,12 +43,12 @@ class OAuthCallback(HubOAuthCallbackHandler):
 
 
 class NotFoundAPI(APIHandler):
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         raise web.HTTPError(404, f"no API at {self.request.path}: see docs/sharing.md")
 
 
 class NotFoundPage(PageHandler):
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         raise web.HTTPError(404, "nothing here: check that you copied the whole link")
 
 

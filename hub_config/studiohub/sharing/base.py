@@ -38,6 +38,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def initialize(self) -> None:
         self.hub_auth: HubOAuth = self.settings["hub_auth"]
 
+    async def prepare(self) -> None:
+        """Identify the user asynchronously (HubAuth's synchronous path blocks the event
+        loop for a round trip to the hub on every cache miss); ``current_user`` then
+        reads the identity this left on the handler."""
+        await self.hub_auth.get_user(self, sync=False)
+
     @property
     def sharing(self) -> Sharing:
         sharing: Sharing = self.settings["sharing"]
@@ -77,7 +83,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 class APIHandler(BaseHandler):
     """JSON in, JSON out; refusals are ``{"status", "message"}``."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        await super().prepare()
         if self.current_user is None:
             raise web.HTTPError(403, "authentication required: log in to JupyterHub, or send "
                                      "'Authorization: token <your JupyterHub API token>'")

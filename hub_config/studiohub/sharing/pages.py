@@ -92,11 +92,14 @@ class AuditPage(PageHandler):
         events = [event_model(e) for e in self.sharing.store.events(**filters)]
         older = {k: v for k, v in self.request.query_arguments.items() if k != "before"}
         self.render_page("audit.html", events=events, filters=filters, actions=ACTIONS,
-                         older_query=_older_query(older, events))
+                         older_query=_older_query(older, events, filters["limit"]))
 
 
 class CssHandler(PageHandler):
     """The preview's one stylesheet (CSP ``style-src 'self'``), cacheable by URL."""
+
+    async def prepare(self) -> None:
+        """Public, like any stylesheet: no need to identify anyone."""
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/css; charset=utf-8")
@@ -109,8 +112,10 @@ def css_version() -> str:
     return sha256(preview_css().encode()).hexdigest()[:12]
 
 
-def _older_query(query: dict[str, list[bytes]], events: list[dict[str, Any]]) -> str:
-    if not events:
+def _older_query(query: dict[str, list[bytes]], events: list[dict[str, Any]],
+                 limit: int) -> str:
+    """The query of the next (older) page, or "" when this page was the last."""
+    if len(events) < limit:
         return ""
     args = {k: v[-1].decode() for k, v in query.items()}
     args["before"] = str(events[-1]["id"])
