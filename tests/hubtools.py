@@ -28,10 +28,10 @@ HUB_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    """A port P with P, P+1 (proxy API) and P+81 (hub API) all free."""
+    """A port P with P, P+1 (proxy API), P+81 (hub API) and P+82 (sharing) all free."""
     for _ in range(200):
         port = random.randint(20000, 40000)
-        if all(_free(p) for p in (port, port + 1, port + 81)):
+        if all(_free(p) for p in (port, port + 1, port + 81, port + 82)):
             return port
     raise RuntimeError("no free port found")
 
