@@ -335,3 +335,43 @@ def test_traits_are_documented_config() -> None:
     for name in own:
         assert traits[name].help, name
     assert sys.executable  # the server runs with the hub's interpreter (make_cmd)
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+
+async def test_ready_as_soon_as_the_port_accepts(catalog_file: Path, tmp_path: Path) -> None:
+    import asyncio
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = ("import socket, time; time.sleep(0.3); s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(30)")
+    spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
+    spawner.port, spawner.proc = port, subprocess.Popen([sys.executable, "-c", code], text=True)
+    try:
+        start = time.monotonic()
+        await asyncio.wait_for(spawner._wait_ready(), 10)
+        assert 0.3 <= time.monotonic() - start < 1.5
+    finally:
+        spawner.proc.kill()
+        spawner.proc.wait()
+
+
+async def test_a_server_that_dies_fails_the_spawn_at_once(catalog_file: Path,
+                                                          tmp_path: Path) -> None:
+    import subprocess
+
+    spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
+    spawner.log_path.write_text("starting\nPermissionError: [Errno 13] /home/x\n")
+    spawner.port = 1
+    spawner.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"], text=True)
+    with pytest.raises(SpawnException) as e:
+        await spawner._wait_ready()
+    assert e.value.message == ("Your server exited while starting (status 3): "
+                               "PermissionError: [Errno 13] /home/x")
+    assert e.value.reason == "exited" and "starting\n" in e.value.log_message
