@@ -285,7 +285,23 @@ def test_copy_needs_a_running_server(sharing: SharingHub, alice: User) -> None:
     r = idle.session.post(f"{sharing.url}{s['url']}/copy", data={"_xsrf": xsrf(preview.text)},
                           allow_redirects=False, timeout=30)
     assert r.status_code == 409 and "Start my server" in r.text
-    assert f"/hub/spawn/{idle.name}?next=%2Fservices%2Fsharing%2Fs%2F{s['id']}" in r.text
+    start = f"/hub/spawn/{idle.name}?next=%2Fservices%2Fsharing%2Fs%2F{s['id']}"
+    assert start in r.text
+
+    # "Start my server": the hub's spawn form, then back to the preview, then the copy works.
+    form = idle.session.get(sharing.url + start, timeout=30)
+    assert form.status_code == 200
+    started = idle.session.post(form.url, data={"image": "base", "size": "tiny",
+                                                "_xsrf": idle.session.cookies.get(
+                                                    "_xsrf", path="/hub/") or ""},
+                                timeout=120)
+    assert f"next=%2Fservices%2Fsharing%2Fs%2F{s['id']}" in started.url
+    idle.wait_ready()
+    back = idle.session.get(started.url, timeout=30)  # the pending page, once ready
+    assert back.url == sharing.url + s["url"]
+    again = idle.session.post(f"{sharing.url}{s['url']}/copy", allow_redirects=False,
+                              data={"_xsrf": xsrf(back.text)}, timeout=30)
+    assert again.status_code == 303 and again.headers["Location"].endswith("/analysis.ipynb")
 
 
 def test_leaving_a_domain_takes_effect_within_the_auth_cache(sharing: SharingHub,
@@ -334,6 +350,7 @@ BAD_INPUTS: list[tuple[str, Any, int, str]] = [
      413, "the limit is 1.0 MiB"),
     ("huge request", bad(notebook=make_notebook(markdown_cell("z" * 1_300_000))), 413,
      "notebooks may be at most 1.0 MiB"),
+    ("40 MB of junk", b"x" * 40_000_000, 413, "notebooks may be at most 1.0 MiB"),
 ]
 
 
@@ -374,6 +391,13 @@ def test_bad_new_versions_are_refused_and_nothing_is_stored(sharing: SharingHub,
                           status)
     assert stored(sharing) == before
     assert call(sharing, alice, "GET", f"shares/{s['id']}").json()["version"] == 1
+
+
+def test_oversized_bodies_elsewhere_are_413(sharing: SharingHub, bob: User) -> None:
+    r = call(sharing, bob, "POST", "shares/x/copy", data=b"{" + b" " * 200_000 + b"}")
+    assert_json_error(r, 413, "at most 65536 are accepted here")
+    r = call(sharing, None, "POST", "shares", data=b"x" * 5_000_000)
+    assert_json_error(r, 403, "authentication required")
 
 
 def test_bad_query_arguments_are_400(sharing: SharingHub, bob: User) -> None:

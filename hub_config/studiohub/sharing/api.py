@@ -21,7 +21,7 @@ from typing import Any
 
 from tornado import web
 
-from .base import APIHandler, BaseHandler, Model
+from .base import APIHandler, BaseHandler, Model, authenticated
 from .config import AUDIT_SCOPE
 from .models import event_model, share_model, version_model
 from .store import ACTIONS
@@ -38,19 +38,19 @@ COPY: Model = {"version": (int, False)}
 
 
 class NotebookBodyHandler(APIHandler):
-    """Handlers that receive a notebook: refuse an oversized body before parsing it."""
+    """Handlers that receive a notebook: bodies up to the notebook limit (plus the keys)."""
 
-    def notebook_body(self, model: Model) -> dict[str, Any]:
+    def body_limit(self) -> int:
+        return int(self.sharing.limits.max_notebook_bytes) + BODY_SLACK
+
+    def too_large(self, size: int) -> str:
         limit = self.sharing.limits.max_notebook_bytes
-        if len(self.request.body) > limit + BODY_SLACK:
-            raise web.HTTPError(413, f"request is {len(self.request.body) / 2**20:.1f} MiB; "
-                                     f"notebooks may be at most {limit / 2**20:.1f} MiB: clear "
-                                     "large outputs, or share without them")
-        return self.get_json_body(model)
+        return (f"request is {size / 2**20:.1f} MiB; notebooks may be at most "
+                f"{limit / 2**20:.1f} MiB: clear large outputs, or share without them")
 
 
 class DomainsHandler(APIHandler):
-    @web.authenticated
+    @authenticated
     def get(self) -> None:
         names = self.sharing.domain_names
         self.write_json({"domains": [{"id": d, "name": names.get(d, d)}
@@ -58,7 +58,7 @@ class DomainsHandler(APIHandler):
 
 
 class SharesHandler(NotebookBodyHandler):
-    @web.authenticated
+    @authenticated
     def get(self) -> None:
         viewer, what = self.viewer, self.get_argument("filter", "domains")
         if what == "mine":
@@ -74,9 +74,9 @@ class SharesHandler(NotebookBodyHandler):
         self.write_json({"shares": [share_model(s, viewer.name, self.sharing, self.prefix())
                                     for s in shares]})
 
-    @web.authenticated
+    @authenticated
     async def post(self) -> None:
-        body = self.notebook_body(SHARE)
+        body = self.get_json_body(SHARE)
         share = await self.sharing.share(self.viewer, body["domain"], body["name"],
                                          body["notebook"], body.get("include_outputs", True),
                                          body.get("note", ""))
@@ -84,7 +84,7 @@ class SharesHandler(NotebookBodyHandler):
 
 
 class ShareHandler(APIHandler):
-    @web.authenticated
+    @authenticated
     def get(self, share_id: str) -> None:
         viewer = self.viewer
         share = self.sharing.view(viewer, share_id)
@@ -93,16 +93,16 @@ class ShareHandler(APIHandler):
         model["versions"] = [version_model(v, self.sharing) for v in versions]
         self.write_json(model)
 
-    @web.authenticated
+    @authenticated
     def delete(self, share_id: str) -> None:
         share = self.sharing.revoke(self.viewer, share_id)
         self.write_json({"id": share.id, "revoked": True})
 
 
 class VersionsHandler(NotebookBodyHandler):
-    @web.authenticated
+    @authenticated
     async def post(self, share_id: str) -> None:
-        body = self.notebook_body(VERSION)
+        body = self.get_json_body(VERSION)
         version = await self.sharing.publish(self.viewer, share_id, body["notebook"],
                                              body.get("include_outputs", True),
                                              body.get("note", ""))
@@ -110,7 +110,7 @@ class VersionsHandler(NotebookBodyHandler):
 
 
 class VersionHandler(APIHandler):
-    @web.authenticated
+    @authenticated
     def get(self, share_id: str, number: str) -> None:
         share, version = self.sharing.open(self.viewer, share_id, parse_version(number))
         self.set_header("Content-Type", "application/x-ipynb+json")
@@ -119,9 +119,9 @@ class VersionHandler(APIHandler):
 
 
 class CopyHandler(APIHandler):
-    @web.authenticated
+    @authenticated
     async def post(self, share_id: str) -> None:
-        body = self.get_json_body(COPY) if self.request.body else {}
+        body = self.get_json_body(COPY) if self.has_body() else {}
         workspace = self.workspace()
         try:
             path = await self.sharing.copy(self.viewer, share_id, body.get("version"),
@@ -134,7 +134,7 @@ class CopyHandler(APIHandler):
 
 
 class RecentHandler(APIHandler):
-    @web.authenticated
+    @authenticated
     def get(self) -> None:
         viewer = self.viewer
         shares = []
@@ -147,7 +147,7 @@ class RecentHandler(APIHandler):
 
 
 class AuditHandler(APIHandler):
-    @web.authenticated
+    @authenticated
     def get(self) -> None:
         check_auditor(self)
         events = self.sharing.store.events(**audit_filters(self))

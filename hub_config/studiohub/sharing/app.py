@@ -43,8 +43,10 @@ class OAuthCallback(HubOAuthCallbackHandler):
 
 
 class NotFoundAPI(APIHandler):
-    async def prepare(self) -> None:
+    def not_found(self, *_: str) -> None:
         raise web.HTTPError(404, f"no API at {self.request.path}: see docs/sharing.md")
+
+    get = post = put = patch = delete = not_found
 
 
 class NotFoundPage(PageHandler):
@@ -187,8 +189,8 @@ class SharingApp(Application):
         app = create_app(sharing, hub_auth, servers_url=self.servers_url,
                          base_url=os.environ.get("JUPYTERHUB_BASE_URL", "/"))
         listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
-        server = HTTPServer(app, xheaders=True,
-                            max_body_size=2 * self.max_notebook_bytes + MIB)
+        # API handlers stream and size-check their bodies; pages only take small forms.
+        server = HTTPServer(app, xheaders=True, max_body_size=MIB)
         server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
         self.log.info("sharing service listening on %s, prefix %s, data in %s",
                       listen.geturl(), hub_auth.base_url, self.data_dir)

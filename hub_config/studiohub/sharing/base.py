@@ -6,20 +6,23 @@
 - Every response carries the Content-Security-Policy of :mod:`.render` (no scripts at
   all), ``nosniff`` and ``no-store``: pages show other people's notebooks.
 - API handlers parse a JSON body once and check it against a table of key → (type,
-  required) (the habit of JupyterHub's own ``APIHandler``), and always answer errors
-  as JSON ``{"status", "message"}``. Page handlers answer errors with a short page.
+  required) (the habit of JupyterHub's own ``APIHandler``), refuse an oversized body
+  with 413 after reading it, and always answer errors as JSON ``{"status",
+  "message"}``. Page handlers answer errors with a short page.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.client import responses
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 
 from .render import CONTENT_SECURITY_POLICY
 from .service import Sharing, Viewer
@@ -28,6 +31,9 @@ from .workspace import Workspace
 #: A JSON body's schema: key → (type, required).
 Model = Mapping[str, tuple[type, bool]]
 TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object", int: "an integer"}
+#: Bodies beyond this are cut off by the HTTP server instead of being read and refused.
+MAX_DRAINED_BYTES = 1024 * 1024 * 1024
+Method = TypeVar("Method", bound=Callable[..., Any])
 INTERNAL_ERROR = ("internal error in the sharing service: an administrator can find the "
                   "details in the hub's log")
 
@@ -80,29 +86,68 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return str(self.settings["service_prefix"]) + path
 
 
-class APIHandler(BaseHandler):
-    """JSON in, JSON out; refusals are ``{"status", "message"}``."""
+def authenticated(method: Method) -> Method:
+    """An API method for users only: a 403 saying how to authenticate, never a redirect.
 
-    async def prepare(self) -> None:
-        await super().prepare()
+    API handlers stream their body (see :class:`APIHandler`), so this runs after the
+    whole body arrived: a refusal never cuts an upload short.
+    """
+    @functools.wraps(method)
+    def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> Any:
         if self.current_user is None:
             raise web.HTTPError(403, "authentication required: log in to JupyterHub, or send "
                                      "'Authorization: token <your JupyterHub API token>'")
+        return method(self, *args, **kwargs)
 
-    def get_login_url(self) -> str:
-        """APIs never redirect to a login page."""
-        raise web.HTTPError(403, "authentication required")
+    return cast(Method, wrapper)
+
+
+@web.stream_request_body
+class APIHandler(BaseHandler):
+    """JSON in, JSON out; refusals are ``{"status", "message"}``.
+
+    The body is streamed and counted: up to :meth:`body_limit` bytes are kept, anything
+    beyond is read and dropped, and the method answers 413 with a message. (A server
+    that stopped reading mid-upload would leave the client, behind the proxy, with a
+    bare 400 or 503 instead.)
+    """
+
+    max_body_bytes = 64 * 1024
+
+    def body_limit(self) -> int:
+        return self.max_body_bytes
+
+    async def prepare(self) -> None:
+        self._body, self._body_size = bytearray(), 0
+        if isinstance(self.request.connection, HTTP1Connection):
+            self.request.connection.set_max_body_size(MAX_DRAINED_BYTES)
+        await super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._body_size <= self.body_limit():
+            self._body += chunk
+        else:
+            self._body = bytearray()
+
+    def too_large(self, size: int) -> str:
+        return f"request body is {size} bytes; at most {self.body_limit()} are accepted here"
 
     def get_json_body(self, model: Model) -> dict[str, Any]:
-        """The request's JSON object, checked against ``model``; a 400 names what is wrong."""
+        """The request's JSON object, checked against ``model``; a 4xx names what is wrong."""
+        if self._body_size > self.body_limit():
+            raise web.HTTPError(413, self.too_large(self._body_size))
         try:
-            body = json.loads(self.request.body or b"null")
+            body = json.loads(bytes(self._body) or b"null")
         except (ValueError, UnicodeDecodeError) as e:
             raise web.HTTPError(400, f"request body is not valid JSON: {e}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "request body must be a JSON object")
         check_model(body, model)
         return body
+
+    def has_body(self) -> bool:
+        return self._body_size > 0
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
