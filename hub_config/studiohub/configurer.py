@@ -101,15 +101,14 @@ def update_spawner(c: Config, settings: dict[str, Any], catalog: Catalog) -> Non
     c.Spawner.default_url = spawner["default_url"]
     c.Spawner.start_timeout = int(spawner["start_timeout"])
     c.Spawner.http_timeout = int(spawner["start_timeout"])
-    args = []
-    if culling["enabled"] and culling["idle_kernel_timeout"]:
-        args += [
-            f"--MappingKernelManager.cull_idle_timeout={int(culling['idle_kernel_timeout'])}",
-            f"--MappingKernelManager.cull_interval={int(culling['kernel_cull_interval'])}",
-            f"--MappingKernelManager.cull_busy={bool(culling['cull_busy_kernels'])}",
-            f"--MappingKernelManager.cull_connected={bool(culling['cull_connected_kernels'])}",
-        ]
-    c.Spawner.args = args
+    c.StudioSpawner.server_log_dir = str(Path(settings["state_dir"]) / "servers")
+    # Idle kernels are culled by each user's server (MappingKernelManager.cull_*).
+    enabled = bool(culling["enabled"])
+    c.StudioSpawner.kernel_cull_idle_timeout = int(culling["idle_kernel_timeout"]) \
+        if enabled else 0
+    c.StudioSpawner.kernel_cull_interval = int(culling["kernel_cull_interval"])
+    c.StudioSpawner.kernel_cull_busy = bool(culling["cull_busy_kernels"])
+    c.StudioSpawner.kernel_cull_connected = bool(culling["cull_connected_kernels"])
 
 
 def update_groups(c: Config, catalog: Catalog) -> None:

@@ -84,10 +84,12 @@ def test_culler_service_has_narrow_role(settings: dict) -> None:
                               "delete:servers"]
 
 
-def test_kernel_culling_args(settings: dict) -> None:
+def test_kernel_culling_and_server_logs(settings: dict) -> None:
     c = Config()
     configurer.update_spawner(c, settings, load_catalog())
-    assert "--MappingKernelManager.cull_idle_timeout=1200" in c.Spawner.args
+    assert c.StudioSpawner.kernel_cull_idle_timeout == 1200
+    assert c.StudioSpawner.kernel_cull_interval == 120
+    assert c.StudioSpawner.server_log_dir == f"{settings['state_dir']}/servers"
 
 
 def test_culling_can_be_disabled(settings: dict) -> None:
@@ -96,7 +98,7 @@ def test_culling_can_be_disabled(settings: dict) -> None:
     configurer.update_culler(c, settings)
     configurer.update_spawner(c, settings, load_catalog())
     assert "services" not in c.JupyterHub
-    assert c.Spawner.args == []
+    assert c.StudioSpawner.kernel_cull_idle_timeout == 0
 
 
 def test_other_authenticator_with_its_config(settings: dict) -> None:
