@@ -161,3 +161,12 @@ def test_copies_get_numbered_names() -> None:
     names = candidate_names("report.ipynb")
     assert names[:3] == ["report.ipynb", "report-2.ipynb", "report-3.ipynb"]
     assert len(set(names)) == len(names) == 50
+
+
+def test_version_zero_is_not_the_latest_and_vanished_files_are_gone(sharing: Sharing) -> None:
+    share = run(sharing.share(ADA, "ml-research", "a.ipynb", notebook(), True, ""))
+    refused(404, lambda: sharing.pick_version(share, 0), "version 0 does not exist")
+    version = sharing.pick_version(share, None)
+    sharing.files.remove_share(share.id)  # a revocation between the check and the read
+    refused(410, lambda: sharing.notebook_bytes(share, version), "revoked")
+    refused(410, lambda: sharing.preview(share, version), "revoked")

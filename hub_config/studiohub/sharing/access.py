@@ -18,6 +18,8 @@ from tornado import web
 from ..catalog import Catalog
 from .store import Share
 
+REVOKED = "this shared notebook was revoked by its author: ask them for a new link"
+
 
 class Refusal(web.HTTPError):
     """A request refused with a 4xx; ``message`` is what the user reads (JSON or page)."""
@@ -52,8 +54,7 @@ def check_can_view(share: Share | None, user: str, domains: list[str],
     if share is None:
         raise Refusal(404, "no shared notebook at this link: check that you copied all of it")
     if share.revoked is not None:
-        raise Refusal(410, "this shared notebook was revoked by its author: ask them for a "
-                           "new link")
+        raise Refusal(410, REVOKED)
     if share.author != user and share.domain not in domains:
         label = names.get(share.domain, share.domain)
         raise Refusal(403, f"this notebook is shared with the domain {label!r} "

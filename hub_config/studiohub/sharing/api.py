@@ -115,7 +115,7 @@ class VersionHandler(APIHandler):
         share, version = self.sharing.open(self.viewer, share_id, parse_version(number))
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header("Content-Disposition", f'attachment; filename="{share.id}.ipynb"')
-        self.finish(self.sharing.files.read_notebook(share.id, version.number))  # JSON as is
+        self.finish(self.sharing.notebook_bytes(share, version))  # the stored JSON, as is
 
 
 class CopyHandler(APIHandler):

@@ -55,7 +55,7 @@ class PreviewPage(PageHandler):
             version=version_model(version, self.sharing),
             versions=[version_model(v, self.sharing)
                       for v in self.sharing.store.versions(share.id)],
-            body=self.sharing.files.read_preview(share.id, version.number))
+            body=self.sharing.preview(share, version))
 
 
 class CopyPage(PageHandler):

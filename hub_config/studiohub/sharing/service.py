@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import Catalog
 from . import access
-from .access import Refusal
+from .access import REVOKED, Refusal
 from .notebooks import (
     Environment,
     NotebookError,
@@ -42,6 +42,8 @@ from .snapshots import SnapshotFiles
 from .store import Share, Store, Version, utcnow
 from .workspace import Workspace
 
+In = TypeVar("In")
+Out = TypeVar("Out")
 #: Refusals of access to an existing link, kept in the audit trail (bad input is not).
 AUDITED_REFUSALS = (403, 404, 410)
 
@@ -161,7 +163,7 @@ class Sharing:
             return self.check_view(viewer, share_id)
 
     def pick_version(self, share: Share, number: int | None) -> Version:
-        version = self.store.version(share.id, number or share.latest_version)
+        version = self.store.version(share.id, share.latest_version if number is None else number)
         if version is None:
             raise Refusal(404, f"version {number} does not exist: this link has versions "
                                f"1 to {share.latest_version}")
@@ -177,9 +179,18 @@ class Sharing:
         self.store.record(viewer.name, "open", share.id, version.number)
         return share, version
 
-    def notebook(self, share: Share, version: Version) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.files.read_notebook(share.id, version.number))
-        return data
+    def notebook_bytes(self, share: Share, version: Version) -> bytes:
+        """The snapshot as stored (a revocation may have removed it since the check)."""
+        try:
+            return self.files.read_notebook(share.id, version.number)
+        except FileNotFoundError:
+            raise Refusal(410, REVOKED) from None
+
+    def preview(self, share: Share, version: Version) -> str:
+        try:
+            return self.files.read_preview(share.id, version.number)
+        except FileNotFoundError:
+            raise Refusal(410, REVOKED) from None
 
     async def copy(self, viewer: Viewer, share_id: str, number: int | None,
                    workspace: Workspace) -> str:
@@ -187,7 +198,8 @@ class Sharing:
         with self.audited(viewer, share_id):
             share = self.check_view(viewer, share_id)
             version = self.pick_version(share, number)
-        path = await workspace.save_copy(share.name, self.notebook(share, version))
+        notebook = json.loads(self.notebook_bytes(share, version))
+        path = await workspace.save_copy(share.name, notebook)
         self.store.record(viewer.name, "copy", share.id, version.number, f"saved as {path}")
         return path
 
@@ -217,7 +229,7 @@ def prepare(data: dict[str, Any], include_outputs: bool, max_bytes: int) -> Prep
     return Prepared(blob, preview, environment_of(snapshot))
 
 
-def _checked(check: Any, value: Any) -> Any:
+def _checked(check: Callable[[In], Out], value: In) -> Out:
     """Run a pure check from :mod:`.notebooks`, turning its error into a 400."""
     try:
         return check(value)
