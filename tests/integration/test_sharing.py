@@ -7,6 +7,7 @@ copies land through the recipients' own running Jupyter servers.
 
 from __future__ import annotations
 
+import base64
 import os
 import pwd
 import re
@@ -422,10 +423,14 @@ def test_malicious_outputs_are_inert_in_the_preview(sharing: SharingHub, alice: 
     for forbidden in ("<script", "javascript:", "<svg", "<iframe", "onerror", "onload",
                       "onmouseover", "pwned"):
         assert forbidden not in html, forbidden
-    # What is safe survives; the SVG is shown as an image, where browsers run no script.
-    for kept in ("bold survives", "plain text survives", "javascript output is not run",
-                 'src="data:image/svg+xml;base64,'):
+    # What is safe survives; the SVG is shown as an image (where browsers run no script),
+    # and what is inside that image was scrubbed too.
+    for kept in ("bold survives", "plain text survives", "javascript output is not run"):
         assert kept in html, kept
+    (svg,) = re.findall(r'data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)', r.text)
+    svg_text = base64.b64decode(svg).decode().lower()
+    assert "<circle" in svg_text
+    assert "<script" not in svg_text and "onload" not in svg_text and "pwned" not in svg_text
     policy = r.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and CSP_NO_SCRIPT in policy
     assert r.headers["X-Content-Type-Options"] == "nosniff"

@@ -7,8 +7,9 @@ Three layers, each enough on its own for the common attacks:
 2. **nh3** (the Rust ``ammonia`` sanitizer) keeps only an allowlist of tags and
    attributes: no ``<script>``, ``<style>``, ``<svg>``, ``<iframe>``, ``<form>``, no
    event handlers, no ``javascript:`` links; images only as ``data:image/...`` URLs (an
-   SVG shown through ``<img>`` never runs its scripts, and remote images, which would
-   tell an author who opened their notebook, are dropped).
+   SVG shown through ``<img>`` never runs its scripts, and :mod:`.svg` has already
+   reduced it to drawing; remote images, which would tell an author who opened their
+   notebook, are dropped).
 3. **Content-Security-Policy** on every page of the service forbids scripts outright
    (``script-src 'none'``), so even a sanitizer bug could not run one.
 
@@ -27,6 +28,8 @@ import nh3
 from jupyter_core.paths import jupyter_path
 from nbconvert import HTMLExporter
 from nbformat import NotebookNode
+
+from .svg import ScrubSVG
 
 TEMPLATES = Path(__file__).with_name("nbconvert")
 TEMPLATE_NAME = "studiohub-preview"
@@ -99,6 +102,7 @@ def _exporter() -> HTMLExporter:
     if exporter is None:
         exporter = HTMLExporter(template_name=TEMPLATE_NAME,
                                 extra_template_basedirs=[str(TEMPLATES)])
+        exporter.register_preprocessor(ScrubSVG, enabled=True)
         _local.exporter = exporter
     return exporter
 
