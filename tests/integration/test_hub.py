@@ -128,12 +128,12 @@ def test_kernel_past_its_memory_limit_is_stopped_and_the_user_told_why(hub: Hub)
     assert report["last_exit"]["reason"] == "oom", report
     assert "512 MiB" in report["last_exit"]["message"]
     assert "1 vCPU + 512 MiB" in report["last_exit"]["message"]
-    # The kernel is restarted automatically and usable again once idle.
-    deadline = time.monotonic() + 60
-    while user.server_api("GET", f"/kernels/{kernel}").json().get("execution_state") != "idle":
-        assert time.monotonic() < deadline, "kernel did not come back after the OOM kill"
-        time.sleep(0.5)
-    again = user.run("print(1 + 1)", kernel)
+    # The kernel is restarted automatically: running the cell again works once it is back.
+    deadline = time.monotonic() + 90
+    again = user.run("print(1 + 1)", kernel, timeout=10)
+    while again.stdout.strip() != "2" and time.monotonic() < deadline:
+        time.sleep(1)
+        again = user.run("print(1 + 1)", kernel, timeout=10)
     assert again.stdout.strip() == "2", again
     user.stop()
 
