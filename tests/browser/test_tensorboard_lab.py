@@ -7,27 +7,16 @@ Debian's Chromium driven by Playwright. Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboard_env
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS
 from tests.integration.test_tensorboard import UnixUser, UserServer, make_user, remove_user
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(os.geteuid() != 0, reason="creates a unix user: run as root"),
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                       reason="needs Debian's chromium (apt-get install chromium)"),
-]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+pytestmark = BROWSER_MARKS
 QUIET_LAB = {"@jupyterlab/apputils-extension:notification": {
     "checkForUpdates": False, "fetchNews": "false"}}
 

@@ -11,15 +11,14 @@ know: none of it may run, in the preview or in Bob's Lab. Screenshots go to
 from __future__ import annotations
 
 import base64
-import os
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS
 from tests.hubtools import User
 from tests.integration.sharing_hub import (
     SharingHub,
@@ -32,17 +31,7 @@ from tests.integration.sharing_hub import (
     stream,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(os.geteuid() != 0, reason="creates unix users: run as root"),
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                       reason="needs Debian's chromium (apt-get install chromium)"),
-]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+pytestmark = BROWSER_MARKS
 
 
 def chart_png(width: int = 360, height: int = 140) -> str:
