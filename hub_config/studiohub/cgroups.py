@@ -1,8 +1,11 @@
 """Per-server cgroups: detect what the host can enforce, create, join, remove, read OOMs.
 
-Every user server runs in its own cgroup, ``<root>/<name>`` (root ``studiohub``, name
-from :func:`studiohub.slugs.cgroup_name`), holding the size's memory, CPU and process
-limits; the server's kernels inherit it, so a size bounds a server and all its kernels.
+Every user server gets its own cgroup, ``<root>/<name>`` (root ``studiohub``, name
+from :func:`studiohub.slugs.cgroup_name`), which holds no limits itself but *leaves*:
+``server`` with the server's size (its kernels inherit it), and one ``k-<kernel id>``
+per kernel the user placed on an image and size of its own (made by the hub, see
+:mod:`studiohub.placements`), with that size's limits. Only root writes limits; the
+server's account may only move its own processes between its leaves.
 
 Detection prefers cgroup v2 (a ``cgroup2`` mount with the memory and cpu controllers
 available), then v1 (``memory`` and ``cpu`` hierarchies mounted read-write), else
@@ -295,16 +298,18 @@ def oom_message_from_env(environ: Mapping[str, str] | None = None) -> str:
 # --- the cgroups of user servers ---------------------------------------------------------
 
 
+SERVER_LEAF = "server"
+
+
 @dataclass(frozen=True)
 class Cgroups:
     """Server cgroups under ``root`` in every hierarchy :class:`Capabilities` found.
 
-    Delegation: :meth:`delegate` gives the server's unix account its cgroup directory
-    (and ``cgroup.procs``; on v2 also ``cgroup.subtree_control``), so the server can
-    create child cgroups, e.g. one per kernel with a smaller size, and move its own
-    processes into them. Children can never exceed the server's limits. On v2 a cgroup
-    with processes cannot enable controllers for children, so that feature first moves
-    the server itself into a ``<name>/server`` leaf (it may: it owns ``cgroup.procs``).
+    Delegation: :meth:`delegate` gives the server's unix account the ``cgroup.procs``
+    (v1 also ``tasks``) of its cgroup and of each leaf, never a directory or a limit
+    file. So the server can start a kernel straight into a leaf the hub made for it
+    (v2 needs write access to the common parent's ``cgroup.procs`` for that), but can
+    neither create cgroups nor raise a limit.
     """
 
     caps: Capabilities
@@ -312,29 +317,61 @@ class Cgroups:
 
     def dirs(self, name: str) -> dict[str, Path]:
         """Controller → directory of cgroup ``name`` (nothing when limits are off)."""
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"bad cgroup name {name!r}")
+        _check_name(name)
         return {c: m / self.root / name for c, m in self.caps.mounts.items()}
 
+    def leaf_dirs(self, name: str, leaf: str = SERVER_LEAF) -> dict[str, Path]:
+        """Controller → directory of leaf ``leaf`` of cgroup ``name``."""
+        _check_name(leaf)
+        return {c: d / leaf for c, d in self.dirs(name).items()}
+
     def ensure_cgroup(self, name: str, settings: Settings) -> dict[str, Path]:
-        """Create cgroup ``name`` afresh (leftovers killed) with ``settings`` applied."""
+        """Create cgroup ``name`` afresh (leftovers killed), its ``server`` leaf holding
+        ``settings``; returns the cgroup's directories."""
         self.remove(name)
         self._ensure_root()
         dirs = self.dirs(name)
         for controller, directory in dirs.items():
             directory.mkdir()
-            for filename, value in settings.get(controller, {}).items():
-                (directory / filename).write_text(value)
+            if controller == UNIFIED:
+                _enable(directory, self._v2_controllers())
+        self.ensure_leaf(name, SERVER_LEAF, settings)
         self._reweigh_root()
         return dirs
+
+    def ensure_leaf(self, name: str, leaf: str, settings: Settings) -> dict[str, Path]:
+        """Leaf ``leaf`` of the existing cgroup ``name`` with ``settings`` (re)applied."""
+        dirs = self.leaf_dirs(name, leaf)
+        for controller, directory in dirs.items():
+            directory.mkdir(exist_ok=True)
+            for filename, value in settings.get(controller, {}).items():
+                (directory / filename).write_text(value)
+        return dirs
+
+    def remove_leaf(self, name: str, leaf: str, timeout: float = 3.0) -> bool:
+        """Kill what runs in one leaf and remove it."""
+        ok = True
+        for directory in self.leaf_dirs(name, leaf).values():
+            ok = _remove_tree(directory, timeout) and ok
+        return ok
+
+    def leaves(self, name: str) -> list[str]:
+        """Names of the leaves of cgroup ``name`` that exist."""
+        found: set[str] = set()
+        for directory in self.dirs(name).values():
+            if directory.is_dir():
+                found |= {p.name for p in directory.iterdir() if p.is_dir()}
+        return sorted(found)
+
+    def _v2_controllers(self) -> list[str]:
+        return ["memory", "cpu", *(["pids"] if self.caps.pids else [])]
 
     def _ensure_root(self) -> None:
         for controller, mount in self.caps.mounts.items():
             (mount / self.root).mkdir(exist_ok=True)
             if controller == UNIFIED:
-                wanted = ["memory", "cpu", *(["pids"] if self.caps.pids else [])]
-                _enable(mount, wanted)
-                _enable(mount / self.root, wanted)
+                _enable(mount, self._v2_controllers())
+                _enable(mount / self.root, self._v2_controllers())
 
     def _reweigh_root(self) -> None:
         """Keep the parent's CPU weight at one process per running server (see builder)."""
@@ -348,21 +385,21 @@ class Cgroups:
                 with contextlib.suppress(OSError):
                     (self.caps.mounts[controller] / self.root / filename).write_text(value)
 
-    def procs_files(self, name: str) -> list[str]:
-        """``cgroup.procs`` of every hierarchy: what a child writes itself into."""
-        return [str(d / "cgroup.procs") for d in self.dirs(name).values()]
+    def procs_files(self, name: str, leaf: str = SERVER_LEAF) -> list[str]:
+        """``cgroup.procs`` of a leaf in every hierarchy: what a child writes itself into."""
+        return [str(d / "cgroup.procs") for d in self.leaf_dirs(name, leaf).values()]
 
-    def attach(self, name: str, pid: int) -> None:
-        """Move process ``pid`` (and its threads) into cgroup ``name``."""
-        for procs in self.procs_files(name):
+    def attach(self, name: str, pid: int, leaf: str = SERVER_LEAF) -> None:
+        """Move process ``pid`` (and its threads) into a leaf of cgroup ``name``."""
+        for procs in self.procs_files(name, leaf):
             Path(procs).write_text(str(pid))
 
-    def delegate(self, name: str, uid: int, gid: int) -> None:
-        """Let a server's account create child cgroups under its own (see class doc)."""
+    def delegate(self, name: str, uid: int, gid: int, leaf: str = SERVER_LEAF) -> None:
+        """Let a server's account move its processes into ``leaf`` (see class doc)."""
         for controller, directory in self.dirs(name).items():
-            files = ["cgroup.procs"] + (["cgroup.subtree_control", "cgroup.threads"]
-                                        if controller == UNIFIED else ["tasks"])
-            for path in [directory, *(directory / f for f in files)]:
+            files = ["cgroup.procs"] + (["cgroup.threads"] if controller == UNIFIED
+                                        else ["tasks"])
+            for path in [directory / "cgroup.procs", *(directory / leaf / f for f in files)]:
                 if path.exists():
                     os.chown(path, uid, gid)
 
@@ -385,13 +422,18 @@ class Cgroups:
         self._reweigh_root()
         return ok
 
-    def read_oom(self, name: str) -> OomCounters | None:
-        """OOM counters of server cgroup ``name`` (None where memory is not enforced)."""
-        dirs = self.dirs(name)
+    def read_oom(self, name: str, leaf: str = SERVER_LEAF) -> OomCounters | None:
+        """OOM counters of a leaf of cgroup ``name`` (None where memory is not enforced)."""
+        dirs = self.leaf_dirs(name, leaf)
         memory = dirs.get(UNIFIED) or dirs.get("memory")
         if memory is None or not memory.exists():
             return None
         return read_oom(memory, self.caps.version)
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"bad cgroup name {name!r}")
 
 
 def _enable(directory: Path, controllers: list[str]) -> None:

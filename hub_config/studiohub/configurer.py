@@ -29,6 +29,14 @@ def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
     update_groups(c, catalog)
     update_culler(c, settings)
     update_services(c, settings, catalog)
+    update_hubapi(c, settings)
+
+
+def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
+    """Kernel placements and server switches in the hub's API (see ``hubapi``)."""
+    from .hubapi import update_hubapi as update
+
+    update(c, settings)
 
 
 def update_hub(c: Config, settings: dict[str, Any]) -> None:

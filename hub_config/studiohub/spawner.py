@@ -37,7 +37,7 @@ from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_set
 from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
-from . import cgroups, gpus, users
+from . import cgroups, gpus, placements, users
 from .catalog import Catalog, Choice, ChoiceError, Image, Size, load_catalog
 from .paths import paths, system_mode
 from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name, unix_name
@@ -342,6 +342,18 @@ class StudioSpawner(LocalProcessSpawner):
         help="""Cull idle kernels that still have a browser connected (cull_connected).""",
     ).tag(config=True)
 
+    placements_file = Unicode(
+        help="""Where the hub keeps the kernels placed on sizes of their own (JSON); set by
+        StudioHub's configuration. Their GPUs and cgroup leaves go with the server.""",
+    ).tag(config=True)
+
+    memory_overcommit = Float(
+        1.0,
+        help="""How many times over this machine's memory the sizes of running servers and
+        placed kernels may add up to. 1.0: a kernel is placed only where its size's memory
+        is free; more lets more users share a machine whose users rarely fill their sizes.""",
+    ).tag(config=True)
+
     choice: Choice | None = None  # the validated {image, size} of the current start
     cgroup = Unicode(help="Name of this server's cgroup; empty when none was made.")
     pid_started = Integer(0, help="Start time of ``pid`` in clock ticks (pid reuse check).")
@@ -576,6 +588,10 @@ class StudioSpawner(LocalProcessSpawner):
             cgroups.Cgroups(self.caps, self.cgroup_root).remove(self.cgroup)
         if self.held_gpus or self.allocator.held_by(self.gpu_holder):
             self.allocator.free(self.gpu_holder)
+        if self.placements_file and not self.name:
+            # Placed kernels lived in this server's cgroup, removed above.
+            for placement in placements.book(self.placements_file).remove_user(self.user.name):
+                self.allocator.free(placement.gpu_holder)
         self.cgroup, self.held_gpus, self.pid_started = "", [], 0
 
     def _pid_reused(self) -> bool:

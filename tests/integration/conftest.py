@@ -16,9 +16,11 @@ TEST_CATALOG = {
     "sizes": {
         "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
         "half": {"display_name": "0.5 vCPU + 1 GiB", "cpus": 0.5, "memory": "1G"},
+        # More memory than any test machine has: refused for capacity, with the reason.
+        "giant": {"display_name": "1 vCPU + 4 TiB", "cpus": 1, "memory": "4T"},
     },
     "domains": {
-        "everyone": {"sizes": ["tiny", "half", "small", "medium"]},
+        "everyone": {"sizes": ["tiny", "half", "small", "medium", "giant"]},
         "team-a": {"display_name": "Team A", "images": ["base"], "sizes": ["tiny", "half"]},
     },
 }

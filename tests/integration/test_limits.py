@@ -152,9 +152,9 @@ def test_half_a_cpu_is_half_a_cpu(tree: cgroups.Cgroups, account: str) -> None:
     cpus_used, cgroup_path = result.stdout.split()
     # Two busy processes would use up to 2 CPUs here; the size allows 0.5.
     assert float(cpus_used) <= 0.6, result.stdout
-    assert cgroup_path == f"/{tree.root}/cpu"
+    assert cgroup_path == f"/{tree.root}/cpu/server"
     if tree.caps.version == "v1":
-        assert (tree.dirs("cpu")["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert (tree.leaf_dirs("cpu")["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
 
 
 def test_process_count_limit(tree: cgroups.Cgroups, account: str) -> None:
@@ -177,13 +177,16 @@ def test_process_count_limit(tree: cgroups.Cgroups, account: str) -> None:
 
 def test_remove_kills_leftovers_including_child_cgroups(tree: cgroups.Cgroups,
                                                         account: str) -> None:
-    """A server's account may create child cgroups (delegation); remove takes them all."""
+    """A server's account may move its processes into a kernel leaf the hub made for it,
+    but not make cgroups of its own; removing the server's cgroup takes every leaf."""
     import pwd
 
     entry = pwd.getpwnam(account)
     name = cgroup_name(account)
     dirs = tree.ensure_cgroup(name, cgroups.make_settings(tree.caps, 1, 300 * MIB))
     tree.delegate(name, entry.pw_uid, entry.pw_gid)
+    tree.ensure_leaf(name, "k-1", cgroups.make_settings(tree.caps, 0.5, 200 * MIB))
+    tree.delegate(name, entry.pw_uid, entry.pw_gid, "k-1")
     memory = dirs.get("unified") or dirs["memory"]
     join = cgroups.make_join(tree.procs_files(name))
     become = set_user_setuid(account)
@@ -192,12 +195,21 @@ def test_remove_kills_leftovers_including_child_cgroups(tree: cgroups.Cgroups,
         join()
         become()
 
-    # As the user: make a child cgroup (a future per-kernel size) and move into it.
+    # As the user: no cgroup of one's own, no higher limit, but a move into the leaf.
     code = textwrap.dedent(f"""
         import os, time
-        child = {str(memory)!r} + "/kernel-1"
-        os.mkdir(child)
-        open(child + "/cgroup.procs", "w").write(str(os.getpid()))
+        try:
+            os.mkdir({str(memory)!r} + "/mine")
+            print("made a cgroup", flush=True)
+        except PermissionError:
+            pass
+        try:
+            open({str(memory)!r} + "/k-1/memory.limit_in_bytes", "w").write("1")
+            print("raised a limit", flush=True)
+        except (PermissionError, FileNotFoundError):
+            pass
+        for procs in {tree.procs_files(name, "k-1")!r}:
+            open(procs, "w").write(str(os.getpid()))
         print("moved", flush=True)
         time.sleep(600)
     """)
@@ -206,7 +218,7 @@ def test_remove_kills_leftovers_including_child_cgroups(tree: cgroups.Cgroups,
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "moved"
         assert proc.pid in tree.pids(name)
-        assert str(proc.pid) in (memory / "kernel-1" / "cgroup.procs").read_text().split()
+        assert str(proc.pid) in (memory / "k-1" / "cgroup.procs").read_text().split()
         start = time.monotonic()
         assert tree.remove(name)
         assert time.monotonic() - start < 3
@@ -229,5 +241,5 @@ def test_own_cgroup_is_readable_from_inside(tree: cgroups.Cgroups, account: str)
     """)
     assert result.returncode == 0, result.stderr
     where, counters = result.stdout.split(" ", 1)
-    assert where.endswith(f"/{tree.root}/self")
+    assert where.endswith(f"/{tree.root}/self/server")
     assert counters.strip() == "OomCounters(kills=0, limit_hits=0)"

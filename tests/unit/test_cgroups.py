@@ -198,30 +198,38 @@ def test_ensure_cgroup_v2_enables_controllers_and_writes_limits(tmp_path: Path) 
     caps = cgroups.detect(fake_v2(tmp_path))
     tree = Cgroups(caps, "studiohub")
     dirs = tree.ensure_cgroup("jupyter-a", cgroups.make_v2_settings(1, GIB))
-    server = tmp_path / "unified" / "studiohub" / "jupyter-a"
-    assert dirs == {"unified": server}
-    assert (tmp_path / "unified" / "cgroup.subtree_control").read_text() == \
-        "+memory +cpu +pids"
-    assert (tmp_path / "unified" / "studiohub" / "cgroup.subtree_control").read_text() == \
-        "+memory +cpu +pids"
+    parent = tmp_path / "unified" / "studiohub" / "jupyter-a"
+    server = parent / "server"
+    assert dirs == {"unified": parent}
+    for directory in (tmp_path / "unified", parent.parent, parent):
+        assert (directory / "cgroup.subtree_control").read_text() == "+memory +cpu +pids"
+    # The limits are on the server's leaf; the parent holds the leaves of placed kernels.
+    assert not (parent / "memory.max").exists()
     assert (server / "memory.max").read_text() == "1073741824"
     assert (server / "cpu.max").read_text() == "100000 100000"
     assert tree.procs_files("jupyter-a") == [str(server / "cgroup.procs")]
+    tree.ensure_leaf("jupyter-a", "k-1", cgroups.make_v2_settings(0.5, 2 * GIB))
+    assert (parent / "k-1" / "memory.max").read_text() == str(2 * GIB)
+    assert tree.leaves("jupyter-a") == ["k-1", "server"]
+    assert tree.procs_files("jupyter-a", "k-1") == [str(parent / "k-1" / "cgroup.procs")]
+    tree.ensure_leaf("jupyter-a", "k-2", {})  # a fake tree removes only empty directories
+    assert tree.remove_leaf("jupyter-a", "k-2")
+    assert tree.leaves("jupyter-a") == ["k-1", "server"]
 
 
 def test_ensure_cgroup_v1_writes_each_hierarchy(tmp_path: Path) -> None:
     caps = cgroups.detect(fake_v1(tmp_path))
     tree = Cgroups(caps, "sh")
     tree.ensure_cgroup("jupyter-a", cgroups.make_v1_settings(2, GIB, pids_max=64))
-    assert (tmp_path / "memory/sh/jupyter-a/memory.memsw.limit_in_bytes").read_text() == \
-        "1073741824"
-    assert (tmp_path / "cpu/sh/jupyter-a/cpu.cfs_quota_us").read_text() == "200000"
+    assert (tmp_path / "memory/sh/jupyter-a/server/memory.memsw.limit_in_bytes").read_text() \
+        == "1073741824"
+    assert (tmp_path / "cpu/sh/jupyter-a/server/cpu.cfs_quota_us").read_text() == "200000"
     host = os.cpu_count() or 1
     assert (tmp_path / "cpu/sh/cpu.shares").read_text() == str(1024 * host)
     for i in range(host + 2):
         tree.ensure_cgroup(f"jupyter-{i}", {})
     assert (tmp_path / "cpu/sh/cpu.shares").read_text() == str(1024 * (host + 3))
-    assert (tmp_path / "pids/sh/jupyter-a/pids.max").read_text() == "64"
+    assert (tmp_path / "pids/sh/jupyter-a/server/pids.max").read_text() == "64"
     assert not (tmp_path / "cpuacct" / "sh").exists()
 
 
@@ -242,17 +250,21 @@ def test_names_that_could_escape_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_delegate_gives_the_account_its_cgroup(tmp_path: Path) -> None:
+def test_delegate_lets_the_account_move_processes_only(tmp_path: Path) -> None:
     caps = cgroups.detect(fake_v2(tmp_path))
     tree = Cgroups(caps, "sh")
-    server = tree.ensure_cgroup("jupyter-a", {})["unified"]
-    for name in ("cgroup.procs", "cgroup.subtree_control", "memory.max"):
-        (server / name).write_text("")
+    parent = tree.ensure_cgroup("jupyter-a", {})["unified"]
+    for name in ("cgroup.procs", "cgroup.subtree_control", "server/cgroup.procs",
+                 "server/memory.max"):
+        (parent / name).write_text("")
     tree.delegate("jupyter-a", 12345, 12346)
-    assert (server.stat().st_uid, server.stat().st_gid) == (12345, 12346)
-    assert (server / "cgroup.procs").stat().st_uid == 12345
-    assert (server / "cgroup.subtree_control").stat().st_uid == 12345
-    assert (server / "memory.max").stat().st_uid == 0  # its own limits stay root's
+    # v2 moves need the common parent's cgroup.procs; nothing else becomes the user's.
+    assert (parent / "cgroup.procs").stat().st_uid == 12345
+    assert (parent / "server" / "cgroup.procs").stat().st_uid == 12345
+    assert parent.stat().st_uid == 0  # no new cgroups of their own
+    assert (parent / "server").stat().st_uid == 0
+    assert (parent / "cgroup.subtree_control").stat().st_uid == 0
+    assert (parent / "server" / "memory.max").stat().st_uid == 0  # limits stay root's
 
 
 def test_join_writes_the_childs_pid(tmp_path: Path) -> None:

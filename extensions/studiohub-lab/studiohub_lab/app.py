@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 
+from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Instance, Unicode, default
 
 from ._version import __version__
+from .choices import BOOK
 from .handlers import make_handlers
 from .kernels import KernelExits
 from .tensorboard import magic
 from .tensorboard.manager import TensorBoardManager
+from .usage import UsageMeter
 
 
 class StudioHubLab(ExtensionApp):
@@ -37,6 +40,13 @@ class StudioHubLab(ExtensionApp):
         Variables already set by the operator are kept.""",
     ).tag(config=True)
 
+    place_kernels = Bool(
+        True,
+        help="""Start kernels through StudioHub's provisioner, so a notebook that chose an
+        image and size runs on them (placed by the hub). Only replaces jupyter_client's
+        default provisioner, never one the operator configured.""",
+    ).tag(config=True)
+
     kernel_token = Unicode(
         help="""Secret with which the user's kernels call this extension (for
         %tensorboard). Default: random per server start. Never logged.""",
@@ -55,6 +65,7 @@ class StudioHubLab(ExtensionApp):
                                   base_url=self.serverapp.base_url)
 
     kernel_exits = Instance(KernelExits)
+    usage = Instance(UsageMeter, args=())
 
     @default("kernel_exits")
     def _kernel_exits_default(self) -> KernelExits:
@@ -62,6 +73,12 @@ class StudioHubLab(ExtensionApp):
         return KernelExits(self.serverapp.kernel_manager)
 
     def initialize_settings(self) -> None:
+        assert self.serverapp is not None
+        BOOK.root_dir = self.serverapp.root_dir
+        if self.place_kernels:
+            factory = KernelProvisionerFactory.instance(parent=self.serverapp.kernel_manager)
+            if factory.default_provisioner_name == "local-provisioner":
+                factory.default_provisioner_name = "studiohub-provisioner"
         # Kernels started since the last tick get a restart callback that records why
         # they died (memory limit or not); one cheap list per second.
         self._kernel_watch = PeriodicCallback(self.kernel_exits.watch_new_kernels, 1000)

@@ -10,6 +10,7 @@ import contextlib
 import hmac
 import json
 import os
+import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,7 +18,9 @@ from jupyter_server.auth import User
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
+from . import hub
 from ._version import __version__
+from .choices import BOOK, KernelChoice, check_choice, kernel_report
 from .errors import LabError
 from .info import make_info
 from .tensorboard import proxy
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 API = "studiohub/api/v1"
 TB_ID = r"(?P<tb_id>[0-9]{1,10})"
+KERNEL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def make_handlers(app: StudioHubLab) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
@@ -36,7 +40,10 @@ def make_handlers(app: StudioHubLab) -> list[tuple[str, type[web.RequestHandler]
     kw = {"lab": app}
     return [
         (rf"{API}/info", InfoHandler, kw),
-        (rf"{API}/kernels/(?P<kernel_id>[0-9a-f-]{{36}})", KernelExitHandler, kw),
+        (rf"{API}/kernels/(?P<kernel_id>[0-9a-f-]{{36}})", KernelHandler, kw),
+        (rf"{API}/kernel-options", KernelOptionsHandler, kw),
+        (rf"{API}/kernel-choices", KernelChoicesHandler, kw),
+        (rf"{API}/server-restart", ServerRestartHandler, kw),
         (rf"{API}/tensorboards", TensorBoardsHandler, kw),
         (rf"{API}/tensorboards/{TB_ID}", TensorBoardHandler, kw),
         (rf"{API}/tensorboards/{TB_ID}/restart", TensorBoardRestartHandler, kw),
@@ -100,15 +107,77 @@ class InfoHandler(LabAPIHandler):
         self.write_json(make_info(os.environ, __version__))
 
 
-class KernelExitHandler(LabAPIHandler):
-    """``{id, last_exit: {reason: oom|died, message, time} | null}`` for one kernel."""
+class KernelHandler(LabAPIHandler):
+    """One kernel: where it runs, its live usage, why it last died.
+
+    ``{id, choice: {image, size, image_label, size_label, limits, placed},
+    usage: {cpu_percent, memory, memory_limit, gpu_memory}, last_exit, fallback}``
+    """
 
     @web.authenticated
     def get(self, kernel_id: str) -> None:
         report = self.lab.kernel_exits.report(kernel_id)
         if report is None:
             raise LabError(f"no kernel {kernel_id} on this server", 404)
+        assert self.lab.serverapp is not None
+        kernel = self.lab.serverapp.kernel_manager.get_kernel(kernel_id)
+        report.update(kernel_report(kernel_id, getattr(kernel, "kernel_name", ""),
+                                    os.environ))
+        provisioner = getattr(kernel, "provisioner", None)
+        limits = report["choice"]["limits"]
+        report["usage"] = self.lab.usage.measure(
+            kernel_id, getattr(provisioner, "pid", None), limits.get("cpus"),
+            limits.get("memory"), os.environ.get("CUDA_VISIBLE_DEVICES", "")
+            if not report["choice"]["placed"] else
+            BOOK.placed[kernel_id].get("cuda_visible_devices", ""))
         self.write_json(report)
+
+
+class KernelOptionsHandler(LabAPIHandler):
+    """The hub's images and sizes for this user, what is unavailable and why."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        replacing = self.get_query_argument("replacing", "")
+        query = f"?replacing={replacing}" if KERNEL_ID.match(replacing) else ""
+        self.write_json(await hub.call("GET", f"kernel-options{query}"))
+
+
+class KernelChoicesHandler(LabAPIHandler):
+    """Record a notebook's new image and size before the front end restarts its kernel.
+
+    ``{path, image, size, replaces?}`` → ``{kernel_name, image, size, ...}``; 400 for a
+    choice the catalog does not allow this user, 409 with the reason when this machine
+    cannot run it now. Nothing changes until the kernel restarts.
+    """
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body()
+        unknown = sorted(set(body) - {"path", "image", "size", "replaces"})
+        if unknown:
+            raise LabError(f"unknown field(s) {', '.join(unknown)}: send path, image, size")
+        path, image, size = (body.get(k) for k in ("path", "image", "size"))
+        replaces = str(body.get("replaces") or "")
+        if not isinstance(path, str) or not path.endswith(".ipynb"):
+            raise LabError("path: the notebook's path (ending in .ipynb) is required")
+        query = f"?replacing={replaces}" if KERNEL_ID.match(replaces) else ""
+        options = await hub.call("GET", f"kernel-options{query}")
+        verdict = check_choice(options, image, size)
+        BOOK.record(path, KernelChoice(verdict["image"], verdict["size"],
+                                       replaces if KERNEL_ID.match(replaces) else ""))
+        self.write_json(verdict)
+
+
+class ServerRestartHandler(LabAPIHandler):
+    """Restart this whole server on another image and size (every kernel stops)."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body()
+        self.write_json(await hub.call("POST", "server-restart",
+                                       {"image": body.get("image"), "size": body.get("size")}),
+                        202)
 
 
 class KernelTokenMixin:

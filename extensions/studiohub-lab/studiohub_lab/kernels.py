@@ -10,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from studiohub.cgroups import OomCounters, oom_message_from_env, own_oom_counters
+from studiohub.cgroups import (
+    OomCounters,
+    oom_message,
+    oom_message_from_env,
+    own_oom_counters,
+    read_oom,
+)
+
+from .choices import BOOK
 
 
 class KernelExits:
@@ -26,6 +35,7 @@ class KernelExits:
         self.exits: dict[str, dict[str, Any]] = {}
         self._watched: set[str] = set()
         self._counters = read_counters()
+        self._leaf_counters: dict[str, OomCounters] = {}
 
     def watch_new_kernels(self) -> None:
         """Register restart callbacks on kernels started since the last call."""
@@ -37,16 +47,30 @@ class KernelExits:
         self._watched = current
 
     def kernel_died(self, kernel_id: str) -> None:
-        counters = self.read_counters()
-        oom = bool(counters and self._counters and counters.kills > self._counters.kills)
-        self._counters = counters
+        placement = BOOK.placed.get(kernel_id)
+        if placement and placement.get("memory_cgroup"):
+            oom = self._placed_oom(kernel_id, placement)
+            message = oom_message(placement["limits"]["memory"], placement["size"],
+                                  placement["size_label"])
+        else:
+            counters = self.read_counters()
+            oom = bool(counters and self._counters and counters.kills > self._counters.kills)
+            self._counters = counters
+            message = self.oom_message()
         if oom:
-            reason, message = "oom", self.oom_message()
+            reason = "oom"
         else:
             reason, message = "died", ("the kernel stopped unexpectedly (not for memory): "
                                        "check the server log, then restart the kernel")
         self.exits[kernel_id] = {"reason": reason, "message": message,
                                  "time": datetime.now(UTC).isoformat()}
+
+    def _placed_oom(self, kernel_id: str, placement: dict[str, Any]) -> bool:
+        """A placed kernel has a leaf of its own: its kill counter went up."""
+        counters = read_oom(Path(placement["memory_cgroup"]), placement["cgroup_version"])
+        before = self._leaf_counters.get(kernel_id, OomCounters(0, 0))
+        self._leaf_counters[kernel_id] = counters
+        return counters.kills > before.kills
 
     def report(self, kernel_id: str) -> dict[str, Any] | None:
         """``{id, last_exit}`` for a kernel of this server, None for an unknown id."""

@@ -1,0 +1,81 @@
+"""Kernels that run on the image and size their notebook chose.
+
+``StudioHubProvisioner`` is the server's default kernel provisioner (the server
+extension sets it, see ``StudioHubLab.place_kernels``). Before a StudioHub kernel starts, it
+looks up its notebook's choice (:mod:`.choices`); if there is one, the hub places the
+kernel (:mod:`.hub`: size checked, GPUs given, a cgroup leaf made) and the kernel
+process joins that leaf before it runs a single instruction, with the size's
+environment (``CUDA_VISIBLE_DEVICES``, thread counts). Without a choice it is exactly
+jupyter_client's ``LocalProvisioner``: the kernel shares the server's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from jupyter_client.provisioning import LocalProvisioner
+from tornado import web
+
+from studiohub.cgroups import make_join
+
+from . import hub
+from .choices import BOOK, KernelChoice
+from .errors import LabError
+
+
+class StudioHubProvisioner(LocalProvisioner):
+    placement: dict[str, Any] | None = None
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        kwargs = await super().pre_launch(**kwargs)
+        env = kwargs.get("env") or {}
+        kernel_name = getattr(self.parent, "kernel_name", "") or ""
+        if self.placement is not None:  # a restart keeps its image, size and leaf
+            choice: KernelChoice | None = KernelChoice(self.placement["image"],
+                                                       self.placement["size"])
+        else:
+            choice = BOOK.for_kernel(env.get("JPY_SESSION_NAME"), kernel_name)
+        if choice is None or not hub.available():
+            self.log.debug("Kernel %s runs within the server's size", self.kernel_id)
+            return kwargs
+        body: dict[str, str] = {"kernel_id": self.kernel_id, "image": choice.image, "size": choice.size}
+        if choice.replaces:
+            body["replaces"] = choice.replaces
+        try:
+            self.placement = await hub.call("POST", "kernels", body)
+        except LabError as e:
+            if choice.saved:
+                # A notebook opened with a choice this user or machine cannot have now:
+                # run within the server's size and let the front end offer another.
+                BOOK.fallbacks[self.kernel_id] = {"image": choice.image, "size": choice.size,
+                                                  "reason": e.message}
+                return kwargs
+            # A refusal the user can act on, never a hung "Starting" kernel.
+            raise web.HTTPError(e.status, reason=_reason(e.message), log_message=e.message) \
+                from None
+        assert self.placement is not None
+        BOOK.placed[self.kernel_id] = self.placement
+        self.log.info("Kernel %s placed on %s · %s", self.kernel_id,
+                      self.placement["image_label"], self.placement["size_label"])
+        kwargs["env"] = {**env, **self.placement["env"]}
+        return kwargs
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        if self.placement and self.placement.get("procs"):
+            kwargs["preexec_fn"] = make_join(self.placement["procs"])
+        return await super().launch_kernel(cmd, **kwargs)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart=restart)
+        if restart or self.placement is None:
+            return
+        BOOK.placed.pop(self.kernel_id, None)
+        self.placement = None
+        with contextlib.suppress(LabError):
+            await hub.call("DELETE", f"kernels/{self.kernel_id}")
+
+
+def _reason(message: str) -> str:
+    """HTTP reason phrases are one line of Latin-1."""
+    return message.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")[:200]

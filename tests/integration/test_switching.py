@@ -1,0 +1,206 @@
+"""Per-notebook image and size, through the APIs the Lab front end uses (real hub, kernels).
+
+A notebook's kernel is switched the way the front end does it: record the choice with
+``POST studiohub/api/v1/kernel-choices``, then change the session's kernel. Limits are
+read from inside the kernel, from the cgroup files the kernel really runs under.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+from tests.hubtools import Hub, User
+
+GIB = 1024**3
+MIB = 1024**2
+
+# What the kernel really has: its cgroup's memory limit and CPU quota.
+LIMITS_CODE = textwrap.dedent("""
+    def _limits():
+        mounts = [l.split() for l in open("/proc/self/mounts") if " cgroup" in l]
+        mine = {}
+        for line in open("/proc/self/cgroup"):
+            _, ctrls, path = line.strip().split(":", 2)
+            for c in (ctrls.split(",") if ctrls else ["unified"]):
+                mine[c] = path
+        def where(ctrl):
+            for m in mounts:
+                opts = m[3].split(",")
+                if m[2] == "cgroup" and ctrl in opts:
+                    return m[1] + mine[ctrl]
+            return None
+        mem_dir, cpu_dir = where("memory"), where("cpu")
+        if mem_dir:
+            memory = int(open(mem_dir + "/memory.limit_in_bytes").read())
+            quota = int(open(cpu_dir + "/cpu.cfs_quota_us").read())
+            period = int(open(cpu_dir + "/cpu.cfs_period_us").read())
+        else:
+            base = [m[1] for m in mounts if m[2] == "cgroup2"][0] + mine["unified"]
+            memory = int(open(base + "/memory.max").read())
+            q, p = open(base + "/cpu.max").read().split()
+            quota, period = int(q), int(p)
+        return quota / period, memory
+    _cpus, _memory = _limits()
+    print(_cpus, _memory)
+""")
+
+
+def notebook(metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "notebook", "content": {
+        "cells": [], "metadata": metadata or {}, "nbformat": 4, "nbformat_minor": 5}}
+
+
+def open_session(user: User, path: str, kernel: str = "studiohub-base") -> dict[str, Any]:
+    r = user.server_api("POST", "/sessions", json={"path": path, "name": path,
+                                                   "type": "notebook",
+                                                   "kernel": {"name": kernel}})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def switch(user: User, session: dict[str, Any], image: str, size: str) -> dict[str, Any]:
+    """What the picker does: record the choice, then restart this notebook's kernel."""
+    r = user.lab_api("POST", "/kernel-choices", json={
+        "path": session["path"], "image": image, "size": size,
+        "replaces": session["kernel"]["id"]})
+    assert r.status_code == 200, r.text
+    r = user.server_api("PATCH", f"/sessions/{session['id']}",
+                        json={"kernel": {"name": r.json()["kernel_name"]}})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def limits(user: User, kernel_id: str) -> tuple[float, int]:
+    result = user.run(LIMITS_CODE, kernel_id, timeout=60)
+    assert result.status == "ok", result
+    cpus, memory = result.stdout.split()
+    return float(cpus), int(memory)
+
+
+def placements(hub: Hub) -> list[dict[str, Any]]:
+    path = hub.state_dir / "placements.json"
+    return list(json.loads(path.read_text())) if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def alice(hub: Hub) -> Any:
+    user = hub.new_user("sw")
+    user.spawn(image="base", size="tiny")
+    yield user
+    user.stop()
+
+
+def test_switching_one_notebook_leaves_the_other_running(hub: Hub, alice: User) -> None:
+    for name in ("one.ipynb", "two.ipynb"):
+        assert alice.server_api("PUT", f"/contents/{name}", json=notebook()).ok
+    one, two = open_session(alice, "one.ipynb"), open_session(alice, "two.ipynb")
+    # Without a choice, a notebook runs within the server's size (tiny: 1 vCPU + 512 MiB).
+    assert limits(alice, one["kernel"]["id"]) == (1.0, 512 * MIB)
+    assert alice.run("kept = 41 + 1", two["kernel"]["id"]).status == "ok"
+
+    switched = switch(alice, one, "base", "half")
+    new_kernel = switched["kernel"]["id"]
+    assert new_kernel != one["kernel"]["id"]
+    assert limits(alice, new_kernel) == (0.5, GIB)
+    report = alice.lab_api("GET", f"/kernels/{new_kernel}").json()
+    assert report["choice"]["size"] == "half" and report["choice"]["placed"] is True
+    assert report["choice"]["size_label"] == "0.5 vCPU + 1 GiB"
+    assert report["usage"]["memory"] > 10 * MIB
+    assert report["usage"]["memory_limit"] == GIB
+    # The other notebook's kernel kept its state through the switch.
+    assert alice.run("print(kept)", two["kernel"]["id"]).stdout.strip() == "42"
+    assert [p["kernel_id"] for p in placements(hub)] == [new_kernel]
+
+    # Switching again releases the previous placement (its cgroup leaf and reservation).
+    again = switch(alice, switched, "base", "tiny")
+    assert limits(alice, again["kernel"]["id"]) == (1.0, 512 * MIB)
+    assert [p["kernel_id"] for p in placements(hub)] == [again["kernel"]["id"]]
+    assert alice.server_api("DELETE", f"/sessions/{again['id']}").status_code == 204
+    deadline = time.monotonic() + 10
+    while placements(hub) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert placements(hub) == []
+
+
+def test_a_reopened_notebook_runs_on_its_saved_size(alice: User) -> None:
+    saved = notebook({"studiohub": {"image": "base", "size": "half"}})
+    assert alice.server_api("PUT", "/contents/saved.ipynb", json=saved).ok
+    session = open_session(alice, "saved.ipynb")
+    assert limits(alice, session["kernel"]["id"]) == (0.5, GIB)
+    alice.server_api("DELETE", f"/sessions/{session['id']}")
+
+
+def test_a_saved_choice_that_cannot_run_here_falls_back_and_says_why(alice: User) -> None:
+    saved = notebook({"studiohub": {"image": "base", "size": "giant"}})
+    assert alice.server_api("PUT", "/contents/giant.ipynb", json=saved).ok
+    session = open_session(alice, "giant.ipynb")
+    kernel = session["kernel"]["id"]
+    assert limits(alice, kernel) == (1.0, 512 * MIB)  # the server's own size
+    fallback = alice.lab_api("GET", f"/kernels/{kernel}").json()["fallback"]
+    assert fallback["size"] == "giant" and "this machine has" in fallback["reason"]
+    alice.server_api("DELETE", f"/sessions/{session['id']}")
+
+
+def test_refused_choices_say_why(hub: Hub, alice: User) -> None:
+    def choose(**body: str) -> Any:
+        return alice.lab_api("POST", "/kernel-choices", json={"path": "x.ipynb", **body})
+
+    unknown = choose(image="base", size="enormous")
+    assert unknown.status_code == 400
+    assert "choose one of" in unknown.json()["message"] and "half" in unknown.json()["message"]
+    no_room = choose(image="base", size="giant")
+    assert no_room.status_code == 409
+    assert "4 TiB" in no_room.json()["message"], no_room.text
+    gpu = choose(image="pytorch-gpu", size="tiny")
+    assert gpu.status_code in (400, 409), gpu.text
+    assert choose(image="base", size="half", path="../../etc/passwd").status_code == 400
+    options = alice.lab_api("GET", "/kernel-options").json()
+    assert options["unavailable"]["base/giant"].startswith("needs 4 TiB")
+    assert {"tiny", "half"} <= {s["id"] for s in options["sizes"]}
+
+
+def test_team_members_are_limited_to_their_domain(hub: Hub) -> None:
+    bob = hub.new_user("swteam", groups=("team-a",))
+    bob.spawn(image="base", size="tiny")
+    try:
+        refused = bob.lab_api("POST", "/kernel-choices", json={
+            "path": "a.ipynb", "image": "pytorch", "size": "tiny"})
+        assert refused.status_code == 400, refused.text
+        assert "base" in refused.json()["message"]
+        options = bob.lab_api("GET", "/kernel-options").json()
+        assert [i["id"] for i in options["images"]] == ["base"]
+    finally:
+        bob.stop()
+
+
+def test_nobody_places_kernels_for_someone_else(hub: Hub, alice: User) -> None:
+    eve = hub.new_user("sweve")
+    url = f"/studiohub/users/{alice.name}/kernels"
+    body = {"kernel_id": "00000000-0000-0000-0000-000000000000", "image": "base",
+            "size": "tiny"}
+    assert eve.api("POST", url, json=body).status_code == 403
+    assert hub.api("POST", url, json=body, token="not-a-token").status_code == 403
+    assert eve.api("GET", f"/studiohub/users/{alice.name}/kernel-options").status_code == 403
+    assert eve.api("POST", f"/studiohub/users/{alice.name}/server-restart",
+                   json={"image": "base", "size": "half"}).status_code == 403
+
+
+def test_a_placed_kernel_past_its_memory_is_stopped_and_the_user_told_why(alice: User) -> None:
+    assert alice.server_api("PUT", "/contents/oom.ipynb", json=notebook()).ok
+    session = switch(alice, open_session(alice, "oom.ipynb"), "base", "tiny")
+    kernel = session["kernel"]["id"]
+    result = alice.run("big = b'x' * (700 * 1024 * 1024)\nprint('survived')", kernel)
+    assert result.status == "died" and "survived" not in result.stdout
+    deadline = time.monotonic() + 20
+    report: dict[str, Any] = {}
+    while time.monotonic() < deadline and not report.get("last_exit"):
+        time.sleep(0.5)
+        report = alice.lab_api("GET", f"/kernels/{kernel}").json()
+    assert report["last_exit"]["reason"] == "oom", report
+    assert "512 MiB memory limit of size tiny" in report["last_exit"]["message"]
+    alice.server_api("DELETE", f"/sessions/{session['id']}")
