@@ -57,6 +57,7 @@ class Hub:
     admin: str = field(default_factory=lambda: f"adm{uuid.uuid4().hex[:6]}")
     _admin_token: str | None = None
     created_users: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of the hub
 
     @property
     def url(self) -> str:
@@ -83,7 +84,7 @@ class Hub:
         return path
 
     def start(self, timeout: float = 90) -> None:
-        env = {**os.environ, "STUDIOHUB_CONFIG": str(self.write_config())}
+        env = {**os.environ, **self.env, "STUDIOHUB_CONFIG": str(self.write_config())}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([str(HUB_BIN / "studiohub"), "up"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT,

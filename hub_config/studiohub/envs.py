@@ -53,6 +53,15 @@ def kernel_spec_dir(image_id: str) -> Path:
     return paths().kernels / kernel_name(image_id)
 
 
+def kernel_registered(image_id: str) -> bool:
+    """Whether the image's kernel is registered where user servers look: StudioHub's
+    kernels directory, or a ``kernels`` directory on the operator's ``JUPYTER_PATH``."""
+    from jupyter_core.paths import jupyter_path
+
+    dirs = [kernel_spec_dir(image_id).parent, *(Path(d) / "kernels" for d in jupyter_path())]
+    return any((d / kernel_name(image_id) / "kernel.json").exists() for d in dirs)
+
+
 def make_kernel_spec(image: Image, python: Path) -> dict[str, Any]:
     """kernel.json for an image: its label, its python, and which image it is."""
     return {

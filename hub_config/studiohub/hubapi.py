@@ -29,7 +29,8 @@ from traitlets.config import Config
 
 from . import cgroups, gpus, placements
 from .catalog import Catalog, ChoiceError, Image, Size
-from .paths import paths, system_mode
+from .envs import kernel_registered
+from .paths import system_mode
 from .placements import Host, Placement, PlacementBook
 
 KERNELS_SCOPE = "custom:studiohub:kernels"
@@ -102,7 +103,7 @@ class StudioHubAPIHandler(APIHandler):
         return held
 
     def reason(self, spawner: Any, image: Image, size: Size, excluding: str = "") -> str | None:
-        if not built(image.id):
+        if not kernel_registered(image.id):
             return (f"{image.label} is not built on this machine: ask an administrator to "
                     f"run `studiohub env build {image.id}`")
         return placements.unavailable_reason(
@@ -132,11 +133,6 @@ class StudioHubAPIHandler(APIHandler):
             raise web.HTTPError(400, f"unknown field(s) {', '.join(unknown)}; allowed: "
                                      f"{', '.join(sorted(allowed))}")
         return data
-
-
-def built(image_id: str) -> bool:
-    """Whether the image's environment is registered as a kernel on this machine."""
-    return (paths().kernels / f"studiohub-{image_id}" / "kernel.json").exists()
 
 
 def server_memory(spawner: Any) -> int:

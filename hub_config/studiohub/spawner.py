@@ -37,7 +37,7 @@ from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_set
 from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
-from . import cgroups, gpus, placements, users
+from . import cgroups, envs, gpus, placements, users
 from .catalog import Catalog, Choice, ChoiceError, Image, Size, load_catalog
 from .paths import paths, system_mode
 from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name, unix_name
@@ -87,11 +87,14 @@ def make_cull_args(idle_timeout: int, interval: int, busy: bool, connected: bool
             f"--MappingKernelManager.cull_connected={connected}"]
 
 
-def make_args(default_kernel: str | None, cull: Sequence[str] = ()) -> list[str]:
-    """Server arguments: the chosen image's kernel as default (if registered), culling."""
+def make_args(default_kernel: str | None, cull: Sequence[str] = (),
+              kernels: Sequence[str] = ()) -> list[str]:
+    """Server arguments: the chosen image's kernel as default (if registered), culling,
+    and only the kernels of the images the user's domains allow (one Launcher card each)."""
     args = list(cull)
     if default_kernel:
         args.append(f"--MappingKernelManager.default_kernel_name={default_kernel}")
+    args += [f"--KernelSpecManager.allowed_kernelspecs={name}" for name in kernels]
     return args
 
 
@@ -456,11 +459,13 @@ class StudioSpawner(LocalProcessSpawner):
 
     def get_args(self) -> list[str]:
         assert self.choice is not None
-        kernel = f"studiohub-{self.choice.image.id}"  # envs.kernel_name
-        registered = (paths().kernels / kernel / "kernel.json").exists()
+        image = self.choice.image.id
+        allowed = [i.id for i in self.catalog.allowed_images(self.groups)]
+        kernels = [envs.kernel_name(i) for i in allowed if envs.kernel_registered(i)]
         cull = make_cull_args(self.kernel_cull_idle_timeout, self.kernel_cull_interval,
                               self.kernel_cull_busy, self.kernel_cull_connected)
-        return make_args(kernel if registered else None, cull) + list(super().get_args())
+        default = envs.kernel_name(image) if envs.kernel_registered(image) else None
+        return make_args(default, cull, kernels) + list(super().get_args())
 
     async def start(self) -> tuple[str, int]:
         """Start the server inside its size; return once its port accepts connections."""
