@@ -322,8 +322,10 @@ def test_args_name_the_images_kernel_when_registered(catalog_file: Path, tmp_pat
     spec = tmp_path / "share" / "jupyter" / "kernels" / "studiohub-pytorch"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text("{}")
+    # Only the kernels of the images this user's domains allow, and only those built.
     assert spawner.get_args() == [
-        *cull, "--MappingKernelManager.default_kernel_name=studiohub-pytorch", "--debug"]
+        *cull, "--MappingKernelManager.default_kernel_name=studiohub-pytorch",
+        "--KernelSpecManager.allowed_kernelspecs=studiohub-pytorch", "--debug"]
 
 
 def test_traits_are_documented_config() -> None:
