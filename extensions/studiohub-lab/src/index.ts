@@ -18,6 +18,7 @@ import { CommandIDs, ITensorBoardModel, PLUGIN_IDS } from './tokens';
 import { TensorBoardModel } from './tensorboard/model';
 import { TensorBoardPanel } from './tensorboard/panel';
 import { TensorBoardView } from './tensorboard/widget';
+import { switcherPlugin } from './switcher/plugin';
 import tensorboardSvg from '../style/icons/tensorboard.svg';
 
 export const tensorboardIcon = new LabIcon({
@@ -239,7 +240,8 @@ const tensorboardPanelPlugin: JupyterFrontEndPlugin<void> = {
 
 const plugins: JupyterFrontEndPlugin<any>[] = [
   tensorboardPlugin,
-  tensorboardPanelPlugin
+  tensorboardPanelPlugin,
+  switcherPlugin
 ];
 
 export default plugins;

@@ -8,7 +8,9 @@ export enum CommandIDs {
   openTensorBoard = 'studiohub:open-tensorboard',
   reloadTensorBoard = 'studiohub:reload-tensorboard',
   stopTensorBoard = 'studiohub:stop-tensorboard',
-  showTensorBoards = 'studiohub:show-tensorboards'
+  showTensorBoards = 'studiohub:show-tensorboards',
+  switchKernel = 'studiohub:switch-kernel',
+  changeServer = 'studiohub:change-server'
 }
 
 /**
@@ -16,7 +18,8 @@ export enum CommandIDs {
  */
 export const PLUGIN_IDS = {
   tensorboard: '@studiohub/lab:tensorboard',
-  tensorboardPanel: '@studiohub/lab:tensorboard-panel'
+  tensorboardPanel: '@studiohub/lab:tensorboard-panel',
+  switcher: '@studiohub/lab:switcher'
 } as const;
 
 /**

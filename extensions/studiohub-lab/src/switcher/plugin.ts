@@ -1,0 +1,285 @@
+import {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import {
+  ICommandPalette,
+  Notification,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+
+import { CommandIDs, PLUGIN_IDS } from '../tokens';
+import {
+  getKernelOptions,
+  getKernelReport,
+  IChoice,
+  IKernelOptions,
+  IKernelReport,
+  nearestChoice,
+  recordChoice,
+  restartServer
+} from './model';
+import { pickChoice } from './picker';
+import { KernelChoiceItem } from './toolbar';
+
+const METADATA_KEY = 'studiohub';
+
+/**
+ * One-click image and size per notebook: the toolbar item, the picker, the commands,
+ * and notifications when a kernel dies for memory or a saved choice cannot run here.
+ */
+export const switcherPlugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_IDS.switcher,
+  description:
+    "Choose each notebook's image and size; restart only that notebook's kernel.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null
+  ) => {
+    let options: IKernelOptions | null = null;
+    const items = new WeakMap<NotebookPanel, KernelChoiceItem>();
+    const loadOptions = async (replacing?: string) => {
+      options = await getKernelOptions(replacing);
+      return options;
+    };
+
+    const savedChoice = (panel: NotebookPanel): IChoice | null => {
+      const saved = panel.content.model?.getMetadata(METADATA_KEY) as
+        Partial<IChoice> | undefined;
+      return saved?.image && saved?.size
+        ? { image: saved.image, size: saved.size }
+        : null;
+    };
+
+    const switchTo = async (panel: NotebookPanel, choice: IChoice) => {
+      const context = panel.sessionContext;
+      const replaces = context.session?.kernel?.id;
+      const verdict = await recordChoice(context.path, choice, replaces);
+      const label = `${verdict.image_label} · ${verdict.size_label}`;
+      items.get(panel)?.showPending(`Switching to ${label}…`);
+      await context.changeKernel({ name: verdict.kernel_name });
+      panel.content.model?.setMetadata(METADATA_KEY, {
+        image: verdict.image,
+        size: verdict.size
+      });
+      return label;
+    };
+
+    const runSwitch = (panel: NotebookPanel, choice: IChoice) => {
+      const done = switchTo(panel, choice);
+      Notification.promise(done, {
+        pending: { message: "Restarting this notebook's kernel…", options: {} },
+        success: {
+          message: (label: unknown) => `This notebook now runs on ${label}.`,
+          options: { autoClose: 3000 }
+        },
+        error: {
+          message: (error: unknown) =>
+            `Cannot switch: ${(error as Error).message ?? error}`,
+          options: { autoClose: false }
+        }
+      });
+      return done.catch(() => {
+        void items.get(panel)?.refresh();
+        return null;
+      });
+    };
+
+    app.commands.addCommand(CommandIDs.switchKernel, {
+      label: 'Change Image and Size…',
+      caption:
+        "Run this notebook on another image and instance size (restarts this notebook's kernel only)",
+      isEnabled: () => tracker.currentWidget !== null,
+      execute: async args => {
+        const panel = tracker.currentWidget;
+        if (!panel) {
+          return null;
+        }
+        const current = panel.sessionContext.session?.kernel?.id;
+        let choice: IChoice | null = null;
+        if (typeof args.image === 'string' && typeof args.size === 'string') {
+          choice = { image: args.image, size: args.size };
+        } else {
+          let opts: IKernelOptions;
+          try {
+            opts = await loadOptions(current);
+          } catch (error) {
+            await showErrorMessage(
+              'Cannot list images and sizes',
+              (error as Error).message
+            );
+            return null;
+          }
+          const report = items.get(panel)?.report;
+          const shown = savedChoice(panel) ?? {
+            image: report?.choice.image ?? opts.server.image,
+            size: report?.choice.size ?? opts.server.size
+          };
+          choice = await pickChoice(
+            opts,
+            shown,
+            'Change Image and Size',
+            "Restarts this notebook's kernel on the image and size you choose. Other notebooks keep running.",
+            'Switch'
+          );
+        }
+        return choice ? runSwitch(panel, choice) : null;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.changeServer, {
+      label: 'Change Server Image and Size…',
+      caption:
+        'Restart your whole server on another default image and size (every kernel stops)',
+      execute: async () => {
+        let opts: IKernelOptions;
+        try {
+          opts = await loadOptions();
+        } catch (error) {
+          await showErrorMessage(
+            'Cannot list images and sizes',
+            (error as Error).message
+          );
+          return;
+        }
+        const choice = await pickChoice(
+          opts,
+          opts.server,
+          'Change Server Image and Size',
+          'This restarts your whole server: EVERY running kernel stops and unsaved variables are lost. Save your notebooks first. To change one notebook only, use "Change Image and Size…" in its toolbar.',
+          'Restart Server',
+          true
+        );
+        if (!choice) {
+          return;
+        }
+        try {
+          const answer = await restartServer(choice);
+          Notification.info('Restarting your server…', { autoClose: false });
+          // The hub stops this server a moment after answering; its page shows progress.
+          window.setTimeout(() => {
+            window.location.href = answer.pending_url;
+          }, 1500);
+        } catch (error) {
+          await showErrorMessage(
+            'Cannot restart the server',
+            (error as Error).message
+          );
+        }
+      }
+    });
+
+    app.commands.addKeyBinding({
+      command: CommandIDs.switchKernel,
+      keys: ['Accel Shift K'],
+      selector: '.jp-NotebookPanel'
+    });
+    if (palette) {
+      for (const command of [
+        CommandIDs.switchKernel,
+        CommandIDs.changeServer
+      ]) {
+        palette.addItem({ command, category: 'StudioHub' });
+      }
+    }
+
+    const explainFallback = async (
+      panel: NotebookPanel,
+      report: IKernelReport
+    ) => {
+      const fallback = report.fallback;
+      if (!fallback) {
+        return;
+      }
+      const opts = options ?? (await loadOptions().catch(() => null));
+      const nearest = opts
+        ? nearestChoice(opts, { image: fallback.image, size: fallback.size })
+        : null;
+      const sizeLabel = (id: string) =>
+        opts?.sizes.find(s => s.id === id)?.label ?? id;
+      const actions = [];
+      if (nearest) {
+        actions.push({
+          label: `Use ${sizeLabel(nearest.size)}`,
+          callback: () => void runSwitch(panel, nearest)
+        });
+      }
+      actions.push({
+        label: 'Choose…',
+        callback: () => {
+          app.shell.activateById(panel.id);
+          void app.commands.execute(CommandIDs.switchKernel);
+        }
+      });
+      Notification.warning(
+        `${panel.title.label} runs on your server's size for now: ${fallback.reason}`,
+        { autoClose: false, actions }
+      );
+    };
+
+    const explainExit = async (panel: NotebookPanel, kernelId: string) => {
+      // The server records why before the kernel is back; give it a moment.
+      for (let attempt = 0; attempt < 10; attempt++) {
+        await new Promise(resolve => setTimeout(resolve, 500));
+        const report = await getKernelReport(kernelId).catch(() => null);
+        const exit = report?.last_exit;
+        if (exit && exit.time !== lastExit.get(kernelId)) {
+          lastExit.set(kernelId, exit.time);
+          Notification.error(`${panel.title.label}: ${exit.message}`, {
+            autoClose: false,
+            actions: [
+              {
+                label: 'Change size…',
+                callback: () => {
+                  app.shell.activateById(panel.id);
+                  void app.commands.execute(CommandIDs.switchKernel);
+                }
+              }
+            ]
+          });
+          return;
+        }
+      }
+    };
+    const lastExit = new Map<string, string>();
+
+    tracker.widgetAdded.connect((_, panel) => {
+      const item = new KernelChoiceItem(
+        app.commands,
+        CommandIDs.switchKernel,
+        () => options
+      );
+      items.set(panel, item);
+      panel.toolbar.insertAfter('spacer', 'studiohubKernelChoice', item);
+      const context = panel.sessionContext;
+      let checkedFallback: string | null = null;
+      const update = () => {
+        item.kernelId = context.session?.kernel?.id ?? null;
+      };
+      context.kernelChanged.connect(update);
+      context.statusChanged.connect((_, status) => {
+        const kernelId = context.session?.kernel?.id;
+        if (!kernelId) {
+          return;
+        }
+        if (status === 'autorestarting' || status === 'dead') {
+          void explainExit(panel, kernelId);
+        }
+        if (status === 'idle' && checkedFallback !== kernelId) {
+          checkedFallback = kernelId;
+          void getKernelReport(kernelId)
+            .then(report => explainFallback(panel, report))
+            .catch(() => undefined);
+        }
+      });
+      void context.ready.then(update);
+      panel.disposed.connect(() => item.dispose());
+    });
+    void loadOptions().catch(() => null);
+  }
+};

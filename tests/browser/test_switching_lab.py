@@ -1,0 +1,233 @@
+"""One-click image and size per notebook, in Debian's Chromium against a real ``studiohub up``.
+
+A user logs in through the hub's form and opens a notebook; a kernel that runs past its
+memory limit is explained in a notification; the toolbar's picker switches the notebook
+to PyTorch on a larger size, where a cell prints the CPUs and memory the kernel really
+has, then to TensorFlow; the notebook is closed and reopened on the same image and size;
+a second notebook keeps its kernel state through all of it; a notebook saved with a size
+this machine cannot run says why and offers the nearest one. Screenshots of the toolbar
+and picker go to ``test-artifacts/switching-*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studiohub.slugs import unix_name
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS
+from tests.hubtools import Hub, User
+from tests.integration.conftest import remove_test_accounts, stop_all_servers
+from tests.integration.test_frameworks import ENVS_PREFIX, studiohub_env
+from tests.integration.test_switching import LIMITS_CODE
+
+pytestmark = BROWSER_MARKS
+
+CATALOG = {
+    "sizes": {
+        "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
+        "giant": {"display_name": "1 vCPU + 4 TiB", "cpus": 1, "memory": "4T"},
+    },
+    "domains": {"everyone": {"images": ["base", "pytorch", "tensorflow"],
+                             "sizes": ["tiny", "small", "medium", "giant"]}},
+}
+GIB = 1024**3
+STDOUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"
+
+
+def notebook(*sources: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    cells = [{"cell_type": "code", "source": s, "metadata": {}, "outputs": [],
+              "execution_count": None} for s in sources]
+    meta = {"kernelspec": {"name": "studiohub-base", "language": "python",
+                           "display_name": "Base Python 3.11 · CPU"}, **(metadata or {})}
+    return {"type": "notebook", "content": {"cells": cells, "metadata": meta,
+                                            "nbformat": 4, "nbformat_minor": 5}}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    for image in ("pytorch", "tensorflow"):  # built by test_frameworks; a no-op then
+        result, _ = studiohub_env("build", image)
+        assert result.returncode == 0, result.stdout + result.stderr
+    workdir = tmp_path_factory.mktemp("switching")
+    workdir.chmod(0o755)
+    hub = Hub(workdir, catalog=CATALOG,
+              env={"JUPYTER_PATH": os.pathsep.join(
+                  [str(ENVS_PREFIX / "share" / "jupyter"), os.environ.get("JUPYTER_PATH", "")]
+              ).strip(os.pathsep)})
+    hub.start()
+    yield hub
+    stop_all_servers(hub)
+    hub.stop()
+    remove_test_accounts(hub)
+
+
+@pytest.fixture(scope="module")
+def user(hub: Hub) -> User:
+    user = hub.new_user("swb")
+    user.spawn(image="base", size="tiny")
+    limits_cell = LIMITS_CODE + "print('limits', _cpus, _memory)\n"
+    files = {
+        "train.ipynb": notebook(
+            "big = b'x' * (700 * 1024 * 1024)",
+            "import torch\nprint('torch', torch.__version__)\n" + limits_cell,
+            "import tensorflow as tf\nprint('tf', tf.__version__)\n" + limits_cell),
+        "other.ipynb": notebook("kept = 41 + 1", "print('kept', kept)"),
+        "huge.ipynb": notebook("print(1)", metadata={
+            "studiohub": {"image": "base", "size": "giant"}}),
+    }
+    for name, model in files.items():
+        assert user.server_api("PUT", f"/contents/{name}", json=model).ok
+    quiet_lab(user.name)
+    return user
+
+
+def quiet_lab(name: str) -> None:
+    """No news or update toasts in the user's Lab (they would cover ours)."""
+    account = pwd.getpwnam(unix_name(name))
+    settings = Path(account.pw_dir) / ".jupyter" / "lab" / "user-settings"
+    path = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
+    subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}",
+                    str(Path(account.pw_dir) / ".jupyter")], check=True)
+
+
+def login(browser: Any, hub: Hub, name: str) -> Any:
+    page = browser.new_page(viewport={"width": 1500, "height": 950})
+    page.goto(f"{hub.url}/hub/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(hub.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/hub/**")
+    return page
+
+
+def open_notebook(page: Any, name: str) -> Any:
+    from playwright.sync_api import expect
+
+    page.get_by_role("listitem").filter(has_text=name).first.dblclick()
+    panel = page.locator(".jp-NotebookPanel:visible")
+    expect(page.get_by_role("tab", name=re.compile(re.escape(name)))).to_be_visible()
+    wait_idle(page, panel)
+    return panel
+
+
+def wait_idle(page: Any, panel: Any) -> None:
+    """The kernel is connected and idle (the status bar says so), and its usage shows."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".jp-StatusBar-Widget").filter(has_text=re.compile(r"\| Idle"))
+           .first).to_be_visible(timeout=120_000)
+    expect(choice_item(panel)).to_contain_text("CPU", timeout=60_000)
+
+
+def run_cell(page: Any, panel: Any, index: int) -> Any:
+    cell = panel.locator(".jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    return cell
+
+
+def choice_item(panel: Any) -> Any:
+    return panel.locator(".jp-StudioHub-KernelChoice")
+
+
+def switch(page: Any, panel: Any, image: str, size: str, shot: str = "") -> None:
+    from playwright.sync_api import expect
+
+    choice_item(panel).click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog.get_by_text("Change Image and Size")).to_be_visible()
+    dialog.get_by_text(image, exact=True).click()
+    dialog.get_by_text(size, exact=True).click()
+    if shot:
+        page.screenshot(path=str(ARTIFACTS / shot))
+    dialog.get_by_role("button", name="Switch").click()
+    expect(choice_item(panel)).to_contain_text(f"{image} · {size}", timeout=90_000)
+    wait_idle(page, panel)
+
+
+def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = login(browser, hub, user.name)
+        try:
+            page.goto(f"{hub.url}/user/{user.name}/lab")
+            other = open_notebook(page, "other.ipynb")
+            expect(run_cell(page, other, 0).locator(".jp-InputPrompt")
+                   ).to_contain_text("[1]", timeout=60_000)
+
+            train = open_notebook(page, "train.ipynb")
+            item = choice_item(train)
+            expect(item).to_contain_text("Base Python 3.11 · CPU · 1 vCPU + 512 MiB")
+            expect(item).to_contain_text(re.compile(r"CPU \d+% · [\d.]+ MiB / 512 MiB"),
+                                         timeout=30_000)
+
+            # Past its memory limit: the kernel is stopped and the user is told why.
+            run_cell(page, train, 0)
+            toast = page.locator(".Toastify__toast").filter(has_text="512 MiB memory limit")
+            expect(toast).to_be_visible(timeout=60_000)
+            expect(toast).to_contain_text("size tiny")
+            page.screenshot(path=str(ARTIFACTS / "switching-oom-notification.png"))
+            for dialog in page.locator(".jp-Dialog").all():  # Lab's own "kernel restarting"
+                dialog.get_by_role("button").last.click()
+            toast.get_by_title("Hide notification").click()
+
+            # A larger size that fits; sizes that cannot run say why, in the picker.
+            choice_item(train).click()
+            dialog = page.locator(".jp-Dialog")
+            giant = dialog.locator("label[data-value='giant']")
+            expect(giant).to_contain_text("needs 4 TiB; this machine has")
+            expect(giant.locator("input")).to_be_disabled()
+            dialog.get_by_role("button", name="Cancel").click()
+            switch(page, train, "PyTorch 2.13 · CPU", "2 vCPU + 4 GiB",
+                   shot="switching-picker.png")
+            out = run_cell(page, train, 1).locator(STDOUT)
+            expect(out).to_contain_text("torch 2.13", timeout=120_000)
+            expect(out).to_contain_text(f"limits 2.0 {4 * GIB}")
+            page.screenshot(path=str(ARTIFACTS / "switching-toolbar.png"))
+
+            switch(page, train, "TensorFlow 2.21 · CPU", "1 vCPU + 2 GiB")
+            out = run_cell(page, train, 2).locator(STDOUT)
+            expect(out).to_contain_text("tf 2.21", timeout=180_000)
+            expect(out).to_contain_text(f"limits 1.0 {2 * GIB}")
+
+            # Saved with the notebook: closed and reopened, it comes back on the same.
+            page.keyboard.press("Control+s")
+            page.wait_for_timeout(1000)
+            page.get_by_role("tab", name=re.compile("train.ipynb")).click(button="middle")
+            page.wait_for_timeout(500)
+            train = open_notebook(page, "train.ipynb")
+            expect(choice_item(train)).to_contain_text("TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB",
+                                                       timeout=60_000)
+
+            # The other notebook kept its kernel (and its variables) through every switch.
+            page.get_by_role("tab", name=re.compile("other.ipynb")).click()
+            other = page.locator(".jp-NotebookPanel:visible")
+            expect(run_cell(page, other, 1).locator(STDOUT)
+                   ).to_contain_text("kept 42", timeout=30_000)
+
+            # A notebook saved with a size this machine cannot run: why, and what instead.
+            open_notebook(page, "huge.ipynb")
+            warning = page.locator(".Toastify__toast").filter(has_text="runs on your server's size")
+            expect(warning).to_contain_text("needs 4 TiB", timeout=30_000)
+            expect(warning.get_by_role("button", name=re.compile("^Use "))).to_be_visible()
+            page.wait_for_timeout(1000)  # the toast slides in
+            page.screenshot(path=str(ARTIFACTS / "switching-refused.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "switching-failure.png"))
+            raise
+        finally:
+            browser.close()
