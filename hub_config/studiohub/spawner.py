@@ -357,6 +357,7 @@ class StudioSpawner(LocalProcessSpawner):
         is free; more lets more users share a machine whose users rarely fill their sizes.""",
     ).tag(config=True)
 
+    socket_dir = ""  # the account's private directory for kernel sockets (system mode)
     choice: Choice | None = None  # the validated {image, size} of the current start
     cgroup = Unicode(help="Name of this server's cgroup; empty when none was made.")
     pid_started = Integer(0, help="Start time of ``pid`` in clock ticks (pid reuse check).")
@@ -455,6 +456,9 @@ class StudioSpawner(LocalProcessSpawner):
                             hub_bin=str(Path(sys.executable).parent),
                             path="" if system_mode() else env.get("PATH", ""),
                             jupyter_path=os.environ.get("JUPYTER_PATH", "")))
+        if self.socket_dir:
+            # Kernels listen on unix sockets there, not on TCP ports others could reach.
+            env["STUDIOHUB_KERNEL_SOCKETS"] = self.socket_dir
         return env
 
     def get_args(self) -> list[str]:
@@ -472,6 +476,7 @@ class StudioSpawner(LocalProcessSpawner):
         choice = self.apply_choice(self.user_options)
         if system_mode():
             await asyncio.to_thread(users.ensure_user, self.user.name, self.unix_user_prefix)
+            self.socket_dir = await asyncio.to_thread(users.ensure_socket_dir, self.account)
         self._take_gpus(choice.size.gpus)
         try:
             await asyncio.to_thread(self._make_cgroup, choice)

@@ -13,6 +13,7 @@ REST API too. ``ensure_user`` is idempotent and safe to run twice at once.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import pwd
@@ -77,6 +78,27 @@ def ensure_private_home(entry: pwd.struct_passwd) -> None:
         return
     if st.st_uid == entry.pw_uid and stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(home, stat.S_IMODE(st.st_mode) & ~0o077)
+
+
+SOCKETS_ROOT = "/run/studiohub"
+
+
+def ensure_socket_dir(entry: pwd.struct_passwd, root: str = SOCKETS_ROOT) -> str:
+    """``/run/studiohub/<uid>``: where the account's kernels listen (unix sockets), 0700.
+
+    Its parent belongs to root, so no other user can create it first; the path is short
+    enough for a socket name (108 bytes), which a home directory may not be.
+    """
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    path = os.path.join(root, str(entry.pw_uid))
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeError(f"{path} is not a directory: remove it")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    os.chmod(path, 0o700)
+    return path
 
 
 def current_user() -> pwd.struct_passwd:

@@ -8,8 +8,11 @@ read from inside the kernel, from the cgroup files the kernel really runs under.
 from __future__ import annotations
 
 import json
+import stat
+import subprocess
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +207,55 @@ def test_a_placed_kernel_past_its_memory_is_stopped_and_the_user_told_why(alice:
     assert report["last_exit"]["reason"] == "oom", report
     assert "512 MiB memory limit of size tiny" in report["last_exit"]["message"]
     alice.server_api("DELETE", f"/sessions/{session['id']}")
+
+
+def test_kernel_sockets_are_closed_to_other_users(hub: Hub, alice: User) -> None:
+    """Kernels listen on unix sockets in the account's 0700 directory, not on TCP ports."""
+    from studiohub.slugs import unix_name
+
+    assert alice.server_api("PUT", "/contents/zmq.ipynb", json=notebook()).ok
+    session = open_session(alice, "zmq.ipynb")
+    result = alice.run(textwrap.dedent("""
+        import json
+        from ipykernel.connect import get_connection_file
+        info = json.load(open(get_connection_file()))
+        print(info["transport"], info["ip"], info["iopub_port"])
+    """), session["kernel"]["id"])
+    transport, ip, port = result.stdout.split()
+    assert transport == "ipc", result
+    socket_path = f"{ip}-{port}"
+    assert Path(socket_path).is_socket()
+    assert stat.S_IMODE(Path(ip).parent.stat().st_mode) == 0o700
+    # Another local account cannot even reach the socket to subscribe to its outputs.
+    hub.new_user("swzmq").spawn(image="base", size="tiny")
+    other = unix_name(hub.created_users[-1])
+    probe = subprocess.run(
+        ["runuser", "-u", other, "--", "/usr/bin/python3", "-c",
+         "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+         socket_path], capture_output=True, text=True, timeout=30)
+    assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe
+    # ... while the owner's browser talks to the kernel through the server as usual.
+    assert alice.run("print(6 * 7)", session["kernel"]["id"]).stdout.strip() == "42"
+    alice.server_api("DELETE", f"/sessions/{session['id']}")
+
+
+def test_server_restart_on_another_size(hub: Hub) -> None:
+    """What stock JupyterHub profiles offer, through the hub API: every kernel restarts."""
+    carol = hub.new_user("swsrv")
+    carol.spawn(image="base", size="tiny")
+    answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "huge"})
+    assert answer.status_code == 400 and "half" in answer.json()["message"]
+    answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "half"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["pending_url"].endswith(f"/hub/spawn-pending/{carol.name}")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        model = carol.api("GET", f"/users/{carol.name}").json()
+        server = model["servers"].get("")
+        if server and server["ready"] and server["user_options"].get("size") == "half":
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"server not restarted on half: {model}")
+    assert limits(carol, carol.start_kernel()) == (0.5, GIB)
+    carol.stop()

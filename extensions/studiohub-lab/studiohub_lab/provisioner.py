@@ -12,6 +12,7 @@ jupyter_client's ``LocalProvisioner``: the kernel shares the server's size.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -28,6 +29,7 @@ class StudioHubProvisioner(LocalProvisioner):
     placement: dict[str, Any] | None = None
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        self._private_sockets()
         kwargs = await super().pre_launch(**kwargs)
         env = kwargs.get("env") or {}
         kernel_name = getattr(self.parent, "kernel_name", "") or ""
@@ -39,7 +41,7 @@ class StudioHubProvisioner(LocalProvisioner):
         if choice is None or not hub.available():
             self.log.debug("Kernel %s runs within the server's size", self.kernel_id)
             return kwargs
-        body: dict[str, str] = {"kernel_id": self.kernel_id, "image": choice.image, "size": choice.size}
+        body = {"kernel_id": self.kernel_id, "image": choice.image, "size": choice.size}
         if choice.replaces:
             body["replaces"] = choice.replaces
         try:
@@ -60,6 +62,18 @@ class StudioHubProvisioner(LocalProvisioner):
                       self.placement["image_label"], self.placement["size_label"])
         kwargs["env"] = {**env, **self.placement["env"]}
         return kwargs
+
+    def _private_sockets(self) -> None:
+        """ZMQ over unix sockets in the account's 0700 directory, not localhost TCP ports:
+        other local users cannot connect to the kernel at all (not even to IOPub, which
+        the message signature does not protect from readers)."""
+        sockets = os.environ.get("STUDIOHUB_KERNEL_SOCKETS")
+        km = self.parent
+        if not sockets or km is None or self.connection_info:
+            return  # not StudioHub's hub, or a restart that keeps its connection file
+        km.transport = "ipc"
+        km.ip = os.path.join(sockets, self.kernel_id[:8])
+        km.cache_ports = False
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
         if self.placement and self.placement.get("procs"):
