@@ -74,6 +74,10 @@ def update_auth(c: Config, settings: dict[str, Any]) -> None:
     auth = settings["auth"]
     admins = set(auth.get("admin_users") or [])
     c.Authenticator.admin_users = admins
+    if system_mode():
+        from .users import create_on_login
+
+        c.Authenticator.post_auth_hook = create_on_login
     if not system_mode():
         # A personal hub: only the account running it can log in and spawn.
         c.Authenticator.allowed_users = {getpass.getuser()}

@@ -13,6 +13,7 @@ REST API too. ``ensure_user`` is idempotent and safe to run twice at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import os
@@ -22,6 +23,9 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable
+from typing import Any
+
+from tornado import web
 
 from .slugs import DEFAULT_UNIX_PREFIX, unix_name
 
@@ -78,6 +82,21 @@ def ensure_private_home(entry: pwd.struct_passwd) -> None:
         return
     if st.st_uid == entry.pw_uid and stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(home, stat.S_IMODE(st.st_mode) & ~0o077)
+
+
+async def create_on_login(authenticator: Any, handler: Any,
+                          authentication: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``Authenticator.post_auth_hook``: the account exists from the first login, like
+    The Littlest JupyterHub's, whatever authenticator let the user in."""
+    if authentication:
+        config = getattr(authenticator, "config", None)
+        spawner = config.get("StudioSpawner", {}) if config is not None else {}
+        prefix = spawner.get("unix_user_prefix", DEFAULT_UNIX_PREFIX)
+        try:
+            await asyncio.to_thread(ensure_user, authentication["name"], prefix)
+        except UserError as e:
+            raise web.HTTPError(500, str(e)) from None
+    return authentication
 
 
 SOCKETS_ROOT = "/run/studiohub"

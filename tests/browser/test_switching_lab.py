@@ -165,6 +165,14 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
         page = login(browser, hub, user.name)
         try:
             page.goto(f"{hub.url}/user/{user.name}/lab")
+            # The Launcher: one notebook card per image the user's domain allows.
+            notebooks = page.locator(".jp-Launcher-section").filter(
+                has=page.locator(".jp-Launcher-sectionTitle", has_text="Notebook"))
+            expect(notebooks.locator(".jp-LauncherCard")).to_have_count(3, timeout=60_000)
+            for label in ("Base Python 3.11 · CPU", "PyTorch 2.13 · CPU",
+                          "TensorFlow 2.21 · CPU"):
+                expect(notebooks.locator(".jp-LauncherCard", has_text=label)).to_have_count(1)
+            page.screenshot(path=str(ARTIFACTS / "switching-launcher.png"))
             other = open_notebook(page, "other.ipynb")
             expect(run_cell(page, other, 0).locator(".jp-InputPrompt")
                    ).to_contain_text("[1]", timeout=60_000)
@@ -192,6 +200,8 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
             expect(giant).to_contain_text("needs 4 TiB; this machine has")
             expect(giant.locator("input")).to_be_disabled()
             dialog.get_by_role("button", name="Cancel").click()
+            # Cancel left everything as it was.
+            expect(choice_item(train)).to_contain_text("Base Python 3.11 · CPU · 1 vCPU + 512 MiB")
             switch(page, train, "PyTorch 2.13 · CPU", "2 vCPU + 4 GiB",
                    shot="switching-picker.png")
             out = run_cell(page, train, 1).locator(STDOUT)

@@ -181,3 +181,13 @@ def test_running_servers_survive_a_hub_restart(hub: Hub) -> None:
 def test_state_directory_is_private(hub: Hub) -> None:
     assert stat.S_IMODE(hub.state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((hub.state_dir / "password").stat().st_mode) == 0o600
+
+
+def test_unix_account_exists_from_the_first_login(hub: Hub) -> None:
+    """Like The Littlest JupyterHub: logging in (no server yet) creates the account."""
+    from studiohub.slugs import unix_name
+
+    user = hub.new_user("first")
+    entry = pwd.getpwnam(unix_name(user.name))
+    assert stat.S_IMODE(os.stat(entry.pw_dir).st_mode) == 0o700
+    assert not user.api("GET", f"/users/{user.name}").json()["servers"]

@@ -222,6 +222,35 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
       );
     };
 
+    // A notebook made elsewhere on an image this user may not use: its kernel cannot
+    // start at all, so say why and offer the nearest allowed choice.
+    const explainForeignImage = async (panel: NotebookPanel) => {
+      const saved = savedChoice(panel);
+      const opts = options ?? (await loadOptions().catch(() => null));
+      if (!saved || !opts || opts.images.some(i => i.id === saved.image)) {
+        return;
+      }
+      const nearest = nearestChoice(opts, saved);
+      const label = (c: IChoice) =>
+        `${opts.images.find(i => i.id === c.image)?.label ?? c.image} · ${
+          opts.sizes.find(s => s.id === c.size)?.label ?? c.size
+        }`;
+      Notification.warning(
+        `${panel.title.label} was made on image "${saved.image}", which your domains do not include.`,
+        {
+          autoClose: false,
+          actions: nearest
+            ? [
+                {
+                  label: `Use ${label(nearest)}`,
+                  callback: () => void runSwitch(panel, nearest)
+                }
+              ]
+            : []
+        }
+      );
+    };
+
     const explainExit = async (panel: NotebookPanel, kernelId: string) => {
       // The server records why before the kernel is back; give it a moment.
       for (let attempt = 0; attempt < 10; attempt++) {
@@ -277,7 +306,10 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
             .catch(() => undefined);
         }
       });
-      void context.ready.then(update);
+      void context.ready.then(() => {
+        update();
+        void explainForeignImage(panel);
+      });
       panel.disposed.connect(() => item.dispose());
     });
     void loadOptions().catch(() => null);
