@@ -13,20 +13,23 @@ HUB := $(PREFIX)/hub
 PIP := $(HUB)/bin/pip --disable-pip-version-check -q
 export STUDIOHUB_PREFIX := $(PREFIX)
 
-.PHONY: up test install install-test system-deps test-system-deps lint pytest
+.PHONY: up test install install-test hub-env system-deps test-system-deps lint pytest
 
 up: install
 	$(HUB)/bin/studiohub up
 
 test: install-test lint pytest
 
-install: system-deps
-	@test -x $(HUB)/bin/python || $(PYTHON) -m venv $(HUB)
-	$(PIP) install --upgrade pip
+install: system-deps hub-env
 	$(PIP) install .
 
-install-test: test-system-deps install
+# The same install plus the test tools, in one pip run.
+install-test: test-system-deps hub-env
 	$(PIP) install ".[test,kubernetes]"
+
+hub-env:
+	@test -x $(HUB)/bin/python || $(PYTHON) -m venv $(HUB)
+	$(PIP) install --upgrade pip
 
 # Debian packages: Node.js for the proxy (and building the Lab extension).
 system-deps:

@@ -25,10 +25,10 @@ def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
     update_hub(c, settings)
     update_proxy(c, settings)
     update_auth(c, settings)
-    update_spawner(c, settings, catalog)
+    update_spawner(c, settings)
     update_groups(c, catalog)
     update_culler(c, settings)
-    update_services(c, settings, catalog)
+    update_services(c, settings)
     update_hubapi(c, settings)
 
 
@@ -106,7 +106,7 @@ def read_secret(settings: dict[str, Any], name: str, nbytes: int) -> str:
     return path.read_text().strip()
 
 
-def update_spawner(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
+def update_spawner(c: Config, settings: dict[str, Any]) -> None:
     culling, spawner = settings["culling"], settings["spawner"]
     c.JupyterHub.spawner_class = "studiohub.spawner.StudioSpawner"
     c.StudioSpawner.catalog_path = settings["catalog_path"] or ""
@@ -149,7 +149,7 @@ def update_culler(c: Config, settings: dict[str, Any]) -> None:
     })
 
 
-def update_services(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
+def update_services(c: Config, settings: dict[str, Any]) -> None:
     """StudioHub's own hub services, each registering itself with its narrowest role."""
     from .sharing.config import update_sharing
 

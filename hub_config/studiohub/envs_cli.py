@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from .catalog import CatalogError, Image, load_catalog
+from .catalog import Catalog, CatalogError, Image, load_catalog
 from .envs import (
     STEPS,
     EnvBuildError,
@@ -41,13 +41,20 @@ class BuildLine:
         self.step = step
 
 
+def _load_catalog(console: Console, path: str | None) -> Catalog | None:
+    """The catalog, or None after printing why it cannot be used."""
+    try:
+        return load_catalog(path)
+    except CatalogError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        return None
+
+
 def build_images(ids: list[str], catalog_path: str | None, force: bool) -> int:
     """Build each image in turn; 0 when all are built or up to date."""
     console = Console(highlight=False, soft_wrap=True)
-    try:
-        catalog = load_catalog(catalog_path)
-    except CatalogError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
+    catalog = _load_catalog(console, catalog_path)
+    if catalog is None:
         return 1
     unknown = [i for i in ids if i not in catalog.images]
     if unknown:
@@ -100,10 +107,8 @@ def show_failure(e: EnvBuildError) -> None:
 def list_images(catalog_path: str | None) -> int:
     """A table of images: label, environment state, kernel spec."""
     console = Console(highlight=False, soft_wrap=True)
-    try:
-        catalog = load_catalog(catalog_path)
-    except CatalogError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
+    catalog = _load_catalog(console, catalog_path)
+    if catalog is None:
         return 1
     table = Table("image", "label", "environment", "kernel")
     for image in catalog.images.values():

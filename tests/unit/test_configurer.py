@@ -86,7 +86,7 @@ def test_culler_service_has_narrow_role(settings: dict) -> None:
 
 def test_kernel_culling_and_server_logs(settings: dict) -> None:
     c = Config()
-    configurer.update_spawner(c, settings, load_catalog())
+    configurer.update_spawner(c, settings)
     assert c.StudioSpawner.kernel_cull_idle_timeout == 1200
     assert c.StudioSpawner.kernel_cull_interval == 120
     assert c.StudioSpawner.server_log_dir == f"{settings['state_dir']}/servers"
@@ -96,7 +96,7 @@ def test_culling_can_be_disabled(settings: dict) -> None:
     settings["culling"] = {**settings["culling"], "enabled": False}
     c = Config()
     configurer.update_culler(c, settings)
-    configurer.update_spawner(c, settings, load_catalog())
+    configurer.update_spawner(c, settings)
     assert "services" not in c.JupyterHub
     assert c.StudioSpawner.kernel_cull_idle_timeout == 0
 
