@@ -53,6 +53,19 @@ def test_every_user_may_reach_it_and_admins_audit() -> None:
                                              ACCESS_SCOPE]
 
 
+def test_servers_learn_where_the_service_is() -> None:
+    """The Lab extension's server side forwards there (studiohub_lab.sharing)."""
+    c = Config()
+    c.Spawner.environment = {"KEEP": "1"}
+    update_sharing(c, {**SETTINGS, "base_url": "/hub-a/"})
+    assert c.Spawner.environment == {
+        "KEEP": "1", "STUDIOHUB_SHARING_URL": "http://127.0.0.1:9000/hub-a/services/sharing/"}
+    c = Config()
+    update_sharing(c, SETTINGS)
+    assert c.Spawner.environment["STUDIOHUB_SHARING_URL"] == \
+        "http://127.0.0.1:9000/services/sharing/"
+
+
 def test_keeps_what_others_configured_and_is_idempotent() -> None:
     c = Config()
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "access:services!service=jobs"]},

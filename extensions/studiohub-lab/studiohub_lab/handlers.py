@@ -37,6 +37,8 @@ KERNEL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 def make_handlers(app: StudioHubLab) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
     """The route table (paths are relative to the server's ``base_url``)."""
+    from . import sharing  # its handlers build on LabAPIHandler, defined below
+
     kw = {"lab": app}
     return [
         (rf"{API}/info", InfoHandler, kw),
@@ -48,6 +50,13 @@ def make_handlers(app: StudioHubLab) -> list[tuple[str, type[web.RequestHandler]
         (rf"{API}/tensorboards/{TB_ID}", TensorBoardHandler, kw),
         (rf"{API}/tensorboards/{TB_ID}/restart", TensorBoardRestartHandler, kw),
         (rf"studiohub/tensorboard/{TB_ID}(?P<path>/.*)?", TensorBoardProxyHandler, kw),
+        # Notebook sharing: forwarded to the hub's sharing service (see sharing.py).
+        (rf"{API}/sharing/domains", sharing.DomainsHandler, kw),
+        (rf"{API}/sharing/shares", sharing.SharesHandler, kw),
+        (rf"{API}/sharing/shares/{sharing.SHARE_ID}", sharing.ShareHandler, kw),
+        (rf"{API}/sharing/shares/{sharing.SHARE_ID}/versions", sharing.VersionsHandler, kw),
+        (rf"{API}/sharing/shares/{sharing.SHARE_ID}/copy", sharing.CopyHandler, kw),
+        (rf"{API}/sharing/recent", sharing.RecentHandler, kw),
     ]
 
 

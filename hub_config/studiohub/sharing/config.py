@@ -15,6 +15,8 @@ Like the other ``update_<section>`` functions of :mod:`studiohub.configurer`, it
 - ``JupyterHub.custom_scopes``: the audit scope.
 - ``Spawner.server_token_scopes``: the default server scopes plus access to the
   service, so the Lab extension can call it with the server's own token.
+- ``Spawner.environment``: ``STUDIOHUB_SHARING_URL``, where servers reach the service
+  (through the proxy), for the Lab extension's server side.
 
 Each scope's reason is in docs/sharing.md.
 """
@@ -36,6 +38,8 @@ AUDITORS_ROLE = "sharing-auditors"
 #: JupyterHub's default ``server`` role, which server_token_scopes replaces when set.
 DEFAULT_SERVER_SCOPES = ["users:activity!user", "access:servers!server"]
 PORT_OFFSET = 82  # the hub's API is at port + 81, the proxy's at port + 1
+#: The service's URL in every user server's environment (read by ``studiohub_lab.sharing``).
+URL_ENV = "STUDIOHUB_SHARING_URL"
 
 DEFAULTS: dict[str, Any] = {
     "enabled": True,
@@ -74,6 +78,8 @@ def update_sharing(c: Config, settings: dict[str, Any]) -> None:
     current = c.Spawner.get("server_token_scopes", DEFAULT_SERVER_SCOPES)
     if isinstance(current, list) and ACCESS_SCOPE not in current:
         c.Spawner.server_token_scopes = [*current, ACCESS_SCOPE]
+    c.Spawner.environment = {**c.Spawner.get("environment", {}),
+                             URL_ENV: service_url_for_servers(settings)}
 
 
 def make_service(settings: dict[str, Any], sharing: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +120,12 @@ def servers_url(settings: dict[str, Any]) -> str:
     ip = settings.get("ip") or "127.0.0.1"
     host = "127.0.0.1" if ip in ("0.0.0.0", "::", "") else ip
     return f"http://{host}:{int(settings['port'])}"
+
+
+def service_url_for_servers(settings: dict[str, Any]) -> str:
+    """The service as users' servers reach it: through the proxy, on this host."""
+    base = "/" + str(settings.get("base_url") or "/").strip("/")
+    return f"{servers_url(settings)}{base.rstrip('/')}/services/{SERVICE}/"
 
 
 def _grant_user_role(c: Config, scope: str) -> None:
