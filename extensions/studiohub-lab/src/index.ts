@@ -19,6 +19,7 @@ import { TensorBoardModel } from './tensorboard/model';
 import { TensorBoardPanel } from './tensorboard/panel';
 import { TensorBoardView } from './tensorboard/widget';
 import { switcherPlugin } from './switcher/plugin';
+import { sharingPlugins } from './sharing/plugin';
 import tensorboardSvg from '../style/icons/tensorboard.svg';
 
 export const tensorboardIcon = new LabIcon({
@@ -241,7 +242,8 @@ const tensorboardPanelPlugin: JupyterFrontEndPlugin<void> = {
 const plugins: JupyterFrontEndPlugin<any>[] = [
   tensorboardPlugin,
   tensorboardPanelPlugin,
-  switcherPlugin
+  switcherPlugin,
+  ...sharingPlugins
 ];
 
 export default plugins;

@@ -1,2 +1,3 @@
 import './base.css';
 import './switcher.css';
+import './sharing.css';

@@ -1,0 +1,108 @@
+import { StudioHubAPIError, StudioHubNetworkError } from '../api';
+import { IShare } from './tokens';
+
+/**
+ * The link people open: the hub's origin and the preview's path.
+ */
+export function shareLink(origin: string, url: string): string {
+  if (/^https?:\/\//.test(url)) {
+    return url;
+  }
+  return origin.replace(/\/+$/, '') + '/' + url.replace(/^\/+/, '');
+}
+
+/**
+ * The file name of a path (`work/churn.ipynb` → `churn.ipynb`).
+ */
+export function basename(path: string): string {
+  const parts = path.split('/').filter(part => part.length > 0);
+  return parts.length ? parts[parts.length - 1] : '';
+}
+
+export function isNotebookPath(path: string | null | undefined): boolean {
+  return !!path && path.toLowerCase().endsWith('.ipynb');
+}
+
+/**
+ * My live links for a notebook of this file name, most recently updated first: the
+ * links "publish a new version" can go to.
+ */
+export function liveSharesNamed(
+  mine: ReadonlyArray<IShare>,
+  name: string
+): IShare[] {
+  return mine
+    .filter(share => share.revoked === null && share.name === name)
+    .sort((a, b) => b.updated.localeCompare(a.updated));
+}
+
+/**
+ * "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago", else the date.
+ */
+export function formatWhen(iso: string, now: Date = new Date()): string {
+  const then = new Date(iso);
+  if (isNaN(then.getTime())) {
+    return '';
+  }
+  const seconds = Math.max(0, (now.getTime() - then.getTime()) / 1000);
+  if (seconds < 60) {
+    return 'just now';
+  }
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)} min ago`;
+  }
+  if (seconds < 86400) {
+    return `${Math.floor(seconds / 3600)} h ago`;
+  }
+  const days = Math.floor(seconds / 86400);
+  if (days === 1) {
+    return 'yesterday';
+  }
+  if (days < 7) {
+    return `${days} days ago`;
+  }
+  return then.toISOString().slice(0, 10);
+}
+
+/**
+ * The line under a share's title in the sidebar.
+ */
+export function shareSummary(
+  share: IShare,
+  list: 'mine' | 'domains' | 'recent',
+  now: Date = new Date()
+): string {
+  const parts: string[] = [];
+  if (list !== 'mine') {
+    parts.push(`by ${share.author}`);
+  }
+  parts.push(share.domain_name || share.domain, `v${share.version}`);
+  if (list === 'mine') {
+    if (share.revoked) {
+      parts.push(`revoked ${formatWhen(share.revoked, now)}`);
+      return parts.join(' · ');
+    }
+    const views = share.views ?? 0;
+    parts.push(views === 1 ? '1 view' : `${views} views`);
+  }
+  const when = list === 'recent' && share.opened ? share.opened : share.updated;
+  parts.push(
+    (list === 'recent' && share.opened ? 'opened ' : 'updated ') +
+      formatWhen(when, now)
+  );
+  return parts.join(' · ');
+}
+
+/**
+ * What to tell the user about a failed sharing call: the service's own message (it
+ * says what to do), or what to check when nothing answered.
+ */
+export function errorText(error: unknown): string {
+  if (error instanceof StudioHubAPIError) {
+    return error.message;
+  }
+  if (error instanceof StudioHubNetworkError) {
+    return `${error.message}. Check your connection, then try again.`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
