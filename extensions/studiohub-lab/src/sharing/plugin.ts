@@ -126,17 +126,27 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
         return;
       }
       const request = answer.value;
-      const pending = Notification.emit(`Sharing ${name}…`, 'in-progress', {
-        autoClose: false
-      });
       let result: IShare;
       try {
-        result = await model.share(request);
+        const sharing = model.share(request);
+        Notification.promise(
+          sharing.then(() => null),
+          {
+            pending: { message: `Sharing ${name}…`, options: {} },
+            success: {
+              message: () => `${name} is shared`,
+              options: { autoClose: 2000 }
+            },
+            error: {
+              message: () => `Sharing ${name} failed`,
+              options: { autoClose: 3000 }
+            }
+          }
+        );
+        result = await sharing;
       } catch (error) {
         await showErrorMessage(`Cannot share ${name}`, errorText(error));
         return;
-      } finally {
-        Notification.dismiss(pending);
       }
       await showDialog({
         title: request.shareId ? 'New version published' : 'Notebook shared',

@@ -1,0 +1,225 @@
+"""Sharing from JupyterLab, between two users, in Debian's Chromium against a real hub.
+
+Alice opens a notebook in her JupyterLab, uses Share… in its toolbar, picks Team A,
+writes a note and copies the link from the dialog. Bob, in Team A, opens the link, reads
+the preview and copies the notebook into his workspace, where it opens in his Lab; his
+Shared sidebar lists it under "Shared with my domains" and "Recently opened". Alice's
+sidebar shows Bob's views; the palette opens the same dialog from the keyboard; from the
+file browser's context menu she publishes a new version to the same link, then revokes it.
+Everything goes through the Lab extension's server side, which forwards to the hub's
+sharing service with the server's own token. Screenshots: ``test-artifacts/sharing-lab-*``.
+"""
+
+from __future__ import annotations
+
+import json
+import pwd
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studiohub.slugs import unix_name
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS
+from tests.hubtools import User
+from tests.integration.sharing_hub import (
+    SharingHub,
+    code_cell,
+    make_notebook,
+    markdown_cell,
+    running_sharing_hub,
+    share,
+    stream,
+)
+
+pytestmark = BROWSER_MARKS
+NOTEBOOK = "churn-model.ipynb"
+NOTE = "First results: please check the feature list before Friday."
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharingHub]:
+    with running_sharing_hub(tmp_path_factory.mktemp("sharing-lab")) as hub:
+        yield hub
+
+
+def quiet_lab(name: str) -> None:
+    """No news or update toasts in the user's Lab (they would cover the dialogs)."""
+    account = pwd.getpwnam(unix_name(name))
+    settings = Path(account.pw_dir) / ".jupyter" / "lab" / "user-settings"
+    path = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
+    subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}",
+                    str(Path(account.pw_dir) / ".jupyter")], check=True)
+
+
+def lab_user(hub: SharingHub, stem: str, groups: tuple[str, ...]) -> User:
+    user = hub.new_user(stem, groups=groups)
+    user.spawn(image="base", size="tiny")
+    quiet_lab(user.name)
+    return user
+
+
+def churn_notebook(text: str) -> dict[str, Any]:
+    return {"type": "notebook", "content": make_notebook(
+        markdown_cell(f"# Churn model\n{text}", cell_id="intro"),
+        code_cell("print('loss', 0.213)", stream("loss 0.213\n"), cell_id="fit"))}
+
+
+def login(browser: Any, hub: SharingHub, name: str) -> Any:
+    """A browser context of its own, logged in through the hub's form."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(f"{hub.url}/hub/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(hub.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/hub/**")
+    return page
+
+
+def open_shared_sidebar(page: Any) -> Any:
+    tab = page.get_by_role("tab", name="Shared notebooks")
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
+    sidebar = page.get_by_role("region", name="Shared notebooks")
+    sidebar.get_by_role("button", name="Refresh shared notebooks").click()
+    return sidebar
+
+
+def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
+        hub: SharingHub) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    alice = lab_user(hub, "alice", ("team-a",))
+    bob = lab_user(hub, "bob", ("team-a",))
+    assert alice.server_api("PUT", f"/contents/{NOTEBOOK}",
+                            json=churn_notebook("Trained on Q3 data.")).ok
+
+    # Through the real stack, the service's refusals keep their status and message.
+    refused = alice.lab_api("POST", "/sharing/shares",
+                            json={"path": NOTEBOOK, "domain": "team-b"})
+    assert (refused.status_code, refused.json()["message"]) == (
+        400, "domain 'team-b' is not one of your domains; your domains: 'team-a'")
+    carol = hub.new_user("carol", groups=("team-b",))
+    theirs = share(hub, carol, make_notebook(markdown_cell("# Team B only")), domain="team-b")
+    refused = alice.lab_api("GET", f"/sharing/shares/{theirs['id']}")
+    assert refused.status_code == 403 and "Team B" in refused.json()["message"], refused.text
+    assert "Team B only" not in refused.text
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = login(browser, hub, alice.name)
+        current = page
+        try:
+            # Alice: Share… from the notebook's toolbar.
+            page.goto(f"{hub.url}/user/{alice.name}/lab/tree/{NOTEBOOK}")
+            notebook = page.locator(".jp-NotebookPanel")
+            expect(notebook.get_by_role("heading", name="Churn model")).to_be_visible(
+                timeout=60_000)
+            notebook.get_by_role("button", name="Share", exact=True).click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog).to_contain_text(f"Share {NOTEBOOK}")
+            dialog.get_by_label("Share with").select_option(label="Team A")
+            expect(dialog.get_by_label("Include outputs")).to_be_checked()
+            dialog.get_by_label("Note (optional)").fill(NOTE)
+            page.screenshot(path=str(ARTIFACTS / "sharing-lab-dialog.png"))
+            dialog.get_by_role("button", name="Share", exact=True).click()
+
+            done = page.get_by_role("dialog").filter(has_text="Notebook shared")
+            expect(done).to_contain_text("Everyone in Team A can open this link")
+            link_box = done.get_by_label("Link to the shared notebook")
+            link = link_box.input_value()
+            assert link.startswith(f"{hub.url}/services/sharing/s/"), link
+            done.get_by_role("button", name="Copy link").click()
+            expect(done.get_by_role("button", name="Copy link")).to_have_text("Copied")
+            assert page.evaluate("navigator.clipboard.readText()") == link
+            page.screenshot(path=str(ARTIFACTS / "sharing-lab-link.png"))
+            done.get_by_role("button", name="Done").click()
+
+            # Bob opens the link: the preview; copy to his workspace opens it in his Lab.
+            current = bob_page = login(browser, hub, bob.name)
+            bob_page.goto(link)
+            expect(bob_page.get_by_role("heading", name="churn-model")).to_be_visible()
+            expect(bob_page.get_by_role("complementary", name="About this notebook")
+                   ).to_contain_text(NOTE)
+            bob_page.get_by_role("button", name="Copy to my workspace").click()
+            bob_page.wait_for_url(f"**/user/{bob.name}/lab/tree/{NOTEBOOK}", timeout=30_000)
+            expect(bob_page.locator(".jp-NotebookPanel").get_by_role(
+                "heading", name="Churn model")).to_be_visible(timeout=60_000)
+
+            # Bob's Shared sidebar: shared with his domains, and recently opened.
+            sidebar = open_shared_sidebar(bob_page)
+            shared_with = sidebar.get_by_role("region", name="Shared with my domains")
+            item = shared_with.get_by_role("listitem", name="churn-model")
+            expect(item).to_contain_text(f"by {alice.name} · Team A · v1")
+            expect(sidebar.get_by_role("region", name="Recently opened")
+                   .get_by_role("listitem", name="churn-model")).to_be_visible()
+            sidebar.get_by_role("searchbox").fill(alice.name)
+            expect(item).to_be_visible()
+            sidebar.get_by_role("searchbox").fill("no-such-notebook")
+            expect(shared_with).to_contain_text("Nothing matches")
+            sidebar.get_by_role("searchbox").fill("")
+            expect(item).to_be_visible()
+            bob_page.screenshot(path=str(ARTIFACTS / "sharing-lab-sidebar-member.png"))
+            # A title opens the preview in a new browser tab.
+            with bob_page.context.expect_page() as opened:
+                item.get_by_role("link", name="churn-model").click()
+            preview = opened.value
+            preview.wait_for_load_state()
+            assert preview.url == link
+            preview.close()
+
+            # Alice's sidebar: her link with Bob's two views (the link, then the new tab).
+            current = page
+            sidebar = open_shared_sidebar(page)
+            mine = sidebar.get_by_role("region", name="Shared by me").get_by_role(
+                "listitem", name="churn-model")
+            expect(mine).to_contain_text("Team A · v1 · 2 views")
+            page.screenshot(path=str(ARTIFACTS / "sharing-lab-sidebar.png"))
+
+            # The command palette, from the keyboard: the same dialog (cancelled here).
+            page.locator(".jp-NotebookPanel").click()
+            page.keyboard.press("Control+Shift+C")
+            page.keyboard.type("Share Notebook")
+            page.keyboard.press("Enter")
+            expect(page.get_by_role("dialog")).to_contain_text(f"Share {NOTEBOOK}")
+            page.keyboard.press("Escape")
+            expect(page.get_by_role("dialog")).to_have_count(0)
+
+            # A new version to the same link, from the file browser's context menu.
+            page.get_by_role("tab", name="File Browser").click()
+            page.locator(".jp-DirListing-item").filter(has_text=NOTEBOOK).click(button="right")
+            page.get_by_role("menuitem", name="Share…").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog).to_contain_text("You already share this notebook")
+            expect(dialog.get_by_label("Publish a new version to the same link",
+                                       exact=False)).to_be_checked()
+            expect(dialog.get_by_label("Share with")).to_be_disabled()
+            page.screenshot(path=str(ARTIFACTS / "sharing-lab-new-version.png"))
+            dialog.get_by_role("button", name="Share", exact=True).click()
+            done = page.get_by_role("dialog").filter(has_text="New version published")
+            expect(done).to_contain_text("Version 2 is published")
+            assert done.get_by_label("Link to the shared notebook").input_value() == link
+            done.get_by_role("button", name="Done").click()
+            open_shared_sidebar(page)
+            expect(mine).to_contain_text("Team A · v2")
+
+            # Revoke, with confirmation: the link stops working for Bob.
+            mine.get_by_role("button", name="Revoke the link to churn-model").click()
+            confirm = page.get_by_role("dialog").filter(has_text="Revoke the link")
+            expect(confirm).to_contain_text("cannot be undone")
+            confirm.get_by_role("button", name="Revoke", exact=True).click()
+            expect(mine).to_contain_text("revoked")
+            gone = bob_page.goto(link)
+            assert gone is not None and gone.status == 410
+        except Exception:
+            current.screenshot(path=str(ARTIFACTS / "sharing-lab-failure.png"))
+            raise
+        finally:
+            browser.close()
