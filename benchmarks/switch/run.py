@@ -1,0 +1,284 @@
+"""Switching one notebook's size vs restarting the server on new options, in the same run.
+
+One StudioHub (``studiohub up``, its own state directory, a catalog with two small
+sizes) runs on this machine, with one user whose server runs the base image on ``tiny``
+and one notebook with an open session. Each round, both in turn, every one changing size
+(``tiny`` 1 vCPU + 512 MiB ↔ ``half`` 0.5 vCPU + 1 GiB):
+
+* **switch** (StudioHub, what the toolbar picker does): ``POST studiohub/api/v1/
+  kernel-choices`` {path, image, size, replaces}, ``PATCH /api/sessions/ID`` with the
+  image's kernel name, then an ``execute_request`` (``1 + 1``) on the new kernel over its
+  websocket; the clock stops at its ``execute_reply``.
+* **restart** (what JupyterHub/KubeSpawner users do today): ``DELETE /hub/api/users/NAME/
+  server``, wait until stopped, ``POST`` it again with ``{"image", "size"}``, wait until
+  ready, ``POST /user/NAME/api/sessions`` for the notebook, the same execute.
+
+One warm-up of each is not counted. Prints medians, every sample, the ratio switch/restart
+and whether the targets are met (switch median ≤ 1.0 s, ≥ 4× faster than the restart).
+
+Then, where the PyTorch and TensorFlow kernels are registered (environments the tests
+build under ``$STUDIOHUB_TEST_ENVS``, default /var/tmp/studiohub-test-envs), the wait a
+user has after a switch before the framework is usable: ``import torch`` / ``import
+tensorflow`` in a freshly switched kernel (size ``medium``), median of ``--imports``.
+
+    sudo /opt/studiohub/hub/bin/python benchmarks/switch/run.py [--rounds 7] [--imports 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.hubtools import Execution, Hub, User, execute
+
+ENVS_PREFIX = Path(os.environ.get("STUDIOHUB_TEST_ENVS", "/var/tmp/studiohub-test-envs"))
+FRAMEWORKS = {"pytorch": "torch", "tensorflow": "tensorflow"}
+SIZES = ("tiny", "half")
+CATALOG = {
+    "sizes": {
+        "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
+        "half": {"display_name": "0.5 vCPU + 1 GiB", "cpus": 0.5, "memory": "1G"},
+    },
+    "domains": {"everyone": {"images": ["base", *FRAMEWORKS], "sizes": [*SIZES, "medium"]}},
+}
+NOTEBOOK = "bench.ipynb"
+TRIVIAL = "1 + 1"
+POLL = 0.02
+SWITCH_TARGET_S = 1.0
+SPEEDUP_TARGET = 4.0
+
+
+def other(size: str) -> str:
+    return SIZES[1] if size == SIZES[0] else SIZES[0]
+
+
+class Bench:
+    """The user's hub, server and lab APIs on one keep-alive connection pool."""
+
+    def __init__(self, hub: Hub, user: User) -> None:
+        self.hub, self.user = hub, user
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"token {user.token}"
+        self.server = f"{hub.url}/user/{user.name}"
+
+    def hub_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, f"{self.hub.url}/hub/api{path}", timeout=120, **kwargs)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, f"{self.server}{path}", timeout=120, **kwargs)
+
+    def server_model(self) -> dict[str, Any]:
+        return dict(self.hub_api("GET", f"/users/{self.user.name}").json())
+
+    def open_session(self, kernel: str = "studiohub-base") -> dict[str, Any]:
+        r = self.call("POST", "/api/sessions", json={
+            "path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook", "kernel": {"name": kernel}})
+        if r.status_code != 201:
+            raise RuntimeError(f"session refused: {r.status_code} {r.text}")
+        return dict(r.json())
+
+    def run(self, kernel_id: str, code: str = TRIVIAL, timeout: float = 120) -> Execution:
+        """``code`` on the kernel; retried while its websocket is not there yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = asyncio.run(execute(self.hub.url, self.user.name, self.user.token,
+                                             kernel_id, code, deadline - time.monotonic()))
+            except Exception:  # the websocket refused: the kernel is not registered yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL)
+                continue
+            if result.status != "ok":
+                raise RuntimeError(f"execute on {kernel_id} answered {result}")
+            return result
+
+    # --- StudioHub: switch one notebook's kernel ------------------------------------------
+
+    def switch(self, session: dict[str, Any], image: str, size: str
+               ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Picker → new kernel answering; the new session and the time of each step."""
+        start = time.monotonic()
+        r = self.call("POST", "/studiohub/api/v1/kernel-choices", json={
+            "path": session["path"], "image": image, "size": size,
+            "replaces": session["kernel"]["id"]})
+        if r.status_code != 200:
+            raise RuntimeError(f"choice refused: {r.status_code} {r.text}")
+        chosen = time.monotonic()
+        r = self.call("PATCH", f"/api/sessions/{session['id']}",
+                      json={"kernel": {"name": r.json()["kernel_name"]}})
+        if r.status_code != 200:
+            raise RuntimeError(f"kernel change refused: {r.status_code} {r.text}")
+        patched = time.monotonic()
+        new = dict(r.json())
+        self.run(new["kernel"]["id"])
+        done = time.monotonic()
+        return new, {"total": done - start, "choice": chosen - start,
+                     "patch": patched - chosen, "first reply": done - patched}
+
+    # --- baseline: restart the server on new options --------------------------------------
+
+    def restart(self, image: str, size: str) -> tuple[dict[str, Any], dict[str, float]]:
+        start = time.monotonic()
+        r = self.hub_api("DELETE", f"/users/{self.user.name}/server")
+        if r.status_code not in (202, 204):
+            raise RuntimeError(f"stop refused: {r.status_code} {r.text}")
+        self.wait(lambda m: not m.get("servers") and not m.get("pending"), "stopped")
+        stopped = time.monotonic()
+        r = self.hub_api("POST", f"/users/{self.user.name}/server",
+                         json={"image": image, "size": size})
+        if r.status_code not in (201, 202):
+            raise RuntimeError(f"spawn refused: {r.status_code} {r.text}")
+        self.wait(lambda m: bool(m.get("servers", {}).get("", {}).get("ready")), "ready")
+        ready = time.monotonic()
+        session = self.open_session()
+        self.run(session["kernel"]["id"])
+        done = time.monotonic()
+        return session, {"total": done - start, "stop": stopped - start,
+                         "spawn": ready - stopped, "kernel": done - ready}
+
+    def wait(self, done: Callable[[dict[str, Any]], bool], what: str,
+             timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done(self.server_model()):
+                return
+            time.sleep(POLL)
+        raise TimeoutError(f"server of {self.user.name} not {what}:\n{self.hub.log_tail()}")
+
+    # --- framework import after a switch ---------------------------------------------------
+
+    def import_after_switch(self, session: dict[str, Any], image: str
+                            ) -> tuple[dict[str, Any], float, float]:
+        """Switch to ``image`` on ``medium``; the switch's time and the import's."""
+        session, steps = self.switch(session, image, "medium")
+        module = FRAMEWORKS[image]
+        code = ("import os, time\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'\n"
+                f"_t = time.perf_counter()\nimport {module}\n"
+                "print(time.perf_counter() - _t)")
+        result = self.run(session["kernel"]["id"], code)
+        return session, steps["total"], float(result.stdout.split()[-1])
+
+
+def frameworks_registered() -> list[str]:
+    kernels = ENVS_PREFIX / "share" / "jupyter" / "kernels"
+    return [image for image in FRAMEWORKS
+            if (kernels / f"studiohub-{image}" / "kernel.json").exists()]
+
+
+def measure(bench: Bench, rounds: int, imports: int) -> dict[str, Any]:
+    assert bench.call("PUT", f"/api/contents/{NOTEBOOK}", json={
+        "type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4,
+                                        "nbformat_minor": 5}}).ok
+    session = bench.open_session()
+    bench.run(session["kernel"]["id"])
+    size = "tiny"  # the server's size, which the first session's kernel shares
+    switches: list[dict[str, float]] = []
+    restarts: list[dict[str, float]] = []
+    for round_ in range(rounds + 1):  # round 0 warms both up
+        size = other(size)
+        session, switched = bench.switch(session, "base", size)
+        size = other(size)
+        session, restarted = bench.restart("base", size)
+        if round_:
+            switches.append(switched)
+            restarts.append(restarted)
+        print(f"round {round_ or 'warm-up'}: switch {switched['total']:.2f} s, "
+              f"restart {restarted['total']:.2f} s")
+    results: dict[str, Any] = {"switch": switches, "restart": restarts, "imports": {}}
+    for image in frameworks_registered():
+        samples = []
+        for _ in range(imports):
+            session, switch_s, import_s = bench.import_after_switch(session, image)
+            samples.append((switch_s, import_s))
+            print(f"{image}: switch {switch_s:.2f} s, import {import_s:.2f} s")
+        results["imports"][image] = samples
+    return results
+
+
+def median(samples: list[dict[str, float]], key: str = "total") -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def report(results: dict[str, Any], rounds: int, load: tuple[float, float]) -> None:
+    switches, restarts = results["switch"], results["restart"]
+    ours, theirs = median(switches), median(restarts)
+    print(f"\nmachine: {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start, "
+          f"{load[1]:.2f} at the end")
+    print(f"click-to-idle-kernel, median of {rounds} (s): switch {ours:.2f}  "
+          f"server restart {theirs:.2f}  ratio switch/restart {ours / theirs:.2f} "
+          f"({theirs / ours:.1f}x faster)")
+    print("  switch runs:  " + " ".join(f"{s['total']:.2f}" for s in switches))
+    print("    median steps: " + ", ".join(f"{k} {median(switches, k):.3f}"
+                                          for k in ("choice", "patch", "first reply")))
+    print("  restart runs: " + " ".join(f"{s['total']:.2f}" for s in restarts))
+    print("    median steps: " + ", ".join(f"{k} {median(restarts, k):.3f}"
+                                          for k in ("stop", "spawn", "kernel")))
+    met = {True: "met", False: "NOT met"}
+    print(f"target switch median <= {SWITCH_TARGET_S:.1f} s: {met[ours <= SWITCH_TARGET_S]}")
+    print(f"target >= {SPEEDUP_TARGET:.0f}x faster than the restart: "
+          f"{met[theirs >= SPEEDUP_TARGET * ours]}")
+    if not results["imports"]:
+        print(f"framework imports: skipped (no PyTorch/TensorFlow kernels under "
+              f"{ENVS_PREFIX}; build them with `make test` or tests/integration/"
+              "test_frameworks.py)")
+    for image, samples in results["imports"].items():
+        switch_s = statistics.median(s for s, _ in samples)
+        import_s = statistics.median(i for _, i in samples)
+        print(f"after a switch to {image} (medium), median of {len(samples)}: switch "
+              f"{switch_s:.2f} s, then `import {FRAMEWORKS[image]}` {import_s:.2f} s  "
+              f"(imports: {' '.join(f'{i:.2f}' for _, i in samples)})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="switches and restarts (median)")
+    parser.add_argument("--imports", type=int, default=3, help="framework imports (median)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: StudioHub creates a unix user and cgroups")
+    env = {}
+    if frameworks_registered():
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            [str(ENVS_PREFIX / "share" / "jupyter"), os.environ.get("JUPYTER_PATH", "")]
+        ).strip(os.pathsep)
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)
+        workdir = Path(tmp) / "hub"
+        workdir.mkdir()
+        workdir.chmod(0o755)
+        hub = Hub(workdir, catalog=CATALOG, env=env)
+        hub.start()
+        try:
+            user = hub.new_user("swbench")
+            user.spawn(image="base", size="tiny")
+            results = measure(Bench(hub, user), args.rounds, args.imports)
+        finally:
+            for name in hub.created_users:
+                User(hub, name, requests.Session(), hub.admin_token).stop()
+            hub.stop()
+            from studiohub.slugs import unix_name
+
+            for name in hub.created_users:
+                subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True,
+                               check=False)
+    report(results, args.rounds, (load_start, os.getloadavg()[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
