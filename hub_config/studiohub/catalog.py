@@ -24,6 +24,31 @@ BUILTIN_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 _ID = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
 _IDS_OR_ALL = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+# Kubernetes label keys ([prefix/]name) and values, as the API server checks them.
+_LABEL_KEY = {"type": "string", "maxLength": 316, "pattern":
+              r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+              r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"}
+_LABEL_VALUE = {"type": "string", "pattern": r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"}
+# Where a size's pods go on Kubernetes; the operator's (ignored by the local mode).
+_KUBERNETES = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "node_selector": {"type": "object", "propertyNames": _LABEL_KEY,
+                          "additionalProperties": _LABEL_VALUE},
+        "tolerations": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "key": _LABEL_KEY,
+                "operator": {"enum": ["Exists", "Equal"]},
+                "value": _LABEL_VALUE,
+                "effect": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+                "tolerationSeconds": {"type": "integer"},
+            },
+        }},
+    },
+}
 _SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -64,9 +89,7 @@ _SCHEMA: dict[str, Any] = {
                     "memory": {"type": ["string", "integer"]},
                     "gpus": {"type": "integer", "minimum": 0},
                     "images": _IDS_OR_ALL,
-                    "node_selector": {"type": "object",
-                                      "additionalProperties": {"type": "string"}},
-                    "tolerations": {"type": "array", "items": {"type": "object"}},
+                    "kubernetes": _KUBERNETES,
                 },
             },
         },
@@ -354,6 +377,12 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
         return f"{err.message}; allowed keys: {', '.join(allowed)}"
     if err.validator == "pattern" and err.schema is _ID:
         return f"{err.instance!r} is not a valid id: use lowercase letters, digits and '-'"
+    if err.validator == "pattern" and err.schema is _LABEL_KEY:
+        return (f"{err.instance!r} is not a valid Kubernetes label key: [prefix/]name, "
+                "the name at most 63 letters, digits, '-', '_' or '.'")
+    if err.validator == "pattern" and err.schema is _LABEL_VALUE:
+        return (f"{err.instance!r} is not a valid Kubernetes label value: at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending alphanumeric")
     if err.validator == "propertyNames":
         return (f"{err.instance!r} is not a valid id: use lowercase letters, digits and '-' "
                 "(at most 63 characters)")
@@ -379,10 +408,27 @@ def _size(key: str, v: Mapping[str, Any], source: str) -> Size:
         memory = parse_memory(v["memory"])
     except QuantityError as e:
         raise CatalogError(source, f"sizes.{key}.memory", str(e)) from None
+    kube = v.get("kubernetes") or {}
+    for i, toleration in enumerate(kube.get("tolerations", [])):
+        problem = _toleration_problem(toleration)
+        if problem:
+            raise CatalogError(source, f"sizes.{key}.kubernetes.tolerations.{i}", problem)
     return Size(id=key, display_name=v["display_name"], cpus=float(v["cpus"]), memory=memory,
                 gpus=int(v.get("gpus", 0)), images=tuple(v.get("images", ["*"])),
-                node_selector=dict(v.get("node_selector", {})),
-                tolerations=tuple(v.get("tolerations", [])))
+                node_selector=dict(kube.get("node_selector", {})),
+                tolerations=tuple(dict(t) for t in kube.get("tolerations", [])))
+
+
+def _toleration_problem(t: Mapping[str, Any]) -> str:
+    """What Kubernetes would refuse in a toleration the schema lets through, or ''."""
+    operator = t.get("operator", "Equal")
+    if operator == "Exists" and t.get("value"):
+        return "operator Exists takes no value: remove value, or use operator Equal"
+    if not t.get("key") and operator != "Exists":
+        return "a toleration without a key must use operator Exists (it matches every taint)"
+    if "tolerationSeconds" in t and t.get("effect") != "NoExecute":
+        return "tolerationSeconds applies only to effect NoExecute"
+    return ""
 
 
 def _check_references(c: Catalog) -> None:
