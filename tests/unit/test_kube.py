@@ -15,19 +15,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
+from jupyterhub.spawner import SpawnException
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from traitlets.config import Config
 
-pytest.importorskip("kubespawner")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
-
-from jupyterhub.spawner import SpawnException  # noqa: E402
-from kubernetes_asyncio.client import ApiClient  # noqa: E402
-from kubernetes_asyncio.config import kube_config  # noqa: E402
-from traitlets.config import Config  # noqa: E402
-
-from studiohub import kube  # noqa: E402
-from studiohub.catalog import (  # noqa: E402
+from studiohub import kube
+from studiohub.catalog import (
     BUILTIN_CATALOG,
     CatalogError,
     load_catalog,
