@@ -581,15 +581,25 @@ class StudioSpawner(LocalProcessSpawner):
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Find a running server again after a hub restart; re-reserve its GPUs."""
+        """Find a running server again after a hub restart; re-reserve its GPUs.
+
+        The GPUs of the server's placed kernels are reserved too (the placement book
+        outlives the hub), so no other size can be handed one of them meanwhile.
+        """
         super().load_state(state)
         self.pid_started = int(state.get("pid_started", 0))
         self.cgroup = state.get("cgroup", "")
         if state.get("gpus"):
-            reserved, problems = self.allocator.reserve(self.gpu_holder, state["gpus"])
-            self.held_gpus = [g.id for g in reserved]
-            for problem in problems:
-                self.log.error("Restoring GPUs of %s: %s", self.gpu_holder, problem)
+            self.held_gpus = [g.id for g in self._reserve(self.gpu_holder, state["gpus"])]
+        if self.pid and self.placements_file and not self.name:
+            for placement in placements.book(self.placements_file).of_user(self.user.name):
+                self._reserve(placement.gpu_holder, placement.gpus)
+
+    def _reserve(self, holder: str, ids: list[str] | tuple[str, ...]) -> list[gpus.Gpu]:
+        reserved, problems = self.allocator.reserve(holder, ids)
+        for problem in problems:
+            self.log.error("Restoring GPUs of %s: %s", holder, problem)
+        return reserved
 
     def clear_state(self) -> None:
         """Forget the server, releasing its cgroup (killing leftovers) and GPUs."""

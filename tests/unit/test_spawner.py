@@ -15,9 +15,10 @@ import yaml
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
-from studiohub import gpus
+from studiohub import gpus, placements
 from studiohub.catalog import Catalog, load_catalog
 from studiohub.cgroups import Capabilities
+from studiohub.placements import Placement
 from studiohub.spawner import (
     FAST_SINGLEUSER,
     StudioSpawner,
@@ -294,6 +295,22 @@ def test_state_round_trip_re_reserves_gpus(catalog_file: Path) -> None:
     bob = make_spawner(catalog_file, groups=("ml-research",), name="bob")
     bob.load_state({"pid": 1, "gpus": ["GPU-b"]})  # a corrupt state cannot take it too
     assert bob.held_gpus == []
+
+
+def test_hub_restart_re_reserves_placed_kernels_gpus(catalog_file: Path,
+                                                     tmp_path: Path) -> None:
+    book_path = tmp_path / "placements.json"
+    placements.book(book_path).add(Placement("alice", "k1", "jupyter-alice", "pytorch-gpu",
+                                             "gpu-medium", 4, 16 * 2**30, ("GPU-a",)))
+    placements._books.clear()  # the hub restarted: the book is read from its file
+    alice = make_spawner(catalog_file, groups=("ml-research",),
+                         placements_file=str(book_path))
+    alice.load_state({"pid": 4242, "pid_started": 99, "cgroup": "jupyter-alice"})
+    assert [g.id for g in alice.allocator.held_by("alice/kernel/k1")] == ["GPU-a"]
+    bob = make_spawner(catalog_file, groups=("ml-research",), name="bob")
+    with pytest.raises(gpus.NoGpuFree, match="alice/kernel/k1"):
+        bob.allocator.allocate("bob", 2)
+    assert [g.id for g in bob.allocator.allocate("bob", 1)] == ["GPU-b"]
 
 
 def test_stopped_state_is_empty(catalog_file: Path) -> None:

@@ -105,10 +105,10 @@ def check_choice(options: dict[str, Any], image: Any, size: Any) -> dict[str, An
 
     images = {i["id"]: i for i in options.get("images", [])}
     sizes = {s["id"]: s for s in options.get("sizes", [])}
-    if image not in images:
+    if not isinstance(image, str) or image not in images:
         raise LabError(f"image {image!r} is not one you may use; choose one of: "
                        f"{', '.join(images) or '(none)'}")
-    if size not in sizes:
+    if not isinstance(size, str) or size not in sizes:
         raise LabError(f"size {size!r} is not one you may use; choose one of: "
                        f"{', '.join(sizes) or '(none)'}")
     why = options.get("unavailable", {}).get(f"{image}/{size}")
