@@ -40,9 +40,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 #: Where the chart mounts the operator's catalog (the ``studiohub-catalog`` ConfigMap).
 CATALOG_PATH = "/usr/local/etc/studiohub/catalog.yaml"
 CATALOG_ENV = "STUDIOHUB_CATALOG"
-#: Where the chart mounts the sharing service's volume in the hub pod.
+#: The sharing service's data: a directory it creates (mode 0700) on the chart's
+#: ``studiohub-sharing`` volume, which is mounted at /srv/studiohub.
 SHARING_DIR = "/srv/studiohub/sharing"
 SHARING_PORT = 8082
+#: ``true``/``false``: whether :func:`configure` runs the sharing service.
+SHARING_ENV = "STUDIOHUB_SHARING"
 #: What the kubelet enforces for every size (the Lab extension shows it).
 LIMITS = "memory,cpu"
 LIMITS_SUMMARY = "CPU and memory limits enforced by Kubernetes"
@@ -264,22 +267,42 @@ def update_home(c: Config, capacity: str = "10Gi", storage_class: str | None = N
     c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": mount}]
 
 
+def proxy_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """Where the hub pod reaches the proxy's plain-HTTP port (users' servers are behind it).
+
+    ``proxy-public:80`` reaches configurable-http-proxy directly, unless the official
+    chart's automatic HTTPS is on: then ``proxy-public`` is Traefik, whose port 80 only
+    redirects to HTTPS, and the chart adds the ``proxy-http`` Service (port 8000) in
+    front of the proxy, which Kubernetes announces as ``PROXY_HTTP_SERVICE_*``.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("PROXY_HTTP_SERVICE_HOST"):
+        return "proxy-http", int(environ.get("PROXY_HTTP_SERVICE_PORT") or 8000)
+    return "proxy-public", 80
+
+
 def update_sharing(c: Config, *, base_url: str = "/", admin_users: Iterable[str] = (),
-                   pod_ip: str | None = None, hub_host: str = "hub") -> None:
+                   pod_ip: str | None = None, hub_host: str = "hub",
+                   catalog_path: str | None = None,
+                   proxy: tuple[str, int] | None = None) -> None:
     """The notebook-sharing service, managed by the hub inside the hub pod.
 
-    It keeps its data on the ``studiohub-sharing`` volume at :data:`SHARING_DIR`,
-    listens on the hub pod's own address (the proxy routes ``/services/sharing/``
-    there), and users' servers reach it at ``http://<hub_host>:8082`` (the hub
-    Service's extra port, opened by the chart's network policy values).
+    It keeps its data on the ``studiohub-sharing`` volume (mounted at
+    ``/srv/studiohub``) in :data:`SHARING_DIR`, listens on the hub pod's own address
+    (the proxy routes ``/services/sharing/`` there), reads the same catalog as the
+    spawner (``catalog_path``; its domains decide who may open a share), reaches
+    users' servers through the proxy (:func:`proxy_address`), and users' servers
+    reach it at ``http://<hub_host>:8082`` (the hub Service's extra port, opened by
+    the chart's network policy values).
     """
     from .sharing import config as sharing
 
     block: dict[str, Any] = {"port": SHARING_PORT, "data_dir": SHARING_DIR}
     if os.environ.get("STUDIOHUB_SHARING_DB_URL"):
         block["db_url"] = os.environ["STUDIOHUB_SHARING_DB_URL"]
-    settings = {"ip": "proxy-public", "port": 80, "base_url": base_url,
-                "state_dir": os.path.dirname(SHARING_DIR), "catalog_path": None,
+    proxy_host, proxy_port = proxy or proxy_address()
+    settings = {"ip": proxy_host, "port": proxy_port, "base_url": base_url,
+                "state_dir": os.path.dirname(SHARING_DIR), "catalog_path": catalog_path or None,
                 "auth": {"admin_users": sorted(admin_users)}, "sharing": block}
     sharing.update_sharing(c, settings)
     ip = pod_ip or os.environ.get("STUDIOHUB_POD_IP") or socket.gethostbyname(
@@ -297,17 +320,32 @@ def update_sharing(c: Config, *, base_url: str = "/", admin_users: Iterable[str]
         section.environment = {**section.get("environment", {}), sharing.URL_ENV: url}
 
 
-def configure(c: Config, catalog_path: str | None = None, *, sharing: bool = True) -> None:
+def sharing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``$STUDIOHUB_SHARING`` (``true``/``false``; the chart sets it from
+    ``studiohub.sharing.enabled``); unset means on."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(SHARING_ENV, "true").strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{SHARING_ENV}={environ[SHARING_ENV]!r}: use true or false")
+    return value == "true"
+
+
+def configure(c: Config, catalog_path: str | None = None, *,
+              sharing: bool | None = None) -> None:
     """Everything StudioHub adds to the official chart's hub: ``hub.extraConfig`` calls it.
 
     The catalog's domains become JupyterHub groups, spawns go through
-    :class:`StudioKubeSpawner`, and the sharing service runs beside the hub.
+    :class:`StudioKubeSpawner`, and the sharing service runs beside the hub unless
+    ``sharing`` is false (default: :func:`sharing_enabled`).
     """
     from .configurer import update_groups
 
     path = catalog_path if catalog_path is not None else default_catalog_path()
     update_kube_spawner(c, path)
     update_groups(c, cached_catalog(path))
+    if sharing is None:
+        sharing = sharing_enabled()
     if sharing:
         update_sharing(c, base_url=c.JupyterHub.get("base_url", "/") or "/",
-                       admin_users=c.Authenticator.get("admin_users", ()))
+                       admin_users=c.Authenticator.get("admin_users", ()),
+                       catalog_path=path)

@@ -334,3 +334,47 @@ def test_configure_uses_the_pod_ip(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_catalog_path_default(tmp_path: Path) -> None:
     assert kube.default_catalog_path({"STUDIOHUB_CATALOG": "/x.yaml"}) == "/x.yaml"
     assert kube.default_catalog_path({}) in ("", kube.CATALOG_PATH)
+
+
+def test_configure_hands_the_catalog_to_the_sharing_service(tmp_path: Path) -> None:
+    # The service decides who may open a share by the catalog's domains: it must read
+    # the operator's catalog (the chart's ConfigMap), not only the built-in one.
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("domains:\n  vision:\n    display_name: Vision\n")
+    c = Config()
+    kube.configure(c, str(catalog), sharing=True)
+    service = next(s for s in c.JupyterHub.services if s["name"] == "sharing")
+    assert f"--catalog={catalog}" in service["command"]
+    assert "vision" in c.JupyterHub.load_groups
+
+
+@pytest.mark.parametrize(("environ", "enabled"), [
+    ({}, True), ({"STUDIOHUB_SHARING": "true"}, True), ({"STUDIOHUB_SHARING": "False"}, False),
+])
+def test_sharing_switch_from_the_environment(environ: dict[str, str], enabled: bool) -> None:
+    assert kube.sharing_enabled(environ) is enabled
+
+
+def test_configure_without_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIOHUB_SHARING", "false")
+    c = Config()
+    kube.configure(c, "")
+    assert c.JupyterHub.spawner_class == "studiohub.kube.StudioKubeSpawner"
+    assert not c.JupyterHub.get("services")
+    assert "STUDIOHUB_SHARING_URL" not in c.KubeSpawner.get("environment", {})
+    monkeypatch.setenv("STUDIOHUB_SHARING", "yes")
+    with pytest.raises(ValueError, match="STUDIOHUB_SHARING='yes': use true or false"):
+        kube.configure(Config(), "")
+
+
+def test_sharing_reaches_servers_through_the_proxys_plain_http_port(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kube.proxy_address({}) == ("proxy-public", 80)
+    # The official chart's automatic HTTPS: proxy-public is Traefik (port 80 redirects).
+    https = {"PROXY_HTTP_SERVICE_HOST": "10.96.0.9", "PROXY_HTTP_SERVICE_PORT": "8000"}
+    assert kube.proxy_address(https) == ("proxy-http", 8000)
+    for name, value in https.items():
+        monkeypatch.setenv(name, value)
+    c = Config()
+    kube.configure(c, "", sharing=True)
+    assert "--servers-url=http://proxy-http:8000" in c.JupyterHub.services[0]["command"]
