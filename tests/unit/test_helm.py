@@ -640,3 +640,43 @@ def test_every_key_of_our_schema_is_described() -> None:
     walk(schema["properties"]["studiohub"], "studiohub")
     # The toleration fields mirror Kubernetes' own; everything else says what it does.
     assert [m for m in missing if ".tolerations[]." not in m] == []
+
+
+# --- docs/deploy-kubernetes.md: its examples and tables --------------------------------------
+
+DOC = ROOT / "docs" / "deploy-kubernetes.md"
+
+
+def doc_yaml_blocks() -> list[Any]:
+    return [yaml.safe_load(block)
+            for block in re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S)]
+
+
+def test_docs_manifests_are_valid() -> None:
+    manifests = [b for b in doc_yaml_blocks() if "kind" in b]
+    assert [m["kind"] for m in manifests] == ["Pod"]
+    for manifest in manifests:
+        validate(manifest)
+
+
+def test_docs_values_examples_render(chart_dir: Path) -> None:
+    examples = [b for b in doc_yaml_blocks() if "kind" not in b]
+    assert len(examples) >= 5
+    for values in examples:
+        assert set(values) <= {"studiohub", "jupyterhub"}, values
+        for obj in render(chart_dir, values).objects:
+            validate(obj)
+
+
+def test_docs_tables_are_the_builtin_catalog() -> None:
+    text = DOC.read_text()
+    for size in BUILTIN.sizes.values():
+        selector = ", ".join(f"`{k}: {v}`" for k, v in size.node_selector.items()) or "—"
+        tolerations = ", ".join(f"`{t['key']}` {t['operator']} {t['effect']}"
+                                for t in size.tolerations) or "—"
+        row = (f"| `{size.id}` | {size.display_name} | {size.cpus:g} | "
+               f"{size.memory // 1024**3} GiB ({size.memory}) | {size.gpus or '—'} | "
+               f"{selector} | {tolerations} |")
+        assert row in text
+    for image in BUILTIN.images.values():
+        assert f"| `{image.id}` | {image.label} | `{image.container_image}` |" in text
