@@ -1,7 +1,7 @@
 """The sharing service's own tables (SQLAlchemy): shares, their versions, the audit trail.
 
 SQLite in the hub's state directory by default; any SQLAlchemy URL in production
-(``postgresql://...``, with psycopg2, which StudioHub already installs for the hub).
+(``postgresql://...``, with psycopg 3, which StudioHub installs for the hub).
 The tables are created on start when missing. Notebook bytes are not stored here but
 in snapshot files (:mod:`studiohub.sharing.snapshots`): the database stays small, and
 listings never read notebooks.
@@ -250,12 +250,12 @@ class Store:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine; SQLite gets write-ahead logging so previews read while a share writes.
 
-    A bare ``postgresql://`` URL means psycopg2 (what StudioHub installs); SQLAlchemy 2.1
-    would otherwise look for psycopg 3.
+    A bare ``postgresql://`` URL means psycopg 3 (what StudioHub installs, and the hub
+    uses), whichever driver SQLAlchemy would pick by default.
     """
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg2")
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"check_same_thread": False})
     engine = create_engine(parsed, **kwargs)
