@@ -75,6 +75,8 @@ def make_size_override(size: Size, base_tolerations: Sequence[Mapping[str, Any]]
             "STUDIOHUB_GPU_LIMIT": str(size.gpus),
             "STUDIOHUB_LIMITS": LIMITS,
             "STUDIOHUB_LIMITS_SUMMARY": LIMITS_SUMMARY,
+            # One pod, one size: the Lab says how to change them instead of switching.
+            "STUDIOHUB_SWITCHING": "server",
         },
     }
     if size.gpus:

@@ -119,6 +119,8 @@ def make_env(choice: Choice, *, gpu_ids: Sequence[str], caps: cgroups.Capabiliti
         "STUDIOHUB_LIMITS": ",".join(enforced) or "none",
         "STUDIOHUB_LIMITS_SUMMARY": caps.summary,
         "STUDIOHUB_CGROUP": cgroup,
+        # The hub places this server's kernels per notebook (the Lab extension asks it).
+        "STUDIOHUB_SWITCHING": "notebook",
     }
 
 

@@ -228,6 +228,7 @@ def test_profile_of_a_gpu_size() -> None:
                 "STUDIOHUB_CPU_LIMIT": "4", "STUDIOHUB_MEM_LIMIT": str(16 * GIB),
                 "STUDIOHUB_GPU_LIMIT": "1", "STUDIOHUB_LIMITS": "memory,cpu",
                 "STUDIOHUB_LIMITS_SUMMARY": "CPU and memory limits enforced by Kubernetes",
+                "STUDIOHUB_SWITCHING": "server",
             },
         },
         "profile_options": {"image": {"display_name": "Image", "choices": {

@@ -65,8 +65,44 @@ def test_info_reports_image_size_and_limits(fetch: Any,
     from studiohub_lab import __version__
 
     assert json.loads(response.body) == {
-        "version": __version__, "image": "pytorch-cpu", "size": "small",
+        "version": __version__, "image": "pytorch-cpu", "size": "small", "switching": "none",
         "limits": {"memory": 4 * 1024**3, "cpu": 2.0}}
+
+
+def _hub_env(monkeypatch: pytest.MonkeyPatch, switching: str) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")  # never reached
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token")
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    monkeypatch.setenv("STUDIOHUB_SWITCHING", switching)
+
+
+@pytest.mark.parametrize(("path", "method", "body"), [
+    ("kernel-options", "GET", None),
+    ("kernel-choices", "POST", b'{"path": "a.ipynb", "image": "base", "size": "small"}'),
+    ("server-restart", "POST", b'{"image": "base", "size": "small"}'),
+])
+def test_one_pod_per_server_says_how_to_change_size(fetch: Any,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    path: str, method: str,
+                                                    body: bytes | None) -> None:
+    """On Kubernetes the hub places no kernels: a 409 saying what to do, not a hub 404."""
+    _hub_env(monkeypatch, "server")
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", path, method=method,
+                               body=body)
+    assert code == 409
+    assert "one pod (Kubernetes)" in answer["message"]
+    assert "start it with another profile" in answer["message"]
+    info = json.loads(fetch("studiohub", "api", "v1", "info").body)
+    assert info["switching"] == "server"
+
+
+def test_a_studiohub_spawned_server_switches_per_notebook(
+        fetch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _hub_env(monkeypatch, "notebook")
+    info = json.loads(fetch("studiohub", "api", "v1", "info").body)
+    assert info["switching"] == "notebook"
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "kernel-options")
+    assert code == 502 and "cannot reach the hub" in answer["message"]
 
 
 def test_info_without_a_spawner_reports_nulls(fetch: Any,

@@ -143,6 +143,7 @@ def test_env_for_a_cpu_size(catalog: Catalog) -> None:
         "STUDIOHUB_LIMITS": "memory,cpu,pids",
         "STUDIOHUB_LIMITS_SUMMARY": V1.summary,
         "STUDIOHUB_CGROUP": "jupyter-alice",
+        "STUDIOHUB_SWITCHING": "notebook",
     }
 
 

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from . import hub
+
 log = logging.getLogger(__name__)
 
 
@@ -20,6 +22,7 @@ def make_info(environ: Mapping[str, str], version: str) -> dict[str, Any]:
         "version": version,
         "image": environ.get("STUDIOHUB_IMAGE") or None,
         "size": environ.get("STUDIOHUB_SIZE") or None,
+        "switching": hub.switching(environ),
         "limits": {
             "memory": memory_limit(environ.get("STUDIOHUB_MEM_LIMIT")),
             "cpu": cpu_limit(environ.get("STUDIOHUB_CPU_LIMIT")),

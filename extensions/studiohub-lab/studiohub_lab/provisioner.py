@@ -38,6 +38,12 @@ class StudioHubProvisioner(LocalProvisioner):
                                                        self.placement["size"])
         else:
             choice = BOOK.for_kernel(env.get("JPY_SESSION_NAME"), kernel_name)
+        if choice is not None and choice.saved and hub.switching() == "server" and (
+                choice.image, choice.size) != (os.environ.get("STUDIOHUB_IMAGE"),
+                                               os.environ.get("STUDIOHUB_SIZE")):
+            # Saved elsewhere on another image or size: say why it runs on the server's.
+            BOOK.fallbacks[self.kernel_id] = {"image": choice.image, "size": choice.size,
+                                              "reason": hub.PER_SERVER}
         if choice is None or not hub.available():
             self.log.debug("Kernel %s runs within the server's size", self.kernel_id)
             return kwargs
