@@ -13,7 +13,7 @@ HUB := $(PREFIX)/hub
 PIP := $(HUB)/bin/pip --disable-pip-version-check -q
 export STUDIOHUB_PREFIX := $(PREFIX)
 
-.PHONY: up test install install-test hub-env system-deps test-system-deps lint pytest
+.PHONY: up test install install-test hub-env system-deps test-system-deps lint pytest images
 
 up: install
 	$(HUB)/bin/studiohub up
@@ -50,3 +50,8 @@ lint:
 
 pytest:
 	$(HUB)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The container images (images/docker-bake.hcl, docs/images.md); needs Docker with Buildx.
+#   make images REGISTRY=ghcr.io/acme PUSH=1    all of them, pushed; IMAGES=cpu: some
+images:
+	scripts/build-images.sh $(if $(PUSH),--push) $(IMAGES)
