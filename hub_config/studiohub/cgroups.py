@@ -306,10 +306,12 @@ class Cgroups:
     """Server cgroups under ``root`` in every hierarchy :class:`Capabilities` found.
 
     Delegation: :meth:`delegate` gives the server's unix account the ``cgroup.procs``
-    (v1 also ``tasks``) of its cgroup and of each leaf, never a directory or a limit
-    file. So the server can start a kernel straight into a leaf the hub made for it
-    (v2 needs write access to the common parent's ``cgroup.procs`` for that), but can
-    neither create cgroups nor raise a limit.
+    (v1 also ``tasks``) of each leaf, never a directory or a limit file. So the server
+    can start a kernel straight into a leaf the hub made for it, but can neither create
+    cgroups nor raise a limit. v2 also needs write access to the common parent's
+    ``cgroup.procs`` for such a move; it is given there only, because v2 keeps processes
+    out of a cgroup whose controllers are enabled for its children, while on v1 a
+    process in the limit-free parent would escape its size.
     """
 
     caps: Capabilities
@@ -397,9 +399,12 @@ class Cgroups:
     def delegate(self, name: str, uid: int, gid: int, leaf: str = SERVER_LEAF) -> None:
         """Let a server's account move its processes into ``leaf`` (see class doc)."""
         for controller, directory in self.dirs(name).items():
-            files = ["cgroup.procs"] + (["cgroup.threads"] if controller == UNIFIED
-                                        else ["tasks"])
-            for path in [directory / "cgroup.procs", *(directory / leaf / f for f in files)]:
+            v2 = controller == UNIFIED
+            files = ["cgroup.procs", "cgroup.threads" if v2 else "tasks"]
+            paths = [directory / leaf / f for f in files]
+            if v2:
+                paths.append(directory / "cgroup.procs")
+            for path in paths:
                 if path.exists():
                     os.chown(path, uid, gid)
 

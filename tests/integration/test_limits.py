@@ -195,7 +195,8 @@ def test_remove_kills_leftovers_including_child_cgroups(tree: cgroups.Cgroups,
         join()
         become()
 
-    # As the user: no cgroup of one's own, no higher limit, but a move into the leaf.
+    # As the user: no cgroup of one's own, no higher limit, no escape into the limit-free
+    # parent, but a move into the leaf.
     code = textwrap.dedent(f"""
         import os, time
         try:
@@ -207,6 +208,11 @@ def test_remove_kills_leftovers_including_child_cgroups(tree: cgroups.Cgroups,
             open({str(memory)!r} + "/k-1/memory.limit_in_bytes", "w").write("1")
             print("raised a limit", flush=True)
         except (PermissionError, FileNotFoundError):
+            pass
+        try:  # out of every limit: the parent has none (v1 denies it, v2 refuses it busy)
+            open({str(memory)!r} + "/cgroup.procs", "w").write(str(os.getpid()))
+            print("escaped into the parent", flush=True)
+        except OSError:
             pass
         for procs in {tree.procs_files(name, "k-1")!r}:
             open(procs, "w").write(str(os.getpid()))

@@ -267,6 +267,23 @@ def test_delegate_lets_the_account_move_processes_only(tmp_path: Path) -> None:
     assert (parent / "server" / "memory.max").stat().st_uid == 0  # limits stay root's
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_v1_delegation_keeps_the_limit_free_parent_roots(tmp_path: Path) -> None:
+    """On v1 a process may sit in any cgroup: the parent, which has no limits, stays root's."""
+    caps = cgroups.detect(fake_v1(tmp_path))
+    tree = Cgroups(caps, "sh")
+    dirs = tree.ensure_cgroup("jupyter-a", {})
+    for directory in dirs.values():
+        for name in ("cgroup.procs", "tasks", "server/cgroup.procs", "server/tasks"):
+            (directory / name).write_text("")
+    tree.delegate("jupyter-a", 12345, 12346)
+    for directory in dirs.values():
+        assert (directory / "server" / "cgroup.procs").stat().st_uid == 12345
+        assert (directory / "server" / "tasks").stat().st_uid == 12345
+        assert (directory / "cgroup.procs").stat().st_uid == 0
+        assert (directory / "tasks").stat().st_uid == 0
+
+
 def test_join_writes_the_childs_pid(tmp_path: Path) -> None:
     procs = tmp_path / "cgroup.procs"
     procs.write_text("")
