@@ -102,15 +102,21 @@ class GpuAllocator:
     def free_gpus(self) -> list[Gpu]:
         return [g for g in self.gpus if g.id not in self._holders]
 
-    def allocate(self, holder: str, count: int) -> list[Gpu]:
-        """``count`` free GPUs for ``holder`` (lowest first), replacing what it held."""
+    def allocate(self, holder: str, count: int, takeover: Iterable[str] = ()) -> list[Gpu]:
+        """``count`` free GPUs for ``holder`` (lowest first), replacing what it held.
+
+        GPUs of the ``takeover`` holders (a kernel this one replaces, which stops once this
+        one runs) count as free, and the ones taken pass to ``holder``.
+        """
         self.free(holder)
         if count <= 0:
             return []
         if count > len(self.gpus):
             raise NoGpuFree(f"this size needs {count} GPU(s) but this host has "
                             f"{len(self.gpus)}: choose a CPU size or ask an administrator")
-        free = self.free_gpus()
+        handed = set(takeover)
+        free = [g for g in self.gpus
+                if g.id not in self._holders or self._holders[g.id] in handed]
         if len(free) < count:
             raise NoGpuFree(self._busy_message(count))
         for gpu in free[:count]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,28 +94,50 @@ class StudioHubAPIHandler(APIHandler):
     def host(self, spawner: Any) -> Host:
         return Host.detect(len(spawner.allocator.gpus))
 
-    def reserved_memory(self, excluding: str = "") -> int:
-        """Memory held by running servers (their size) and placed kernels."""
-        held = self.book.reserved_memory(excluding=[excluding] if excluding else [])
+    def reserved_memory(self, excluding: Sequence[str] = (), server_of: str = "") -> int:
+        """Memory held by running servers (their size) and placed kernels.
+
+        ``excluding``: kernels whose size is being freed; ``server_of``: a user whose
+        server is being restarted (its size is freed too).
+        """
+        held = self.book.reserved_memory(excluding=excluding)
         for user in self.users.values():
             for spawner in user.spawners.values():
-                if spawner.active:
+                if spawner.active and not (user.name == server_of and spawner.name == ""):
                     held += server_memory(spawner)
         return held
 
-    def reason(self, spawner: Any, image: Image, size: Size, excluding: str = "") -> str | None:
+    def reason(self, spawner: Any, image: Image, size: Size, excluding: Sequence[str] = (),
+               server_of: str = "") -> str | None:
+        """Why ``size`` cannot run ``image`` now, counting what is being replaced as free."""
         if not kernel_registered(image.id):
             return (f"{image.label} is not built on this machine: ask an administrator to "
                     f"run `studiohub env build {image.id}`")
+        freed_gpus = sum(len(p.gpus) for p in map(self.book.get, excluding) if p)
+        if server_of:
+            freed_gpus += len(spawner.allocator.held_by(spawner.gpu_holder))
         return placements.unavailable_reason(
-            image, size, self.host(spawner), reserved_memory=self.reserved_memory(excluding),
-            free_gpus=len(spawner.allocator.free_gpus()),
+            image, size, self.host(spawner),
+            reserved_memory=self.reserved_memory(excluding, server_of),
+            free_gpus=len(spawner.allocator.free_gpus()) + freed_gpus,
             overcommit=float(getattr(spawner, "memory_overcommit", 1.0)))
 
-    def own(self, user_name: str, kernel_id: Any) -> str:
-        """``kernel_id`` if it is a placed kernel of this user (its size is being freed)."""
+    def choice(self, spawner: Any, body: dict[str, Any]) -> Any:
+        """The catalog's verdict on ``{image, size}``, both required (400 otherwise)."""
+        missing = [k for k in ("image", "size") if not isinstance(body.get(k), str)]
+        if missing:
+            raise web.HTTPError(400, f"{' and '.join(missing)} required: give the image and "
+                                     "the size by id")
+        try:
+            return spawner.catalog.choose(spawner.groups, {"image": body["image"],
+                                                           "size": body["size"]})
+        except ChoiceError as e:
+            raise web.HTTPError(400, str(e)) from None
+
+    def own(self, user_name: str, kernel_id: Any) -> list[str]:
+        """``[kernel_id]`` if it is a placed kernel of this user (its size is being freed)."""
         placement = self.book.get(str(kernel_id or ""))
-        return placement.kernel_id if placement and placement.user == user_name else ""
+        return [placement.kernel_id] if placement and placement.user == user_name else []
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -193,11 +216,7 @@ class KernelsHandler(StudioHubAPIHandler):
         kernel_id = str(body.get("kernel_id", ""))
         if not KERNEL_ID.match(kernel_id):
             raise web.HTTPError(400, "kernel_id: a kernel's UUID is required")
-        try:
-            choice = spawner.catalog.choose(spawner.groups, {"image": body.get("image"),
-                                                             "size": body.get("size")})
-        except ChoiceError as e:
-            raise web.HTTPError(400, str(e)) from None
+        choice = self.choice(spawner, body)
         existing = self.book.get(kernel_id)
         if existing is not None and existing.user != user.name:
             raise web.HTTPError(409, f"kernel {kernel_id} belongs to someone else")
@@ -207,27 +226,30 @@ class KernelsHandler(StudioHubAPIHandler):
             return
         if existing is not None:
             await asyncio.to_thread(release, spawner, self.book, existing)
-        why = self.reason(spawner, choice.image, choice.size,
-                          excluding=self.own(user.name, body.get("replaces")))
+        replaced = self.own(user.name, body.get("replaces"))
+        why = self.reason(spawner, choice.image, choice.size, excluding=replaced)
         if why:
             raise web.HTTPError(409, f"{choice.size.display_name} cannot run "
                                      f"{choice.image.label} now: {why}")
         holder = f"{user.name}/kernel/{kernel_id}"
+        # The kernel being replaced stops once this one starts: its GPUs may be taken over.
+        takeover = [p.gpu_holder for p in map(self.book.get, replaced) if p is not None]
         try:
-            held = spawner.allocator.allocate(holder, choice.size.gpus)
+            held = spawner.allocator.allocate(holder, choice.size.gpus, takeover=takeover)
         except gpus.NoGpuFree as e:
             raise web.HTTPError(409, str(e)) from None
         placement = Placement(user.name, kernel_id, spawner.cgroup, choice.image.id,
                               choice.size.id, choice.size.cpus, choice.size.memory,
                               tuple(g.id for g in held))
+        self.book.add(placement)  # before any await: a concurrent placement counts it
         try:
             await asyncio.to_thread(make_leaf, spawner, placement)
         except OSError as e:
             spawner.allocator.free(holder)
+            self.book.remove(kernel_id)
             self.log.error("cgroup for kernel %s of %s: %s", kernel_id, user.name, e)
             raise web.HTTPError(500, "could not create the kernel's cgroup: see the hub log") \
                 from None
-        self.book.add(placement)
         self.log.info("Placed kernel %s of %s on %s", kernel_id, user.name, choice.label)
         self.write_json(self.answer(spawner, placement), 201)
 
@@ -278,6 +300,7 @@ class KernelHandler(StudioHubAPIHandler):
             raise web.HTTPError(404, f"no placed kernel {kernel_id} of {user.name}")
         spawner = user.spawners.get("")
         if spawner is None:
+            gpus.shared_allocator().free(placement.gpu_holder)
             self.book.remove(kernel_id)
         else:
             await asyncio.to_thread(release, spawner, self.book, placement)
@@ -291,13 +314,16 @@ class ServerRestartHandler(StudioHubAPIHandler):
     async def post(self, user_name: str) -> None:
         user = self.owner(user_name)
         spawner = self.running_spawner(user)
-        options = self.body({"image", "size"})
-        try:
-            choice = spawner.catalog.choose(spawner.groups, options)
-        except ChoiceError as e:
-            raise web.HTTPError(400, str(e)) from None
+        choice = self.choice(spawner, self.body({"image", "size"}))
         if spawner.pending:
             raise web.HTTPError(409, f"your server is already {spawner.pending}ing: wait for it")
+        # Checked before stopping anything: a refused size must not cost every kernel.
+        mine = [p.kernel_id for p in self.book.of_user(user.name)]
+        why = self.reason(spawner, choice.image, choice.size, excluding=mine,
+                          server_of=user.name)
+        if why:
+            raise web.HTTPError(409, f"{choice.size.display_name} cannot run "
+                                     f"{choice.image.label} now: {why}")
         pending = f"{self.hub.base_url}spawn-pending/{user.name}"
         self.write_json({"image": choice.image.id, "size": choice.size.id,
                          "pending_url": pending}, 202)

@@ -132,18 +132,21 @@ class PlacementBook:
         tmp.write_text(json.dumps([asdict(p) for p in self._placements.values()], indent=1))
         os.replace(tmp, self.path)
 
+    # Reads take the lock too: release() and remove_user() change the book from threads.
     def get(self, kernel_id: str) -> Placement | None:
-        return self._placements.get(kernel_id)
+        with self._lock:
+            return self._placements.get(kernel_id)
 
     def all(self) -> list[Placement]:
-        return list(self._placements.values())
+        with self._lock:
+            return list(self._placements.values())
 
     def of_user(self, user: str) -> list[Placement]:
-        return [p for p in self._placements.values() if p.user == user]
+        return [p for p in self.all() if p.user == user]
 
     def reserved_memory(self, excluding: Iterable[str] = ()) -> int:
         skip = set(excluding)
-        return sum(p.memory for p in self._placements.values() if p.kernel_id not in skip)
+        return sum(p.memory for p in self.all() if p.kernel_id not in skip)
 
     def add(self, placement: Placement) -> None:
         with self._lock:

@@ -187,6 +187,9 @@ def test_nobody_places_kernels_for_someone_else(hub: Hub, alice: User) -> None:
     body = {"kernel_id": "00000000-0000-0000-0000-000000000000", "image": "base",
             "size": "tiny"}
     assert eve.api("POST", url, json=body).status_code == 403
+    half = {k: v for k, v in body.items() if k != "size"}
+    missing = alice.api("POST", url, json=half)
+    assert missing.status_code == 400 and "size required" in missing.json()["message"]
     assert hub.api("POST", url, json=body, token="not-a-token").status_code == 403
     assert eve.api("GET", f"/studiohub/users/{alice.name}/kernel-options").status_code == 403
     assert eve.api("POST", f"/studiohub/users/{alice.name}/server-restart",
@@ -245,6 +248,14 @@ def test_server_restart_on_another_size(hub: Hub) -> None:
     carol.spawn(image="base", size="tiny")
     answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "huge"})
     assert answer.status_code == 400 and "half" in answer.json()["message"]
+    answer = carol.lab_api("POST", "/server-restart", json={"image": "base"})
+    assert answer.status_code == 400 and "size required" in answer.json()["message"]
+    kernel = carol.start_kernel()
+    carol.run("kept = 7", kernel)
+    # Refused before anything stops: a size this machine cannot hold costs no kernel.
+    answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "giant"})
+    assert answer.status_code == 409 and "4 TiB" in answer.json()["message"], answer.text
+    assert carol.run("print(kept)", kernel).stdout.strip() == "7"
     answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "half"})
     assert answer.status_code == 202, answer.text
     assert answer.json()["pending_url"].endswith(f"/hub/spawn-pending/{carol.name}")

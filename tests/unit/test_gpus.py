@@ -130,3 +130,19 @@ def test_shared_allocator_is_one_per_hub() -> None:
         assert gpus.shared_allocator() is first
     finally:
         gpus.reset_shared_allocator()
+
+
+def test_a_replacing_kernel_takes_over_the_gpus_of_the_one_it_replaces() -> None:
+    """Switching between two GPU choices on a full machine: the old kernel's GPU passes on."""
+    alloc = two()
+    alloc.allocate("alice/kernel/old", 1)
+    alloc.allocate("bob", 1)
+    with pytest.raises(NoGpuFree):
+        alloc.allocate("alice/kernel/new", 1)
+    taken = alloc.allocate("alice/kernel/new", 1, takeover=["alice/kernel/old"])
+    assert [g.id for g in taken] == ["GPU-a"]
+    assert alloc.held_by("alice/kernel/old") == []
+    assert alloc.free("alice/kernel/old") == []  # the old kernel's release frees nothing
+    assert [g.id for g in alloc.held_by("bob")] == ["GPU-b"]  # nobody else's GPU moves
+    with pytest.raises(NoGpuFree):
+        alloc.allocate("alice/kernel/other", 1, takeover=["carol"])

@@ -57,6 +57,15 @@ def test_recorded_choice_outranks_the_saved_one(book: ChoiceBook, tmp_path: Path
         KernelChoice("base", "tiny", "old-kernel", saved=False)
 
 
+def test_a_refused_choice_is_forgotten_for_the_file_s(book: ChoiceBook, tmp_path: Path) -> None:
+    write_notebook(tmp_path / "a.ipynb", {"studiohub": {"image": "base", "size": "half"}})
+    book.record("a.ipynb", KernelChoice("base", "giant", replaces="old-kernel"))
+    book.forget(str(tmp_path / "a.ipynb"))  # JPY_SESSION_NAME may be absolute
+    assert book.for_kernel("a.ipynb", "studiohub-base") == \
+        KernelChoice("base", "half", saved=True)
+    book.forget("never-chosen.ipynb")  # nothing to forget: no error
+
+
 def test_the_image_is_the_kernel_s_own(book: ChoiceBook) -> None:
     """The kernel name decides the image; the choice only contributes the size."""
     book.record("a.ipynb", KernelChoice("base", "tiny"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from studiohub.cgroups import OomCounters
@@ -55,3 +56,33 @@ def test_unknown_kernel_is_none_and_no_cgroup_means_no_oom_claim() -> None:
     kernels.callbacks["k3", "restart"]()
     report = exits.report("k3")
     assert report is not None and report["last_exit"]["reason"] == "died"
+
+
+def test_a_placed_kernel_that_stays_dead_gives_its_size_back() -> None:
+    """jupyter_server drops a kernel whose restarter gave up without cleaning it up."""
+    from studiohub_lab.choices import BOOK
+
+    released: list[str] = []
+
+    async def release(kernel_id: str) -> None:
+        released.append(kernel_id)
+
+    async def scenario() -> None:
+        kernels = Kernels()
+        exits = KernelExits(kernels, lambda: None, lambda: "oom", release=release)
+        kernels.ids += ["placed", "plain"]
+        exits.watch_new_kernels()
+        BOOK.placed["placed"] = {"limits": {"memory": 1}, "size": "tiny",
+                                 "size_label": "1 vCPU + 512 MiB"}
+        try:
+            kernels.callbacks["placed", "restart"]()  # restarted: keeps its size
+            kernels.callbacks["plain", "dead"]()  # not placed: nothing to give back
+            await asyncio.sleep(0)
+            assert released == []
+            kernels.callbacks["placed", "dead"]()
+            await asyncio.sleep(0)
+            assert released == ["placed"]
+        finally:
+            BOOK.placed.pop("placed", None)
+
+    asyncio.run(scenario())

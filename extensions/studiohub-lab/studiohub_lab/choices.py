@@ -47,6 +47,10 @@ class ChoiceBook:
     def record(self, path: str, choice: KernelChoice) -> None:
         self.by_path[_normal(path)] = choice
 
+    def forget(self, session_name: str | None) -> None:
+        """Drop a choice the hub refused: the notebook's next kernel goes by its file."""
+        self.by_path.pop(self.relative(session_name or ""), None)
+
     def for_kernel(self, session_name: str | None, kernel_name: str) -> KernelChoice | None:
         """The choice of the notebook a kernel starts for (``JPY_SESSION_NAME``: the
         notebook's file path, or its path under the root).

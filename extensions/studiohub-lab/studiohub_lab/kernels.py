@@ -7,7 +7,8 @@ looked, the kernel was stopped for memory and the message names the size's limit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -29,9 +30,15 @@ class KernelExits:
 
     def __init__(self, kernel_manager: Any,
                  read_counters: Callable[[], OomCounters | None] = own_oom_counters,
-                 oom_message: Callable[[], str] = oom_message_from_env) -> None:
+                 oom_message: Callable[[], str] = oom_message_from_env,
+                 release: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.kernel_manager = kernel_manager
         self.read_counters, self.oom_message = read_counters, oom_message
+        if release is None:
+            from .provisioner import release_placement
+
+            release = release_placement
+        self.release: Callable[[str], Awaitable[None]] = release
         self.exits: dict[str, dict[str, Any]] = {}
         self._watched: set[str] = set()
         self._counters = read_counters()
@@ -41,10 +48,21 @@ class KernelExits:
         """Register restart callbacks on kernels started since the last call."""
         current = set(self.kernel_manager.list_kernel_ids())
         for kernel_id in current - self._watched:
-            for event in ("restart", "dead"):
-                self.kernel_manager.add_restart_callback(
-                    kernel_id, partial(self.kernel_died, kernel_id), event)
+            self.kernel_manager.add_restart_callback(
+                kernel_id, partial(self.kernel_died, kernel_id), "restart")
+            self.kernel_manager.add_restart_callback(
+                kernel_id, partial(self.kernel_gone, kernel_id), "dead")
         self._watched = current
+
+    def kernel_gone(self, kernel_id: str) -> None:
+        """The restarter gave up (e.g. killed for memory again and again).
+
+        jupyter_server then forgets the kernel without cleaning up its provisioner, so a
+        placed kernel's size is given back here, not when the server stops.
+        """
+        self.kernel_died(kernel_id)
+        if kernel_id in BOOK.placed:
+            self._releasing = asyncio.ensure_future(self.release(kernel_id))
 
     def kernel_died(self, kernel_id: str) -> None:
         placement = BOOK.placed.get(kernel_id)

@@ -59,7 +59,9 @@ class StudioHubProvisioner(LocalProvisioner):
                 BOOK.fallbacks[self.kernel_id] = {"image": choice.image, "size": choice.size,
                                                   "reason": e.message}
                 return kwargs
-            # A refusal the user can act on, never a hung "Starting" kernel.
+            # A refusal the user can act on, never a hung "Starting" kernel; the refused
+            # choice is not tried again by this notebook's next kernel.
+            BOOK.forget(env.get("JPY_SESSION_NAME"))
             raise web.HTTPError(e.status, reason=_reason(e.message), log_message=e.message) \
                 from None
         assert self.placement is not None
@@ -90,10 +92,16 @@ class StudioHubProvisioner(LocalProvisioner):
         await super().cleanup(restart=restart)
         if restart or self.placement is None:
             return
-        BOOK.placed.pop(self.kernel_id, None)
         self.placement = None
-        with contextlib.suppress(LabError):
-            await hub.call("DELETE", f"kernels/{self.kernel_id}")
+        await release_placement(self.kernel_id)
+
+
+async def release_placement(kernel_id: str) -> None:
+    """Give a placed kernel's size back to the hub (its leaf, memory and GPUs)."""
+    if BOOK.placed.pop(kernel_id, None) is None:
+        return
+    with contextlib.suppress(LabError):
+        await hub.call("DELETE", f"kernels/{kernel_id}")
 
 
 def _reason(message: str) -> str:

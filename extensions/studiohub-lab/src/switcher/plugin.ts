@@ -62,7 +62,16 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
       const verdict = await recordChoice(context.path, choice, replaces);
       const label = `${verdict.image_label} · ${verdict.size_label}`;
       items.get(panel)?.showPending(`Switching to ${label}…`);
-      await context.changeKernel({ name: verdict.kernel_name });
+      try {
+        await context.changeKernel({ name: verdict.kernel_name });
+      } catch (error) {
+        // Refused as the kernel started (the room went meanwhile): the old kernel still
+        // runs on the server, with its state; reconnect this notebook to it.
+        if (replaces && !context.session?.kernel) {
+          await context.changeKernel({ id: replaces }).catch(() => undefined);
+        }
+        throw error;
+      }
       panel.content.model?.setMetadata(METADATA_KEY, {
         image: verdict.image,
         size: verdict.size
