@@ -131,12 +131,15 @@ def form_to_options(formdata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping[str, Any],
-                      caps: cgroups.Capabilities, gpu_count: int) -> str:
+                      caps: cgroups.Capabilities, gpu_count: int,
+                      built: Callable[[str], bool] = lambda image_id: True) -> str:
     """The spawn form for a user in ``groups``: their images and sizes, with notices.
 
     A size that cannot run the selected image, or needs more GPUs than the host has, is
-    disabled; a little script re-checks when the image changes. The server checks again.
-    Sizes are listed smallest first; the preselected pair is what the REST API would pick.
+    disabled; a little script re-checks when the image changes. An image whose
+    environment is not ``built`` here is disabled with the command that builds it. The
+    server checks again. Sizes are listed smallest first; the preselected pair is what
+    the REST API would pick.
     """
     images = catalog.allowed_images(groups)
     sizes = sorted(catalog.allowed_sizes(groups), key=lambda s: (s.gpus, s.cpus, s.memory))
@@ -146,7 +149,8 @@ def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping
     except ChoiceError:
         choice = catalog.choose(groups, {})
     notices = _form_notices(caps, sizes, gpu_count)
-    image_rows = [_image_row(i, sizes, gpu_count, i.id == choice.image.id) for i in images]
+    image_rows = [_image_row(i, sizes, gpu_count, i.id == choice.image.id, built(i.id))
+                  for i in images]
     size_rows = [_size_row(s, choice.image, gpu_count, s.id == choice.size.id) for s in sizes]
     return (
         '<div class="studiohub-spawn">'
@@ -173,12 +177,16 @@ def _usable(size: Size, gpu_count: int) -> bool:
     return size.gpus <= gpu_count
 
 
-def _image_row(image: Image, sizes: Sequence[Size], gpu_count: int, checked: bool) -> str:
+def _image_row(image: Image, sizes: Sequence[Size], gpu_count: int, checked: bool,
+               built: bool = True) -> str:
     fits = [s.id for s in sizes if s.can_run(image) and _usable(s, gpu_count)]
     attrs = f'data-sizes="{html.escape(" ".join(fits))}"'
-    attrs += " checked" if checked else ""
-    attrs += "" if fits else " disabled"
+    attrs += " checked" if checked and fits and built else ""
+    attrs += "" if fits and built else " disabled"
     note = "" if fits else " (no size here can run it)"
+    if fits and not built:
+        note = (f" (not built on this machine: an administrator runs "
+                f"<code>studiohub env build {html.escape(image.id)}</code>)")
     description = f" <small>{html.escape(image.description)}</small>" if image.description else ""
     return (f'<div class="radio"><label><input type="radio" name="image" '
             f'value="{html.escape(image.id)}" {attrs}> <strong>{html.escape(image.label)}'
@@ -406,7 +414,11 @@ class StudioSpawner(LocalProcessSpawner):
     def render_options_form(self) -> str:
         saved = dict(getattr(self.orm_spawner, "user_options", None) or {})
         return make_options_form(self.catalog, self.groups, saved, self.caps,
-                                 len(self.allocator.gpus))
+                                 len(self.allocator.gpus), self.image_built)
+
+    def image_built(self, image_id: str) -> bool:
+        """Whether the image's environment is built here (its kernel is registered)."""
+        return envs.kernel_registered(image_id)
 
     def options_from_form(self, formdata: Mapping[str, Any]) -> dict[str, str]:
         """Form fields to ``{image, size}``, refused here (HTTP 400) when not allowed."""
@@ -427,6 +439,11 @@ class StudioSpawner(LocalProcessSpawner):
         """
         try:
             choice = self.choose(user_options)
+            if not self.image_built(choice.image.id):
+                raise SpawnException(
+                    f"{choice.image.label} is not built on this machine: choose another "
+                    f"image, or ask an administrator to run `studiohub env build "
+                    f"{choice.image.id}`", reason="image", status_code=409)
         except SpawnException:
             if self.orm_spawner is not None:
                 self.orm_spawner.user_options = {}

@@ -65,14 +65,21 @@ def fresh_allocator() -> Iterator[None]:
     gpus.reset_shared_allocator()
 
 
+ALL_IMAGES = ("base", "tensorflow", "pytorch", "mxnet", "tensorflow-gpu", "pytorch-gpu",
+              "mxnet-gpu")
+
+
 def make_spawner(catalog_file: Path, groups: tuple[str, ...] = (), name: str = "alice",
-                 saved: dict[str, str] | None = None, **traits: Any) -> StudioSpawner:
+                 saved: dict[str, str] | None = None, built: tuple[str, ...] = ALL_IMAGES,
+                 **traits: Any) -> StudioSpawner:
     user = SimpleNamespace(name=name, groups=[SimpleNamespace(name=g) for g in groups],
                            url=f"/user/{name}/")
     orm = SimpleNamespace(user_options=saved or {}, server=None, name="")
     traits.setdefault("gpu_ids", ["GPU-a", "GPU-b"])
-    return StudioSpawner(user=user, orm_spawner=orm, catalog_path=str(catalog_file),
-                         use_cgroups=False, **traits)
+    spawner = StudioSpawner(user=user, orm_spawner=orm, catalog_path=str(catalog_file),
+                            use_cgroups=False, **traits)
+    spawner.image_built = lambda image_id: image_id in built  # type: ignore[method-assign]
+    return spawner
 
 
 class Inputs(HTMLParser):
@@ -251,6 +258,25 @@ async def test_rest_options_go_through_the_hubs_apply_hook(catalog_file: Path) -
     await spawner._run_apply_user_options({"size": "half"})
     assert spawner.choice is not None and spawner.choice.size.id == "half"
     assert (spawner.mem_limit, spawner.cpu_limit) == (1024**3, 0.5)
+
+
+async def test_an_image_not_built_here_is_refused_with_the_command(catalog_file: Path
+                                                                  ) -> None:
+    spawner = make_spawner(catalog_file, built=("base",), saved={"image": "pytorch"})
+    with pytest.raises(web.HTTPError) as e:
+        await spawner._run_apply_user_options({"image": "pytorch", "size": "half"})
+    assert e.value.status_code == 409
+    assert "`studiohub env build pytorch`" in str(e.value.log_message)
+    assert spawner.orm_spawner.user_options == {}
+    await spawner._run_apply_user_options({"image": "base", "size": "half"})
+
+
+def test_form_disables_images_not_built_here(catalog: Catalog) -> None:
+    page = make_options_form(catalog, [], {}, V1, 0, built=lambda image_id: image_id == "base")
+    images = {value: disabled for name, value, _, disabled in Inputs(page).found
+              if name == "image"}
+    assert images["base"] is False and images["pytorch"] is True
+    assert "<code>studiohub env build pytorch</code>" in page
 
 
 def test_gpu_size_for_a_user_without_the_domain(catalog_file: Path) -> None:
