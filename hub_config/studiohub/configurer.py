@@ -128,6 +128,24 @@ def update_groups(c: Config, catalog: Catalog) -> None:
     c.JupyterHub.load_groups = {
         d.id: {"users": list(d.members)} for d in catalog.domains.values()
     }
+    defer_groups_to_authenticator(c)
+
+
+def authenticator_manages_groups(c: Config) -> bool:
+    """Whether an authenticator section of ``c`` sets ``manage_groups`` (OIDC groups)."""
+    return any(name.endswith("Authenticator") and isinstance(section, Config)
+               and bool(section.get("manage_groups")) for name, section in c.items())
+
+
+def defer_groups_to_authenticator(c: Config) -> None:
+    """Let an authenticator that manages groups own them (the catalog's members go).
+
+    JupyterHub refuses to start with ``load_groups`` when the authenticator manages
+    groups; then the identity provider's groups are the domains. Called again after the
+    operator's own config files, which may turn ``manage_groups`` on.
+    """
+    if authenticator_manages_groups(c):
+        c.JupyterHub.pop("load_groups", None)
 
 
 def update_culler(c: Config, settings: dict[str, Any]) -> None:

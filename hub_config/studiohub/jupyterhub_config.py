@@ -17,3 +17,6 @@ configurer.apply(c, settings, load_catalog(settings["catalog_path"]))
 
 for extra in sorted((paths().etc / "jupyterhub_config.d").glob("*.py")):
     load_subconfig(str(extra))  # type: ignore[name-defined]  # noqa: F821
+
+# An operator's file may have handed groups to the authenticator (manage_groups).
+configurer.defer_groups_to_authenticator(c)

@@ -74,6 +74,22 @@ def test_domains_become_groups(settings: dict) -> None:
                                         "ml-research": {"users": []}}
 
 
+def test_groups_managed_by_the_authenticator_are_not_loaded(settings: dict) -> None:
+    """JupyterHub refuses to start with load_groups when the authenticator manages groups."""
+    settings["auth"] = {**settings["auth"], "type": "generic-oauth",
+                        "config": {"GenericOAuthenticator": {"manage_groups": True}}}
+    c = Config()
+    configurer.apply(c, settings, load_catalog())
+    assert "load_groups" not in c.JupyterHub
+    later = Config()  # turned on by a file of jupyterhub_config.d, after apply()
+    configurer.apply(later, {**settings, "auth": {**settings["auth"], "config": {}}},
+                     load_catalog())
+    assert "load_groups" in later.JupyterHub
+    later.Authenticator.manage_groups = True
+    configurer.defer_groups_to_authenticator(later)
+    assert "load_groups" not in later.JupyterHub
+
+
 def test_culler_service_has_narrow_role(settings: dict) -> None:
     c = Config()
     configurer.update_culler(c, settings)

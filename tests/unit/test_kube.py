@@ -325,6 +325,14 @@ def test_configure_sets_spawner_groups_and_sharing() -> None:
     assert roles["sharing-auditors"]["users"] == ["root"]
 
 
+def test_groups_from_the_identity_provider_are_left_to_it() -> None:
+    """hub.config's manage_groups (OIDC groups as domains): JupyterHub refuses load_groups."""
+    c = Config()
+    c.GenericOAuthenticator.manage_groups = True
+    kube.configure(c, "", sharing=False)
+    assert "load_groups" not in c.JupyterHub
+
+
 def test_configure_uses_the_pod_ip(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIOHUB_POD_IP", "10.1.2.3")
     c = Config()
