@@ -407,11 +407,19 @@ def test_oversized_bodies_elsewhere_are_413(sharing: SharingHub, bob: User) -> N
 def test_bad_query_arguments_are_400(sharing: SharingHub, bob: User) -> None:
     assert_json_error(call(sharing, bob, "GET", "shares?filter=all"), 400, "filter 'all'")
     assert_json_error(call(sharing, bob, "GET", "shares/x/versions/-1"), 400,
-                      "positive integer or 'latest'")
+                      "must be 'latest' or an integer from 1 to 2147483647")
+    # Numbers past the tables' integers are refused, not an overflow 500.
+    huge = "9" * 30
+    assert_json_error(call(sharing, bob, "GET", f"shares/x/versions/{huge}"), 400,
+                      "from 1 to 2147483647")
+    assert_json_error(call(sharing, bob, "POST", "shares/x/copy", json={"version": 10**30}),
+                      400, "version must be an integer from 1 to 2147483647")
     assert_json_error(call(sharing, bob, "POST", "shares/x/copy", json={"version": "1"}), 400,
                       "'version' must be an integer")
-    assert_json_error(call(sharing, sharing_admin(sharing), "GET", "audit?limit=lots"), 400,
-                      "limit 'lots'")
+    admin = sharing_admin(sharing)
+    assert_json_error(call(sharing, admin, "GET", "audit?limit=lots"), 400, "limit 'lots'")
+    assert_json_error(call(sharing, admin, "GET", f"audit?before={huge}"), 400,
+                      "from 0 to 2147483647")
 
 
 # --- malicious notebooks ------------------------------------------------------------------------

@@ -124,8 +124,8 @@ class CopyHandler(APIHandler):
         body = self.get_json_body(COPY) if self.has_body() else {}
         workspace = self.workspace()
         try:
-            path = await self.sharing.copy(self.viewer, share_id, body.get("version"),
-                                           workspace)
+            path = await self.sharing.copy(self.viewer, share_id,
+                                           checked_version(body.get("version")), workspace)
         except ServerNotRunning as e:
             raise web.HTTPError(409, str(e)) from None
         except WorkspaceError as e:
@@ -173,19 +173,32 @@ def audit_filters(handler: web.RequestHandler) -> dict[str, Any]:
             "limit": min(_int_argument(handler, "limit", 100) or 100, 1000)}
 
 
+#: The largest number a version or an audit id may be (the tables' 32-bit integers).
+MAX_NUMBER = 2**31 - 1
+
+
 def parse_version(number: str) -> int | None:
     """``latest`` or a positive integer, from a URL."""
     if number == "latest":
         return None
-    if not (number.isascii() and number.isdigit()) or int(number) < 1:
-        raise web.HTTPError(400, f"version {number!r} must be a positive integer or 'latest'")
+    if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= MAX_NUMBER:
+        raise web.HTTPError(400, f"version {number[:20]!r} must be 'latest' or an integer "
+                                 f"from 1 to {MAX_NUMBER}")
     return int(number)
+
+
+def checked_version(value: int | None) -> int | None:
+    """A version number from a JSON body, in the range the URL accepts."""
+    if value is not None and not 1 <= value <= MAX_NUMBER:
+        raise web.HTTPError(400, f"version must be an integer from 1 to {MAX_NUMBER}")
+    return value
 
 
 def _int_argument(handler: web.RequestHandler, name: str, default: int | None) -> int | None:
     value = handler.get_argument(name, "")
     if not value:
         return default
-    if not (value.isascii() and value.isdigit()):
-        raise web.HTTPError(400, f"{name} {value!r} must be a non-negative integer")
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_NUMBER:
+        raise web.HTTPError(400, f"{name} {value[:20]!r} must be an integer from 0 to "
+                                 f"{MAX_NUMBER}")
     return int(value)
