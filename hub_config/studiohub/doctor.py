@@ -70,7 +70,7 @@ def check_envs(catalog: Catalog) -> list[Finding]:
             findings.append(Finding("OK", f"env {image.id}", detail))
         elif image.gpu:
             findings.append(Finding("WARN", f"env {image.id}",
-                                    f"not built ({detail}); GPU images build on GPU hosts"))
+                                    f"{detail}; GPU images build on GPU hosts"))
         else:
             findings.append(Finding("WARN", f"env {image.id}",
                                     f"not built: run `studiohub env build {image.id}`"))

@@ -6,9 +6,10 @@ hub user can never become an existing system account (``root`` → ``jupyter-roo
 ``jupyter-*`` accounts are easy to list and remove. Homes are ``/home/jupyter-<name>``,
 mode 0700, so no other user can read them.
 
-Accounts are created when a user's server first starts: JupyterHub has no hook that runs
-at login for every authenticator, and creating at spawn covers users added through the
-REST API too. ``ensure_user`` is idempotent and safe to run twice at once.
+Accounts are created at login (:func:`create_on_login`, the authenticator's
+``post_auth_hook``, as The Littlest JupyterHub does) and again, if missing, when a
+server starts, which covers users added through the REST API. ``ensure_user`` is
+idempotent and safe to run twice at once.
 """
 
 from __future__ import annotations
