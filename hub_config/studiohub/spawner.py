@@ -478,6 +478,10 @@ class StudioSpawner(LocalProcessSpawner):
         if self.socket_dir:
             # Kernels listen on unix sockets there, not on TCP ports others could reach.
             env["STUDIOHUB_KERNEL_SOCKETS"] = self.socket_dir
+        # jupyter-resource-usage would measure every kernel of the server, placed ones
+        # (with limits of their own) included, against the server's size and show a false
+        # "over the limit": its status bar shows the total, the toolbar each kernel's limit.
+        env.pop("MEM_LIMIT", None)
         return env
 
     def get_args(self) -> list[str]:

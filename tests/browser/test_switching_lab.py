@@ -3,7 +3,8 @@
 A user logs in through the hub's form and opens a notebook; a kernel that runs past its
 memory limit is explained in a notification; the toolbar's picker switches the notebook
 to PyTorch on a larger size, where a cell prints the CPUs and memory the kernel really
-has, then to TensorFlow; the notebook is closed and reopened on the same image and size;
+has, then to TensorFlow; a switch refused because another user's server took the room
+says why and keeps the kernel; a copy of the notebook opens on the same image and size;
 a second notebook keeps its kernel state through all of it; a notebook saved with a size
 this machine cannot run says why and offers the nearest one. Screenshots of the toolbar
 and picker go to ``test-artifacts/switching-*.png``.
@@ -31,15 +32,26 @@ from tests.integration.test_switching import LIMITS_CODE
 
 pytestmark = BROWSER_MARKS
 
+GIB = 1024**3
+
+
+def _roomy_memory() -> int:
+    """Most of this machine's memory in whole MiB: fits when free, not beside a second one."""
+    kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+    return kib // 1024 * 6 // 10
+
+
+ROOMY_MIB = _roomy_memory()
 CATALOG = {
     "sizes": {
         "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
         "giant": {"display_name": "1 vCPU + 4 TiB", "cpus": 1, "memory": "4T"},
+        "roomy": {"display_name": "1 vCPU + most memory", "cpus": 1,
+                  "memory": f"{ROOMY_MIB}M"},
     },
     "domains": {"everyone": {"images": ["base", "pytorch", "tensorflow"],
-                             "sizes": ["tiny", "small", "medium", "giant"]}},
+                             "sizes": ["tiny", "small", "medium", "giant", "roomy"]}},
 }
-GIB = 1024**3
 STDOUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"
 
 
@@ -141,6 +153,13 @@ def choice_item(panel: Any) -> Any:
     return panel.locator(".jp-StudioHub-KernelChoice")
 
 
+def kernel_of(user: User, path: str) -> str:
+    """The id of the kernel the server's session for ``path`` runs."""
+    sessions = user.server_api("GET", "/sessions").json()
+    [kernel] = [s["kernel"]["id"] for s in sessions if s["path"] == path]
+    return str(kernel)
+
+
 def switch(page: Any, panel: Any, image: str, size: str, shot: str = "") -> None:
     from playwright.sync_api import expect
 
@@ -214,14 +233,42 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
             expect(out).to_contain_text("tf 2.21", timeout=180_000)
             expect(out).to_contain_text(f"limits 1.0 {2 * GIB}")
 
-            # Saved with the notebook: closed and reopened, it comes back on the same.
+            # Refused when it is made: the size fitted when the picker opened, then another
+            # user's server took the room. The reason shows; the kernel and its state stay.
+            kernel_before = kernel_of(user, "train.ipynb")
+            choice_item(train).click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.get_by_text("TensorFlow 2.21 · CPU", exact=True).click()
+            dialog.get_by_text("1 vCPU + most memory", exact=True).click()
+            rival = hub.new_user("swrival")
+            rival.spawn(image="base", size="roomy")
+            try:
+                dialog.get_by_role("button", name="Switch").click()
+                refused = page.locator(".Toastify__toast").filter(has_text="Cannot switch")
+                expect(refused).to_contain_text("of this machine's memory is free",
+                                                timeout=30_000)
+                expect(refused).to_be_visible()
+                page.wait_for_timeout(1000)  # the toast slides in
+                page.screenshot(path=str(ARTIFACTS / "switching-refused-switch.png"))
+                refused.get_by_title("Hide notification").click()
+            finally:
+                rival.stop()
+            expect(choice_item(train)).to_contain_text("TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB")
+            assert kernel_of(user, "train.ipynb") == kernel_before
+
+            # Saved with the notebook: a copy of the file (what a colleague gets), opened
+            # with no kernel or choice of this session, starts on the same image and size.
             page.keyboard.press("Control+s")
             page.wait_for_timeout(1000)
             page.get_by_role("tab", name=re.compile("train.ipynb")).click(button="middle")
+            copy = user.server_api("POST", "/contents", json={"copy_from": "train.ipynb"})
+            assert copy.status_code == 201, copy.text
             page.wait_for_timeout(500)
-            train = open_notebook(page, "train.ipynb")
-            expect(choice_item(train)).to_contain_text("TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB",
-                                                       timeout=60_000)
+            reopened = open_notebook(page, copy.json()["name"])
+            expect(choice_item(reopened)).to_contain_text(
+                "TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB", timeout=60_000)
+            out = run_cell(page, reopened, 2).locator(STDOUT)
+            expect(out).to_contain_text(f"limits 1.0 {2 * GIB}", timeout=180_000)
 
             # The other notebook kept its kernel (and its variables) through every switch.
             page.get_by_role("tab", name=re.compile("other.ipynb")).click()

@@ -270,3 +270,10 @@ def test_server_restart_on_another_size(hub: Hub) -> None:
         raise AssertionError(f"server not restarted on half: {model}")
     assert limits(carol, carol.start_kernel()) == (0.5, GIB)
     carol.stop()
+
+
+def test_the_status_bar_is_not_given_the_server_size_as_a_limit(alice: User) -> None:
+    """jupyter-resource-usage sums every kernel, placed ones too: no false "over the limit"."""
+    env = alice.run("import os\nprint(os.environ.get('MEM_LIMIT'), "
+                    "os.environ['STUDIOHUB_MEM_LIMIT'])").stdout.split()
+    assert env == ["None", str(512 * MIB)]
