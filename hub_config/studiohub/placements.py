@@ -23,7 +23,7 @@ from .catalog import Image, Size
 from .units import format_memory
 
 
-def _amount(size: int) -> str:
+def amount(size: int) -> str:
     """Memory in a reason: ``23.5 GiB``, not ``23.5406 GiB`` (exact sizes print exactly)."""
     text = format_memory(size)
     number, unit = text.split(" ")
@@ -92,10 +92,10 @@ def unavailable_reason(image: Image, size: Size, host: Host, *, reserved_memory:
         return f"needs {size.cpus:g} vCPU; this machine has {host.cpus}"
     total = int(host.memory * overcommit)
     if size.memory > total:
-        return f"needs {_amount(size.memory)}; this machine has {_amount(total)}"
+        return f"needs {amount(size.memory)}; this machine has {amount(total)}"
     free = max(0, total - reserved_memory)
     if size.memory > free:
-        return (f"needs {_amount(size.memory)}; only {_amount(free)} of this "
+        return (f"needs {amount(size.memory)}; only {amount(free)} of this "
                 "machine's memory is free (running servers and kernels hold the rest)")
     if size.gpus > host.gpus:
         have = f"{host.gpus} GPU" if host.gpus else "no GPU"

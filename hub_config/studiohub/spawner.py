@@ -132,12 +132,14 @@ def form_to_options(formdata: Mapping[str, Any]) -> dict[str, Any]:
 
 def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping[str, Any],
                       caps: cgroups.Capabilities, gpu_count: int,
-                      built: Callable[[str], bool] = lambda image_id: True) -> str:
+                      built: Callable[[str], bool] = lambda image_id: True,
+                      too_big: Callable[[Size], str | None] = lambda size: None) -> str:
     """The spawn form for a user in ``groups``: their images and sizes, with notices.
 
     A size that cannot run the selected image, or needs more GPUs than the host has, is
     disabled; a little script re-checks when the image changes. An image whose
-    environment is not ``built`` here is disabled with the command that builds it. The
+    environment is not ``built`` here is disabled with the command that builds it, and a
+    size this machine cannot hold (``too_big`` says why) is disabled with the reason. The
     server checks again. Sizes are listed smallest first; the preselected pair is what
     the REST API would pick.
     """
@@ -149,9 +151,12 @@ def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping
     except ChoiceError:
         choice = catalog.choose(groups, {})
     notices = _form_notices(caps, sizes, gpu_count)
-    image_rows = [_image_row(i, sizes, gpu_count, i.id == choice.image.id, built(i.id))
+    why = {s.id: too_big(s) for s in sizes}
+    usable = [s for s in sizes if not why[s.id]]
+    image_rows = [_image_row(i, usable, gpu_count, i.id == choice.image.id, built(i.id))
                   for i in images]
-    size_rows = [_size_row(s, choice.image, gpu_count, s.id == choice.size.id) for s in sizes]
+    size_rows = [_size_row(s, choice.image, gpu_count, s.id == choice.size.id, why[s.id])
+                 for s in sizes]
     return (
         '<div class="studiohub-spawn">'
         + "".join(f'<p class="alert alert-warning" role="alert">{html.escape(n)}</p>'
@@ -193,10 +198,12 @@ def _image_row(image: Image, sizes: Sequence[Size], gpu_count: int, checked: boo
             f"</strong>{description}{note}</label></div>")
 
 
-def _size_row(size: Size, image: Image, gpu_count: int, checked: bool) -> str:
-    usable = size.can_run(image) and _usable(size, gpu_count)
+def _size_row(size: Size, image: Image, gpu_count: int, checked: bool,
+              too_big: str | None = None) -> str:
+    usable = size.can_run(image) and _usable(size, gpu_count) and not too_big
     attrs = (" checked" if checked and usable else "") + ("" if usable else " disabled")
     note = "" if _usable(size, gpu_count) else f" (needs {size.gpus} GPU)"
+    note = f" ({html.escape(too_big)})" if too_big else note
     return (f'<div class="radio"><label><input type="radio" name="size" '
             f'value="{html.escape(size.id)}"{attrs}> {html.escape(size.display_name)}'
             f"{note}</label></div>")
@@ -414,7 +421,18 @@ class StudioSpawner(LocalProcessSpawner):
     def render_options_form(self) -> str:
         saved = dict(getattr(self.orm_spawner, "user_options", None) or {})
         return make_options_form(self.catalog, self.groups, saved, self.caps,
-                                 len(self.allocator.gpus), self.image_built)
+                                 len(self.allocator.gpus), self.image_built, self.too_big)
+
+    def too_big(self, size: Size) -> str | None:
+        """Why this machine can never hold ``size`` (its CPUs or memory), or None."""
+        host = placements.Host.detect(len(self.allocator.gpus))
+        if size.cpus > host.cpus:
+            return f"needs {size.cpus:g} vCPU; this machine has {host.cpus}"
+        total = int(host.memory * self.memory_overcommit)
+        if size.memory > total:
+            return f"needs {placements.amount(size.memory)}; this machine has " \
+                   f"{placements.amount(total)}"
+        return None
 
     def image_built(self, image_id: str) -> bool:
         """Whether the image's environment is built here (its kernel is registered)."""
@@ -439,6 +457,10 @@ class StudioSpawner(LocalProcessSpawner):
         """
         try:
             choice = self.choose(user_options)
+            too_big = self.too_big(choice.size)
+            if too_big:
+                raise SpawnException(f"{choice.size.display_name} cannot run here: {too_big}; "
+                                     "choose a smaller size", reason="size", status_code=409)
             if not self.image_built(choice.image.id):
                 raise SpawnException(
                     f"{choice.image.label} is not built on this machine: choose another "

@@ -35,9 +35,10 @@ CATALOG = {
     "sizes": {
         "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
         "half": {"display_name": "0.5 vCPU + 1 GiB", "cpus": 0.5, "memory": "1G"},
+        "giant": {"display_name": "1 vCPU + 4 TiB", "cpus": 1, "memory": "4T"},
     },
     "domains": {
-        "everyone": {"sizes": ["tiny", "half", "small", "medium"]},
+        "everyone": {"sizes": ["tiny", "half", "small", "medium", "giant"]},
         "team-a": {"display_name": "Team A", "images": ["base"], "sizes": ["tiny", "half"]},
     },
 }
@@ -180,7 +181,8 @@ def test_form_for_everyone(catalog: Catalog) -> None:
         ("image", "base", True, False), ("image", "tensorflow", False, False),
         ("image", "pytorch", False, False), ("image", "mxnet", False, False),
         ("size", "half", False, False), ("size", "tiny", False, False),
-        ("size", "small", False, False), ("size", "medium", True, False)]
+        ("size", "small", False, False), ("size", "giant", False, False),
+        ("size", "medium", True, False)]
     assert "PyTorch 2.13 · CPU" in page and "1 vCPU + 512 MiB" in page
     assert "GPU" not in page.replace("CPU", "")
     assert 'role="alert"' not in page
@@ -277,6 +279,20 @@ def test_form_disables_images_not_built_here(catalog: Catalog) -> None:
               if name == "image"}
     assert images["base"] is False and images["pytorch"] is True
     assert "<code>studiohub env build pytorch</code>" in page
+
+
+async def test_a_size_this_machine_cannot_hold_is_refused_and_disabled(catalog_file: Path
+                                                                      ) -> None:
+    spawner = make_spawner(catalog_file)
+    with pytest.raises(web.HTTPError) as e:
+        await spawner._run_apply_user_options({"image": "base", "size": "giant"})
+    assert e.value.status_code == 409
+    assert str(e.value.log_message).startswith(
+        "1 vCPU + 4 TiB cannot run here: needs 4 TiB; this machine has ")
+    sizes = {value: disabled for name, value, _, disabled in
+             Inputs(spawner.render_options_form()).found if name == "size"}
+    assert sizes["giant"] is True and sizes["tiny"] is False
+    assert "(needs 4 TiB; this machine has" in spawner.render_options_form()
 
 
 def test_gpu_size_for_a_user_without_the_domain(catalog_file: Path) -> None:
