@@ -13,12 +13,18 @@ HUB := $(PREFIX)/hub
 PIP := $(HUB)/bin/pip --disable-pip-version-check -q
 export STUDIOHUB_PREFIX := $(PREFIX)
 
-.PHONY: up test install install-test hub-env system-deps test-system-deps lint pytest images
+.PHONY: up test require-root install install-test hub-env system-deps test-system-deps lint pytest images
 
 up: install
 	$(HUB)/bin/studiohub up
 
-test: install-test lint pytest
+test: require-root install-test lint pytest
+
+# The integration and browser tests create unix accounts and cgroups: as anyone else
+# they would all be skipped, and a green run would prove little.
+require-root:
+	@test "$$(id -u)" = 0 || { echo "make test must run as root (sudo make test): its \
+	integration and browser tests create unix accounts and cgroups." >&2; exit 1; }
 
 install: system-deps hub-env
 	$(PIP) install .
@@ -52,7 +58,7 @@ lint:
 	  && PATH=$(HUB)/bin:$$PATH jlpm lint:check && PATH=$(HUB)/bin:$$PATH jlpm test
 
 pytest:
-	$(HUB)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(HUB)/bin/python -m pytest -p no:cacheprovider -rs $(PYTEST_ARGS)
 
 # The container images (images/docker-bake.hcl, docs/images.md); needs Docker with Buildx.
 #   make images REGISTRY=ghcr.io/acme PUSH=1    all of them, pushed; IMAGES=cpu: some
