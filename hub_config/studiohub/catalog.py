@@ -317,9 +317,14 @@ def images_dir() -> Path:
 def _read_yaml(path: Path) -> dict[str, Any]:
     source = str(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(source, "", "file not found") from None
+    except UnicodeDecodeError as e:
+        raise CatalogError(source, "", f"not UTF-8 text ({e.reason} at byte {e.start})") \
+            from None
+    except OSError as e:
+        raise CatalogError(source, "", f"cannot be read: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise CatalogError(source, "", f"not valid YAML: {e}") from None
     if data is None:

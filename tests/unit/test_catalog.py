@@ -122,6 +122,12 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_catalog(bad)
     with pytest.raises(CatalogError, match="file not found"):
         load_catalog(tmp_path / "absent.yaml")
+    with pytest.raises(CatalogError, match="cannot be read: Is a directory"):
+        load_catalog(tmp_path)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("images: {caf\xe9: {}}\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8 text"):
+        load_catalog(latin)
 
 
 def test_cli_catalog_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
