@@ -76,11 +76,56 @@ def load_settings(path: Path | None = None,
     for var, (key, cast) in ENV_KEYS.items():
         if environ.get(var):
             settings = set_item(settings, key, cast(environ[var]))
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
-                            f"known settings: {', '.join(sorted(DEFAULTS))}")
+    check(settings, DEFAULTS, str(path))
+    password = settings["auth"]["password"]
+    if settings["auth"]["type"] == "shared-password" and password and len(password) < 8:
+        raise SettingsError(f"{path}: auth.password: at least 8 characters, as JupyterHub's "
+                            "shared-password authenticator requires")
     return resolve(settings)
+
+
+#: Settings whose value is free-form (checked by what reads them).
+FREE_FORM = {"auth.config", "sharing"}
+
+
+def check(settings: dict[str, Any], defaults: dict[str, Any], path: str,
+          prefix: str = "") -> None:
+    """Refuse unknown keys and values of the wrong type, naming the file and the key."""
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        where = f" under {prefix.rstrip('.')}" if prefix else ""
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(prefix + k for k in unknown)}"
+                            f"; known settings{where}: {', '.join(sorted(defaults))}")
+    for key, default in defaults.items():
+        name, value = prefix + key, settings.get(key)  # null removes a key: None
+        if name in FREE_FORM:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{path}: {name}: must be a mapping")
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise SettingsError(f"{path}: {name}: must be a mapping of "
+                                    f"{', '.join(sorted(default))}")
+            check(value, default, path, name + ".")
+        elif not _fits(value, default):
+            kind = _kind(default)
+            raise SettingsError(f"{path}: {name}: {value!r} is not {kind}")
+
+
+def _fits(value: Any, default: Any) -> bool:
+    if default is None:  # optional text: a URL, a path, a password
+        return value is None or isinstance(value, str)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _kind(default: Any) -> str:
+    if default is None:
+        return "text (or empty)"
+    return {bool: "true or false", int: "a whole number", str: "text",
+            list: "a list"}.get(type(default), type(default).__name__)
 
 
 def resolve(settings: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,24 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
         load_settings(config, environ={})
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("culling:\n  idle_servr_timeout: 60\n",
+     r"unknown setting\(s\) culling.idle_servr_timeout; known settings under culling: "
+     r"cull_busy_kernels"),
+    ("port: abc\n", r"port: 'abc' is not a whole number"),
+    ("auth: null\n", r"auth: must be a mapping of admin_users, config, password, type"),
+    ("culling:\n  enabled: 'no'\n", r"culling.enabled: 'no' is not true or false"),
+    ("auth:\n  admin_users: ada\n", r"auth.admin_users: 'ada' is not a list"),
+    ("auth:\n  password: short\n", r"auth.password: at least 8 characters"),
+    ("auth:\n  config: [x]\n", r"auth.config: must be a mapping"),
+])
+def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=f"^{config}: {message}"):
+        load_settings(config, environ={})
+
+
 def test_apply_sets_hub_proxy_auth_spawner(settings: dict) -> None:
     c = Config()
     configurer.apply(c, settings, load_catalog())
