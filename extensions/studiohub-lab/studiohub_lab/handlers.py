@@ -6,6 +6,7 @@ Every handler is ``@tornado.web.authenticated``; errors are JSON ``{status, mess
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -124,7 +125,7 @@ class KernelHandler(LabAPIHandler):
     """
 
     @web.authenticated
-    def get(self, kernel_id: str) -> None:
+    async def get(self, kernel_id: str) -> None:
         report = self.lab.kernel_exits.report(kernel_id)
         if report is None:
             raise LabError(f"no kernel {kernel_id} on this server", 404)
@@ -134,11 +135,13 @@ class KernelHandler(LabAPIHandler):
                                     os.environ))
         provisioner = getattr(kernel, "provisioner", None)
         limits = report["choice"]["limits"]
-        report["usage"] = self.lab.usage.measure(
-            kernel_id, getattr(provisioner, "pid", None), limits.get("cpus"),
-            limits.get("memory"), os.environ.get("CUDA_VISIBLE_DEVICES", "")
-            if not report["choice"]["placed"] else
-            BOOK.placed[kernel_id].get("cuda_visible_devices", ""))
+        # A walk of the process tree (and nvidia-smi on GPU hosts), every 2 s per open
+        # notebook: off the server's event loop.
+        visible = BOOK.placed[kernel_id].get("cuda_visible_devices", "") \
+            if report["choice"]["placed"] else os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        report["usage"] = await asyncio.to_thread(
+            self.lab.usage.measure, kernel_id, getattr(provisioner, "pid", None),
+            limits.get("cpus"), limits.get("memory"), visible)
         self.write_json(report)
 
 

@@ -39,7 +39,7 @@ class UsageMeter:
             except psutil.Error:
                 known.pop(proc.pid, None)
         for gone in set(known) - set(pids):
-            del known[gone]
+            known.pop(gone, None)
         share = cpu_total / (cpus or psutil.cpu_count() or 1)
         return {"cpu_percent": round(min(share, 100.0 * (psutil.cpu_count() or 1)), 1),
                 "memory": rss, "memory_limit": memory_limit,
