@@ -374,7 +374,7 @@ class StudioSpawner(LocalProcessSpawner):
         is free; more lets more users share a machine whose users rarely fill their sizes.""",
     ).tag(config=True)
 
-    socket_dir = ""  # the account's private directory for kernel sockets (system mode)
+    socket_dir = ""  # the account's private directory for kernel sockets
     choice: Choice | None = None  # the validated {image, size} of the current start
     cgroup = Unicode(help="Name of this server's cgroup; empty when none was made.")
     pid_started = Integer(0, help="Start time of ``pid`` in clock ticks (pid reuse check).")
@@ -522,6 +522,9 @@ class StudioSpawner(LocalProcessSpawner):
         if system_mode():
             await asyncio.to_thread(users.ensure_user, self.user.name, self.unix_user_prefix)
             self.socket_dir = await asyncio.to_thread(users.ensure_socket_dir, self.account)
+        else:  # a personal hub: other local accounts must not reach its kernels either
+            self.socket_dir = await asyncio.to_thread(users.ensure_private_dir,
+                                                      paths().prefix / "run")
         self._take_gpus(choice.size.gpus)
         try:
             await asyncio.to_thread(self._make_cgroup, choice)

@@ -24,6 +24,7 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tornado import web
@@ -119,6 +120,18 @@ def ensure_socket_dir(entry: pwd.struct_passwd, root: str = SOCKETS_ROOT) -> str
     os.chown(path, entry.pw_uid, entry.pw_gid)
     os.chmod(path, 0o700)
     return path
+
+
+def ensure_private_dir(path: Path) -> str:
+    """A directory only this process's account may enter (0700), for a personal hub's
+    kernel sockets; refused if another account owns it."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(parents=True, mode=0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise RuntimeError(f"{path} is not a directory of this account: remove it")
+    os.chmod(path, 0o700)
+    return str(path)
 
 
 def current_user() -> pwd.struct_passwd:
