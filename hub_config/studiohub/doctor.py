@@ -94,6 +94,7 @@ def run_checks(catalog_path: str | None) -> list[Finding]:
 def doctor_command(catalog_path: str | None = None) -> int:
     print(f"StudioHub doctor ({paths().prefix})")
     findings = run_checks(catalog_path)
+    width = max((len(f.topic) for f in findings), default=0)
     for f in findings:
-        print(f"  {f.level:<4}  {f.topic:<16} {f.text}")
+        print(f"  {f.level:<4}  {f.topic:<{width}}  {f.text}")
     return 1 if any(f.level == "FAIL" for f in findings) else 0
