@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,68 +28,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from studiohub.configurer import proxy_command
-from tests.hubtools import Hub, free_port
-
-STOCK_CONFIG = """
-c.JupyterHub.port = {port}
-c.JupyterHub.hub_port = {port} + 81
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = "benchmark-password"
-c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "simple"
-c.Spawner.args = ["--allow-root"]
-c.Spawner.notebook_dir = {notebooks!r}
-c.Spawner.default_url = "/lab"
-c.JupyterHub.db_url = "sqlite:///{state}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{state}/cookie_secret"
-c.ConfigurableHTTPProxy.pid_file = "{state}/proxy.pid"
-"""
-
-
-class StockHub:
-    """JupyterHub as shipped, with SimpleLocalProcessSpawner."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir, self.port = workdir, free_port()
-        self.url = f"http://localhost:{self.port}"
-        self.password = "benchmark-password"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        state = self.workdir / "state"
-        state.mkdir(parents=True)
-        (self.workdir / "notebooks").mkdir()
-        config = self.workdir / "jupyterhub_config.py"
-        config.write_text(STOCK_CONFIG.format(
-            port=self.port, proxy_api=self.port + 1, proxy=proxy_command(), state=state,
-            notebooks=str(self.workdir / "notebooks")))
-        log = (self.workdir / "hub.log").open("wb")
-        # As a stock install would have it: the hub environment's bin on PATH.
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=state, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        wait_for(f"{self.url}/hub/api/")
-
-    def stop(self) -> None:
-        if self.process:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(30)
-
-
-def wait_for(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
+from benchmarks.stockhub import StockHub
+from tests.hubtools import Hub
 
 
 def login_to_lab(url: str, name: str, password: str, form: dict[str, str]) -> float:
