@@ -114,6 +114,7 @@ def update_spawner(c: Config, settings: dict[str, Any]) -> None:
     c.Spawner.start_timeout = int(spawner["start_timeout"])
     c.Spawner.http_timeout = int(spawner["start_timeout"])
     c.StudioSpawner.server_log_dir = str(Path(settings["state_dir"]) / "servers")
+    c.StudioSpawner.max_placed_kernels = int(spawner["max_placed_kernels"])
     # Idle kernels are culled by each user's server (MappingKernelManager.cull_*).
     enabled = bool(culling["enabled"])
     c.StudioSpawner.kernel_cull_idle_timeout = int(culling["idle_kernel_timeout"]) \

@@ -227,6 +227,10 @@ class KernelsHandler(StudioHubAPIHandler):
         if existing is not None:
             await asyncio.to_thread(release, spawner, self.book, existing)
         replaced = self.own(user.name, body.get("replaces"))
+        most = int(getattr(spawner, "max_placed_kernels", 16))
+        if len([p for p in self.book.of_user(user.name) if p.kernel_id not in replaced]) >= most:
+            raise web.HTTPError(409, f"you already run {most} kernels on sizes of their own: "
+                                     "shut one down (Kernel > Shut Down Kernel) and try again")
         why = self.reason(spawner, choice.image, choice.size, excluding=replaced)
         if why:
             raise web.HTTPError(409, f"{choice.size.display_name} cannot run "

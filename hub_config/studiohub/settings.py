@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "spawner": {
         "start_timeout": 60,
         "default_url": "/lab",
+        "max_placed_kernels": 16,  # per user, kernels on sizes of their own at once
     },
     # Notebook sharing service; keys and defaults in studiohub.sharing.config.DEFAULTS.
     "sharing": {},

@@ -367,6 +367,12 @@ class StudioSpawner(LocalProcessSpawner):
         StudioHub's configuration. Their GPUs and cgroup leaves go with the server.""",
     ).tag(config=True)
 
+    max_placed_kernels = Integer(
+        16,
+        help="""Most kernels one user may run on sizes of their own at once (each holds its
+        size's memory, and GPUs, while it runs). One more is refused with a message.""",
+    ).tag(config=True)
+
     memory_overcommit = Float(
         1.0,
         help="""How many times over this machine's memory the sizes of running servers and

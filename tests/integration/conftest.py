@@ -26,6 +26,10 @@ TEST_CATALOG = {
 }
 
 
+#: Low, so that the cap is reached before the machine's memory is.
+MAX_PLACED_KERNELS = 4
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
@@ -39,7 +43,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         pytest.skip("integration tests create unix users and cgroups: run them as root")
     workdir = tmp_path_factory.mktemp("hub")
     workdir.chmod(0o755)
-    hub = Hub(workdir, catalog=TEST_CATALOG)
+    hub = Hub(workdir, catalog=TEST_CATALOG,
+              settings={"spawner": {"max_placed_kernels": MAX_PLACED_KERNELS}})
     hub.start()
     yield hub
     stop_all_servers(hub)

@@ -12,12 +12,14 @@ import stat
 import subprocess
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.hubtools import Hub, User
+from tests.integration.conftest import MAX_PLACED_KERNELS
 
 GIB = 1024**3
 MIB = 1024**2
@@ -277,3 +279,28 @@ def test_the_status_bar_is_not_given_the_server_size_as_a_limit(alice: User) -> 
     env = alice.run("import os\nprint(os.environ.get('MEM_LIMIT'), "
                     "os.environ['STUDIOHUB_MEM_LIMIT'])").stdout.split()
     assert env == ["None", str(512 * MIB)]
+
+
+def test_one_user_cannot_hold_more_placed_kernels_than_allowed(hub: Hub) -> None:
+    """Each placement holds memory: a user (or a script with their token) is capped."""
+    dan = hub.new_user("swcap")
+    dan.spawn(image="base", size="tiny")
+    url = f"/studiohub/users/{dan.name}/kernels"
+    ids = [str(uuid.uuid4()) for _ in range(MAX_PLACED_KERNELS + 1)]
+    try:
+        for kernel_id in ids[:-1]:
+            r = dan.api("POST", url, json={"kernel_id": kernel_id, "image": "base",
+                                           "size": "tiny"})
+            assert r.status_code == 201, r.text
+        refused = dan.api("POST", url, json={"kernel_id": ids[-1], "image": "base",
+                                             "size": "tiny"})
+        assert refused.status_code == 409
+        assert f"already run {MAX_PLACED_KERNELS} kernels" in refused.json()["message"]
+        # Replacing one of them is still a switch, not one more.
+        swap = dan.api("POST", url, json={"kernel_id": ids[-1], "image": "base",
+                                          "size": "tiny", "replaces": ids[0]})
+        assert swap.status_code == 201, swap.text
+    finally:
+        for kernel_id in ids:
+            dan.api("DELETE", f"{url}/{kernel_id}")
+        dan.stop()
