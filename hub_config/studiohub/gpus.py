@@ -116,7 +116,7 @@ class GpuAllocator:
                             f"{len(self.gpus)}: choose a CPU size or ask an administrator")
         handed = set(takeover)
         free = [g for g in self.gpus
-                if g.id not in self._holders or self._holders[g.id] in handed]
+                if (owner := self._holders.get(g.id)) is None or owner in handed]
         if len(free) < count:
             raise NoGpuFree(self._busy_message(count))
         for gpu in free[:count]:
@@ -124,8 +124,9 @@ class GpuAllocator:
         return free[:count]
 
     def _busy_message(self, count: int) -> str:
-        holders = sorted(set(self._holders.values()))
-        used = f"{len(self._holders)} of {len(self.gpus)} in use by {', '.join(holders)}"
+        taken = dict(self._holders)  # a copy: threads release GPUs meanwhile
+        holders = sorted(set(taken.values()))
+        used = f"{len(taken)} of {len(self.gpus)} in use by {', '.join(holders)}"
         if not self.free_gpus():
             return f"no GPU free: {used}; choose a CPU size or try later"
         return f"not enough GPUs free for this size ({count} needed): {used}; " \
@@ -154,7 +155,7 @@ class GpuAllocator:
         """Release everything ``holder`` held (nothing to do when it held nothing)."""
         freed = self.held_by(holder)
         for gpu in freed:
-            del self._holders[gpu.id]
+            self._holders.pop(gpu.id, None)
         return freed
 
 

@@ -113,9 +113,11 @@ class StudioHubAPIHandler(APIHandler):
         if not kernel_registered(image.id):
             return (f"{image.label} is not built on this machine: ask an administrator to "
                     f"run `studiohub env build {image.id}`")
-        freed_gpus = sum(len(p.gpus) for p in map(self.book.get, excluding) if p)
+        holders = [p.gpu_holder for p in map(self.book.get, excluding) if p]
         if server_of:
-            freed_gpus += len(spawner.allocator.held_by(spawner.gpu_holder))
+            holders.append(spawner.gpu_holder)
+        # What those holders hold now (a GPU taken over by a switch is counted once).
+        freed_gpus = len({g.id for h in holders for g in spawner.allocator.held_by(h)})
         return placements.unavailable_reason(
             image, size, self.host(spawner),
             reserved_memory=self.reserved_memory(excluding, server_of),
@@ -249,8 +251,8 @@ class KernelsHandler(StudioHubAPIHandler):
         try:
             await asyncio.to_thread(make_leaf, spawner, placement)
         except OSError as e:
-            spawner.allocator.free(holder)
             self.book.remove(kernel_id)
+            give_back(spawner, self.book, spawner.allocator.free(holder))
             self.log.error("cgroup for kernel %s of %s: %s", kernel_id, user.name, e)
             raise web.HTTPError(500, "could not create the kernel's cgroup: see the hub log") \
                 from None
@@ -292,8 +294,21 @@ def release(spawner: Any, book: PlacementBook, placement: Placement) -> None:
     if placement.cgroup:
         cgroups.Cgroups(spawner.caps, spawner.cgroup_root).remove_leaf(placement.cgroup,
                                                                         placement.leaf)
-    spawner.allocator.free(placement.gpu_holder)
     book.remove(placement.kernel_id)
+    give_back(spawner, book, spawner.allocator.free(placement.gpu_holder))
+
+
+def give_back(spawner: Any, book: PlacementBook, freed: Sequence[gpus.Gpu]) -> None:
+    """Freed GPUs a booked kernel still uses go back to it.
+
+    A switch's new kernel takes over the GPUs of the kernel it replaces; if the new one
+    goes first (it failed, or was stopped while the old one still runs), they are the
+    old one's again, never free for someone else.
+    """
+    for other in book.all():
+        back = [g.id for g in freed if g.id in other.gpus]
+        if back:
+            spawner.allocator.reserve(other.gpu_holder, back)
 
 
 class KernelHandler(StudioHubAPIHandler):
@@ -304,8 +319,8 @@ class KernelHandler(StudioHubAPIHandler):
             raise web.HTTPError(404, f"no placed kernel {kernel_id} of {user.name}")
         spawner = user.spawners.get("")
         if spawner is None:
-            gpus.shared_allocator().free(placement.gpu_holder)
             self.book.remove(kernel_id)
+            gpus.shared_allocator().free(placement.gpu_holder)
         else:
             await asyncio.to_thread(release, spawner, self.book, placement)
         self.set_status(204)
