@@ -181,7 +181,8 @@ def parse_version(number: str) -> int | None:
     """``latest`` or a positive integer, from a URL."""
     if number == "latest":
         return None
-    if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= MAX_NUMBER:
+    if not (number.isascii() and number.isdigit() and len(number) <= 10) or \
+            not 1 <= int(number) <= MAX_NUMBER:
         raise web.HTTPError(400, f"version {number[:20]!r} must be 'latest' or an integer "
                                  f"from 1 to {MAX_NUMBER}")
     return int(number)
@@ -198,7 +199,8 @@ def _int_argument(handler: web.RequestHandler, name: str, default: int | None) -
     value = handler.get_argument(name, "")
     if not value:
         return default
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_NUMBER:
+    if not (value.isascii() and value.isdigit() and len(value) <= 10) or \
+            int(value) > MAX_NUMBER:
         raise web.HTTPError(400, f"{name} {value[:20]!r} must be an integer from 0 to "
                                  f"{MAX_NUMBER}")
     return int(value)
