@@ -100,8 +100,15 @@ def check(settings: dict[str, Any], defaults: dict[str, Any], path: str,
     for key, default in defaults.items():
         name, value = prefix + key, settings.get(key)  # null removes a key: None
         if name in FREE_FORM:
+            if value is None:  # a section with every line commented out: its defaults
+                settings[key] = value = {}
             if not isinstance(value, dict):
                 raise SettingsError(f"{path}: {name}: must be a mapping")
+            if name == "auth.config":
+                for cls, traits in value.items():
+                    if not isinstance(traits, dict):
+                        raise SettingsError(f"{path}: {name}.{cls}: must be a mapping of "
+                                            "the class's settings")
         elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise SettingsError(f"{path}: {name}: must be a mapping of "

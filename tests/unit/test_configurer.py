@@ -42,7 +42,7 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
         load_settings(config, environ={})
 
 
-@pytest.mark.parametrize(("text", "message"), [
+BAD_SETTINGS = [
     ("culling:\n  idle_servr_timeout: 60\n",
      r"unknown setting\(s\) culling.idle_servr_timeout; known settings under culling: "
      r"cull_busy_kernels"),
@@ -52,7 +52,19 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
     ("auth:\n  admin_users: ada\n", r"auth.admin_users: 'ada' is not a list"),
     ("auth:\n  password: short\n", r"auth.password: at least 8 characters"),
     ("auth:\n  config: [x]\n", r"auth.config: must be a mapping"),
-])
+    ("auth:\n  config:\n    NativeAuthenticator: true\n",
+     r"auth.config.NativeAuthenticator: must be a mapping of the class's settings"),
+]
+
+
+def test_empty_free_form_sections_mean_their_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("sharing:\n  # max_notebook_mb: 50\nauth:\n  config:\n")
+    settings = load_settings(config, environ={})
+    assert settings["sharing"] == {} and settings["auth"]["config"] == {}
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_SETTINGS)
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(text)
