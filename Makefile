@@ -37,12 +37,14 @@ hub-env:
 	@test -x $(HUB)/bin/python || $(PYTHON) -m venv $(HUB)
 	$(PIP) install --upgrade pip
 
-# Debian packages: Node.js for the proxy (and building the Lab extension); GCC's OpenMP
-# and quad-math runtimes, which the MXNet wheel (x86_64 only) links.
+# Debian packages: Node.js for the proxy (and building the Lab extension); on x86_64,
+# GCC's OpenMP and quad-math runtimes, which the MXNet wheel (x86_64 only) links.
+MXNET_LIBS := $(if $(filter x86_64,$(shell uname -m)),\
+  /usr/lib/x86_64-linux-gnu/libgomp.so.1:libgomp1 \
+  /usr/lib/x86_64-linux-gnu/libquadmath.so.0:libquadmath0)
+
 system-deps:
-	@scripts/apt-install.sh node:nodejs npm:npm $(PYTHON):python3-venv \
-	  /usr/lib/x86_64-linux-gnu/libgomp.so.1:libgomp1 \
-	  /usr/lib/x86_64-linux-gnu/libquadmath.so.0:libquadmath0
+	@scripts/apt-install.sh node:nodejs npm:npm $(PYTHON):python3-venv $(MXNET_LIBS)
 
 # Tests also need Debian's Chromium (Playwright drives it) and PostgreSQL 15.
 test-system-deps: system-deps
