@@ -153,10 +153,15 @@ def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping
     notices = _form_notices(caps, sizes, gpu_count)
     why = {s.id: too_big(s) for s in sizes}
     usable = [s for s in sizes if not why[s.id]]
-    image_rows = [_image_row(i, usable, gpu_count, i.id == choice.image.id, built(i.id))
+    # Preselect what can start: the choice, else the first built image and fitting size.
+    ready = [i for i in images if built(i.id) and any(
+        s.can_run(i) and _usable(s, gpu_count) for s in usable)]
+    image = choice.image if choice.image in ready or not ready else ready[0]
+    fitting = [s for s in usable if s.can_run(image) and _usable(s, gpu_count)]
+    size = choice.size if choice.size in fitting or not fitting else fitting[0]
+    image_rows = [_image_row(i, usable, gpu_count, i.id == image.id, built(i.id))
                   for i in images]
-    size_rows = [_size_row(s, choice.image, gpu_count, s.id == choice.size.id, why[s.id])
-                 for s in sizes]
+    size_rows = [_size_row(s, image, gpu_count, s.id == size.id, why[s.id]) for s in sizes]
     return (
         '<div class="studiohub-spawn">'
         + "".join(f'<p class="alert alert-warning" role="alert">{html.escape(n)}</p>'
@@ -530,7 +535,7 @@ class StudioSpawner(LocalProcessSpawner):
             self.socket_dir = await asyncio.to_thread(users.ensure_socket_dir, self.account)
         else:  # a personal hub: other local accounts must not reach its kernels either
             self.socket_dir = await asyncio.to_thread(users.ensure_private_dir,
-                                                      paths().prefix / "run")
+                                                      users.personal_socket_dir())
         self._take_gpus(choice.size.gpus)
         try:
             await asyncio.to_thread(self._make_cgroup, choice)

@@ -134,6 +134,21 @@ def ensure_private_dir(path: Path) -> str:
     return str(path)
 
 
+#: Room a directory leaves for a kernel's socket names (<8 hex>-<n>) within the 107 bytes
+#: a unix socket's path may have.
+MAX_SOCKET_DIR = 90
+
+
+def personal_socket_dir() -> Path:
+    """``<prefix>/run``, or ``/tmp/studiohub-<uid>`` when that path is too long for sockets."""
+    from .paths import paths
+
+    path = paths().prefix / "run"
+    if len(str(path)) <= MAX_SOCKET_DIR:
+        return path
+    return Path(f"/tmp/studiohub-{os.geteuid()}")
+
+
 def current_user() -> pwd.struct_passwd:
     """The account a personal hub (not root) runs everything as."""
     return pwd.getpwnam(getpass.getuser())

@@ -278,6 +278,10 @@ def test_form_disables_images_not_built_here(catalog: Catalog) -> None:
     images = {value: disabled for name, value, _, disabled in Inputs(page).found
               if name == "image"}
     assert images["base"] is False and images["pytorch"] is True
+    # The default image not built: the first one that is comes preselected instead.
+    page = make_options_form(catalog, [], {}, V1, 0, built=lambda image_id: image_id == "mxnet")
+    checked = [(name, value) for name, value, on, _ in Inputs(page).found if on]
+    assert checked == [("image", "mxnet"), ("size", "medium")]
     assert "<code>studiohub env build pytorch</code>" in page
 
 

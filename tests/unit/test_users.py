@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studiohub.users import ensure_private_dir
+from studiohub.users import ensure_private_dir, personal_socket_dir
 
 
 def test_private_dir_is_made_0700_and_tightened(tmp_path: Path) -> None:
@@ -30,3 +30,11 @@ def test_a_file_or_someone_else_s_dir_is_refused(tmp_path: Path) -> None:
         os.chown(other, 65534, 65534)
         with pytest.raises(RuntimeError, match="remove it"):
             ensure_private_dir(other)
+
+
+def test_a_long_prefix_puts_sockets_in_a_short_directory(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    monkeypatch.setenv("STUDIOHUB_PREFIX", "/home/someone/.local/share/studiohub")
+    assert personal_socket_dir() == Path("/home/someone/.local/share/studiohub/run")
+    monkeypatch.setenv("STUDIOHUB_PREFIX", "/srv/" + "deep/" * 20 + "studiohub")
+    assert personal_socket_dir() == Path(f"/tmp/studiohub-{os.geteuid()}")
