@@ -16,6 +16,7 @@ import json
 import pwd
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,10 @@ def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
             current = bob_page = login(browser, hub, bob.name)
             bob_page.goto(link)
             expect(bob_page.get_by_role("heading", name="churn-model")).to_be_visible()
-            expect(bob_page.get_by_role("complementary", name="About this notebook")
-                   ).to_contain_text(NOTE)
+            about = bob_page.get_by_role("complementary", name="About this notebook")
+            expect(about).to_contain_text(NOTE)
+            expect(about).to_contain_text(alice.name)  # the author, and when it was shared
+            expect(about).to_contain_text(datetime.now(UTC).strftime("%Y-%m-%d"))
             bob_page.get_by_role("button", name="Copy to my workspace").click()
             bob_page.wait_for_url(f"**/user/{bob.name}/lab/tree/{NOTEBOOK}", timeout=30_000)
             expect(bob_page.locator(".jp-NotebookPanel").get_by_role(
@@ -209,6 +212,17 @@ def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
             done.get_by_role("button", name="Done").click()
             open_shared_sidebar(page)
             expect(mine).to_contain_text("Team A · v2")
+            # And from the sidebar's own button: version 3 at the same link.
+            mine.get_by_role("button", name="Publish a new version of churn-model").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_label("Publish a new version to the same link",
+                                       exact=False)).to_be_checked()
+            dialog.get_by_role("button", name="Share", exact=True).click()
+            done = page.get_by_role("dialog").filter(has_text="New version published")
+            expect(done).to_contain_text("Version 3 is published")
+            done.get_by_role("button", name="Done").click()
+            open_shared_sidebar(page)
+            expect(mine).to_contain_text("Team A · v3")
 
             # Revoke, with confirmation: the link stops working for Bob.
             mine.get_by_role("button", name="Revoke the link to churn-model").click()
