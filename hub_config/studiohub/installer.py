@@ -127,7 +127,9 @@ def banner(settings: dict[str, Any], password: str | None) -> str:
     if settings["auth"]["type"] == "shared-password":
         secret = password or f"(the one printed on first start, kept in {settings['state_dir']}"\
                              "/password)"
-        lines.append(f"Log in with any user name and the shared password: {secret}")
+        who = "with any user name" if system_mode() else \
+            f"as {os.environ.get('USER', 'yourself')}"
+        lines.append(f"Log in {who} and the shared password: {secret}")
     lines.append("Stop it with Ctrl-C; users' servers keep running and are picked up again.")
     return "\n".join(lines)
 
