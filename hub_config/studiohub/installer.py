@@ -48,8 +48,13 @@ def run_logged(cmd: Sequence[str], log: Path, what: str, **kwargs: Any) -> None:
 def ensure_dirs(p: Paths, settings: dict[str, Any]) -> None:
     for directory, mode in ((p.prefix, 0o755), (p.etc, 0o755), (p.envs, 0o755),
                             (p.kernels, 0o755), (Path(settings["state_dir"]), 0o700)):
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(mode)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(mode)
+        except PermissionError:
+            raise StepError(f"{directory} is not yours to write: run as root for a system "
+                            "hub, or unset STUDIOHUB_PREFIX (or point it at a directory of "
+                            "yours) for a personal one") from None
     step(f"directories under {p.prefix}")
 
 

@@ -8,6 +8,7 @@ sockets in a 0700 directory of its own, and the hub says the host cannot enforce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -45,7 +46,10 @@ def test_a_personal_hub_serves_only_its_account(account: pwd.struct_passwd) -> N
     log = home / "studiohub-up.log"
     # The proxy the system install put on disk (npm would fetch the same package).
     path = f"{HUB_BIN}:{PROXY_BIN}:/usr/bin:/bin"
-    command = (f"cd && env PATH={path} {HUB_BIN / 'studiohub'} up --port {port} "
+    # A clean environment, as a login gives (make test exports STUDIOHUB_PREFIX, which
+    # would point the account at the system install).
+    command = (f"cd && env -i HOME={home} USER={account.pw_name} LOGNAME={account.pw_name} "
+               f"LANG=C.UTF-8 PATH={path} {HUB_BIN / 'studiohub'} up --port {port} "
                f"> {log} 2>&1")
     hub = subprocess.Popen(["su", "-s", "/bin/bash", account.pw_name, "-c", command],
                            start_new_session=True)
@@ -107,5 +111,17 @@ def test_a_personal_hub_serves_only_its_account(account: pwd.struct_passwd) -> N
         requests.delete(f"{url}/hub/api/users/{account.pw_name}/server", headers=auth,
                         timeout=60)
     finally:
-        os.killpg(hub.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(hub.pid, signal.SIGTERM)
         hub.wait(30)
+
+
+def test_a_prefix_that_is_not_the_account_s_is_a_clear_error(account: pwd.struct_passwd
+                                                            ) -> None:
+    command = (f"env -i HOME={account.pw_dir} USER={account.pw_name} PATH=/usr/bin:/bin "
+               f"STUDIOHUB_PREFIX=/opt/studiohub {HUB_BIN / 'studiohub'} up --no-start")
+    result = subprocess.run(["su", "-s", "/bin/bash", account.pw_name, "-c", command],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "error: /opt/studiohub is not yours to write: run as root" in result.stderr
+    assert "Traceback" not in result.stderr
