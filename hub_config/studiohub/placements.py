@@ -23,7 +23,7 @@ from .catalog import Image, Size
 from .units import format_memory
 
 
-def amount(size: int) -> str:
+def _amount(size: int) -> str:
     """Memory in a reason: ``23.5 GiB``, not ``23.5406 GiB`` (exact sizes print exactly)."""
     text = format_memory(size)
     number, unit = text.split(" ")
@@ -77,6 +77,16 @@ class Host:
         return cls(os.cpu_count() or 1, kib * 1024, gpus)
 
 
+def host_reason(size: Size, host: Host, overcommit: float = 1.0) -> str | None:
+    """Why this machine can never hold ``size`` (more CPUs or memory than it has), or None."""
+    if size.cpus > host.cpus:
+        return f"needs {size.cpus:g} vCPU; this machine has {host.cpus}"
+    total = int(host.memory * overcommit)
+    if size.memory > total:
+        return f"needs {_amount(size.memory)}; this machine has {_amount(total)}"
+    return None
+
+
 def unavailable_reason(image: Image, size: Size, host: Host, *, reserved_memory: int,
                        free_gpus: int, overcommit: float = 1.0) -> str | None:
     """Why ``size`` cannot run ``image`` on this machine now, or None when it can.
@@ -88,14 +98,13 @@ def unavailable_reason(image: Image, size: Size, host: Host, *, reserved_memory:
         return f"{image.label} needs a GPU size"
     if not size.can_run(image):
         return f"size {size.id} does not run {image.label}"
-    if size.cpus > host.cpus:
-        return f"needs {size.cpus:g} vCPU; this machine has {host.cpus}"
+    never = host_reason(size, host, overcommit)
+    if never:
+        return never
     total = int(host.memory * overcommit)
-    if size.memory > total:
-        return f"needs {amount(size.memory)}; this machine has {amount(total)}"
     free = max(0, total - reserved_memory)
     if size.memory > free:
-        return (f"needs {amount(size.memory)}; only {amount(free)} of this "
+        return (f"needs {_amount(size.memory)}; only {_amount(free)} of this "
                 "machine's memory is free (running servers and kernels hold the rest)")
     if size.gpus > host.gpus:
         have = f"{host.gpus} GPU" if host.gpus else "no GPU"

@@ -437,13 +437,7 @@ class StudioSpawner(LocalProcessSpawner):
     def too_big(self, size: Size) -> str | None:
         """Why this machine can never hold ``size`` (its CPUs or memory), or None."""
         host = placements.Host.detect(len(self.allocator.gpus))
-        if size.cpus > host.cpus:
-            return f"needs {size.cpus:g} vCPU; this machine has {host.cpus}"
-        total = int(host.memory * self.memory_overcommit)
-        if size.memory > total:
-            return f"needs {placements.amount(size.memory)}; this machine has " \
-                   f"{placements.amount(total)}"
-        return None
+        return placements.host_reason(size, host, self.memory_overcommit)
 
     def image_built(self, image_id: str) -> bool:
         """Whether the image's environment is built here (its kernel is registered)."""
