@@ -124,6 +124,14 @@ class StudioHubAPIHandler(APIHandler):
             free_gpus=len(spawner.allocator.free_gpus()) + freed_gpus,
             overcommit=float(getattr(spawner, "memory_overcommit", 1.0)))
 
+    def require_room(self, spawner: Any, choice: Any, excluding: Sequence[str] = (),
+                     server_of: str = "") -> None:
+        """A 409 saying why, when this machine cannot run the choice now."""
+        why = self.reason(spawner, choice.image, choice.size, excluding, server_of)
+        if why:
+            raise web.HTTPError(409, f"{choice.size.display_name} cannot run "
+                                     f"{choice.image.label} now: {why}")
+
     def choice(self, spawner: Any, body: dict[str, Any]) -> Any:
         """The catalog's verdict on ``{image, size}``, both required (400 otherwise)."""
         missing = [k for k in ("image", "size") if not isinstance(body.get(k), str)]
@@ -233,10 +241,7 @@ class KernelsHandler(StudioHubAPIHandler):
         if len([p for p in self.book.of_user(user.name) if p.kernel_id not in replaced]) >= most:
             raise web.HTTPError(409, f"you already run {most} kernels on sizes of their own: "
                                      "shut one down (Kernel > Shut Down Kernel) and try again")
-        why = self.reason(spawner, choice.image, choice.size, excluding=replaced)
-        if why:
-            raise web.HTTPError(409, f"{choice.size.display_name} cannot run "
-                                     f"{choice.image.label} now: {why}")
+        self.require_room(spawner, choice, excluding=replaced)
         holder = f"{user.name}/kernel/{kernel_id}"
         # The kernel being replaced stops once this one starts: its GPUs may be taken over.
         takeover = [p.gpu_holder for p in map(self.book.get, replaced) if p is not None]
@@ -338,11 +343,7 @@ class ServerRestartHandler(StudioHubAPIHandler):
             raise web.HTTPError(409, f"your server is already {spawner.pending}ing: wait for it")
         # Checked before stopping anything: a refused size must not cost every kernel.
         mine = [p.kernel_id for p in self.book.of_user(user.name)]
-        why = self.reason(spawner, choice.image, choice.size, excluding=mine,
-                          server_of=user.name)
-        if why:
-            raise web.HTTPError(409, f"{choice.size.display_name} cannot run "
-                                     f"{choice.image.label} now: {why}")
+        self.require_room(spawner, choice, excluding=mine, server_of=user.name)
         pending = f"{self.hub.base_url}spawn-pending/{user.name}"
         self.write_json({"image": choice.image.id, "size": choice.size.id,
                          "pending_url": pending}, 202)
