@@ -177,15 +177,26 @@ def audit_filters(handler: web.RequestHandler) -> dict[str, Any]:
 MAX_NUMBER = 2**31 - 1
 
 
+def _number(text: str, low: int) -> int | None:
+    """``text`` as an integer from ``low`` to :data:`MAX_NUMBER`, else None.
+
+    At most ten digits are read, so a huge argument is refused before ``int()`` (whose
+    4300-digit limit would be a 500)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    value = int(text)
+    return value if low <= value <= MAX_NUMBER else None
+
+
 def parse_version(number: str) -> int | None:
     """``latest`` or a positive integer, from a URL."""
     if number == "latest":
         return None
-    if not (number.isascii() and number.isdigit() and len(number) <= 10) or \
-            not 1 <= int(number) <= MAX_NUMBER:
+    version = _number(number, 1)
+    if version is None:
         raise web.HTTPError(400, f"version {number[:20]!r} must be 'latest' or an integer "
                                  f"from 1 to {MAX_NUMBER}")
-    return int(number)
+    return version
 
 
 def checked_version(value: int | None) -> int | None:
@@ -199,8 +210,8 @@ def _int_argument(handler: web.RequestHandler, name: str, default: int | None) -
     value = handler.get_argument(name, "")
     if not value:
         return default
-    if not (value.isascii() and value.isdigit() and len(value) <= 10) or \
-            int(value) > MAX_NUMBER:
+    number = _number(value, 0)
+    if number is None:
         raise web.HTTPError(400, f"{name} {value[:20]!r} must be an integer from 0 to "
                                  f"{MAX_NUMBER}")
-    return int(value)
+    return number
