@@ -250,6 +250,7 @@ async def execute(url: str, user: str, token: str, kernel_id: str, code: str,
                            "user_expressions": {}, "allow_stdin": False}}
     out: list[str] = []
     status, error = "died", ""
+    replied = idle = False  # shell and iopub are not ordered: wait for both ends
     async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as http, \
             http.ws_connect(ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws:
         await ws.send_str(json.dumps(request))
@@ -273,6 +274,9 @@ async def execute(url: str, user: str, token: str, kernel_id: str, code: str,
             elif kind == "error":
                 error = f"{msg['content']['ename']}: {msg['content']['evalue']}"
             elif kind == "execute_reply":
-                status = msg["content"]["status"]
+                status, replied = msg["content"]["status"], True
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                idle = True
+            if replied and idle:
                 break
     return Execution(kernel_id, "".join(out), status, error)

@@ -276,9 +276,10 @@ def test_server_restart_on_another_size(hub: Hub) -> None:
 
 def test_the_status_bar_is_not_given_the_server_size_as_a_limit(alice: User) -> None:
     """jupyter-resource-usage sums every kernel, placed ones too: no false "over the limit"."""
-    env = alice.run("import os\nprint(os.environ.get('MEM_LIMIT'), "
-                    "os.environ['STUDIOHUB_MEM_LIMIT'])").stdout.split()
-    assert env == ["None", str(512 * MIB)]
+    run = alice.run("import os\nprint(os.environ.get('MEM_LIMIT'), "
+                    "os.environ['STUDIOHUB_MEM_LIMIT'])")
+    assert run.status == "ok", run
+    assert run.stdout.split() == ["None", str(512 * MIB)]
 
 
 def test_one_user_cannot_hold_more_placed_kernels_than_allowed(hub: Hub) -> None:
