@@ -4,7 +4,8 @@ A user logs in through the hub's form and opens a notebook; a kernel that runs p
 memory limit is explained in a notification; the toolbar's picker switches the notebook
 to PyTorch on a larger size, where a cell prints the CPUs and memory the kernel really
 has, then to TensorFlow; a switch refused because another user's server took the room
-says why and keeps the kernel; a copy of the notebook opens on the same image and size;
+(before the choice was checked, or between the check and the kernel's start) says why and
+keeps the kernel; a copy of the notebook opens on the same image and size;
 a second notebook keeps its kernel state through all of it; a notebook saved with a size
 this machine cannot run says why and offers the nearest one. Screenshots of the toolbar
 and picker go to ``test-artifacts/switching-*.png``.
@@ -133,13 +134,15 @@ def open_notebook(page: Any, name: str) -> Any:
     return panel
 
 
-def wait_idle(page: Any, panel: Any) -> None:
-    """The kernel is connected and idle (the status bar says so), and its usage shows."""
+def wait_idle(page: Any, panel: Any, image: str = "") -> None:
+    """The kernel (of ``image``'s kernelspec when given) is connected and idle, as the
+    status bar says, and the toolbar shows its live usage."""
     from playwright.sync_api import expect
 
-    expect(page.locator(".jp-StatusBar-Widget").filter(has_text=re.compile(r"\| Idle"))
+    idle = re.compile(re.escape(image) + r" \| Idle")
+    expect(page.locator(".jp-StatusBar-Widget").filter(has_text=idle)
            .first).to_be_visible(timeout=120_000)
-    expect(choice_item(panel)).to_contain_text("CPU", timeout=60_000)
+    expect(choice_item(panel)).to_contain_text(re.compile(r"CPU \d+%"), timeout=60_000)
 
 
 def run_cell(page: Any, panel: Any, index: int) -> Any:
@@ -171,8 +174,10 @@ def switch(page: Any, panel: Any, image: str, size: str, shot: str = "") -> None
     if shot:
         page.screenshot(path=str(ARTIFACTS / shot))
     dialog.get_by_role("button", name="Switch").click()
-    expect(choice_item(panel)).to_contain_text(f"{image} · {size}", timeout=90_000)
-    wait_idle(page, panel)
+    # Not the "Switching to …" label: the new kernel's own report, with its usage.
+    expect(choice_item(panel)).to_contain_text(
+        re.compile(re.escape(f"{image} · {size}") + r"\s*CPU \d+%"), timeout=90_000)
+    wait_idle(page, panel, image)
 
 
 def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
@@ -251,10 +256,46 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
                 page.wait_for_timeout(1000)  # the toast slides in
                 page.screenshot(path=str(ARTIFACTS / "switching-refused-switch.png"))
                 refused.get_by_title("Hide notification").click()
+                expect(refused).to_have_count(0)
             finally:
                 rival.stop()
             expect(choice_item(train)).to_contain_text("TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB")
             assert kernel_of(user, "train.ipynb") == kernel_before
+
+            # Refused as the kernel is placed: the choice passed its check, then the room
+            # went before the new kernel started. Same outcome, and no Lab "Error Starting
+            # Kernel" dialog on top; the notebook stays on its one session and kernel.
+            racers: list[User] = []
+
+            def take_the_room(route: Any) -> None:
+                if route.request.method == "PATCH" and not racers:
+                    racers.append(hub.new_user("swrace"))
+                    racers[0].spawn(image="base", size="roomy")
+                route.continue_()
+
+            page.route("**/api/sessions/*", take_the_room)
+            try:
+                choice_item(train).click()
+                dialog = page.locator(".jp-Dialog")
+                dialog.get_by_text("1 vCPU + most memory", exact=True).click()
+                dialog.get_by_role("button", name="Switch").click()
+                refused = page.locator(".Toastify__toast:visible").filter(
+                    has_text="Cannot switch")
+                expect(refused).to_contain_text("of this machine's memory is free",
+                                                timeout=60_000)
+                expect(refused).not_to_contain_text("could not be started")
+                assert racers, "the switch never reached the kernel's start"
+                expect(page.locator(".jp-Dialog")).to_have_count(0)
+                page.wait_for_timeout(1000)  # the toast slides in
+                page.screenshot(path=str(ARTIFACTS / "switching-refused-at-start.png"))
+                refused.get_by_title("Hide notification").click()
+            finally:
+                page.unroute("**/api/sessions/*")
+                for racer in racers:
+                    racer.stop()
+            expect(choice_item(train)).to_contain_text("TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB")
+            assert kernel_of(user, "train.ipynb") == kernel_before
+            wait_idle(page, train)
 
             # Saved with the notebook: a copy of the file (what a colleague gets), opened
             # with no kernel or choice of this session, starts on the same image and size.

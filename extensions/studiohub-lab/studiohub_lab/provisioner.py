@@ -62,8 +62,7 @@ class StudioHubProvisioner(LocalProvisioner):
             # A refusal the user can act on, never a hung "Starting" kernel; the refused
             # choice is not tried again by this notebook's next kernel.
             BOOK.forget(env.get("JPY_SESSION_NAME"))
-            raise web.HTTPError(e.status, reason=_reason(e.message), log_message=e.message) \
-                from None
+            raise KernelRefused(e.status, e.message) from None
         assert self.placement is not None
         BOOK.placed[self.kernel_id] = self.placement
         self.log.info("Kernel %s placed on %s · %s", self.kernel_id,
@@ -102,6 +101,22 @@ async def release_placement(kernel_id: str) -> None:
         return
     with contextlib.suppress(LabError):
         await hub.call("DELETE", f"kernels/{kernel_id}")
+
+
+class KernelRefused(web.HTTPError):
+    """The hub refused this kernel's placement: the status and message the user acts on.
+
+    Its ``str()`` is the message alone, since Jupyter server quotes ``str()`` of a failed
+    kernel change to the front end (the switcher shows it as the reason).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        # Tornado formats log_message with %: a literal "%" in the hub's words must not be.
+        super().__init__(status, reason=_reason(message), log_message=message.replace("%", "%%"))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _reason(message: str) -> str:

@@ -4,6 +4,7 @@ import {
   IKernelOptions,
   IKernelReport,
   nearestChoice,
+  startRefusal,
   unavailableReason,
   usageLabel
 } from '../switcher/model';
@@ -123,5 +124,18 @@ describe('switcher model', () => {
       'CPU 12% · 300 MiB / 4 GiB · GPU 2 GiB'
     );
     expect(usageLabel(report({ cpu_percent: null, memory: null }))).toBe('');
+  });
+
+  it("unwraps the reason from Jupyter server's failed kernel change", () => {
+    const reason = "needs 9 GiB; 2 GiB of this machine's memory is free";
+    expect(
+      startRefusal(
+        `The 'studiohub-tensorflow' kernel could not be started: "${reason}"`
+      )
+    ).toBe(reason);
+    expect(
+      startRefusal("The 'x' kernel could not be started: 'no GPU is free'")
+    ).toBe('no GPU is free');
+    expect(startRefusal('Session is disposed')).toBe('Session is disposed');
   });
 });

@@ -91,6 +91,17 @@ export function recordChoice(
   });
 }
 
+/**
+ * The reason a kernel could not start, without the wrapping Jupyter server puts around a
+ * failed kernel change ("The 'x' kernel could not be started: '<reason>'").
+ */
+export function startRefusal(message: string): string {
+  const wrapped = /kernel could not be started: (['"])([\s\S]*)\1\s*$/.exec(
+    message
+  );
+  return wrapped ? wrapped[2] : message;
+}
+
 export function getKernelReport(kernelId: string): Promise<IKernelReport> {
   return requestAPI<IKernelReport>(`kernels/${kernelId}`);
 }

@@ -4,10 +4,12 @@ import {
 } from '@jupyterlab/application';
 import {
   ICommandPalette,
+  ISessionContext,
   Notification,
   showErrorMessage
 } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Kernel, Session } from '@jupyterlab/services';
 
 import { CommandIDs, PLUGIN_IDS } from '../tokens';
 import {
@@ -18,12 +20,38 @@ import {
   IKernelReport,
   nearestChoice,
   recordChoice,
-  restartServer
+  restartServer,
+  startRefusal
 } from './model';
 import { pickChoice } from './picker';
 import { KernelChoiceItem } from './toolbar';
 
 const METADATA_KEY = 'studiohub';
+
+/**
+ * Restart a notebook's kernel as `kernelName` through its session, not its session
+ * context: a start refused as the kernel is placed (the room went after the choice was
+ * checked) then leaves the old kernel connected with its state, and its reason goes to
+ * our notification, not to Lab's "Error Starting Kernel" dialog (which would also drop
+ * the session). The context is first told the new name (the kernel id wins on the
+ * server, so nothing restarts), since its displays read that name on a kernel change.
+ */
+async function changeThroughSession(
+  context: ISessionContext,
+  session: Session.ISessionConnection,
+  old: Kernel.IKernelConnection,
+  kernelName: string
+): Promise<void> {
+  await context.changeKernel({ id: old.id, name: kernelName });
+  try {
+    await session.changeKernel({ name: kernelName });
+  } catch (error) {
+    await context
+      .changeKernel({ id: old.id, name: old.name })
+      .catch(() => null);
+    throw new Error(startRefusal((error as Error).message ?? String(error)));
+  }
+}
 
 /**
  * One-click image and size per notebook: the toolbar item, the picker, the commands,
@@ -62,15 +90,12 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
       const verdict = await recordChoice(context.path, choice, replaces);
       const label = `${verdict.image_label} · ${verdict.size_label}`;
       items.get(panel)?.showPending(`Switching to ${label}…`);
-      try {
+      const session = context.session;
+      const old = session?.kernel;
+      if (session && old) {
+        await changeThroughSession(context, session, old, verdict.kernel_name);
+      } else {
         await context.changeKernel({ name: verdict.kernel_name });
-      } catch (error) {
-        // Refused as the kernel started (the room went meanwhile): the old kernel still
-        // runs on the server, with its state; reconnect this notebook to it.
-        if (replaces && !context.session?.kernel) {
-          await context.changeKernel({ id: replaces }).catch(() => undefined);
-        }
-        throw error;
       }
       panel.content.model?.setMetadata(METADATA_KEY, {
         image: verdict.image,
