@@ -92,9 +92,10 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
       items.get(panel)?.showPending(`Switching to ${label}…`);
       const session = context.session;
       const old = session?.kernel;
-      if (session && old) {
+      if (session && old && old.status !== 'dead') {
         await changeThroughSession(context, session, old, verdict.kernel_name);
       } else {
+        // No kernel, or one that died for good (the server has forgotten it).
         await context.changeKernel({ name: verdict.kernel_name });
       }
       panel.content.model?.setMetadata(METADATA_KEY, {
