@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,3 +20,25 @@ BROWSER_MARKS = [
     pytest.mark.skipif(not CHROMIUM.exists(),
                        reason="needs Debian's chromium (apt-get install chromium)"),
 ]
+
+#: Playwright's default of 5 s per expectation is short for a loaded 2-core CI machine,
+#: where a save, a service's render or a hub round trip can take longer.
+EXPECT_TIMEOUT_MS = 30_000
+try:
+    from playwright.sync_api import expect
+except ImportError:  # a test dependency: absent only outside `make test`
+    pass
+else:
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
+
+def sign_in(page: Any, hub_url: str, name: str, password: str) -> Any:
+    """Log in through the hub's own form and wait until the hub has let the user in."""
+    page.set_default_timeout(60_000)
+    page.goto(f"{hub_url}/hub/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    # (A "**/hub/**" pattern would match the login page itself and wait for nothing.)
+    page.wait_for_url(lambda url: "/hub/login" not in url)
+    return page

@@ -85,6 +85,9 @@ class Hub:
 
     def start(self, timeout: float = 90) -> None:
         env = {**os.environ, **self.env, "STUDIOHUB_CONFIG": str(self.write_config())}
+        # The API answers before services start and users' routes are back in the proxy:
+        # up means the hub's own "is now running" line, in this start's part of the log.
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([str(HUB_BIN / "studiohub"), "up"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT,
@@ -95,7 +98,8 @@ class Hub:
                 raise RuntimeError(f"studiohub up exited {self.process.returncode}:\n"
                                    + self.log_tail())
             try:
-                if requests.get(f"{self.url}/hub/api/", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/hub/api/", timeout=1).status_code == 200 and \
+                        self._log_since(offset).count("JupyterHub is now running"):
                     return
             except requests.RequestException:
                 pass
@@ -111,6 +115,11 @@ class Hub:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def _log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def log_tail(self, chars: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() \
@@ -200,14 +209,15 @@ class User:
             time.sleep(0.1)
         raise TimeoutError(f"server of {self.name} not ready:\n{self.hub.log_tail()}")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 90) -> None:
         self.api("DELETE", f"/users/{self.name}/server")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = self.api("GET", f"/users/{self.name}").json()
             if not model.get("servers") and not model.get("pending"):
                 return
             time.sleep(0.2)
+        raise TimeoutError(f"server of {self.name} not stopped:\n{self.hub.log_tail()}")
 
     def server_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return requests.request(method, f"{self.hub.url}/user/{self.name}/api{path}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,12 +53,20 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     remove_test_accounts(hub)
 
 
-def stop_all_servers(hub: Hub) -> None:
+def stop_all_servers(hub: Hub, timeout: float = 90) -> None:
+    """Stop every server and wait until they are gone (the hub does not stop them on its
+    own exit), so no test's servers load the next module's machine or keep its accounts."""
     if hub.process is None or hub.process.poll() is not None:
         return
     for user in hub.api("GET", "/users").json():
         if user.get("servers"):
             hub.api("DELETE", f"/users/{user['name']}/server")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        users = hub.api("GET", "/users").json()
+        if not any(u.get("servers") or u.get("pending") for u in users):
+            return
+        time.sleep(0.3)
 
 
 def remove_test_accounts(hub: Hub) -> None:

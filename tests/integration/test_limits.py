@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,10 +224,8 @@ def test_remove_kills_leftovers_including_child_cgroups(tree: cgroups.Cgroups,
         assert proc.stdout is not None and proc.stdout.readline().strip() == "moved"
         assert proc.pid in tree.pids(name)
         assert str(proc.pid) in (memory / "k-1" / "cgroup.procs").read_text().split()
-        start = time.monotonic()
         assert tree.remove(name)
-        assert time.monotonic() - start < 3
-        assert proc.wait(5) == -9
+        assert proc.wait(15) == -9
         assert not memory.exists()
     finally:
         if proc.poll() is None:

@@ -54,7 +54,7 @@ def test_a_personal_hub_serves_only_its_account(account: pwd.struct_passwd) -> N
     hub = subprocess.Popen(["su", "-s", "/bin/bash", account.pw_name, "-c", command],
                            start_new_session=True)
     try:
-        deadline = time.monotonic() + 240  # builds the base and TensorBoard environments
+        deadline = time.monotonic() + 600  # builds the base and TensorBoard environments
         while time.monotonic() < deadline:
             assert hub.poll() is None, log.read_text()
             try:
