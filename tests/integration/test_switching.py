@@ -305,3 +305,43 @@ def test_one_user_cannot_hold_more_placed_kernels_than_allowed(hub: Hub) -> None
         for kernel_id in ids:
             dan.api("DELETE", f"{url}/{kernel_id}")
         dan.stop()
+
+
+def test_a_kernel_refused_as_it_starts_is_the_hubs_4xx_and_keeps_the_old_one(
+        hub: Hub) -> None:
+    """The room goes between the picker's check and the kernel's start (here: the user's
+    cap, filled after the choice was recorded). Opening the notebook and changing its
+    kernel answer the hub's 409 and reason, not Jupyter server's 500/501, and a kernel
+    change leaves the notebook on the kernel it had."""
+    eve = hub.new_user("swrace")
+    eve.spawn(image="base", size="tiny")
+    url = f"/studiohub/users/{eve.name}/kernels"
+    ids = [str(uuid.uuid4()) for _ in range(MAX_PLACED_KERNELS)]
+    try:
+        session = open_session(eve, "kept.ipynb")  # within the server's size: not placed
+        for path, replaces in (("new.ipynb", ""), ("kept.ipynb", session["kernel"]["id"])):
+            r = eve.lab_api("POST", "/kernel-choices", json={
+                "path": path, "image": "base", "size": "half", "replaces": replaces})
+            assert r.status_code == 200, r.text
+        for kernel_id in ids:  # meanwhile, the room goes
+            assert eve.api("POST", url, json={"kernel_id": kernel_id, "image": "base",
+                                              "size": "tiny"}).status_code == 201
+        why = f"already run {MAX_PLACED_KERNELS} kernels"
+
+        opened = eve.server_api("POST", "/sessions", json={
+            "path": "new.ipynb", "name": "new.ipynb", "type": "notebook",
+            "kernel": {"name": "studiohub-base"}})
+        assert opened.status_code == 409, opened.text
+        assert why in opened.json()["message"]
+        changed = eve.server_api("PATCH", f"/sessions/{session['id']}",
+                                 json={"kernel": {"name": "studiohub-base"}})
+        assert changed.status_code == 409, changed.text
+        assert why in changed.json()["message"]
+        now = eve.server_api("GET", f"/sessions/{session['id']}").json()
+        assert now["kernel"]["id"] == session["kernel"]["id"]
+        assert eve.run("print(6 * 7)", now["kernel"]["id"]).stdout.strip() == "42"
+        assert [s["path"] for s in eve.server_api("GET", "/sessions").json()] == ["kept.ipynb"]
+    finally:
+        for kernel_id in ids:
+            eve.api("DELETE", f"{url}/{kernel_id}")
+        eve.stop()

@@ -13,6 +13,7 @@ from ._version import __version__
 from .choices import BOOK
 from .handlers import make_handlers
 from .kernels import KernelExits
+from .sessions import session_handlers
 from .tensorboard import magic
 from .tensorboard.manager import TensorBoardManager
 from .usage import UsageMeter
@@ -90,6 +91,8 @@ class StudioHubLab(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(make_handlers(self))
+        if self.place_kernels:
+            self.handlers.extend(session_handlers())
 
     def _set_kernel_environment(self) -> None:
         assert self.serverapp is not None

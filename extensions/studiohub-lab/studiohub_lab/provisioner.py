@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from contextvars import ContextVar
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -23,6 +24,11 @@ from studiohub.cgroups import make_join
 from . import hub
 from .choices import BOOK, KernelChoice
 from .errors import LabError
+
+#: Where a refusal is also told to the request whose kernel it was (set by
+#: :mod:`.sessions`, whose handlers answer with its status and message).
+REFUSALS: ContextVar[list[KernelRefused] | None] = ContextVar("studiohub_refusals",
+                                                               default=None)
 
 
 class StudioHubProvisioner(LocalProvisioner):
@@ -62,7 +68,10 @@ class StudioHubProvisioner(LocalProvisioner):
             # A refusal the user can act on, never a hung "Starting" kernel; the refused
             # choice is not tried again by this notebook's next kernel.
             BOOK.forget(env.get("JPY_SESSION_NAME"))
-            raise KernelRefused(e.status, e.message) from None
+            refused = KernelRefused(e.status, e.message)
+            if (told := REFUSALS.get()) is not None:
+                told.append(refused)
+            raise refused from None
         assert self.placement is not None
         BOOK.placed[self.kernel_id] = self.placement
         self.log.info("Kernel %s placed on %s · %s", self.kernel_id,
@@ -111,8 +120,8 @@ class KernelRefused(web.HTTPError):
     """
 
     def __init__(self, status: int, message: str) -> None:
-        # Tornado formats log_message with %: a literal "%" in the hub's words must not be.
-        super().__init__(status, reason=_reason(message), log_message=message.replace("%", "%%"))
+        # Jupyter server's API errors send log_message as it is (never %-formatted).
+        super().__init__(status, reason=_reason(message), log_message=message)
         self.message = message
 
     def __str__(self) -> str:
