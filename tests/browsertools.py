@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +45,16 @@ def sign_in(page: Any, hub_url: str, name: str, password: str) -> Any:
     # (A "**/hub/**" pattern would match the login page itself and wait for nothing.)
     page.wait_for_url(lambda url: "/hub/login" not in url)
     return page
+
+
+def quiet_lab(name: str) -> None:
+    """No news or update toasts in the hub user's Lab (they would cover ours and dialogs)."""
+    from studiohub.slugs import unix_name
+
+    account = pwd.getpwnam(unix_name(name))
+    settings = Path(account.pw_dir) / ".jupyter" / "lab" / "user-settings"
+    path = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
+    subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}",
+                    str(Path(account.pw_dir) / ".jupyter")], check=True)

@@ -12,19 +12,14 @@ sharing service with the server's own token. Screenshots: ``test-artifacts/shari
 
 from __future__ import annotations
 
-import json
-import pwd
 import re
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from studiohub.slugs import unix_name
-from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, sign_in
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab, sign_in
 from tests.hubtools import User
 from tests.integration.sharing_hub import (
     SharingHub,
@@ -45,17 +40,6 @@ NOTE = "First results: please check the feature list before Friday."
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharingHub]:
     with running_sharing_hub(tmp_path_factory.mktemp("sharing-lab")) as hub:
         yield hub
-
-
-def quiet_lab(name: str) -> None:
-    """No news or update toasts in the user's Lab (they would cover the dialogs)."""
-    account = pwd.getpwnam(unix_name(name))
-    settings = Path(account.pw_dir) / ".jupyter" / "lab" / "user-settings"
-    path = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
-    subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}",
-                    str(Path(account.pw_dir) / ".jupyter")], check=True)
 
 
 def lab_user(hub: SharingHub, stem: str, groups: tuple[str, ...]) -> User:

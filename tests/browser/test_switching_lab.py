@@ -13,19 +13,15 @@ and picker go to ``test-artifacts/switching-*.png``.
 
 from __future__ import annotations
 
-import json
 import os
-import pwd
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from studiohub.slugs import unix_name
-from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, sign_in
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab, sign_in
 from tests.hubtools import Hub, User
 from tests.integration.conftest import remove_test_accounts, stop_all_servers
 from tests.integration.test_frameworks import ENVS_PREFIX, studiohub_env
@@ -103,15 +99,6 @@ def user(hub: Hub) -> User:
     return user
 
 
-def quiet_lab(name: str) -> None:
-    """No news or update toasts in the user's Lab (they would cover ours)."""
-    account = pwd.getpwnam(unix_name(name))
-    settings = Path(account.pw_dir) / ".jupyter" / "lab" / "user-settings"
-    path = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
-    subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}",
-                    str(Path(account.pw_dir) / ".jupyter")], check=True)
 
 
 def login(browser: Any, hub: Hub, name: str) -> Any:
