@@ -26,7 +26,11 @@ build under ``$STUDIOHUB_TEST_ENVS``, default /var/tmp/studiohub-test-envs), the
 user has after a switch before the framework is usable: ``import torch`` / ``import
 tensorflow`` in a freshly switched kernel (size ``medium``), median of ``--imports``.
 
+Then the same two, clicked in JupyterLab in Debian's Chromium (``lab.py``): from the
+picker's button to the notebook's new kernel idle, median of ``--lab-rounds``.
+
     sudo /opt/studiohub/hub/bin/python benchmarks/switch/run.py [--rounds 7] [--imports 3]
+        [--lab-rounds 5]
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.stockhub import StockHub, login_token
+from benchmarks.switch.lab import measure_in_lab
+from tests.browsertools import CHROMIUM
 from tests.hubtools import Execution, Hub, User, execute
 
 ENVS_PREFIX = Path(os.environ.get("STUDIOHUB_TEST_ENVS", "/var/tmp/studiohub-test-envs"))
@@ -274,6 +280,20 @@ def report(results: dict[str, Any], rounds: int, load: tuple[float, float]) -> N
         print(f"framework imports: skipped (no PyTorch/TensorFlow kernels under "
               f"{ENVS_PREFIX}; build them with `make test` or tests/integration/"
               "test_frameworks.py)")
+    lab = results.get("lab")
+    if lab:
+        switch_s, restart_s = median(lab["switch"]), median(lab["restart"])
+        print(f"in JupyterLab (Chromium), click to idle kernel, median of "
+              f"{len(lab['switch'])} (s): switch {switch_s:.2f}  server restart "
+              f"{restart_s:.2f}  ratio {switch_s / restart_s:.2f} "
+              f"({restart_s / switch_s:.1f}x faster)")
+        print("  switch runs:  " + " ".join(f"{s['total']:.2f}" for s in lab["switch"]))
+        print("  restart runs: " + " ".join(f"{s['total']:.2f}" for s in lab["restart"]))
+        print("    median steps: " + ", ".join(
+            f"{k} {median(lab['restart'], k):.3f}"
+            for k in ("to progress page", "server up", "Lab and kernel")))
+    else:
+        print("in JupyterLab: skipped (--lab-rounds 0, or no /usr/bin/chromium)")
     for image, samples in results["imports"].items():
         switch_s = statistics.median(s for s, _ in samples)
         import_s = statistics.median(i for _, i in samples)
@@ -286,6 +306,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="switches and restarts (median)")
     parser.add_argument("--imports", type=int, default=3, help="framework imports (median)")
+    parser.add_argument("--lab-rounds", type=int, default=5,
+                        help="switches and restarts clicked in JupyterLab (0: none)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: StudioHub creates a unix user and cgroups")
@@ -307,6 +329,11 @@ def main() -> int:
             user.spawn(image="base", size="tiny")
             results = measure(Bench(hub.url, user.name, user.token, hub.log_tail),
                               args.rounds, args.imports)
+            if args.lab_rounds and CHROMIUM.exists():
+                server = user.api("GET", f"/users/{user.name}").json()["servers"][""]
+                results["lab"] = measure_in_lab(hub, user, SIZES,
+                                                server["user_options"]["size"],
+                                                args.lab_rounds)
         finally:
             for name in hub.created_users:
                 User(hub, name, requests.Session(), hub.admin_token).stop()

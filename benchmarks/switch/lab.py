@@ -1,0 +1,132 @@
+"""Click to idle kernel in JupyterLab itself (Debian's Chromium driven by Playwright).
+
+The API rounds of ``run.py`` time what the front end asks of the servers; these time what
+a user sees, from the click on the picker's button to the notebook's kernel idle on the
+new size (the toolbar shows the new kernel's size and usage, the status bar "Idle"):
+
+* **switch**: the notebook toolbar's picker, a size, **Switch**;
+* **server restart**: "Change Server Image and Size…" from the command palette, a size,
+  **Restart Server**; the Lab goes to the hub's progress page, comes back when the server
+  is up, reopens the notebook and starts its kernel.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from tests.browsertools import CHROMIUM_ARGS, quiet_lab, sign_in
+from tests.hubtools import Hub, User
+
+SWITCH_NB = "lab-switch.ipynb"
+RESTART_NB = "lab-restart.ipynb"
+# True once the visible notebook's toolbar reports a kernel on size ``arg`` with its live
+# usage, and the status bar says that kernel is idle. A kernel change updates both at
+# once, so the old kernel's "Idle" cannot pass for the new one's.
+NEW_KERNEL_IDLE = """(size) => {
+  const panel = [...document.querySelectorAll('.jp-NotebookPanel')]
+    .find(p => !p.classList.contains('lm-mod-hidden'));
+  const item = panel && panel.querySelector('.jp-StudioHub-KernelChoice');
+  if (!item || item.classList.contains('jp-mod-pending') || item.dataset.size !== size) {
+    return false;
+  }
+  const usage = item.querySelector('.jp-StudioHub-KernelChoice-usage');
+  return !!(usage && usage.textContent) && [...document.querySelectorAll(
+    '.jp-StatusBar-Widget')].some(w => /\\| Idle/.test(w.textContent));
+}"""
+
+
+def _notebook() -> dict[str, Any]:
+    return {"type": "notebook", "content": {
+        "cells": [{"cell_type": "code", "source": "1 + 1", "metadata": {}, "outputs": [],
+                   "execution_count": None}],
+        "metadata": {"kernelspec": {"name": "studiohub-base", "language": "python",
+                                    "display_name": "Base Python 3.11 · CPU"}},
+        "nbformat": 4, "nbformat_minor": 5}}
+
+
+def _pick(page: Any, size: str, button: str) -> float:
+    """Choose ``size`` in the open picker, click ``button``; the click's time."""
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(f"label[data-value='{size}']").click()
+    start = time.monotonic()
+    dialog.get_by_role("button", name=button).click()
+    return start
+
+
+def _open_palette(page: Any) -> Any:
+    """The command palette's input. A freshly reloaded Lab may not take the shortcut
+    until it has focus and is done restoring: click a cell and ask again."""
+    palette = page.locator(".lm-CommandPalette-input")
+    for _ in range(10):
+        page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click()
+        page.keyboard.press("Control+Shift+C")
+        try:
+            palette.wait_for(state="visible", timeout=2000)
+            return palette
+        except Exception:  # Playwright's TimeoutError: try again
+            continue
+    raise TimeoutError("the command palette did not open")
+
+
+def _idle_on(page: Any, size: str) -> None:
+    page.wait_for_function(NEW_KERNEL_IDLE, arg=size, polling="raf", timeout=180_000)
+
+
+def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: str,
+                   rounds: int) -> dict[str, list[dict[str, float]]]:
+    """``rounds`` switches, then ``rounds`` server restarts, each to the other size
+    (one warm-up of each not counted); the time of each and of its steps."""
+    from playwright.sync_api import sync_playwright
+
+    def other(size: str) -> str:
+        return sizes[1] if size == sizes[0] else sizes[0]
+
+    for name in (SWITCH_NB, RESTART_NB):
+        assert user.server_api("PUT", f"/contents/{name}", json=_notebook()).ok
+    quiet_lab(user.name)
+    switches: list[dict[str, float]] = []
+    restarts: list[dict[str, float]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = sign_in(browser.new_page(viewport={"width": 1400, "height": 900}),
+                           hub.url, user.name, hub.password)
+            page.goto(f"{hub.url}/user/{user.name}/lab/tree/{SWITCH_NB}")
+            size = server_size
+            _idle_on(page, size)
+            for round_ in range(rounds + 1):
+                size = other(size)
+                page.locator(".jp-NotebookPanel:visible .jp-StudioHub-KernelChoice").click()
+                start = _pick(page, size, "Switch")
+                _idle_on(page, size)
+                took = time.monotonic() - start
+                if round_:
+                    switches.append({"total": took})
+                print(f"lab switch {round_ or 'warm-up'}: {took:.2f} s")
+            # The restarts run a notebook that never chose a size: it follows the server.
+            page.keyboard.press("Control+s")  # its saved choice: nothing left unsaved
+            page.wait_for_function(
+                "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')")
+            page.goto(f"{hub.url}/user/{user.name}/lab/tree/{RESTART_NB}?reset")
+            size = server_size
+            _idle_on(page, size)
+            for round_ in range(rounds + 1):
+                size = other(size)
+                _open_palette(page).fill("Change Server Image and Size")
+                page.keyboard.press("Enter")
+                start = _pick(page, size, "Restart Server")
+                page.wait_for_url(re.compile("/hub/spawn-pending/"), timeout=60_000)
+                left = time.monotonic()
+                page.wait_for_url(re.compile(f"/user/{user.name}/lab"), timeout=180_000)
+                back = time.monotonic()
+                _idle_on(page, size)
+                done = time.monotonic()
+                if round_:
+                    restarts.append({"total": done - start, "to progress page": left - start,
+                                     "server up": back - left, "Lab and kernel": done - back})
+                print(f"lab restart {round_ or 'warm-up'}: {done - start:.2f} s")
+        finally:
+            browser.close()
+    return {"switch": switches, "restart": restarts}
