@@ -82,8 +82,8 @@ def ensure_proxy(p: Paths) -> None:
         run_logged([npm, "install", "--no-fund", "--no-audit", "--prefix", str(p.prefix / "npm"),
                     PROXY_PACKAGE], p.prefix / "install.log", "installing configurable-http-proxy")
     except FileNotFoundError:
-        raise StepError("npm not found: install Node.js 20 and npm "
-                        "(apt-get install -y nodejs npm), then run studiohub up again") from None
+        raise StepError("npm not found: install Node.js 20.19+ (or 22.12+) and npm, then "
+                        "run studiohub up again") from None
     step(f"configurable-http-proxy installed under {p.prefix / 'npm'}")
 
 
