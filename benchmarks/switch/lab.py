@@ -1,8 +1,10 @@
 """Click to idle kernel in JupyterLab itself (Debian's Chromium driven by Playwright).
 
 The API rounds of ``run.py`` time what the front end asks of the servers; these time what
-a user sees, from the click on the picker's button to the notebook's kernel idle on the
-new size (the toolbar shows the new kernel's size and usage, the status bar "Idle"):
+a user sees, from the click on the picker's button to the notebook's new kernel idle on
+the new size: the toolbar shows that kernel's size and usage, and the server has the
+notebook's session on a kernel other than the one before, idle. (Not the status bar's
+"Idle": JupyterLab may keep showing the old kernel's until the new one's first status.)
 
 * **switch**: the notebook toolbar's picker, a size, **Switch**;
 * **server restart**: "Change Server Image and Size…" from the command palette, a size,
@@ -22,9 +24,8 @@ from tests.hubtools import Hub, User
 SWITCH_NB = "lab-switch.ipynb"
 RESTART_NB = "lab-restart.ipynb"
 # True once the visible notebook's toolbar reports a kernel on size ``arg`` with its live
-# usage, and the status bar says that kernel is idle. A kernel change updates both at
-# once, so the old kernel's "Idle" cannot pass for the new one's.
-NEW_KERNEL_IDLE = """(size) => {
+# usage (the report of the kernel the notebook is connected to now).
+TOOLBAR_ON = """(size) => {
   const panel = [...document.querySelectorAll('.jp-NotebookPanel')]
     .find(p => !p.classList.contains('lm-mod-hidden'));
   const item = panel && panel.querySelector('.jp-StudioHub-KernelChoice');
@@ -32,9 +33,9 @@ NEW_KERNEL_IDLE = """(size) => {
     return false;
   }
   const usage = item.querySelector('.jp-StudioHub-KernelChoice-usage');
-  return !!(usage && usage.textContent) && [...document.querySelectorAll(
-    '.jp-StatusBar-Widget')].some(w => /\\| Idle/.test(w.textContent));
+  return !!(usage && usage.textContent);
 }"""
+POLL = 0.01
 
 
 def _notebook() -> dict[str, Any]:
@@ -70,8 +71,24 @@ def _open_palette(page: Any) -> Any:
     raise TimeoutError("the command palette did not open")
 
 
-def _idle_on(page: Any, size: str) -> None:
-    page.wait_for_function(NEW_KERNEL_IDLE, arg=size, polling="raf", timeout=180_000)
+def _kernel_of(user: User, path: str) -> dict[str, Any] | None:
+    sessions = user.server_api("GET", "/sessions", timeout=10, allow_redirects=False)
+    if sessions.status_code != 200:  # the server is restarting
+        return None
+    return next((s["kernel"] for s in sessions.json() if s["path"] == path), None)
+
+
+def _idle_on(page: Any, user: User, path: str, size: str, before: str | None) -> str:
+    """Wait until the notebook runs a kernel other than ``before`` on ``size``, idle;
+    that kernel's id."""
+    page.wait_for_function(TOOLBAR_ON, arg=size, polling="raf", timeout=180_000)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        kernel = _kernel_of(user, path)
+        if kernel and kernel["id"] != before and kernel["execution_state"] == "idle":
+            return str(kernel["id"])
+        time.sleep(POLL)
+    raise TimeoutError(f"{path}: no new idle kernel on {size}")
 
 
 def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: str,
@@ -95,12 +112,12 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
                            hub.url, user.name, hub.password)
             page.goto(f"{hub.url}/user/{user.name}/lab/tree/{SWITCH_NB}")
             size = server_size
-            _idle_on(page, size)
+            kernel = _idle_on(page, user, SWITCH_NB, size, None)
             for round_ in range(rounds + 1):
                 size = other(size)
                 page.locator(".jp-NotebookPanel:visible .jp-StudioHub-KernelChoice").click()
                 start = _pick(page, size, "Switch")
-                _idle_on(page, size)
+                kernel = _idle_on(page, user, SWITCH_NB, size, kernel)
                 took = time.monotonic() - start
                 if round_:
                     switches.append({"total": took})
@@ -111,7 +128,7 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
                 "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')")
             page.goto(f"{hub.url}/user/{user.name}/lab/tree/{RESTART_NB}?reset")
             size = server_size
-            _idle_on(page, size)
+            kernel = _idle_on(page, user, RESTART_NB, size, None)
             for round_ in range(rounds + 1):
                 size = other(size)
                 _open_palette(page).fill("Change Server Image and Size")
@@ -121,7 +138,7 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
                 left = time.monotonic()
                 page.wait_for_url(re.compile(f"/user/{user.name}/lab"), timeout=180_000)
                 back = time.monotonic()
-                _idle_on(page, size)
+                kernel = _idle_on(page, user, RESTART_NB, size, kernel)
                 done = time.monotonic()
                 if round_:
                     restarts.append({"total": done - start, "to progress page": left - start,

@@ -280,6 +280,14 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
             assert kernel_of(user, "train.ipynb") == kernel_before
             wait_idle(page, train)
 
+            # A kernel shut down behind the notebook's back (another tab, the API): the
+            # switch starts a new one, with no Lab error dialog, and back again.
+            assert user.server_api("DELETE", f"/kernels/{kernel_before}").status_code == 204
+            switch(page, train, "TensorFlow 2.21 · CPU", "1 vCPU + 512 MiB")
+            expect(page.locator(".jp-Dialog")).to_have_count(0)
+            assert kernel_of(user, "train.ipynb") != kernel_before
+            switch(page, train, "TensorFlow 2.21 · CPU", "1 vCPU + 2 GiB")
+
             # Saved with the notebook: a copy of the file (what a colleague gets), opened
             # with no kernel or choice of this session, starts on the same image and size.
             page.keyboard.press("Control+s")

@@ -120,9 +120,14 @@ class KernelRefused(web.HTTPError):
     """
 
     def __init__(self, status: int, message: str) -> None:
-        # Jupyter server's API errors send log_message as it is (never %-formatted).
         super().__init__(status, reason=_reason(message), log_message=message)
         self.message = message
+
+    @property
+    def log_message(self) -> str:
+        """As the hub wrote it: Jupyter server's API errors send this to the user as it
+        is (tornado's own doubles each "%" for formatting it never does here)."""
+        return self.message
 
     def __str__(self) -> str:
         return self.message

@@ -21,6 +21,7 @@ from .provisioner import REFUSALS, KernelRefused
 
 
 class SessionRootHandler(sessions.SessionRootHandler):
+    @web.authenticated
     async def post(self) -> None:
         told: list[KernelRefused] = []
         REFUSALS.set(told)
@@ -35,18 +36,20 @@ class SessionRootHandler(sessions.SessionRootHandler):
 class SessionHandler(sessions.SessionHandler):
     _told: list[KernelRefused] | None = None
 
+    @web.authenticated
     async def patch(self, session_id: str) -> None:
         self._told = []
         REFUSALS.set(self._told)
         await ensure_async(super().patch(session_id))
 
-    def finish(self, chunk: Any = None) -> Any:
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
         # Jupyter server answers a failed kernel change itself (501), without raising.
         if self._told and self.get_status() == 501:
             refused = self._told[-1]
             self.set_status(refused.status_code)
-            chunk = json.dumps({"message": refused.message, "reason": refused.reason})
-        return super().finish(chunk)
+            args = (json.dumps({"message": refused.message, "reason": refused.reason}),)
+            kwargs.pop("chunk", None)
+        return super().finish(*args, **kwargs)
 
 
 def session_handlers() -> list[tuple[str, type[web.RequestHandler]]]:

@@ -9,7 +9,7 @@ import {
   showErrorMessage
 } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { Kernel, Session } from '@jupyterlab/services';
+import { Kernel, ServerConnection, Session } from '@jupyterlab/services';
 
 import { CommandIDs, PLUGIN_IDS } from '../tokens';
 import {
@@ -46,9 +46,19 @@ async function changeThroughSession(
   try {
     await session.changeKernel({ name: kernelName });
   } catch (error) {
-    await context
-      .changeKernel({ id: old.id, name: old.name })
-      .catch(() => null);
+    if (
+      error instanceof ServerConnection.ResponseError &&
+      !session.isDisposed &&
+      session.kernel?.id === old.id
+    ) {
+      // The server answered and kept the old kernel: its name goes back with it.
+      await context
+        .changeKernel({ id: old.id, name: old.name })
+        .catch(() => null);
+    } else {
+      // No answer, or the session moved on: take the server's word for what runs.
+      await context.sessionManager.refreshRunning().catch(() => undefined);
+    }
     throw new Error(startRefusal((error as Error).message ?? String(error)));
   }
 }
@@ -86,16 +96,19 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
 
     const switchTo = async (panel: NotebookPanel, choice: IChoice) => {
       const context = panel.sessionContext;
-      const replaces = context.session?.kernel?.id;
-      const verdict = await recordChoice(context.path, choice, replaces);
+      // The server may have forgotten this notebook's kernel (it died for good, or was
+      // shut down elsewhere): resync first, so the change goes to what really runs.
+      await context.sessionManager.refreshRunning().catch(() => undefined);
+      const session = context.session;
+      const kernel = session?.kernel;
+      const old = kernel && kernel.status !== 'dead' ? kernel : null;
+      const verdict = await recordChoice(context.path, choice, old?.id);
       const label = `${verdict.image_label} · ${verdict.size_label}`;
       items.get(panel)?.showPending(`Switching to ${label}…`);
-      const session = context.session;
-      const old = session?.kernel;
-      if (session && old && old.status !== 'dead') {
+      if (session && old && !session.isDisposed) {
         await changeThroughSession(context, session, old, verdict.kernel_name);
       } else {
-        // No kernel, or one that died for good (the server has forgotten it).
+        // No kernel, or none the server still has: start one the usual way.
         await context.changeKernel({ name: verdict.kernel_name });
       }
       panel.content.model?.setMetadata(METADATA_KEY, {
@@ -105,8 +118,19 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
       return label;
     };
 
+    const switching = new WeakSet<NotebookPanel>();
     const runSwitch = (panel: NotebookPanel, choice: IChoice) => {
-      const done = switchTo(panel, choice);
+      if (switching.has(panel)) {
+        Notification.info(
+          'This notebook is still switching: wait until it is done.',
+          { autoClose: 3000 }
+        );
+        return Promise.resolve(null);
+      }
+      switching.add(panel);
+      const done = switchTo(panel, choice).finally(() =>
+        switching.delete(panel)
+      );
       Notification.promise(done, {
         pending: { message: "Restarting this notebook's kernel…", options: {} },
         success: {
