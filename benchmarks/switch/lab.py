@@ -56,19 +56,22 @@ def _pick(page: Any, size: str, button: str) -> float:
     return start
 
 
-def _open_palette(page: Any) -> Any:
-    """The command palette's input. A freshly reloaded Lab may not take the shortcut
-    until it has focus and is done restoring: click a cell and ask again."""
+def _run_from_palette(page: Any, label: str) -> None:
+    """Run a command from the command palette until its dialog is open. A freshly
+    reloaded Lab may drop the shortcut, or close the palette as it finishes restoring:
+    click a cell and try again."""
     palette = page.locator(".lm-CommandPalette-input")
     for _ in range(10):
-        page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click()
-        page.keyboard.press("Control+Shift+C")
         try:
-            palette.wait_for(state="visible", timeout=2000)
-            return palette
+            page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click()
+            page.keyboard.press("Control+Shift+C")
+            palette.fill(label, timeout=2000)
+            page.keyboard.press("Enter")
+            page.locator(".jp-Dialog").wait_for(state="visible", timeout=5000)
+            return
         except Exception:  # Playwright's TimeoutError: try again
-            continue
-    raise TimeoutError("the command palette did not open")
+            page.keyboard.press("Escape")
+    raise TimeoutError(f"could not run {label!r} from the command palette")
 
 
 def _kernel_of(user: User, path: str) -> dict[str, Any] | None:
@@ -131,8 +134,7 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
             kernel = _idle_on(page, user, RESTART_NB, size, None)
             for round_ in range(rounds + 1):
                 size = other(size)
-                _open_palette(page).fill("Change Server Image and Size")
-                page.keyboard.press("Enter")
+                _run_from_palette(page, "Change Server Image and Size")
                 start = _pick(page, size, "Restart Server")
                 page.wait_for_url(re.compile("/hub/spawn-pending/"), timeout=60_000)
                 left = time.monotonic()
