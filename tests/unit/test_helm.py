@@ -18,42 +18,29 @@ import base64
 import copy
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import helm_python as helm
-import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 
 from studiohub import catalog as catalog_module
 from studiohub import kube
 from studiohub.catalog import CatalogError, load_catalog
 from studiohub.units import QuantityError, parse_memory
+from tests.kubetools import K8S_VERSIONS, offline_kubeconfig, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "studiohub"
 STUB = ROOT / "tests" / "fixtures" / "charts" / "jupyterhub"
 GPU_VALUES = CHART / "ci" / "gpu-values.yaml"
-#: The chart's supported range (Chart.yaml kubeVersion), oldest and newest.
-K8S_VERSIONS = ("1.30", "1.37")
 RELEASE = NAMESPACE = "studiohub"
 POD_IP = "10.0.0.5"
 BUILTIN = load_catalog()
-
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: offline, cluster: {server: "https://127.0.0.1:6443"}}]
-users: [{name: offline, user: {token: not-a-token}}]
-contexts: [{name: offline, context: {cluster: offline, user: offline, namespace: studiohub}}]
-current-context: offline
-"""
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -117,11 +104,6 @@ VALUES = {"default": dict, "gpu": gpu_values}
 def case(request: pytest.FixtureRequest, chart_dir: Path) -> tuple[dict[str, Any], Rendered]:
     values = VALUES[request.param]()
     return values, render(chart_dir, values)
-
-
-def validate(obj: dict[str, Any]) -> None:
-    for version in K8S_VERSIONS:
-        kubernetes_validate.validate(obj, version, strict=True)
 
 
 def with_values(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -327,15 +309,7 @@ def test_singleuser_defaults_follow_the_catalog(chart_dir: Path) -> None:
 # --- the hub side: hub.extraConfig as the official chart runs it ----------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A kubeconfig naming a server that is never contacted (KubeSpawner loads one)."""
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(KUBECONFIG)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KUBECONFIG", str(path))
-        mp.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-        yield
+kubeconfig = pytest.fixture(scope="module", autouse=True)(offline_kubeconfig)
 
 
 def chart_config(values: dict[str, Any]) -> Config:

@@ -10,17 +10,14 @@ No API server is contacted: this proves what a cluster would receive, not that i
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 
 from studiohub import kube
@@ -30,33 +27,13 @@ from studiohub.catalog import (
     load_catalog,
     parse_catalog,
 )
+from tests.kubetools import offline_kubeconfig, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 1024**3
 CATALOG = load_catalog()
-#: The chart's supported range (helm/studiohub/Chart.yaml kubeVersion: >=1.30).
-K8S_VERSIONS = ("1.30", "1.37")
 
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: offline, cluster: {server: "https://127.0.0.1:6443"}}]
-users: [{name: offline, user: {token: not-a-token}}]
-contexts: [{name: offline, context: {cluster: offline, user: offline, namespace: studiohub}}]
-current-context: offline
-"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A kubeconfig naming a server that is never contacted (KubeSpawner loads one)."""
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(KUBECONFIG)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KUBECONFIG", str(path))
-        # Read from the environment when kubernetes_asyncio is imported: set it too.
-        mp.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-        yield
+kubeconfig = pytest.fixture(scope="module", autouse=True)(offline_kubeconfig)
 
 
 def make_config() -> Config:
@@ -87,11 +64,6 @@ async def pod_for(groups: list[str], options: dict[str, Any]) -> dict[str, Any]:
 
 def env_of(pod: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-
-
-def validate(obj: dict[str, Any]) -> None:
-    for version in K8S_VERSIONS:
-        kubernetes_validate.validate(obj, version, strict=True)
 
 
 ALLOWED = sorted({(tuple(sorted([d])), p.image.id, p.size.id)
