@@ -47,14 +47,20 @@ def sign_in(page: Any, hub_url: str, name: str, password: str) -> Any:
     return page
 
 
-def quiet_lab(name: str) -> None:
-    """No news or update toasts in the hub user's Lab (they would cover ours and dialogs)."""
-    from studiohub.slugs import unix_name
-
-    account = pwd.getpwnam(unix_name(name))
-    settings = Path(account.pw_dir) / ".jupyter" / "lab" / "user-settings"
+def quiet_lab_settings(home: Path, uid: int, gid: int) -> Path:
+    """No news or update toasts in the Lab of the account with this home (they would
+    cover ours and dialogs); its Lab user-settings directory."""
+    settings = home / ".jupyter" / "lab" / "user-settings"
     path = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
-    subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}",
-                    str(Path(account.pw_dir) / ".jupyter")], check=True)
+    subprocess.run(["chown", "-R", f"{uid}:{gid}", str(home / ".jupyter")], check=True)
+    return settings
+
+
+def quiet_lab(name: str) -> None:
+    """:func:`quiet_lab_settings` for the unix account of the hub user ``name``."""
+    from studiohub.slugs import unix_name
+
+    account = pwd.getpwnam(unix_name(name))
+    quiet_lab_settings(Path(account.pw_dir), account.pw_uid, account.pw_gid)

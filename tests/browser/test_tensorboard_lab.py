@@ -6,19 +6,15 @@ Debian's Chromium driven by Playwright. Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboard_env
-from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab_settings
 from tests.integration.test_tensorboard import UnixUser, UserServer, make_user, remove_user
 
 pytestmark = BROWSER_MARKS
-QUIET_LAB = {"@jupyterlab/apputils-extension:notification": {
-    "checkForUpdates": False, "fetchNews": "false"}}
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +30,7 @@ def lab_user() -> Iterator[UnixUser]:
 
 @pytest.fixture(scope="module")
 def lab(lab_user: UnixUser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserServer]:
-    settings = lab_user.home / ".jupyter" / "lab" / "user-settings"
-    for plugin, values in QUIET_LAB.items():
-        package, name = plugin.split(":")
-        path = settings / package / f"{name}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    subprocess.run(["chown", "-R", f"{lab_user.uid}:{lab_user.gid}", str(settings.parents[1])],
-                   check=True)
+    settings = quiet_lab_settings(lab_user.home, lab_user.uid, lab_user.gid)
     server = UserServer(lab_user, {"TensorBoardManager.python": str(ensure_tensorboard_env()),
                                    "LabApp.user_settings_dir": str(settings)}, app="lab")
     server.start(tmp_path_factory.mktemp("lab") / "lab.log")
