@@ -99,7 +99,7 @@ class Hub:
                                    + self.log_tail())
             try:
                 if requests.get(f"{self.url}/hub/api/", timeout=1).status_code == 200 and \
-                        self._log_since(offset).count("JupyterHub is now running"):
+                        "JupyterHub is now running" in self._log_since(offset):
                     return
             except requests.RequestException:
                 pass

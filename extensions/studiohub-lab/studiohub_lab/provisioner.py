@@ -113,11 +113,8 @@ async def release_placement(kernel_id: str) -> None:
 
 
 class KernelRefused(web.HTTPError):
-    """The hub refused this kernel's placement: the status and message the user acts on.
-
-    Its ``str()`` is the message alone, since Jupyter server quotes ``str()`` of a failed
-    kernel change to the front end (the switcher shows it as the reason).
-    """
+    """The hub refused this kernel's placement: the status and message the user acts on
+    (answered as they are by :mod:`.sessions` and Jupyter server's kernels API)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(status, reason=_reason(message), log_message=message)
@@ -127,9 +124,6 @@ class KernelRefused(web.HTTPError):
     def log_message(self) -> str:
         """As the hub wrote it: Jupyter server's API errors send this to the user as it
         is (tornado's own doubles each "%" for formatting it never does here)."""
-        return self.message
-
-    def __str__(self) -> str:
         return self.message
 
 
