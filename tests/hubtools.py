@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,25 +22,14 @@ import aiohttp
 import requests
 import yaml
 
+from tests import ports
+
 HUB_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    """A port P with P, P+1 (proxy API), P+81 (hub API) and P+82 (sharing) all free."""
-    for _ in range(200):
-        port = random.randint(20000, 40000)
-        if all(_free(p) for p in (port, port + 1, port + 81, port + 82)):
-            return port
-    raise RuntimeError("no free port found")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    """A hub's port P, with P+1 (proxy API), P+81 (hub API) and P+82 (sharing) free too."""
+    return ports.free_port(1, 81, 82)
 
 
 @dataclass

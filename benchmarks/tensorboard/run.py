@@ -35,11 +35,11 @@ from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboar
 from tests.integration.test_tensorboard import (
     UnixUser,
     UserServer,
-    free_port,
     group,
     make_user,
     remove_user,
 )
+from tests.ports import free_port
 
 POLL = 0.02
 

@@ -27,7 +27,8 @@ import requests
 
 from studiohub.catalog import merge
 from studiohub.installer import JUPYTERHUB_CONFIG
-from tests.hubtools import Hub, User, free_port
+from tests import ports
+from tests.hubtools import Hub, User
 from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
 
 SHARING_CATALOG = merge(TEST_CATALOG, {"domains": {
@@ -53,7 +54,7 @@ class SharingHub(Hub):
     def start(self, timeout: float = 90) -> None:
         """StudioHub's ``jupyterhub_config.py`` in the state directory; wait for the service."""
         self.settings = {**self.settings,
-                         "sharing": {"port": free_port(), **self.sharing}}
+                         "sharing": {"port": ports.free_port(), **self.sharing}}
         env = {**os.environ, "STUDIOHUB_CONFIG": str(self.write_config())}
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self.log_path.open("ab") as log:

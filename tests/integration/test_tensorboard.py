@@ -14,7 +14,6 @@ import os
 import pwd
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,17 +30,12 @@ from benchmarks.tensorboard.environments import (
     ensure_tensorboard_env,
     ensure_writers_env,
 )
+from tests.ports import free_port
 
 HUB_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="creates unix users: run the integration tests as root")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ and the service's refusals reach the browser with their own status and message.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.httpserver import HTTPServer
 
 from studiohub_lab.sharing import service_url_from, with_environment
+from tests.ports import free_port
 
 pytest.importorskip("pytest_jupyter")
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -72,12 +72,6 @@ class FakeService(web.RequestHandler):
 
     def delete(self, path: str) -> None:
         self.refuse(410, "this shared notebook was revoked by its author")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
