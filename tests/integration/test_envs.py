@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,12 +104,10 @@ def test_build_makes_an_env_and_kernel_every_user_can_use(prefix: Path, catalog:
 
 def test_unchanged_build_is_a_no_op(prefix: Path, catalog: Path) -> None:
     before = current(prefix)
-    started = time.monotonic()
     result = studiohub_env(prefix, "build", "--catalog", str(catalog), "tiny")
     assert result.returncode == 0, result.stderr
     marker = json.loads((before / envs.MARKER).read_text())
     assert result.stdout.strip() == f"tiny: up to date (hash {marker['hash'][:12]})"
-    assert time.monotonic() - started < 10
     assert current(prefix) == before
 
 

@@ -406,26 +406,34 @@ def test_traits_are_documented_config() -> None:
 # --- readiness -------------------------------------------------------------------------------
 
 
-async def test_ready_as_soon_as_the_port_accepts(catalog_file: Path, tmp_path: Path) -> None:
+async def test_ready_at_the_first_poll_after_the_port_accepts(
+        catalog_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every wait is one ``ready_poll_interval`` and the first poll after the server listens
+    ends it: no growing back-off, which costs the stock hub seconds (benchmarks/spawn)."""
     import asyncio
     import socket
     import subprocess
-    import time
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    code = ("import socket, time; time.sleep(0.3); s = socket.socket(); "
-            f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(30)")
-    spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
-    spawner.port, spawner.proc = port, subprocess.Popen([sys.executable, "-c", code], text=True)
-    try:
-        start = time.monotonic()
-        await asyncio.wait_for(spawner._wait_ready(), 10)
-        assert 0.3 <= time.monotonic() - start < 1.5
-    finally:
-        spawner.proc.kill()
-        spawner.proc.wait()
+    real_sleep, sleeps = asyncio.sleep, []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))  # bound, not listening yet: connections are refused
+
+        async def one_poll_interval(seconds: float) -> None:
+            sleeps.append(seconds)
+            if len(sleeps) == 5:
+                server.listen()
+            await real_sleep(0)
+
+        monkeypatch.setattr(asyncio, "sleep", one_poll_interval)
+        spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
+        spawner.port = server.getsockname()[1]
+        spawner.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            await asyncio.wait_for(spawner._wait_ready(), 10)
+        finally:
+            spawner.proc.kill()
+            spawner.proc.wait()
+    assert sleeps == [spawner.ready_poll_interval] * 5
 
 
 async def test_a_server_that_dies_fails_the_spawn_at_once(catalog_file: Path,
