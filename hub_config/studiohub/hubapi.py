@@ -12,6 +12,7 @@ carries :data:`KERNELS_SCOPE` for its owner only (see :func:`update_hubapi`).
                                                           replaces?}
     DELETE /hub/api/studiohub/users/NAME/kernels/ID       release it
     POST   /hub/api/studiohub/users/NAME/server-restart   restart the server on {image, size}
+                                                          (check: true: only say if it would)
 """
 
 from __future__ import annotations
@@ -333,21 +334,33 @@ class KernelHandler(StudioHubAPIHandler):
 
 
 class ServerRestartHandler(StudioHubAPIHandler):
-    """Stop the server and start it again on another image and size (every kernel stops)."""
+    """Stop the server and start it again on another image and size (every kernel stops).
+
+    ``{"check": true}`` only answers whether the restart would be accepted (200, or the
+    4xx it would get). The Lab extension asks that first and answers its browser before
+    it asks for the restart itself, because the restart stops the very server that asks:
+    its answer to the browser could not be relied on to get out in time.
+    """
 
     async def post(self, user_name: str) -> None:
         user = self.owner(user_name)
         spawner = self.running_spawner(user)
-        choice = self.choice(spawner, self.body({"image", "size"}))
+        body = self.body({"image", "size", "check"})
+        check = body.pop("check", False)
+        if not isinstance(check, bool):
+            raise web.HTTPError(400, "check: true (only check the choice) or false")
+        choice = self.choice(spawner, body)
         if spawner.pending:
             raise web.HTTPError(409, f"your server is already {spawner.pending}ing: wait for it")
         # Checked before stopping anything: a refused size must not cost every kernel.
         mine = [p.kernel_id for p in self.book.of_user(user.name)]
         self.require_room(spawner, choice, excluding=mine, server_of=user.name)
         pending = f"{self.hub.base_url}spawn-pending/{user.name}"
-        self.write_json({"image": choice.image.id, "size": choice.size.id,
-                         "pending_url": pending}, 202)
-        await asyncio.sleep(0.3)  # let the answer reach the server before it stops
+        answer = {"image": choice.image.id, "size": choice.size.id, "pending_url": pending}
+        if check:
+            self.write_json(answer)
+            return
+        self.write_json(answer, 202)
         await self.stop_single_user(user, "")
         await self.spawn_single_user(user, "", options=choice.as_options())
 

@@ -258,6 +258,15 @@ def test_server_restart_on_another_size(hub: Hub) -> None:
     answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "giant"})
     assert answer.status_code == 409 and "4 TiB" in answer.json()["message"], answer.text
     assert carol.run("print(kept)", kernel).stdout.strip() == "7"
+    # The hub's check (the Lab extension asks it before answering its browser) stops nothing.
+    restart = f"/studiohub/users/{carol.name}/server-restart"
+    checked = carol.api("POST", restart, json={"image": "base", "size": "half", "check": True})
+    assert checked.status_code == 200 and checked.json()["size"] == "half", checked.text
+    bad = carol.api("POST", restart, json={"image": "base", "size": "half", "check": "yes"})
+    assert bad.status_code == 400 and "check: true" in bad.json()["message"], bad.text
+    assert carol.run("print(kept)", kernel).stdout.strip() == "7"
+    assert carol.api("GET", f"/users/{carol.name}").json()["servers"][""]["user_options"][
+        "size"] == "tiny"
     answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "half"})
     assert answer.status_code == 202, answer.text
     assert answer.json()["pending_url"].endswith(f"/hub/spawn-pending/{carol.name}")

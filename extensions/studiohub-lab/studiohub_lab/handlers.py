@@ -182,14 +182,24 @@ class KernelChoicesHandler(LabAPIHandler):
 
 
 class ServerRestartHandler(LabAPIHandler):
-    """Restart this whole server on another image and size (every kernel stops)."""
+    """Restart this whole server on another image and size (every kernel stops).
+
+    The hub checks the choice first, and the browser gets its answer (202, or why not)
+    before the hub is asked to restart: the restart stops this very server, which could
+    then no longer answer.
+    """
 
     @web.authenticated
     async def post(self) -> None:
         body = self.get_json_body()
-        self.write_json(await hub.call("POST", "server-restart",
-                                       {"image": body.get("image"), "size": body.get("size")}),
-                        202)
+        choice = {"image": body.get("image"), "size": body.get("size")}
+        accepted = await hub.call("POST", "server-restart", {**choice, "check": True})
+        self.set_status(202)
+        await self.finish(json.dumps(accepted))
+        try:
+            await hub.call("POST", "server-restart", choice)
+        except LabError as e:  # the room went since the check: the server stays as it is
+            self.log.warning("StudioHub: the hub refused the server restart: %s", e)
 
 
 class KernelTokenMixin:
