@@ -63,6 +63,10 @@ gc.enable()
 sys.exit(main())
 """
 LOG_MAX_BYTES = 10 * 1024 * 1024
+#: Tries on another random port when the one chosen was taken before the server bound it.
+PORT_TRIES = 3
+#: What jupyter_server logs before it exits on a taken port (the hub sets port_retries=0).
+PORT_TAKEN = "port {port} is not available"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _catalogs: dict[str, tuple[float, Catalog]] = {}
 
@@ -533,14 +537,32 @@ class StudioSpawner(LocalProcessSpawner):
         self._take_gpus(choice.size.gpus)
         try:
             await asyncio.to_thread(self._make_cgroup, choice)
-            if not getattr(self, "port", 0):  # getattr: mypy cannot type the hub's trait
-                self.port = random_port()
-            self._popen()
-            await self._wait_ready()
+            await self._run_server()
         except BaseException:
             await self._kill_and_release()
             raise
         return (self.ip or "127.0.0.1", self.port)
+
+    async def _run_server(self) -> None:
+        """Start the server process and wait until it listens.
+
+        A port StudioHub chose (``random_port``, like JupyterHub's) is free when chosen
+        but can be taken before the server binds it; the server then exits, and another
+        port is tried. A port the operator set is not changed.
+        """
+        chosen = not getattr(self, "port", 0)  # getattr: mypy cannot type the hub's trait
+        for attempt in range(1, PORT_TRIES + 1):
+            if chosen:
+                self.port = random_port()
+            self._popen()
+            try:
+                await self._wait_ready()
+                return
+            except SpawnException as e:
+                if not (chosen and e.reason == "port_taken" and attempt < PORT_TRIES):
+                    raise
+                self.log.warning("Port %s was taken before the server of %s could listen "
+                                 "on it; trying another", self.port, self.user.name)
 
     def _take_gpus(self, count: int) -> None:
         try:
@@ -617,9 +639,10 @@ class StudioSpawner(LocalProcessSpawner):
     def _exited(self, status: int) -> SpawnException:
         tail = log_tail(self.log_path)
         last = tail.splitlines()[-1] if tail else "no output"
+        taken = PORT_TAKEN.format(port=self.port) in tail
         return SpawnException(
             f"Your server exited while starting (status {status}): {last}",
-            reason="exited", status_code=500,
+            reason="port_taken" if taken else "exited", status_code=500,
             log_message=f"server of {self.user.name} exited with {status}; log "
                         f"{self.log_path}:\n{tail}")
 

@@ -436,6 +436,59 @@ async def test_ready_at_the_first_poll_after_the_port_accepts(
     assert sleeps == [spawner.ready_poll_interval] * 5
 
 
+async def test_a_port_taken_before_the_server_binds_it_is_replaced(
+        catalog_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port ``random_port`` found free can be taken (an outgoing connection's local port)
+    before the server binds it; the server exits saying so, and the spawn goes on with
+    another port instead of failing."""
+    import asyncio
+    import socket
+    import subprocess
+
+    import jupyter_server.serverapp
+
+    from studiohub import spawner as spawner_module
+
+    # The words matched are jupyter_server's own for a taken port when port_retries=0.
+    assert "port %i is not available" in Path(jupyter_server.serverapp.__file__).read_text()
+    server = ("import socket, sys, time\n"
+              "port = int(sys.argv[1])\n"
+              "s = socket.socket()\n"
+              "try:\n"
+              "    s.bind(('127.0.0.1', port))\n"
+              "except OSError:\n"
+              "    print(f'[C] ERROR: the Jupyter server could not be started because '\n"
+              "          f'port {port} is not available.')\n"
+              "    sys.exit(1)\n"
+              "s.listen()\n"
+              "time.sleep(30)\n")
+    spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
+    spawner.log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def popen() -> None:
+        with spawner.log_path.open("ab") as log:
+            spawner.proc = subprocess.Popen([sys.executable, "-c", server, str(spawner.port)],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        spawner.pid = spawner.proc.pid
+
+    with socket.socket() as taken, socket.socket() as probe:
+        taken.bind(("127.0.0.1", 0))  # bound and not listening, as a client's port is
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+        probe.close()
+        ports = iter([taken.getsockname()[1], free])
+        monkeypatch.setattr(spawner_module, "random_port", lambda: next(ports))
+        monkeypatch.setattr(spawner, "_popen", popen)
+        spawner.port = 0
+        try:
+            await asyncio.wait_for(spawner._run_server(), 20)
+            assert spawner.port == free
+        finally:
+            spawner.proc.kill()
+            spawner.proc.wait()
+    assert "is not available" in spawner.log_path.read_text()
+
+
 async def test_a_server_that_dies_fails_the_spawn_at_once(catalog_file: Path,
                                                           tmp_path: Path) -> None:
     import subprocess
