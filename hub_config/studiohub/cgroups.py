@@ -329,12 +329,16 @@ class Cgroups:
 
     def ensure_cgroup(self, name: str, settings: Settings) -> dict[str, Path]:
         """Create cgroup ``name`` afresh (leftovers killed), its ``server`` leaf holding
-        ``settings``; returns the cgroup's directories."""
-        self.remove(name)
+        ``settings``; returns the cgroup's directories.
+
+        Leftovers that are still exiting after the wait (a loaded machine) keep their
+        directory, which is then reused: they were sent SIGKILL and go on their own.
+        """
+        self.remove(name, timeout=10)
         self._ensure_root()
         dirs = self.dirs(name)
         for controller, directory in dirs.items():
-            directory.mkdir()
+            directory.mkdir(exist_ok=True)
             if controller == UNIFIED:
                 _enable(directory, self._v2_controllers())
         self.ensure_leaf(name, SERVER_LEAF, settings)

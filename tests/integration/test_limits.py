@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,9 +53,15 @@ def tree(caps: cgroups.Capabilities) -> Iterator[cgroups.Cgroups]:
     for mount in caps.mounts.values():
         root = mount / tree.root
         for child in root.glob("*/") if root.exists() else []:
-            tree.remove(child.name)
-        if root.exists():
-            root.rmdir()
+            assert tree.remove(child.name, timeout=30), f"{child} still busy after 30 s"
+        deadline = time.monotonic() + 30
+        while root.exists():  # the kernel may answer EBUSY until the last exit is done
+            try:
+                root.rmdir()
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
 
 def run_as(user: str, tree: cgroups.Cgroups, name: str, code: str,
