@@ -7,6 +7,7 @@ the login form, the hub's REST API, and a kernel's websocket through the proxy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -99,9 +100,21 @@ class Hub:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            except subprocess.TimeoutExpired:  # its whole group: the proxy must go too
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+    def stop_server(self, name: str, timeout: float = 90) -> None:
+        """Stop ``name``'s server and wait until the hub has none running or pending."""
+        self.api("DELETE", f"/users/{name}/server")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{name}").json()
+            if not model.get("servers") and not model.get("pending"):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"server of {name} not stopped:\n{self.log_tail()}")
 
     def _log_since(self, offset: int) -> str:
         with self.log_path.open("rb") as log:
@@ -197,14 +210,7 @@ class User:
         raise TimeoutError(f"server of {self.name} not ready:\n{self.hub.log_tail()}")
 
     def stop(self, timeout: float = 90) -> None:
-        self.api("DELETE", f"/users/{self.name}/server")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            model = self.api("GET", f"/users/{self.name}").json()
-            if not model.get("servers") and not model.get("pending"):
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"server of {self.name} not stopped:\n{self.hub.log_tail()}")
+        self.hub.stop_server(self.name, timeout)
 
     def server_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return requests.request(method, f"{self.hub.url}/user/{self.name}/api{path}",

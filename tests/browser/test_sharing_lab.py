@@ -133,7 +133,8 @@ def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
             days = {(datetime.now(UTC) - timedelta(days=d)).strftime("%Y-%m-%d") for d in (0, 1)}
             expect(about).to_contain_text(re.compile("|".join(days)))
             bob_page.get_by_role("button", name="Copy to my workspace").click()
-            bob_page.wait_for_url(f"**/user/{bob.name}/lab/tree/{NOTEBOOK}", timeout=30_000)
+            bob_page.wait_for_url(f"**/user/{bob.name}/lab/tree/{NOTEBOOK}",
+                              wait_until="commit", timeout=60_000)
             expect(bob_page.locator(".jp-NotebookPanel").get_by_role(
                 "heading", name="Churn model")).to_be_visible(timeout=60_000)
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab, sign_in
 from tests.hubtools import Hub, User
-from tests.integration.conftest import remove_test_accounts, stop_all_servers
+from tests.integration.conftest import shut_down
 from tests.integration.test_frameworks import ENVS_PREFIX, studiohub_env
 from tests.integration.test_switching import LIMITS_CODE
 
@@ -74,9 +74,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
               ).strip(os.pathsep)})
     hub.start()
     yield hub
-    stop_all_servers(hub)
-    hub.stop()
-    remove_test_accounts(hub)
+    shut_down(hub)
 
 
 @pytest.fixture(scope="module")

@@ -45,8 +45,9 @@ def test_open_folder_from_file_browser_draws_the_loss_chart(lab: UserServer) -> 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(60_000)  # as browsertools.sign_in: a loaded CI machine
         try:
-            page.goto(f"{lab.url}lab?token={lab.token}")
+            page.goto(f"{lab.url}lab?token={lab.token}", wait_until="domcontentloaded")
             folder = page.get_by_role("listitem").filter(has_text="experiments").first
             expect(folder).to_be_visible(timeout=60_000)
             folder.click(button="right")
@@ -73,7 +74,7 @@ def test_open_folder_from_file_browser_draws_the_loss_chart(lab: UserServer) -> 
             page.screenshot(path=str(ARTIFACTS / "tensorboard-panel.png"))
 
             # A reload restores the tab, and the board comes back.
-            page.reload()
+            page.reload(wait_until="domcontentloaded")
             frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
             expect(frame.locator("card-view").filter(has_text="loss").first
                    ).to_be_visible(timeout=60_000)

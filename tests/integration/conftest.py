@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.hubtools import Hub
 
@@ -48,9 +50,38 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
               settings={"spawner": {"max_placed_kernels": MAX_PLACED_KERNELS}})
     hub.start()
     yield hub
-    stop_all_servers(hub)
-    hub.stop()
-    remove_test_accounts(hub)
+    shut_down(hub)
+
+
+@pytest.fixture(autouse=True)
+def stop_the_tests_servers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on a hub, stop the servers of the users it created, also when it
+    failed half-way: a failure must not leave servers loading every later test."""
+    if "hub" not in request.fixturenames:
+        yield
+        return
+    hub: Hub = request.getfixturevalue("hub")
+    before = len(hub.created_users)
+    yield
+    if hub.process is None or hub.process.poll() is not None:
+        return
+    for name in hub.created_users[before:]:
+        with contextlib.suppress(requests.RequestException, ValueError, TimeoutError):
+            model = hub.api("GET", f"/users/{name}").json()
+            if model.get("servers") or model.get("pending"):
+                hub.stop_server(name, timeout=60)
+
+
+def shut_down(hub: Hub) -> None:
+    """Stop the servers, then the hub, then remove the accounts: each step even when one
+    before it failed, so one broken teardown does not leave a hub loading later modules."""
+    try:
+        stop_all_servers(hub)
+    finally:
+        try:
+            hub.stop()
+        finally:
+            remove_test_accounts(hub)
 
 
 def stop_all_servers(hub: Hub, timeout: float = 90) -> None:
@@ -74,4 +105,7 @@ def remove_test_accounts(hub: Hub) -> None:
     from studiohub.slugs import unix_name
 
     for name in hub.created_users:
-        subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True, check=False)
+        account = unix_name(name)
+        # Whatever a server that did not stop in time left running goes first.
+        subprocess.run(["pkill", "-KILL", "-u", account], capture_output=True, check=False)
+        subprocess.run(["userdel", "-r", account], capture_output=True, check=False)

@@ -29,7 +29,7 @@ from studiohub.catalog import merge
 from studiohub.installer import JUPYTERHUB_CONFIG
 from tests import ports
 from tests.hubtools import Hub, User
-from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
+from tests.integration.conftest import TEST_CATALOG, shut_down
 
 SHARING_CATALOG = merge(TEST_CATALOG, {"domains": {
     "team-a": {"display_name": "Team A"},
@@ -88,9 +88,7 @@ def running_sharing_hub(workdir: Path, catalog: dict[str, Any] | None = None,
         hub.start()
         yield hub
     finally:
-        stop_all_servers(hub)
-        hub.stop()
-        remove_test_accounts(hub)
+        shut_down(hub)
 
 
 # --- the service's API, as the Lab panel or a script uses it --------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.hubtools import Hub
-from tests.integration.conftest import TEST_CATALOG, remove_test_accounts
+from tests.integration.conftest import TEST_CATALOG, shut_down
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "team-password-for-tests"
@@ -40,6 +40,5 @@ def test_groups_from_the_identity_provider_decide_the_domain(
                           json={"image": "pytorch", "size": "tiny"})
         assert refused.status_code == 400, refused.text
         assert "allowed values are base" in refused.json()["message"]
-    finally:  # no server was started
-        hub.stop()
-        remove_test_accounts(hub)
+    finally:
+        shut_down(hub)

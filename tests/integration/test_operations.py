@@ -12,7 +12,7 @@ import yaml
 
 from studiohub import cgroups
 from tests.hubtools import HUB_BIN, Hub
-from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
+from tests.integration.conftest import TEST_CATALOG, shut_down
 
 
 def test_doctor_reports_what_this_host_enforces() -> None:
@@ -69,9 +69,7 @@ def test_idle_kernels_then_idle_servers_are_culled(
             raise AssertionError(f"idle server not culled:\n{hub.log_tail()}")
         assert "idle-culler" in Path(hub.log_path).read_text()
     finally:
-        stop_all_servers(hub)
-        hub.stop()
-        remove_test_accounts(hub)
+        shut_down(hub)
 
 
 def test_config_yaml_check_reaches_the_operator(tmp_path_factory: pytest.TempPathFactory

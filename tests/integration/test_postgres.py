@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hubtools import Hub
-from tests.integration.conftest import TEST_CATALOG, remove_test_accounts, stop_all_servers
+from tests.integration.conftest import TEST_CATALOG, shut_down
 from tests.pgcluster import PostgresCluster, private_cluster
 
 
@@ -31,6 +31,4 @@ def test_hub_runs_on_postgresql(postgres: PostgresCluster,
         assert "jupyterhub.sqlite" not in {p.name for p in hub.state_dir.iterdir()}
         user.stop()
     finally:
-        stop_all_servers(hub)
-        hub.stop()
-        remove_test_accounts(hub)
+        shut_down(hub)

@@ -120,7 +120,8 @@ def test_two_users_share_preview_copy_and_open_in_lab(hub: SharingHub) -> None:
 
             # Copy to my workspace: the copy opens in Bob's JupyterLab, untrusted.
             page.get_by_role("button", name="Copy to my workspace").click()
-            page.wait_for_url(f"**/user/{bob.name}/lab/tree/churn-model.ipynb", timeout=30_000)
+            page.wait_for_url(f"**/user/{bob.name}/lab/tree/churn-model.ipynb",
+                          wait_until="commit", timeout=60_000)
             expect(page.get_by_role("tab", name="churn-model.ipynb")).to_be_visible(
                 timeout=60_000)
             expect(page.locator(".jp-Notebook").get_by_role(

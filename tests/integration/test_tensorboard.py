@@ -160,6 +160,20 @@ def scalar_runs(server: UserServer, board: dict[str, Any], expected: int,
     raise AssertionError(f"only {sorted(tags)} after {timeout}s")
 
 
+def loss_points(server: UserServer, board: dict[str, Any], run: str, expected: int,
+                timeout: float = 30) -> list[list[float]]:
+    """A run's ``loss`` points once all ``expected`` are loaded (a run shows while it loads)."""
+    deadline = time.monotonic() + timeout
+    points: list[list[float]] = []
+    while time.monotonic() < deadline:
+        points = server.get(board_path(board, server.user) + "data/plugin/scalars/scalars",
+                            params={"run": run, "tag": "loss"}).json()
+        if len(points) >= expected:
+            return points
+        time.sleep(0.2)
+    raise AssertionError(f"{run}: {len(points)} of {expected} points after {timeout}s")
+
+
 def board_path(board: dict[str, Any], user: UnixUser) -> str:
     """The board's URL relative to the server's base URL."""
     prefix = f"/user/{user.name}/"
@@ -242,8 +256,7 @@ def test_board_shows_scalars_from_three_writers(server: UserServer, owner: UnixU
         "tensorboardx/tensorboardx-000", "tensorboardx/tensorboardx-001",
         "tf2/tf-summary-000", "tf2/tf-summary-001", "torch/torch-000", "torch/torch-001"]
     for run in tags:
-        points = server.get(board_path(board, owner) + "data/plugin/scalars/scalars",
-                            params={"run": run, "tag": "loss"}).json()
+        points = loss_points(server, board, run, expected=50)
         assert len(points) == 50, run
         assert points[0][1] == 0 and points[-1][1] == 49  # [wall_time, step, value]
     page = server.get(board_path(board, owner))
