@@ -66,7 +66,7 @@ def stop_the_tests_servers(request: pytest.FixtureRequest) -> Iterator[None]:
     if hub.process is None or hub.process.poll() is not None:
         return
     for name in hub.created_users[before:]:
-        with contextlib.suppress(requests.RequestException, ValueError, TimeoutError):
+        with contextlib.suppress(requests.RequestException, ValueError, OSError):
             model = hub.api("GET", f"/users/{name}").json()
             if model.get("servers") or model.get("pending"):
                 hub.stop_server(name, timeout=60)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.hubtools import Hub
-from tests.integration.conftest import TEST_CATALOG, shut_down
+from tests.integration.conftest import TEST_CATALOG, remove_test_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "team-password-for-tests"
@@ -40,5 +40,8 @@ def test_groups_from_the_identity_provider_decide_the_domain(
                           json={"image": "pytorch", "size": "tiny"})
         assert refused.status_code == 400, refused.text
         assert "allowed values are base" in refused.json()["message"]
-    finally:
-        shut_down(hub)
+    finally:  # no server was started, and this hub has no admin account to ask with
+        try:
+            hub.stop()
+        finally:
+            remove_test_accounts(hub)
