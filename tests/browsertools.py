@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,50 @@ def sign_in(page: Any, hub_url: str, name: str, password: str) -> Any:
     # (A "**/hub/**" pattern would match the login page itself and wait for nothing.)
     page.wait_for_url(lambda url: "/hub/login" not in url)
     return page
+
+
+def run_from_palette(page: Any, label: str) -> None:
+    """Run a notebook command from the command palette until its dialog is open. A
+    freshly reloaded Lab may drop the shortcut, or close the palette as it finishes
+    restoring: click a cell of the open notebook and try again."""
+    palette = page.locator(".lm-CommandPalette-input")
+    for _ in range(10):
+        try:
+            page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click()
+            page.keyboard.press("Control+Shift+C")
+            palette.fill(label, timeout=2000)
+            page.keyboard.press("Enter")
+            page.locator(".jp-Dialog").wait_for(state="visible", timeout=5000)
+            return
+        except Exception:  # Playwright's TimeoutError: try again
+            page.keyboard.press("Escape")
+    raise TimeoutError(f"could not run {label!r} from the command palette")
+
+
+class Navigations:
+    """Where the page went, each with when it was asked for, redirects included.
+    ``wait_for_url`` cannot tell a navigation to come from the URL the page is already
+    on, and misses a page that redirects on (the hub's progress page, once the server
+    is up, answers with a redirect to the Lab)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.seen: list[tuple[float, str]] = []
+        page.on("request", self._seen)
+
+    def _seen(self, request: Any) -> None:
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self.seen.append((time.monotonic(), request.url))
+
+    def wait_for(self, url: re.Pattern[str], after: float, timeout: float = 120) -> float:
+        """When the page first went to a URL matching ``url`` after ``after``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for when, seen in self.seen:
+                if when >= after and url.search(seen):
+                    return when
+            self.page.wait_for_timeout(20)  # lets Playwright deliver the page's events
+        raise TimeoutError(f"no navigation to {url.pattern} in {timeout} s: {self.seen}")
 
 
 def quiet_lab_settings(home: Path, uid: int, gid: int) -> Path:

@@ -14,11 +14,22 @@ notebook's session on a kernel other than the one before, idle. (Not the status 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.browsertools import CHROMIUM_ARGS, quiet_lab, sign_in
+import requests
+
+from tests.browsertools import (
+    CHROMIUM_ARGS,
+    Navigations,
+    quiet_lab,
+    run_from_palette,
+    sign_in,
+)
 from tests.hubtools import Hub, User
 
 SWITCH_NB = "lab-switch.ipynb"
@@ -36,6 +47,7 @@ TOOLBAR_ON = """(size) => {
   return !!(usage && usage.textContent);
 }"""
 POLL = 0.01
+FAILURE_SHOT = Path("test-artifacts/benchmark-switch-lab-failure.png")
 
 
 def _notebook() -> dict[str, Any]:
@@ -56,22 +68,19 @@ def _pick(page: Any, size: str, button: str) -> float:
     return start
 
 
-def _run_from_palette(page: Any, label: str) -> None:
-    """Run a command from the command palette until its dialog is open. A freshly
-    reloaded Lab may drop the shortcut, or close the palette as it finishes restoring:
-    click a cell and try again."""
-    palette = page.locator(".lm-CommandPalette-input")
-    for _ in range(10):
-        try:
-            page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click()
-            page.keyboard.press("Control+Shift+C")
-            palette.fill(label, timeout=2000)
-            page.keyboard.press("Enter")
-            page.locator(".jp-Dialog").wait_for(state="visible", timeout=5000)
-            return
-        except Exception:  # Playwright's TimeoutError: try again
-            page.keyboard.press("Escape")
-    raise TimeoutError(f"could not run {label!r} from the command palette")
+def _keep_open(page: Any, path: str) -> None:
+    """Make sure the notebook ``path`` is open and stays open. A Lab that has just
+    loaded can restore an empty layout over the notebook its URL opened (seen on this
+    machine; the Launcher alone is left): open it again from the file browser then."""
+    tab = page.get_by_role("tab", name=re.compile(re.escape(path)))
+    for _ in range(5):
+        with contextlib.suppress(Exception):  # Playwright's TimeoutError: open it again
+            tab.wait_for(state="visible", timeout=20_000)
+            page.wait_for_timeout(3000)  # before the clock starts: let the Lab settle
+            if tab.is_visible():
+                return
+        page.get_by_role("listitem").filter(has_text=path).first.dblclick()
+    raise TimeoutError(f"{path} does not stay open in JupyterLab")
 
 
 def _kernel_of(user: User, path: str) -> dict[str, Any] | None:
@@ -113,6 +122,7 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
         try:
             page = sign_in(browser.new_page(viewport={"width": 1400, "height": 900}),
                            hub.url, user.name, hub.password)
+            navigations = Navigations(page)
             page.goto(f"{hub.url}/user/{user.name}/lab/tree/{SWITCH_NB}")
             size = server_size
             kernel = _idle_on(page, user, SWITCH_NB, size, None)
@@ -129,23 +139,34 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
             page.keyboard.press("Control+s")  # its saved choice: nothing left unsaved
             page.wait_for_function(
                 "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')")
-            page.goto(f"{hub.url}/user/{user.name}/lab/tree/{RESTART_NB}?reset")
+            # Only the restart notebook open: leave the Lab, forget its saved layout, come
+            # back to that notebook. (``?reset`` may open the Launcher alone instead.)
+            page.goto("about:blank")
+            forget = requests.delete(
+                f"{hub.url}/user/{user.name}/lab/api/workspaces/default",
+                headers={"Authorization": f"token {user.token}"}, timeout=30)
+            assert forget.status_code in (204, 404), forget.text
+            page.goto(f"{hub.url}/user/{user.name}/lab/tree/{RESTART_NB}")
+            _keep_open(page, RESTART_NB)
             size = server_size
             kernel = _idle_on(page, user, RESTART_NB, size, None)
             for round_ in range(rounds + 1):
                 size = other(size)
-                _run_from_palette(page, "Change Server Image and Size")
+                run_from_palette(page, "Change Server Image and Size")
                 start = _pick(page, size, "Restart Server")
-                page.wait_for_url(re.compile("/hub/spawn-pending/"), timeout=60_000)
-                left = time.monotonic()
-                page.wait_for_url(re.compile(f"/user/{user.name}/lab"), timeout=180_000)
-                back = time.monotonic()
+                left = navigations.wait_for(re.compile("/hub/spawn-pending/"), start)
+                back = navigations.wait_for(re.compile(f"/user/{user.name}/lab"), left, 180)
                 kernel = _idle_on(page, user, RESTART_NB, size, kernel)
                 done = time.monotonic()
                 if round_:
                     restarts.append({"total": done - start, "to progress page": left - start,
                                      "server up": back - left, "Lab and kernel": done - back})
                 print(f"lab restart {round_ or 'warm-up'}: {done - start:.2f} s")
+        except Exception:
+            FAILURE_SHOT.parent.mkdir(exist_ok=True)
+            browser.contexts[0].pages[-1].screenshot(path=str(FAILURE_SHOT))
+            print(f"the page as it was: {FAILURE_SHOT}", file=sys.stderr)
+            raise
         finally:
             browser.close()
     return {"switch": switches, "restart": restarts}

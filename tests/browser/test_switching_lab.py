@@ -7,21 +7,31 @@ has, then to TensorFlow; a switch refused because another user's server took the
 (before the choice was checked, or between the check and the kernel's start) says why and
 keeps the kernel; a copy of the notebook opens on the same image and size;
 a second notebook keeps its kernel state through all of it; a notebook saved with a size
-this machine cannot run says why and offers the nearest one. Screenshots of the toolbar
-and picker go to ``test-artifacts/switching-*.png``.
+this machine cannot run says why and offers the nearest one. "Change Server Image and
+Size…" saves an unsaved notebook, restarts the server and comes back on the new size.
+Screenshots of the toolbar and picker go to ``test-artifacts/switching-*.png``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab, sign_in
+from tests.browsertools import (
+    ARTIFACTS,
+    BROWSER_MARKS,
+    CHROMIUM_ARGS,
+    Navigations,
+    quiet_lab,
+    run_from_palette,
+    sign_in,
+)
 from tests.hubtools import Hub, User
 from tests.integration.conftest import shut_down
 from tests.integration.test_frameworks import ENVS_PREFIX, studiohub_env
@@ -322,3 +332,54 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
             raise
         finally:
             browser.close()
+
+
+def test_change_server_image_and_size_restarts_the_server(hub: Hub) -> None:
+    """What stock JupyterHub profiles do, from the palette: a warning that every kernel
+    stops; unsaved documents are saved before the Lab leaves for the hub's progress page;
+    back in the Lab the server runs on the new size."""
+    from playwright.sync_api import expect, sync_playwright
+
+    user = hub.new_user("swsrv")
+    user.spawn(image="base", size="tiny")
+    assert user.server_api("PUT", "/contents/work.ipynb", json=notebook("x = 1")).ok
+    quiet_lab(user.name)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = login(browser, hub, user.name)
+        try:
+            page.goto(f"{hub.url}/user/{user.name}/lab/tree/work.ipynb")
+            panel = page.locator(".jp-NotebookPanel:visible")
+            wait_idle(page, panel)
+            expect(choice_item(panel)).to_contain_text("1 vCPU + 512 MiB")
+            editor = panel.locator(".jp-Cell").first.locator(".jp-InputArea-editor")
+            editor.click()
+            page.keyboard.press("End")
+            page.keyboard.type("  # unsaved edit")
+            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(1)
+
+            run_from_palette(page, "Change Server Image and Size")
+            dialog = page.locator(".jp-Dialog")
+            expect(dialog).to_contain_text("EVERY running kernel stops")
+            dialog.locator("label[data-value='small']").click()
+            page.screenshot(path=str(ARTIFACTS / "switching-server-restart.png"))
+            navigations = Navigations(page)
+            clicked = time.monotonic()
+            dialog.get_by_role("button", name="Restart Server").click()
+            # To the hub's progress page, which goes on to the Lab once the server is up
+            # (at once, when it was quicker than the Lab's wait before leaving).
+            navigations.wait_for(re.compile("/hub/spawn-pending/"), clicked)
+            navigations.wait_for(re.compile(f"/user/{user.name}/lab"), clicked)
+            panel = page.locator(".jp-NotebookPanel:visible")
+            wait_idle(page, panel)
+            expect(choice_item(panel)).to_contain_text("1 vCPU + 2 GiB")
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "switching-server-restart-failure.png"))
+            raise
+        finally:
+            browser.close()
+    model = user.api("GET", f"/users/{user.name}").json()
+    assert model["servers"][""]["user_options"]["size"] == "small"
+    saved = user.server_api("GET", "/contents/work.ipynb").json()
+    assert saved["content"]["cells"][0]["source"] == "x = 1  # unsaved edit"
+    user.stop()

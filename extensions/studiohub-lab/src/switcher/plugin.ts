@@ -27,6 +27,8 @@ import { pickChoice } from './picker';
 import { KernelChoiceItem } from './toolbar';
 
 const METADATA_KEY = 'studiohub';
+/** JupyterLab's document manager command that saves every unsaved document. */
+const SAVE_ALL = 'docmanager:save-all';
 
 /**
  * Restart a notebook's kernel as `kernelName` through its session, not its session
@@ -210,7 +212,7 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
           opts,
           opts.server,
           'Change Server Image and Size',
-          'This restarts your whole server: EVERY running kernel stops and unsaved variables are lost. Save your notebooks first. To change one notebook only, use "Change Image and Size…" in its toolbar.',
+          'This restarts your whole server: EVERY running kernel stops and its variables are lost (open documents are saved first). To change one notebook only, use "Change Image and Size…" in its toolbar.',
           'Restart Server',
           true
         );
@@ -218,9 +220,15 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         try {
+          // Leaving for the progress page would otherwise stop at the browser's "leave
+          // this page?" for any unsaved document, while the server restarts anyway.
+          if (app.commands.hasCommand(SAVE_ALL)) {
+            await app.commands.execute(SAVE_ALL);
+          }
           const answer = await restartServer(choice);
           Notification.info('Restarting your server…', { autoClose: false });
-          // The hub stops this server a moment after answering; its page shows progress.
+          // This server asks the hub for the restart once it has answered; the hub's
+          // page shows the progress.
           window.setTimeout(() => {
             window.location.href = answer.pending_url;
           }, 1500);
