@@ -220,8 +220,8 @@ export const switcherPlugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         try {
-          // Leaving for the progress page would otherwise stop at the browser's "leave
-          // this page?" for any unsaved document, while the server restarts anyway.
+          // This page is about to leave for the hub's progress page: unsaved edits
+          // would be lost with it.
           if (app.commands.hasCommand(SAVE_ALL)) {
             await app.commands.execute(SAVE_ALL);
           }
