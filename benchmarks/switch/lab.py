@@ -139,8 +139,8 @@ def measure_in_lab(hub: Hub, user: User, sizes: tuple[str, str], server_size: st
             page.keyboard.press("Control+s")  # its saved choice: nothing left unsaved
             page.wait_for_function(
                 "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')")
-            # Only the restart notebook open: leave the Lab, forget its saved layout, come
-            # back to that notebook. (``?reset`` may open the Launcher alone instead.)
+            # Only the restart notebook open (its kernel alone restarts with the server):
+            # leave the Lab, forget its saved layout, come back to that notebook.
             page.goto("about:blank")
             forget = requests.delete(
                 f"{hub.url}/user/{user.name}/lab/api/workspaces/default",
