@@ -113,6 +113,7 @@ def update_spawner(c: Config, settings: dict[str, Any]) -> None:
     c.Spawner.default_url = spawner["default_url"]
     c.Spawner.start_timeout = int(spawner["start_timeout"])
     c.Spawner.http_timeout = int(spawner["start_timeout"])
+    c.Spawner.term_timeout = int(spawner["stop_timeout"])
     c.StudioSpawner.server_log_dir = str(Path(settings["state_dir"]) / "servers")
     c.StudioSpawner.max_placed_kernels = int(spawner["max_placed_kernels"])
     # Idle kernels are culled by each user's server (MappingKernelManager.cull_*).

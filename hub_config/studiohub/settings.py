@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "spawner": {
         "start_timeout": 60,
+        "stop_timeout": 10,  # seconds a server has to shut down (SIGTERM) before SIGKILL
         "default_url": "/lab",
         "max_placed_kernels": 16,  # per user, kernels on sizes of their own at once
     },

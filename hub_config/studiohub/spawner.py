@@ -710,9 +710,20 @@ class StudioSpawner(LocalProcessSpawner):
         return status
 
     async def stop(self, now: bool = False) -> None:
-        """Stop the server (SIGINT, SIGTERM, SIGKILL), then what is left in its cgroup."""
+        """Stop the server (SIGTERM, then SIGKILL), then what is left in its cgroup.
+
+        No SIGINT first, as LocalProcessSpawner sends: off a terminal jupyter_server has
+        no handler for it, so it becomes a KeyboardInterrupt wherever the server is. One
+        raised inside a request handler is logged and swallowed, and the server ran on
+        until ``interrupt_timeout`` (30 s). SIGTERM is what jupyter_server handles: it
+        shuts its kernels down and exits.
+        """
         if self.pid:
-            await super().stop(now=now)
+            await super().stop(now=True)
+            if self.proc is not None and self.proc.returncode == -signal.SIGKILL:
+                self.log.warning("The server of %s did not shut down within %s s of SIGTERM "
+                                 "(stop_timeout); it was killed", self.user.name,
+                                 self.term_timeout)
         await self._kill_and_release()
 
     async def _kill_and_release(self) -> None:

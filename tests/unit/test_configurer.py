@@ -86,6 +86,8 @@ def test_apply_sets_hub_proxy_auth_spawner(settings: dict) -> None:
     assert len(c.SharedPasswordAuthenticator.admin_password) >= 32
     assert (Path(settings["state_dir"]) / "password").stat().st_mode & 0o077 == 0
     assert c.Authenticator.admin_users == {"ada"}
+    # A stopping server gets 10 s to shut its kernels down, not LocalProcessSpawner's 30.
+    assert c.Spawner.term_timeout == 10
 
 
 def test_apply_is_idempotent(settings: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -487,6 +488,43 @@ async def test_a_port_taken_before_the_server_binds_it_is_replaced(
             spawner.proc.kill()
             spawner.proc.wait()
     assert "is not available" in spawner.log_path.read_text()
+
+
+async def test_stop_sends_sigterm_not_sigint(catalog_file: Path, tmp_path: Path) -> None:
+    """jupyter_server, off a terminal, shuts down on SIGTERM; a SIGINT can land inside a
+    request handler, be swallowed, and leave the server running for interrupt_timeout."""
+    import inspect
+    import subprocess
+
+    from jupyter_server.serverapp import ServerApp
+
+    assert "signal.SIGTERM, self._signal_stop" in inspect.getsource(ServerApp.init_signal)
+    seen = tmp_path / "signals"
+    server = ("import signal, sys, time\n"
+              f"seen = open({str(seen)!r}, 'a', buffering=1)\n"
+              "def note(sig, frame):\n"
+              "    seen.write(signal.Signals(sig).name + '\\n')\n"
+              "    if sig == signal.SIGTERM:\n"
+              "        sys.exit(0)\n"
+              "signal.signal(signal.SIGINT, note)\n"
+              "signal.signal(signal.SIGTERM, note)\n"
+              "seen.write('ready\\n')\n"
+              "while True:\n"
+              "    time.sleep(0.05)\n")
+    spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path), interrupt_timeout=2)
+    spawner.proc = subprocess.Popen([sys.executable, "-c", server], start_new_session=True)
+    spawner.pid = spawner.proc.pid
+    try:
+        for _ in range(200):
+            if seen.exists() and "ready" in seen.read_text():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(spawner.stop(), 30)
+    finally:
+        spawner.proc.kill()
+        spawner.proc.wait()
+    assert seen.read_text().split() == ["ready", "SIGTERM"]
+    assert spawner.proc.returncode == 0 and spawner.pid == 0
 
 
 async def test_a_server_that_dies_fails_the_spawn_at_once(catalog_file: Path,
