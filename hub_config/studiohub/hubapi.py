@@ -361,6 +361,10 @@ class ServerRestartHandler(StudioHubAPIHandler):
             self.write_json(answer)
             return
         self.write_json(answer, 202)
-        await self.stop_single_user(user, "")
-        await self.spawn_single_user(user, "", options=choice.as_options())
+        try:
+            stopping = await self.stop_single_user(user, "")
+            await stopping  # it can outlast the hub's slow_stop_timeout (10 s)
+            await self.spawn_single_user(user, "", options=choice.as_options())
+        except Exception:  # answered already: the progress page shows a failed spawn
+            self.log.exception("Restarting the server of %s failed", user.name)
 

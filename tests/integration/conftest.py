@@ -47,7 +47,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     workdir = tmp_path_factory.mktemp("hub")
     workdir.chmod(0o755)
     hub = Hub(workdir, catalog=TEST_CATALOG,
-              settings={"spawner": {"max_placed_kernels": MAX_PLACED_KERNELS}})
+              # stop_timeout: past the hub's slow_stop_timeout (10 s), so a frozen
+              # server's stop outlasts it (test_switching).
+              settings={"spawner": {"max_placed_kernels": MAX_PLACED_KERNELS,
+                                    "stop_timeout": 15}})
     hub.start()
     yield hub
     shut_down(hub)

@@ -270,17 +270,38 @@ def test_server_restart_on_another_size(hub: Hub) -> None:
     answer = carol.lab_api("POST", "/server-restart", json={"image": "base", "size": "half"})
     assert answer.status_code == 202, answer.text
     assert answer.json()["pending_url"].endswith(f"/hub/spawn-pending/{carol.name}")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        model = carol.api("GET", f"/users/{carol.name}").json()
-        server = model["servers"].get("")
-        if server and server["ready"] and server["user_options"].get("size") == "half":
-            break
-        time.sleep(0.3)
-    else:
-        raise AssertionError(f"server not restarted on half: {model}")
+    wait_for_server_on(carol, "half")
     assert limits(carol, carol.start_kernel()) == (0.5, GIB)
     carol.stop()
+
+
+def test_a_server_slow_to_stop_is_restarted_all_the_same(hub: Hub) -> None:
+    """A server that does not stop within the hub's slow_stop_timeout (10 s) is killed
+    after stop_timeout (15 s on this hub), and the restart goes on with the new size."""
+    import os
+    import signal
+
+    dave = hub.new_user("swslow")
+    dave.spawn(image="base", size="tiny")
+    pid = hub.api("GET", f"/users/{dave.name}").json()["servers"][""]["state"]["pid"]
+    os.kill(pid, signal.SIGSTOP)  # frozen: SIGTERM waits, only SIGKILL ends it
+    restart = f"/studiohub/users/{dave.name}/server-restart"
+    answer = dave.api("POST", restart, json={"image": "base", "size": "half"})
+    assert answer.status_code == 202, answer.text
+    wait_for_server_on(dave, "half")
+    assert f"The server of {dave.name} did not shut down within 15 s" in hub.log_path.read_text()
+    dave.stop()
+
+
+def wait_for_server_on(user: User, size: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = user.api("GET", f"/users/{user.name}").json()
+        server = model["servers"].get("")
+        if server and server["ready"] and server["user_options"].get("size") == size:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"server not restarted on {size}: {model}")
 
 
 def test_the_status_bar_is_not_given_the_server_size_as_a_limit(alice: User) -> None:
@@ -354,3 +375,5 @@ def test_a_kernel_refused_as_it_starts_is_the_hubs_4xx_and_keeps_the_old_one(
         for kernel_id in ids:
             eve.api("DELETE", f"{url}/{kernel_id}")
         eve.stop()
+    # The refused starts did not keep the server from shutting down when asked.
+    assert f"The server of {eve.name} did not shut down" not in hub.log_path.read_text()

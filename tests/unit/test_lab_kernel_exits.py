@@ -1,12 +1,17 @@
-"""A dead kernel is explained: OOM when the server cgroup's kill counter rose, else not."""
+"""A dead kernel is explained: OOM when the server cgroup's kill counter rose, else not;
+a kernel that never started does not block the server's shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from studiohub.cgroups import OomCounters
-from studiohub_lab.kernels import KernelExits
+from studiohub_lab.kernels import KernelExits, forget_failed_starts
 
 
 class Kernels:
@@ -86,3 +91,26 @@ def test_a_placed_kernel_that_stays_dead_gives_its_size_back() -> None:
             BOOK.placed.pop("placed", None)
 
     asyncio.run(scenario())
+
+
+async def test_a_kernel_that_never_started_does_not_stop_the_server_shutting_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jupyter_server's own kernel manager, a kernel whose start fails (as a refused
+    switch does): its shutdown of all kernels must not fail on it."""
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    spec = tmp_path / "kernels" / "broken"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(tmp_path / "missing-python"), "-f", "{connection_file}"],
+        "display_name": "Broken", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    manager = AsyncMappingKernelManager(root_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        await manager.start_kernel(kernel_name="broken")
+    assert manager.list_kernel_ids() == []
+
+    failed = forget_failed_starts(manager)
+    assert len(failed) == 1
+    await asyncio.wait_for(manager.shutdown_all(), 10)  # the 404 of jupyter_client 8.10
+    assert forget_failed_starts(manager) == []

@@ -12,7 +12,7 @@ from traitlets import Bool, Instance, Unicode, default
 from ._version import __version__
 from .choices import BOOK
 from .handlers import make_handlers
-from .kernels import KernelExits
+from .kernels import KernelExits, forget_failed_starts
 from .sessions import session_handlers
 from .tensorboard import magic
 from .tensorboard.manager import TensorBoardManager
@@ -109,5 +109,11 @@ class StudioHubLab(ExtensionApp):
                 os.environ[key] = value
 
     async def stop_extension(self) -> None:
-        """The server is stopping: stop every TensorBoard it started."""
+        """The server is stopping: stop every TensorBoard it started, and forget the
+        kernels that never started, so that the server's own kernel shutdown (next)
+        does not fail on them and leave it running."""
+        assert self.serverapp is not None
+        forgotten = forget_failed_starts(self.serverapp.kernel_manager)
+        if forgotten:
+            self.log.info("Forgot %d kernel(s) whose start had failed", len(forgotten))
         await self.tensorboards.stop_all()

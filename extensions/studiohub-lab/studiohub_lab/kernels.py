@@ -3,6 +3,9 @@
 The server runs inside its size's cgroup (see ``studiohub.cgroups``). When a kernel
 dies, its restarter calls us; if the cgroup's OOM-kill counter went up since we last
 looked, the kernel was stopped for memory and the message names the size's limit.
+
+A kernel that never started is forgotten before the server shuts down
+(:func:`forget_failed_starts`).
 """
 
 from __future__ import annotations
@@ -96,3 +99,19 @@ class KernelExits:
         if kernel_id not in self._watched and kernel_id not in self.exits:
             return None
         return {"id": kernel_id, "last_exit": self.exits.get(kernel_id)}
+
+
+def forget_failed_starts(kernel_manager: Any) -> list[str]:
+    """Drop the kernels whose start failed from jupyter_client's pending table.
+
+    jupyter_client (8.10) logs a failed start but leaves the kernel's id pending
+    forever; at shutdown ``shutdown_all`` then asks jupyter_server to shut that id down,
+    which raises 404 and aborts the server's exit: it runs on until it is killed. Each
+    refused switch is such a failed start. Returns the ids forgotten.
+    """
+    pending: dict[str, asyncio.Future[Any]] = getattr(kernel_manager, "_pending_kernels", {})
+    failed = [kernel_id for kernel_id, task in pending.items()
+              if task.done() and kernel_id not in kernel_manager]
+    for kernel_id in failed:
+        del pending[kernel_id]
+    return failed
