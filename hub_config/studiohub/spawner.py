@@ -33,6 +33,7 @@ from pathlib import Path
 from subprocess import STDOUT, Popen
 from typing import Any, BinaryIO
 
+import psutil
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
 from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Integer, List, Unicode, default
@@ -247,6 +248,25 @@ def process_start_ticks(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` (or one it started) listens on TCP ``port``.
+
+    That the port answers is not enough: another local account's process may listen on
+    it (a chosen port is free when chosen, not necessarily when the server binds it),
+    and the hub would route the user's requests, tokens included, to that process.
+    """
+    try:
+        server = psutil.Process(pid)
+        sockets = [s for p in (server, *server.children(recursive=True))
+                   for s in p.net_connections("inet")]
+    except psutil.AccessDenied:  # the hub runs as root or as the server's account
+        return True
+    except psutil.Error:  # gone
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port
+               for s in sockets)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -621,7 +641,8 @@ class StudioSpawner(LocalProcessSpawner):
         return preexec
 
     async def _wait_ready(self) -> None:
-        """Poll the port every ``ready_poll_interval`` until it accepts, or the process dies."""
+        """Poll the port every ``ready_poll_interval`` until the server listens on it, or
+        the process dies."""
         ip = self.ip if self.ip not in ("", "0.0.0.0") else "127.0.0.1"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
@@ -634,7 +655,11 @@ class StudioSpawner(LocalProcessSpawner):
                 await asyncio.sleep(self.ready_poll_interval)
                 continue
             writer.close()
-            return
+            if self.proc is None or listens_on(self.proc.pid, self.port):
+                return
+            # Another process holds the port: the server cannot bind it and exits, and
+            # that exit (port_taken) sends the spawn to another port.
+            await asyncio.sleep(self.ready_poll_interval)
 
     def _exited(self, status: int) -> SpawnException:
         tail = log_tail(self.log_path)

@@ -428,13 +428,48 @@ async def test_ready_at_the_first_poll_after_the_port_accepts(
         monkeypatch.setattr(asyncio, "sleep", one_poll_interval)
         spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
         spawner.port = server.getsockname()[1]
-        spawner.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        # The "server" holds the socket too, so the listener is its own.
+        spawner.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                                        pass_fds=[server.fileno()])
         try:
             await asyncio.wait_for(spawner._wait_ready(), 10)
         finally:
             spawner.proc.kill()
             spawner.proc.wait()
     assert sleeps == [spawner.ready_poll_interval] * 5
+
+
+async def test_a_port_another_process_listens_on_is_not_the_server_ready(
+        catalog_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another account's process listening on the server's port answers connections; the
+    hub must not take that for the server (it would route the user's requests there).
+    The server, unable to bind, exits, and the spawn fails (then tries another port)."""
+    import socket
+    import subprocess
+
+    real_sleep, sleeps = asyncio.sleep, []
+    spawner = make_spawner(catalog_file, server_log_dir=str(tmp_path))
+    spawner.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+
+    async def one_poll_interval(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 5:  # still not taken for ready: the server gives up
+            spawner.proc.kill()
+            spawner.proc.wait()
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", one_poll_interval)
+    with socket.socket() as intruder:
+        intruder.bind(("127.0.0.1", 0))
+        intruder.listen()
+        spawner.port = intruder.getsockname()[1]
+        try:
+            with pytest.raises(SpawnException):
+                await asyncio.wait_for(spawner._wait_ready(), 10)
+        finally:
+            spawner.proc.kill()
+            spawner.proc.wait()
+    assert len(sleeps) == 5
 
 
 async def test_a_port_taken_before_the_server_binds_it_is_replaced(
