@@ -64,6 +64,20 @@ def catalog(prefix: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def first_build(prefix: Path, catalog: Path) -> subprocess.CompletedProcess[str]:
+    """``studiohub env build tiny`` in the fresh prefix: what the other tests start from,
+    so that each of them also runs on its own (``-k``)."""
+    return studiohub_env(prefix, "build", "--catalog", str(catalog), "tiny")
+
+
+@pytest.fixture
+def built(prefix: Path, first_build: subprocess.CompletedProcess[str]) -> Path:
+    """The current build directory of ``tiny``, which exists."""
+    assert first_build.returncode == 0, first_build.stdout + first_build.stderr
+    return current(prefix)
+
+
 @pytest.fixture
 def tiny_txt(prefix: Path) -> Iterator[Path]:
     """tiny.txt, restored after a test changes it."""
@@ -83,8 +97,9 @@ def store(prefix: Path) -> list[Path]:
     return sorted((prefix / "envs" / ".store" / "tiny").iterdir())
 
 
-def test_build_makes_an_env_and_kernel_every_user_can_use(prefix: Path, catalog: Path) -> None:
-    result = studiohub_env(prefix, "build", "--catalog", str(catalog), "tiny")
+def test_build_makes_an_env_and_kernel_every_user_can_use(
+        prefix: Path, first_build: subprocess.CompletedProcess[str]) -> None:
+    result = first_build
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ tiny: built in" in result.stdout
     env = prefix / "envs" / "tiny"
@@ -102,8 +117,8 @@ def test_build_makes_an_env_and_kernel_every_user_can_use(prefix: Path, catalog:
         assert as_nobody.stdout.strip() == str(env), as_nobody.stderr
 
 
-def test_unchanged_build_is_a_no_op(prefix: Path, catalog: Path) -> None:
-    before = current(prefix)
+def test_unchanged_build_is_a_no_op(prefix: Path, catalog: Path, built: Path) -> None:
+    before = built
     result = studiohub_env(prefix, "build", "--catalog", str(catalog), "tiny")
     assert result.returncode == 0, result.stderr
     marker = json.loads((before / envs.MARKER).read_text())
@@ -111,9 +126,9 @@ def test_unchanged_build_is_a_no_op(prefix: Path, catalog: Path) -> None:
     assert current(prefix) == before
 
 
-def test_failed_install_keeps_the_previous_env(prefix: Path, catalog: Path,
+def test_failed_install_keeps_the_previous_env(prefix: Path, catalog: Path, built: Path,
                                                tiny_txt: Path) -> None:
-    before = current(prefix)
+    before = built
     tiny_txt.write_text(TINY + "studiohub-no-such-package==0.0.1\n")
     result = studiohub_env(prefix, "build", "--catalog", str(catalog), "tiny")
     assert result.returncode == 1
@@ -126,8 +141,9 @@ def test_failed_install_keeps_the_previous_env(prefix: Path, catalog: Path,
     assert run(prefix / "envs/tiny/bin/python", "-c", "import ipykernel").returncode == 0
 
 
-def test_failed_verification_keeps_the_previous_env(prefix: Path, tiny_txt: Path) -> None:
-    before = current(prefix)
+def test_failed_verification_keeps_the_previous_env(prefix: Path, built: Path,
+                                                    tiny_txt: Path) -> None:
+    before = built
     with pytest.raises(envs.EnvBuildError) as failure:
         envs.build_env("tiny", [tiny_txt], imports=["studiohub_no_such_module"], force=True)
     assert failure.value.step == "verify"
@@ -136,9 +152,9 @@ def test_failed_verification_keeps_the_previous_env(prefix: Path, tiny_txt: Path
     assert current(prefix) == before and store(prefix) == [before]
 
 
-def test_changed_requirements_swap_in_a_new_env(prefix: Path, catalog: Path,
+def test_changed_requirements_swap_in_a_new_env(prefix: Path, catalog: Path, built: Path,
                                                 tiny_txt: Path) -> None:
-    before = current(prefix)
+    before = built
     tiny_txt.write_text(TINY + "six==1.17.0\n")
     result = studiohub_env(prefix, "build", "--catalog", str(catalog), "tiny")
     assert result.returncode == 0, result.stderr
@@ -149,12 +165,13 @@ def test_changed_requirements_swap_in_a_new_env(prefix: Path, catalog: Path,
     assert "up to date" in listing.stdout and "studiohub-tiny" in listing.stdout
 
 
-def test_pip_in_the_env_keeps_its_pins(prefix: Path) -> None:
+def test_pip_in_the_env_keeps_its_pins(prefix: Path, built: Path) -> None:
     python = prefix / "envs/tiny/bin/python"
-    result = run(python, "-m", "pip", "install", "six==1.16.0")
+    result = run(python, "-m", "pip", "install", "ipykernel==6.30.0")
     assert result.returncode != 0
-    assert "The user requested (constraint) six==1.17.0" in result.stdout + result.stderr
-    assert run(python, "-c", "import six; print(six.__version__)").stdout.strip() == "1.17.0"
+    assert "The user requested (constraint) ipykernel==6.31.0" in result.stdout + result.stderr
+    assert run(python, "-c", "import ipykernel; print(ipykernel.__version__)"
+               ).stdout.strip() == "6.31.0"
 
 
 # --- the pin guard of the real framework environments ------------------------------------
