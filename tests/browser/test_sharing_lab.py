@@ -208,6 +208,31 @@ def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
             open_shared_sidebar(page)
             expect(mine).to_contain_text("Team A · v3")
 
+            # Another browser has not seen where the notebook was shared from: with it
+            # neither open nor selected, "New version…" asks for it, never guesses a file.
+            current = elsewhere = login(browser, hub, alice.name)
+            elsewhere.goto(f"{hub.url}/user/{alice.name}/lab?reset")
+            theirs_mine = open_shared_sidebar(elsewhere).get_by_role(
+                "region", name="Shared by me").get_by_role("listitem", name="churn-model")
+            theirs_mine.get_by_role("button", name="Publish a new version of churn-model").click()
+            asked = elsewhere.get_by_role("dialog").filter(has_text="Which notebook?")
+            expect(asked).to_contain_text(f"where {NOTEBOOK} was shared from: open it")
+            elsewhere.screenshot(path=str(ARTIFACTS / "sharing-lab-which-notebook.png"))
+            elsewhere.keyboard.press("Escape")
+            expect(elsewhere.get_by_role("dialog")).to_have_count(0)
+            # Selected in the file browser, it is the one.
+            elsewhere.get_by_role("tab", name="File Browser").click()
+            elsewhere.locator(".jp-DirListing-item").filter(has_text=NOTEBOOK).click()
+            open_shared_sidebar(elsewhere)
+            theirs_mine.get_by_role("button", name="Publish a new version of churn-model").click()
+            dialog = elsewhere.get_by_role("dialog")
+            expect(dialog).to_contain_text(f"Share {NOTEBOOK}")
+            dialog.get_by_role("button", name="Share", exact=True).click()
+            done = elsewhere.get_by_role("dialog").filter(has_text="New version published")
+            expect(done).to_contain_text("Version 4 is published")
+            elsewhere.context.close()
+            current = page
+
             # Revoke, with confirmation: the link stops working for Bob.
             mine.get_by_role("button", name="Revoke the link to churn-model").click()
             confirm = page.get_by_role("dialog").filter(has_text="Revoke the link")

@@ -8,7 +8,8 @@ import {
   isNotebookPath,
   liveSharesNamed,
   shareLink,
-  shareSummary
+  shareSummary,
+  sourceOfShare
 } from '../sharing/logic';
 import { SharingModel } from '../sharing/model';
 import { IShare } from '../sharing/tokens';
@@ -43,6 +44,25 @@ describe('sharing logic', () => {
     expect(shareLink('https://hub', 'https://other/s/abc')).toBe(
       'https://other/s/abc'
     );
+  });
+
+  it('publishes a new version from a known notebook, never a guess', () => {
+    expect(sourceOfShare('work/churn.ipynb', 'churn.ipynb', [])).toBe(
+      'work/churn.ipynb'
+    );
+    // Another browser: the open (or selected) notebook of that name.
+    expect(
+      sourceOfShare(null, 'churn.ipynb', [
+        'other.ipynb',
+        undefined,
+        'models/churn.ipynb'
+      ])
+    ).toBe('models/churn.ipynb');
+    // Not the bare name at the home's root, which may be another file.
+    expect(
+      sourceOfShare(null, 'churn.ipynb', ['other.ipynb', null])
+    ).toBeNull();
+    expect(sourceOfShare(null, undefined, ['churn.ipynb'])).toBeNull();
   });
 
   it('names notebooks', () => {

@@ -24,6 +24,25 @@ export function isNotebookPath(path: string | null | undefined): boolean {
 }
 
 /**
+ * The notebook a new version of a share is published from: the path this browser
+ * remembered when sharing, else an open or selected notebook of the shared file name.
+ * Never a guess: without one of these, null (the user is asked to open the notebook).
+ */
+export function sourceOfShare(
+  remembered: string | null,
+  name: string | undefined,
+  candidates: ReadonlyArray<string | null | undefined>
+): string | null {
+  if (remembered) {
+    return remembered;
+  }
+  const found = candidates.find(
+    path => !!name && !!path && basename(path) === name
+  );
+  return found ?? null;
+}
+
+/**
  * My live links for a notebook of this file name, most recently updated first: the
  * links "publish a new version" can go to.
  */

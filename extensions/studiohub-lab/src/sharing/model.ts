@@ -175,7 +175,7 @@ export class SharingModel implements ISharingModel {
         JSON.stringify({ ...this._paths(), [id]: path })
       );
     } catch {
-      // storage full or refused: "New version…" will ask for the file name instead
+      // storage full or refused: "New version…" asks for the notebook to be open instead
     }
   }
 

@@ -24,7 +24,8 @@ import {
   errorText,
   isNotebookPath,
   liveSharesNamed,
-  shareLink
+  shareLink,
+  sourceOfShare
 } from './logic';
 import { SharingModel } from './model';
 import { SharedPanel } from './panel';
@@ -75,8 +76,14 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
         return args.path;
       }
       if (typeof args.shareId === 'string') {
-        const share = model.find(args.shareId);
-        return model.pathOf(args.shareId) ?? share?.name ?? null;
+        const selected = fileBrowser
+          ? Array.from(fileBrowser.selectedItems()).map(i => i.path)
+          : [];
+        return sourceOfShare(
+          model.pathOf(args.shareId),
+          model.find(args.shareId)?.name,
+          [tracker?.currentWidget?.context.path, ...selected]
+        );
       }
       if (args.from === 'filebrowser' && fileBrowser) {
         const item = Array.from(fileBrowser.selectedItems()).find(i =>
@@ -169,6 +176,14 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       icon: args => (args.from === 'palette' ? undefined : shareIcon),
       execute: async args => {
         const path = targetPath(args);
+        if (typeof args.shareId === 'string' && !path) {
+          const name = model.find(args.shareId)?.name ?? 'the notebook';
+          await showErrorMessage(
+            'Which notebook?',
+            `This browser does not know where ${name} was shared from: open it (or select it in the file browser) and choose New version… again.`
+          );
+          return;
+        }
         if (!isNotebookPath(path)) {
           await showErrorMessage(
             'Nothing to share',
