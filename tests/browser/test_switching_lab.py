@@ -383,3 +383,44 @@ def test_change_server_image_and_size_restarts_the_server(hub: Hub) -> None:
     saved = user.server_api("GET", "/contents/work.ipynb").json()
     assert saved["content"]["cells"][0]["source"] == "x = 1  # unsaved edit"
     user.stop()
+
+
+def test_a_notebook_on_an_image_outside_my_domains_says_why_and_offers_one(hub: Hub) -> None:
+    """A colleague's notebook made on an image this user's domains do not include (mxnet
+    here): JupyterLab's kernel dialog proposes an allowed kernel, the notebook runs on it
+    and on its saved size, and a notification says why, offering the nearest choice."""
+    from playwright.sync_api import expect, sync_playwright
+
+    user = hub.new_user("swfor")
+    user.spawn(image="base", size="tiny")
+    foreign = notebook("print('ran on', 6 * 7)", metadata={
+        "kernelspec": {"name": "studiohub-mxnet", "language": "python",
+                       "display_name": "MXNet 1.9 · CPU"},
+        "studiohub": {"image": "mxnet", "size": "tiny"}})
+    assert user.server_api("PUT", "/contents/theirs.ipynb", json=foreign).ok
+    quiet_lab(user.name)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = login(browser, hub, user.name)
+        try:
+            page.goto(f"{hub.url}/user/{user.name}/lab/tree/theirs.ipynb")
+            dialog = page.locator(".jp-Dialog")
+            expect(dialog).to_contain_text("Select Kernel", timeout=60_000)
+            expect(dialog.locator("select option:checked")).to_have_text("Base Python 3.11 · CPU")
+            dialog.get_by_role("button", name="Select").click()
+            panel = page.locator(".jp-NotebookPanel:visible")
+            wait_idle(page, panel, "Base Python 3.11 · CPU")
+            expect(choice_item(panel)).to_contain_text("Base Python 3.11 · CPU · 1 vCPU + 512 MiB")
+            why = page.locator(".Toastify__toast").filter(has_text="which your domains")
+            expect(why).to_contain_text('made on image "mxnet"', timeout=30_000)
+            expect(why.get_by_role("button", name=re.compile("^Use Base Python"))).to_be_visible()
+            page.wait_for_timeout(1000)  # the toast slides in
+            page.screenshot(path=str(ARTIFACTS / "switching-foreign-image.png"))
+            expect(run_cell(page, panel, 0).locator(STDOUT)).to_contain_text(
+                "ran on 42", timeout=30_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "switching-foreign-image-failure.png"))
+            raise
+        finally:
+            browser.close()
+    user.stop()
