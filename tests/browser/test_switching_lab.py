@@ -306,6 +306,16 @@ def test_switch_image_and_size_per_notebook(hub: Hub, user: User) -> None:
                 "image": "tensorflow", "size": "small"}, saved["content"]["metadata"]
             tab.click(button="middle")
             expect(tab).to_have_count(0)
+            # Closed with its kernel shut down: reopened, it starts on the same choice.
+            for session in user.server_api("GET", "/sessions").json():
+                if session["path"] == "train.ipynb":
+                    assert user.server_api("DELETE", f"/sessions/{session['id']}"
+                                           ).status_code == 204
+            again = open_notebook(page, "train.ipynb")
+            expect(choice_item(again)).to_contain_text(
+                "TensorFlow 2.21 · CPU · 1 vCPU + 2 GiB", timeout=60_000)
+            tab.click(button="middle")
+            expect(tab).to_have_count(0)
             copy = user.server_api("POST", "/contents", json={"copy_from": "train.ipynb"})
             assert copy.status_code == 201, copy.text
             reopened = open_notebook(page, copy.json()["name"])
