@@ -87,10 +87,19 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     shut_down(hub)
 
 
+def lab_user(hub: Hub, stem: str, files: dict[str, dict[str, Any]]) -> User:
+    """A new user whose server runs on base/tiny with ``files`` in their home, the Lab's
+    first-run notices off."""
+    user = hub.new_user(stem)
+    user.spawn(image="base", size="tiny")
+    for name, model in files.items():
+        assert user.server_api("PUT", f"/contents/{name}", json=model).ok
+    quiet_lab(user.name)
+    return user
+
+
 @pytest.fixture(scope="module")
 def user(hub: Hub) -> User:
-    user = hub.new_user("swb")
-    user.spawn(image="base", size="tiny")
     limits_cell = LIMITS_CODE + "print('limits', _cpus, _memory)\n"
     files = {
         "train.ipynb": notebook(
@@ -101,10 +110,7 @@ def user(hub: Hub) -> User:
         "huge.ipynb": notebook("print(1)", metadata={
             "studiohub": {"image": "base", "size": "giant"}}),
     }
-    for name, model in files.items():
-        assert user.server_api("PUT", f"/contents/{name}", json=model).ok
-    quiet_lab(user.name)
-    return user
+    return lab_user(hub, "swb", files)
 
 
 
@@ -350,10 +356,7 @@ def test_change_server_image_and_size_restarts_the_server(hub: Hub) -> None:
     back in the Lab the server runs on the new size."""
     from playwright.sync_api import expect, sync_playwright
 
-    user = hub.new_user("swsrv")
-    user.spawn(image="base", size="tiny")
-    assert user.server_api("PUT", "/contents/work.ipynb", json=notebook("x = 1")).ok
-    quiet_lab(user.name)
+    user = lab_user(hub, "swsrv", {"work.ipynb": notebook("x = 1")})
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = login(browser, hub, user.name)
@@ -401,14 +404,11 @@ def test_a_notebook_on_an_image_outside_my_domains_says_why_and_offers_one(hub: 
     and on its saved size, and a notification says why, offering the nearest choice."""
     from playwright.sync_api import expect, sync_playwright
 
-    user = hub.new_user("swfor")
-    user.spawn(image="base", size="tiny")
     foreign = notebook("print('ran on', 6 * 7)", metadata={
         "kernelspec": {"name": "studiohub-mxnet", "language": "python",
                        "display_name": "MXNet 1.9 · CPU"},
         "studiohub": {"image": "mxnet", "size": "tiny"}})
-    assert user.server_api("PUT", "/contents/theirs.ipynb", json=foreign).ok
-    quiet_lab(user.name)
+    user = lab_user(hub, "swfor", {"theirs.ipynb": foreign})
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = login(browser, hub, user.name)
