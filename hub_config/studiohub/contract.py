@@ -1,0 +1,192 @@
+"""The hub ↔ process contract: the ``STUDIOHUB_*`` variables and kernel names, defined once.
+
+The hub writes these into the processes it starts (a user's server, a placed kernel, a
+job replica), and the processes read them back: both sides go through this module, so a
+variable's name and format live in one place.
+
+- :func:`make_server_env` / :func:`read_server_env`: what a user's server runs on (image,
+  size, limits, how switching works there). Written by both spawners (local processes and
+  KubeSpawner pods), read by the Lab extension.
+- :func:`make_kernel_env` / :func:`read_kernel_env`: what a placed kernel runs on.
+- :func:`kernel_name` / :func:`image_of_kernel`, :data:`KERNEL_ID`: the names of image
+  kernels (``studiohub-<image>``) and the shape of a kernel's id.
+
+Nothing here imports the hub, jupyter_server or the Lab: both sides can import it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: Kernel specs of image environments are named ``studiohub-<image id>``.
+KERNEL_PREFIX = "studiohub-"
+#: A kernel's id as jupyter_server makes it (a UUID4 string).
+KERNEL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+#: How a server's image and size change: per notebook (local hub) or by restarting the
+#: server on another profile (Kubernetes, one pod one size).
+SWITCH_NOTEBOOK, SWITCH_SERVER = "notebook", "server"
+
+# A server's variables.
+IMAGE = "STUDIOHUB_IMAGE"
+IMAGE_LABEL = "STUDIOHUB_IMAGE_LABEL"
+SIZE = "STUDIOHUB_SIZE"
+SIZE_LABEL = "STUDIOHUB_SIZE_LABEL"
+CPU_LIMIT = "STUDIOHUB_CPU_LIMIT"
+MEM_LIMIT = "STUDIOHUB_MEM_LIMIT"
+GPU_LIMIT = "STUDIOHUB_GPU_LIMIT"
+LIMITS = "STUDIOHUB_LIMITS"
+LIMITS_SUMMARY = "STUDIOHUB_LIMITS_SUMMARY"
+CGROUP = "STUDIOHUB_CGROUP"
+SWITCHING = "STUDIOHUB_SWITCHING"
+KERNEL_SOCKETS = "STUDIOHUB_KERNEL_SOCKETS"
+
+# A placed kernel's variables.
+KERNEL_IMAGE = "STUDIOHUB_KERNEL_IMAGE"
+KERNEL_SIZE = "STUDIOHUB_KERNEL_SIZE"
+KERNEL_SIZE_LABEL = "STUDIOHUB_KERNEL_SIZE_LABEL"
+KERNEL_CPU_LIMIT = "STUDIOHUB_KERNEL_CPU_LIMIT"
+KERNEL_MEM_LIMIT = "STUDIOHUB_KERNEL_MEM_LIMIT"
+
+#: Variables of math libraries that size their thread pools from them, not from the host.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def kernel_name(image_id: str) -> str:
+    """The kernel spec name of an image's environment."""
+    return f"{KERNEL_PREFIX}{image_id}"
+
+
+def image_of_kernel(name: str) -> str | None:
+    """The image id of a ``studiohub-<image>`` kernel name, else None."""
+    return name[len(KERNEL_PREFIX):] or None if name.startswith(KERNEL_PREFIX) else None
+
+
+def is_kernel_id(value: object) -> bool:
+    return isinstance(value, str) and bool(KERNEL_ID.match(value))
+
+
+def thread_env(cpus: float) -> dict[str, str]:
+    threads = str(max(1, int(cpus)))
+    return dict.fromkeys(THREAD_VARS, threads)
+
+
+@dataclass(frozen=True)
+class ServerEnv:
+    """What a user's server runs on, as the spawner told it (None: not told)."""
+
+    image: str | None = None
+    image_label: str | None = None
+    size: str | None = None
+    size_label: str | None = None
+    cpus: float | None = None
+    memory: int | None = None
+    gpus: int = 0
+    limits: str = "none"  # enforced limits, comma-separated: memory,cpu,pids
+    limits_summary: str = ""
+    cgroup: str = ""
+    switching: str = ""  # SWITCH_NOTEBOOK, SWITCH_SERVER, or "" (not a StudioHub spawner)
+    kernel_sockets: str = ""
+
+
+def make_server_env(*, image_id: str | None = None, image_label: str | None = None,
+                    size_id: str, size_label: str, cpus: float, memory: int, gpus: int,
+                    limits: str, limits_summary: str, switching: str, cgroup: str | None = None,
+                    kernel_sockets: str | None = None) -> dict[str, str]:
+    """A server's variables. ``image_*`` and ``cgroup``/``kernel_sockets`` are left out
+    when None (KubeSpawner sets the image's variables from the image profile option)."""
+    env = {
+        SIZE: size_id,
+        SIZE_LABEL: size_label,
+        CPU_LIMIT: f"{cpus:g}",
+        MEM_LIMIT: str(memory),
+        GPU_LIMIT: str(gpus),
+        LIMITS: limits or "none",
+        LIMITS_SUMMARY: limits_summary,
+        SWITCHING: switching,
+    }
+    if image_id is not None:
+        env[IMAGE] = image_id
+    if image_label is not None:
+        env[IMAGE_LABEL] = image_label
+    if cgroup is not None:
+        env[CGROUP] = cgroup
+    if kernel_sockets:
+        env[KERNEL_SOCKETS] = kernel_sockets
+    return env
+
+
+def make_image_env(image_id: str, image_label: str) -> dict[str, str]:
+    return {IMAGE: image_id, IMAGE_LABEL: image_label}
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number and number > 0 else None
+
+
+def _memory(value: str | None) -> int | None:
+    if not value:
+        return None
+    from .units import QuantityError, parse_memory
+
+    try:
+        return parse_memory(value)
+    except QuantityError:
+        return None
+
+
+def read_server_env(environ: Mapping[str, str] | None = None) -> ServerEnv:
+    """The server's variables; unreadable values read as None, never raise."""
+    env = os.environ if environ is None else environ
+    try:
+        gpus = int(env.get(GPU_LIMIT) or 0)
+    except ValueError:
+        gpus = 0
+    return ServerEnv(
+        image=env.get(IMAGE) or None, image_label=env.get(IMAGE_LABEL) or None,
+        size=env.get(SIZE) or None, size_label=env.get(SIZE_LABEL) or None,
+        cpus=_float(env.get(CPU_LIMIT)), memory=_memory(env.get(MEM_LIMIT)), gpus=gpus,
+        limits=env.get(LIMITS) or "none", limits_summary=env.get(LIMITS_SUMMARY, ""),
+        cgroup=env.get(CGROUP, ""), switching=env.get(SWITCHING, ""),
+        kernel_sockets=env.get(KERNEL_SOCKETS, ""))
+
+
+@dataclass(frozen=True)
+class KernelEnv:
+    """What a placed kernel runs on (None: a kernel on the server's own size)."""
+
+    image: str
+    size: str
+    size_label: str
+    cpus: float | None
+    memory: int | None
+
+
+def make_kernel_env(*, image_id: str, size_id: str, size_label: str, cpus: float,
+                    memory: int, gpu_ids: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """A placed kernel's variables: its size, GPUs and thread counts."""
+    return {
+        "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
+        KERNEL_IMAGE: image_id,
+        KERNEL_SIZE: size_id,
+        KERNEL_SIZE_LABEL: size_label,
+        KERNEL_CPU_LIMIT: f"{cpus:g}",
+        KERNEL_MEM_LIMIT: str(memory),
+        **thread_env(cpus),
+    }
+
+
+def read_kernel_env(environ: Mapping[str, str] | None = None) -> KernelEnv | None:
+    env = os.environ if environ is None else environ
+    if not env.get(KERNEL_IMAGE) or not env.get(KERNEL_SIZE):
+        return None
+    return KernelEnv(env[KERNEL_IMAGE], env[KERNEL_SIZE],
+                     env.get(KERNEL_SIZE_LABEL) or env[KERNEL_SIZE],
+                     _float(env.get(KERNEL_CPU_LIMIT)), _memory(env.get(KERNEL_MEM_LIMIT)))
