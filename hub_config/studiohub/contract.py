@@ -43,6 +43,8 @@ LIMITS_SUMMARY = "STUDIOHUB_LIMITS_SUMMARY"
 CGROUP = "STUDIOHUB_CGROUP"
 SWITCHING = "STUDIOHUB_SWITCHING"
 KERNEL_SOCKETS = "STUDIOHUB_KERNEL_SOCKETS"
+#: Where a server reaches the hub's sharing service (set by ``studiohub.sharing.config``).
+SHARING_URL = "STUDIOHUB_SHARING_URL"
 
 # A placed kernel's variables.
 KERNEL_IMAGE = "STUDIOHUB_KERNEL_IMAGE"
@@ -190,3 +192,29 @@ def read_kernel_env(environ: Mapping[str, str] | None = None) -> KernelEnv | Non
     return KernelEnv(env[KERNEL_IMAGE], env[KERNEL_SIZE],
                      env.get(KERNEL_SIZE_LABEL) or env[KERNEL_SIZE],
                      _float(env.get(KERNEL_CPU_LIMIT)), _memory(env.get(KERNEL_MEM_LIMIT)))
+
+
+# A training job replica's variables (the framework's own, such as TF_CONFIG, come from
+# studiohub.jobs.replicas).
+JOB_ID = "STUDIOHUB_JOB_ID"
+ATTEMPT = "STUDIOHUB_ATTEMPT"
+REPLICA = "STUDIOHUB_REPLICA"
+REPLICA_RANK = "STUDIOHUB_REPLICA_RANK"
+REPLICAS = "STUDIOHUB_REPLICAS"
+CHECKPOINT_DIR = "STUDIOHUB_CHECKPOINT_DIR"
+OUTPUT_DIR = "STUDIOHUB_OUTPUT_DIR"
+TENSORBOARD_DIR = "STUDIOHUB_TENSORBOARD_DIR"
+
+
+def make_job_env(*, job_id: str, attempt: int, replica: str, replica_rank: int,
+                 replicas: int, checkpoint_dir: str, output_dir: str,
+                 tensorboard_dir: str) -> dict[str, str]:
+    """A job replica's variables: which job, attempt and replica, and where it writes.
+
+    ``checkpoint_dir`` is the same directory across every attempt of the job: a retried
+    attempt resumes from what an earlier one saved there.
+    """
+    return {JOB_ID: job_id, ATTEMPT: str(attempt), REPLICA: replica,
+            REPLICA_RANK: str(replica_rank), REPLICAS: str(replicas),
+            CHECKPOINT_DIR: checkpoint_dir, OUTPUT_DIR: output_dir,
+            TENSORBOARD_DIR: tensorboard_dir}
