@@ -1,5 +1,6 @@
-"""Which image and size a notebook's kernel starts on (recorded or saved), the verdict on a
-choice from the hub's options, and where a kernel runs, as the toolbar reports it."""
+"""Which image and size a notebook's kernel starts on (recorded or saved), the shape check
+of a recorded choice (the hub's placement is the one verdict on it), and where a kernel
+runs, as the toolbar reports it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from studiohub_lab import choices
-from studiohub_lab.choices import ChoiceBook, KernelChoice, check_choice, kernel_report
-from studiohub_lab.errors import Conflict, LabError
+from studiohub_lab.errors import LabError
+from studiohub_lab.switching import choices
+from studiohub_lab.switching.choices import ChoiceBook, KernelChoice, book_of, kernel_report
 
 GIB = 1024**3
 
@@ -150,7 +151,7 @@ def test_saved_choice_skips_huge_files(tmp_path: Path, monkeypatch: pytest.Monke
     assert choices.saved_choice(tmp_path, "n.ipynb") is None
 
 
-# --- check_choice -------------------------------------------------------------------------
+# --- ChoiceBook.choose: recording checks the shape only --------------------------------
 
 OPTIONS = {
     "images": [{"id": "base", "label": "Base Python 3.11 · CPU", "kernel_name": "studiohub-base"},
@@ -160,46 +161,65 @@ OPTIONS = {
               {"id": "giant", "label": "1 vCPU + 4 TiB"}],
     "unavailable": {"pytorch/giant": "needs 4 TiB; this machine has 23.5 GiB"},
 }
+OLD = "0b0a5d6e-1c2f-4b3a-9d8e-7f6a5b4c3d2e"
 
 
-def test_an_allowed_choice_gives_its_kernel_and_labels() -> None:
-    assert check_choice(OPTIONS, "pytorch", "tiny") == {
+def test_a_choice_gives_its_kernel_and_the_labels_the_picker_saw(book: ChoiceBook) -> None:
+    book.remember_labels(OPTIONS)
+    assert book.choose("nb/a.ipynb", "pytorch", "tiny", OLD) == {
         "kernel_name": "studiohub-pytorch", "image": "pytorch", "size": "tiny",
         "image_label": "PyTorch 2.13 · CPU", "size_label": "1 vCPU + 512 MiB"}
+    assert book.by_path["nb/a.ipynb"] == KernelChoice("pytorch", "tiny", OLD)
 
 
-@pytest.mark.parametrize("image, size, message", [
-    ("tensorflow", "tiny", "image 'tensorflow' is not one you may use; choose one of: "
-                           "base, pytorch"),
-    ("base", "huge", "size 'huge' is not one you may use; choose one of: tiny, giant"),
-    (None, "tiny", "image None is not one you may use"),
-    (7, "tiny", "image 7 is not one you may use"),
-    # Any JSON value reaches check_choice from POST kernel-choices: a list or an object
-    # is a 400 naming the allowed values too, not an unhashable-type 500.
-    ("base", ["tiny"], "size ['tiny'] is not one you may use"),
-    ({"id": "base"}, "tiny", "image {'id': 'base'} is not one you may use"),
+def test_a_choice_is_recorded_without_asking_anyone(book: ChoiceBook) -> None:
+    """Whether this user may have it, and whether there is room, is the hub's one check
+    when the kernel is placed: the book does not judge (no labels seen: the ids)."""
+    answer = book.choose("a.ipynb", "pytorch", "giant", None)
+    assert (answer["image_label"], answer["size_label"]) == ("pytorch", "giant")
+    assert book.for_kernel("a.ipynb", "studiohub-pytorch") == KernelChoice("pytorch", "giant")
+
+
+@pytest.mark.parametrize("path, image, size, replaces, message", [
+    ("a.ipynb", None, "tiny", None, "image None is not a catalog id"),
+    ("a.ipynb", 7, "tiny", None, "image 7 is not a catalog id"),
+    # Any JSON value can be sent: a list or an object is a 400 too, never a 500.
+    ("a.ipynb", "base", ["tiny"], None, "size ['tiny'] is not a catalog id"),
+    ("a.ipynb", {"id": "base"}, "tiny", None, "image {'id': 'base'} is not a catalog id"),
+    ("a.ipynb", "x" * 5000, "tiny", None, "image 'xxxxx"),
+    ("a.ipynb", "base", "tiny", "not-a-kernel", "replaces 'not-a-kernel' is not a kernel id"),
+    ("a.txt", "base", "tiny", None, "path: the notebook's path (ending in .ipynb)"),
+    ("../../etc/x.ipynb", "base", "tiny", None,
+     "path '../../etc/x.ipynb' is outside this server's root"),
+    ("a\0.ipynb", "base", "tiny", None, "path: the notebook's path"),
 ])
-def test_unknown_image_or_size_is_a_400_naming_the_allowed(image: Any, size: Any,
-                                                           message: str) -> None:
+def test_a_choice_of_the_wrong_shape_is_a_400_and_records_nothing(
+        book: ChoiceBook, path: Any, image: Any, size: Any, replaces: Any,
+        message: str) -> None:
     with pytest.raises(LabError) as e:
-        check_choice(OPTIONS, image, size)
-    assert e.value.status == 400 and not isinstance(e.value, Conflict)
-    assert e.value.message.startswith(message)
+        book.choose(path, image, size, replaces)
+    assert e.value.status == 400 and e.value.message.startswith(message)
+    assert len(e.value.message) < 300  # a long value is quoted by its prefix only
+    assert book.by_path == {}
 
 
-def test_nothing_allowed_says_none() -> None:
-    with pytest.raises(LabError, match=r"choose one of: \(none\)"):
-        check_choice({}, "base", "tiny")
+def test_an_image_without_a_kernel_here_is_refused(book: ChoiceBook) -> None:
+    with pytest.raises(LabError, match=r"image 'pytorch-gpu' has no kernel on this server"):
+        book.choose("a.ipynb", "pytorch-gpu", "tiny", None, has_kernel=lambda name: False)
+    assert book.by_path == {}
 
 
-def test_an_unavailable_pair_is_a_409_with_the_hub_s_reason() -> None:
-    with pytest.raises(Conflict) as e:
-        check_choice(OPTIONS, "pytorch", "giant")
-    assert e.value.status == 409
-    assert e.value.message == ("1 vCPU + 4 TiB cannot run PyTorch 2.13 · CPU now: "
-                               "needs 4 TiB; this machine has 23.5 GiB")
-    # Only that pair: the same size may still run another image.
-    assert check_choice(OPTIONS, "base", "giant")["size"] == "giant"
+def test_the_provisioner_finds_the_server_s_book_through_its_parents() -> None:
+    class Node:
+        def __init__(self, parent: Any = None) -> None:
+            self.parent = parent
+
+    server_manager = Node()
+    provisioner = Node(Node(server_manager))  # provisioner → kernel manager → server's
+    assert book_of(provisioner) is None
+    book = ChoiceBook()
+    choices.attach(server_manager, book)
+    assert book_of(provisioner) is book
 
 
 # --- kernel_report ------------------------------------------------------------------------
@@ -211,10 +231,8 @@ SERVER_ENV = {"STUDIOHUB_IMAGE": "base", "STUDIOHUB_IMAGE_LABEL": "Base Python 3
 
 
 @pytest.fixture
-def fresh_book(monkeypatch: pytest.MonkeyPatch) -> ChoiceBook:
-    book = ChoiceBook()
-    monkeypatch.setattr(choices, "BOOK", book)
-    return book
+def fresh_book() -> ChoiceBook:
+    return ChoiceBook()
 
 
 def test_report_of_a_placed_kernel(fresh_book: ChoiceBook) -> None:
@@ -222,7 +240,7 @@ def test_report_of_a_placed_kernel(fresh_book: ChoiceBook) -> None:
         "kernel_id": "k1", "image": "pytorch", "size": "tiny",
         "image_label": "PyTorch 2.13 · CPU", "size_label": "1 vCPU + 512 MiB",
         "limits": {"cpus": 1, "memory": 512 * 1024**2, "gpus": 0}, "procs": ["/x"]}
-    assert kernel_report("k1", "studiohub-pytorch", SERVER_ENV) == {
+    assert kernel_report(fresh_book, "k1", "studiohub-pytorch", SERVER_ENV) == {
         "choice": {"image": "pytorch", "size": "tiny", "image_label": "PyTorch 2.13 · CPU",
                    "size_label": "1 vCPU + 512 MiB",
                    "limits": {"cpus": 1, "memory": 512 * 1024**2, "gpus": 0}, "placed": True},
@@ -230,7 +248,7 @@ def test_report_of_a_placed_kernel(fresh_book: ChoiceBook) -> None:
 
 
 def test_report_of_a_kernel_within_the_server_s_size(fresh_book: ChoiceBook) -> None:
-    assert kernel_report("k2", "studiohub-base", SERVER_ENV) == {
+    assert kernel_report(fresh_book, "k2", "studiohub-base", SERVER_ENV) == {
         "choice": {"image": "base", "size": "medium", "image_label": "Base Python 3.11 · CPU",
                    "size_label": "2 vCPU + 4 GiB",
                    "limits": {"cpus": 2.0, "memory": 4 * GIB, "gpus": 0}, "placed": False},
@@ -239,24 +257,24 @@ def test_report_of_a_kernel_within_the_server_s_size(fresh_book: ChoiceBook) -> 
 
 def test_report_of_another_image_s_kernel_does_not_borrow_the_server_s_label(
         fresh_book: ChoiceBook) -> None:
-    choice = kernel_report("k3", "studiohub-pytorch", SERVER_ENV)["choice"]
+    choice = kernel_report(fresh_book, "k3", "studiohub-pytorch", SERVER_ENV)["choice"]
     assert (choice["image"], choice["image_label"], choice["size"]) == \
         ("pytorch", None, "medium")
-    other = kernel_report("k4", "python3", SERVER_ENV)["choice"]
+    other = kernel_report(fresh_book, "k4", "python3", SERVER_ENV)["choice"]
     assert other["image"] is None and other["image_label"] is None
 
 
 def test_report_without_studiohub_env_or_with_bad_limits(fresh_book: ChoiceBook) -> None:
-    assert kernel_report("k5", "studiohub-base", {})["choice"] == {
+    assert kernel_report(fresh_book, "k5", "studiohub-base", {})["choice"] == {
         "image": "base", "size": None, "image_label": None, "size_label": None,
         "limits": {"cpus": None, "memory": None, "gpus": 0}, "placed": False}
     bad = {**SERVER_ENV, "STUDIOHUB_CPU_LIMIT": "lots", "STUDIOHUB_MEM_LIMIT": "much"}
-    assert kernel_report("k6", "studiohub-base", bad)["choice"]["limits"] == \
+    assert kernel_report(fresh_book, "k6", "studiohub-base", bad)["choice"]["limits"] == \
         {"cpus": None, "memory": None, "gpus": 0}
 
 
 def test_report_carries_the_fallback_of_a_saved_choice(fresh_book: ChoiceBook) -> None:
     why = {"image": "base", "size": "giant", "reason": "needs 4 TiB; this machine has 23.5 GiB"}
     fresh_book.fallbacks["k7"] = why
-    report = kernel_report("k7", "studiohub-base", SERVER_ENV)
+    report = kernel_report(fresh_book, "k7", "studiohub-base", SERVER_ENV)
     assert report["fallback"] == why and report["choice"]["placed"] is False

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from studiohub.cgroups import OomCounters
-from studiohub_lab.kernels import KernelExits, forget_failed_starts
+from studiohub_lab.switching.kernels import KernelExits, forget_failed_starts
 
 
 class Kernels:
@@ -65,8 +65,6 @@ def test_unknown_kernel_is_none_and_no_cgroup_means_no_oom_claim() -> None:
 
 def test_a_placed_kernel_that_stays_dead_gives_its_size_back() -> None:
     """jupyter_server drops a kernel whose restarter gave up without cleaning it up."""
-    from studiohub_lab.choices import BOOK
-
     released: list[str] = []
 
     async def release(kernel_id: str) -> None:
@@ -77,8 +75,8 @@ def test_a_placed_kernel_that_stays_dead_gives_its_size_back() -> None:
         exits = KernelExits(kernels, lambda: None, lambda: "oom", release=release)
         kernels.ids += ["placed", "plain"]
         exits.watch_new_kernels()
-        BOOK.placed["placed"] = {"limits": {"memory": 1}, "size": "tiny",
-                                 "size_label": "1 vCPU + 512 MiB"}
+        exits.book.placed["placed"] = {"limits": {"memory": 1}, "size": "tiny",
+                                       "size_label": "1 vCPU + 512 MiB"}
         try:
             kernels.callbacks["placed", "restart"]()  # restarted: keeps its size
             kernels.callbacks["plain", "dead"]()  # not placed: nothing to give back
@@ -88,7 +86,7 @@ def test_a_placed_kernel_that_stays_dead_gives_its_size_back() -> None:
             await asyncio.sleep(0)
             assert released == ["placed"]
         finally:
-            BOOK.placed.pop("placed", None)
+            exits.book.placed.pop("placed", None)
 
     asyncio.run(scenario())
 

@@ -16,7 +16,8 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.httpserver import HTTPServer
 
-from studiohub_lab.sharing import service_url_from, with_environment
+from studiohub_lab.sharing.client import service_url_from
+from studiohub_lab.sharing.notebooks import with_environment
 from tests.ports import free_port
 
 pytest.importorskip("pytest_jupyter")

@@ -10,13 +10,13 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Instance, Unicode, default
 
 from ._version import __version__
-from .choices import BOOK
 from .handlers import make_handlers
-from .kernels import KernelExits, forget_failed_starts
-from .sessions import session_handlers
+from .switching.choices import ChoiceBook, attach
+from .switching.kernels import KernelExits, forget_failed_starts
+from .switching.sessions import session_handlers
+from .switching.usage import UsageMeter
 from .tensorboard import magic
 from .tensorboard.manager import TensorBoardManager
-from .usage import UsageMeter
 
 
 class StudioHubLab(ExtensionApp):
@@ -65,17 +65,24 @@ class StudioHubLab(ExtensionApp):
         return TensorBoardManager(parent=self, root_dir=self.serverapp.root_dir,
                                   base_url=self.serverapp.base_url)
 
+    book = Instance(ChoiceBook, help="This server's notebook choices and placed kernels.")
     kernel_exits = Instance(KernelExits)
     usage = Instance(UsageMeter, args=())
+
+    @default("book")
+    def _book_default(self) -> ChoiceBook:
+        assert self.serverapp is not None
+        return ChoiceBook(root_dir=self.serverapp.root_dir)
 
     @default("kernel_exits")
     def _kernel_exits_default(self) -> KernelExits:
         assert self.serverapp is not None
-        return KernelExits(self.serverapp.kernel_manager)
+        return KernelExits(self.serverapp.kernel_manager, book=self.book)
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
-        BOOK.root_dir = self.serverapp.root_dir
+        # The provisioners of this server's kernels find the book through their manager.
+        attach(self.serverapp.kernel_manager, self.book)
         if self.place_kernels:
             factory = KernelProvisionerFactory.instance(parent=self.serverapp.kernel_manager)
             if factory.default_provisioner_name == "local-provisioner":

@@ -15,9 +15,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..base import quoted
 from ..errors import Forbidden, LabError, NotFound
 
 MAX_FOLDERS = 32
+MAX_PATH = 4096
 
 
 def resolve_folders(requested: Sequence[object], root_dir: Path, allowed_root: Path
@@ -36,24 +38,38 @@ def resolve_folders(requested: Sequence[object], root_dir: Path, allowed_root: P
     allowed = Path(os.path.realpath(allowed_root))
     resolved: set[Path] = set()
     for raw in requested:
-        if not isinstance(raw, str) or not raw.strip():
-            raise LabError(f"folders: {raw!r} is not a folder path")
-        path = Path(raw).expanduser()
-        if not path.is_absolute():
-            path = root_dir / path
-        real = Path(os.path.realpath(path))
-        if real != allowed and allowed not in real.parents:
-            raise Forbidden(f"folder {raw!r} is outside your home folder {allowed}: "
-                            "TensorBoard opens only folders inside your home")
-        if not real.exists():
-            raise NotFound(f"folder {raw!r} does not exist")
-        if not real.is_dir():
-            raise LabError(f"{raw!r} is not a folder: open the folder that holds "
-                           "the event files (or their run folders)")
-        if not os.access(real, os.R_OK | os.X_OK):
-            raise Forbidden(f"folder {raw!r} is not readable by you")
+        if not isinstance(raw, str) or not raw.strip() or "\0" in raw:
+            raise LabError(f"folders: {quoted(raw)} is not a folder path")
+        if len(raw) > MAX_PATH:
+            raise LabError(f"folders: {quoted(raw)} is longer than a folder path can be "
+                           f"({MAX_PATH} characters)")
+        try:
+            real = _check_folder(raw, root_dir, allowed)
+        except OSError as e:  # e.g. a name longer than the file system allows
+            raise LabError(f"folder {quoted(raw)}: {e.strerror or e}") from None
+        except RuntimeError:  # ~name of an account that does not exist
+            raise NotFound(f"folder {quoted(raw)} does not exist") from None
         resolved.add(real)
     return sorted(resolved)
+
+
+def _check_folder(raw: str, root_dir: Path, allowed: Path) -> Path:
+    """The real path of one requested folder, if the user may open it."""
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = root_dir / path
+    real = Path(os.path.realpath(path))
+    if real != allowed and allowed not in real.parents:
+        raise Forbidden(f"folder {quoted(raw)} is outside your home folder {allowed}: "
+                        "TensorBoard opens only folders inside your home")
+    if not real.exists():
+        raise NotFound(f"folder {quoted(raw)} does not exist")
+    if not real.is_dir():
+        raise LabError(f"{quoted(raw)} is not a folder: open the folder that holds "
+                       "the event files (or their run folders)")
+    if not os.access(real, os.R_OK | os.X_OK):
+        raise Forbidden(f"folder {quoted(raw)} is not readable by you")
+    return real
 
 
 def instance_id(folders: Sequence[Path]) -> str:

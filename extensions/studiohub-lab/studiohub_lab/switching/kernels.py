@@ -25,7 +25,7 @@ from studiohub.cgroups import (
     read_oom,
 )
 
-from .choices import BOOK
+from .choices import ChoiceBook
 
 
 class KernelExits:
@@ -34,13 +34,15 @@ class KernelExits:
     def __init__(self, kernel_manager: Any,
                  read_counters: Callable[[], OomCounters | None] = own_oom_counters,
                  oom_message: Callable[[], str] = oom_message_from_env,
-                 release: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 release: Callable[[str], Awaitable[None]] | None = None,
+                 book: ChoiceBook | None = None) -> None:
         self.kernel_manager = kernel_manager
         self.read_counters, self.oom_message = read_counters, oom_message
+        self.book = ChoiceBook() if book is None else book
         if release is None:
             from .provisioner import release_placement
 
-            release = release_placement
+            release = partial(release_placement, self.book)
         self.release: Callable[[str], Awaitable[None]] = release
         self.exits: dict[str, dict[str, Any]] = {}
         self._watched: set[str] = set()
@@ -64,11 +66,11 @@ class KernelExits:
         placed kernel's size is given back here, not when the server stops.
         """
         self.kernel_died(kernel_id)
-        if kernel_id in BOOK.placed:
+        if kernel_id in self.book.placed:
             self._releasing = asyncio.ensure_future(self.release(kernel_id))
 
     def kernel_died(self, kernel_id: str) -> None:
-        placement = BOOK.placed.get(kernel_id)
+        placement = self.book.placed.get(kernel_id)
         if placement and placement.get("memory_cgroup"):
             oom = self._placed_oom(kernel_id, placement)
             message = oom_message(placement["limits"]["memory"], placement["size"],
