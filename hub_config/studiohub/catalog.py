@@ -136,6 +136,24 @@ class ChoiceError(ValueError):
     """A user's image/size choice the catalog does not allow; the message lists what is."""
 
 
+#: Characters of a bad value quoted back in an answer or a log line.
+QUOTE_LIMIT = 60
+
+
+def quote_value(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters (``…`` and the full length after).
+
+    Refusals name the bad value, but never echo it whole: a 20 MB ``image`` would
+    otherwise make a 20 MB answer and as many bytes in every log line that quotes it.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}… ({len(text)} characters)"
+    return text
+
+
 @dataclass(frozen=True)
 class Image:
     """A framework environment: a local venv and a container image from the same requirements."""
@@ -258,7 +276,7 @@ class Catalog:
         groups = list(groups)
         unknown = sorted(set(options) - {"image", "size"})
         if unknown:
-            raise ChoiceError(f"unknown option(s) {', '.join(map(repr, unknown))}: "
+            raise ChoiceError(f"unknown option(s) {', '.join(map(quote_value, unknown[:5]))}: "
                               "allowed options are 'image' and 'size'")
         images = {i.id: i for i in self.allowed_images(groups)}
         sizes = {s.id: s for s in self.allowed_sizes(groups)}
@@ -286,7 +304,7 @@ class Catalog:
         if value is None:
             return allowed.get(default) or next(iter(allowed.values()))
         if not isinstance(value, str) or value not in allowed:
-            raise ChoiceError(f"unknown {key} {value!r}: allowed values are "
+            raise ChoiceError(f"unknown {key} {quote_value(value)}: allowed values are "
                               f"{', '.join(sorted(allowed))}")
         return allowed[value]
 

@@ -290,9 +290,10 @@ def own_oom_counters() -> OomCounters | None:
 
 def oom_message_from_env(environ: Mapping[str, str] | None = None) -> str:
     """:func:`oom_message` from the ``STUDIOHUB_*`` variables the spawner sets."""
-    env = os.environ if environ is None else environ
-    return oom_message(int(env.get("STUDIOHUB_MEM_LIMIT", "0")), env.get("STUDIOHUB_SIZE", "?"),
-                       env.get("STUDIOHUB_SIZE_LABEL", ""))
+    from .contract import read_server_env
+
+    server = read_server_env(environ)
+    return oom_message(server.memory or 0, server.size or "?", server.size_label or "")
 
 
 # --- the cgroups of user servers ---------------------------------------------------------

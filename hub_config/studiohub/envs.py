@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from . import contract
 from .catalog import Image
 from .envbuild import (
     MARKER,
@@ -46,7 +47,7 @@ FRAMEWORK_IMPORTS: dict[str, tuple[str, ...]] = {
 
 def kernel_name(image_id: str) -> str:
     """The Jupyter kernel spec name of an image's environment."""
-    return f"studiohub-{image_id}"
+    return contract.kernel_name(image_id)
 
 
 def kernel_spec_dir(image_id: str) -> Path:

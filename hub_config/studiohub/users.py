@@ -122,6 +122,39 @@ def ensure_socket_dir(entry: pwd.struct_passwd, root: str = SOCKETS_ROOT) -> str
     return path
 
 
+#: The account's own temporary directory, in its home: ``$TMPDIR`` of its server.
+TMP_DIR = ".tmp"
+
+
+def ensure_tmp_dir(entry: pwd.struct_passwd, name: str = TMP_DIR) -> str:
+    """``<home>/.tmp``, 0700 and the account's: its processes' ``TMPDIR``.
+
+    Nothing of a user's is written where other accounts can write (``/tmp``: TensorBoard's
+    notebook integration writes ``$TMPDIR/.tensorboard-info`` there otherwise, following
+    links another account planted). In the home, not in ``/run/studiohub/<uid>``: ``/run``
+    is often a small tmpfs the whole system shares, which a large temporary file (a pip
+    build) would fill. Made without following a link the account may have put there
+    (the hub runs as root): a link or a file in its place is refused.
+    """
+    home = os.open(entry.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o700, dir_fd=home)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=home)
+        except OSError:
+            raise RuntimeError(f"{entry.pw_dir}/{name} is not a directory: remove it") from None
+    finally:
+        os.close(home)
+    try:
+        if os.fstat(fd).st_uid != entry.pw_uid:
+            os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return os.path.join(entry.pw_dir, name)
+
+
 def ensure_private_dir(path: Path) -> str:
     """A directory only this process's account may enter (0700), for a personal hub's
     kernel sockets; refused if another account owns it."""

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from studiohub.gpus import GpuAllocator, NoGpuFree, gpus_from_ids
-from studiohub.hubapi import release
-from studiohub.placements import Placement, PlacementBook
+from studiohub.placement import Placement, PlacementBook, release
 
 GIB = 1024**3
 

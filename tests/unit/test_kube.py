@@ -284,7 +284,7 @@ def test_configure_sets_spawner_groups_and_sharing() -> None:
     c.KubeSpawner.environment = {"FROM_CHART": "1"}
     kube.configure(c, "")
     kube.configure(c, "")  # idempotent
-    assert c.JupyterHub.spawner_class == "studiohub.kube.StudioKubeSpawner"
+    assert c.JupyterHub.spawner_class == "studiohub.spawners.kube.StudioKubeSpawner"
     assert set(c.JupyterHub.load_groups) == set(CATALOG.domains)
     services = [s for s in c.JupyterHub.services if s["name"] == "sharing"]
     assert len(services) == 1
@@ -340,7 +340,7 @@ def test_configure_without_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIOHUB_SHARING", "false")
     c = Config()
     kube.configure(c, "")
-    assert c.JupyterHub.spawner_class == "studiohub.kube.StudioKubeSpawner"
+    assert c.JupyterHub.spawner_class == "studiohub.spawners.kube.StudioKubeSpawner"
     assert not c.JupyterHub.get("services")
     assert "STUDIOHUB_SHARING_URL" not in c.KubeSpawner.get("environment", {})
     monkeypatch.setenv("STUDIOHUB_SHARING", "yes")

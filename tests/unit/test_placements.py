@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from studiohub import placements
+from studiohub import placement as placements
 from studiohub.catalog import Image, Size
-from studiohub.placements import Host, Placement, PlacementBook, limits_env, unavailable_reason
+from studiohub.placement import (
+    Host,
+    Placement,
+    PlacementBook,
+    capacity,
+    limits_env,
+    unavailable_reason,
+)
 
 GIB = 1024**3
 MIB = 1024**2
@@ -96,13 +103,13 @@ def test_cpu_sizes_do_not_need_free_gpus() -> None:
 
 
 def test_host_reads_total_memory_from_meminfo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(placements.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(capacity.os, "cpu_count", lambda: 6)
     meminfo = "MemTotal:       24576000 kB\nMemFree:         1000 kB\nSwapTotal: 0 kB\n"
     assert Host.detect(1, meminfo) == Host(cpus=6, memory=24576000 * 1024, gpus=1)
 
 
 def test_host_without_meminfo_has_no_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(placements.os, "cpu_count", lambda: None)
+    monkeypatch.setattr(capacity.os, "cpu_count", lambda: None)
     assert Host.detect(0, "") == Host(cpus=1, memory=0, gpus=0)
     assert Host.detect(0, "garbage\nno colon here\n") == Host(cpus=1, memory=0, gpus=0)
 

@@ -16,11 +16,12 @@ import yaml
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
-from studiohub import gpus, placements
+from studiohub import gpus
+from studiohub import placement as placements
 from studiohub.catalog import Catalog, load_catalog
 from studiohub.cgroups import Capabilities
-from studiohub.placements import Placement
-from studiohub.spawner import (
+from studiohub.placement import Placement
+from studiohub.spawners.local import (
     FAST_SINGLEUSER,
     StudioSpawner,
     form_to_options,
@@ -350,7 +351,7 @@ def test_hub_restart_re_reserves_placed_kernels_gpus(catalog_file: Path,
     book_path = tmp_path / "placements.json"
     placements.book(book_path).add(Placement("alice", "k1", "jupyter-alice", "pytorch-gpu",
                                              "gpu-medium", 4, 16 * 2**30, ("GPU-a",)))
-    placements._books.clear()  # the hub restarted: the book is read from its file
+    placements.service._placers.clear()  # the hub restarted: the book is read from its file
     alice = make_spawner(catalog_file, groups=("ml-research",),
                          placements_file=str(book_path))
     alice.load_state({"pid": 4242, "pid_started": 99, "cgroup": "jupyter-alice"})
@@ -483,7 +484,7 @@ async def test_a_port_taken_before_the_server_binds_it_is_replaced(
 
     import jupyter_server.serverapp
 
-    from studiohub import spawner as spawner_module
+    from studiohub.spawners import local as spawner_module
 
     # The words matched are jupyter_server's own for a taken port when port_retries=0.
     assert "port %i is not available" in Path(jupyter_server.serverapp.__file__).read_text()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import html
 import os
 import pwd
 import signal
@@ -31,17 +30,20 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from subprocess import STDOUT, Popen
-from typing import Any, BinaryIO
+from typing import Any
 
 import psutil
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_setuid
 from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
-from . import cgroups, envs, gpus, placements, users
-from .catalog import Catalog, Choice, ChoiceError, Image, Size, load_catalog
-from .paths import paths, system_mode
-from .slugs import DEFAULT_UNIX_PREFIX, cgroup_name, unix_name
+from .. import cgroups, contract, envs, gpus, placement, users
+from ..catalog import Choice, Size
+from ..catalog_choice import CatalogChoice
+from ..paths import paths, system_mode
+from ..slugs import DEFAULT_UNIX_PREFIX, cgroup_name, unix_name
+from . import serverlog
+from .form import form_to_options, make_options_form
 
 # How the server starts, measured with ``python -X importtime`` (docs/limits.md):
 # - jsonschema builds an RFC 3987 grammar at import time when ``rfc3987_syntax`` is
@@ -63,13 +65,11 @@ gc.freeze()
 gc.enable()
 sys.exit(main())
 """
-LOG_MAX_BYTES = 10 * 1024 * 1024
 #: Tries on another random port when the one chosen was taken before the server bound it.
 PORT_TRIES = 3
 #: What jupyter_server logs before it exits on a taken port (the hub sets port_retries=0).
 PORT_TAKEN = "port {port} is not available"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_catalogs: dict[str, tuple[float, Catalog]] = {}
 
 
 # --- pure builders ---------------------------------------------------------------------
@@ -105,140 +105,27 @@ def make_args(default_kernel: str | None, cull: Sequence[str] = (),
 
 def make_env(choice: Choice, *, gpu_ids: Sequence[str], caps: cgroups.Capabilities,
              cgroup: str, jupyter_data: str, hub_bin: str, path: str = "",
-             jupyter_path: str = "") -> dict[str, str]:
-    """Variables StudioHub adds for a server: GPUs, kernels' path, the size for the Lab UI."""
+             jupyter_path: str = "", kernel_sockets: str = "", tmpdir: str = ""
+             ) -> dict[str, str]:
+    """Variables StudioHub adds for a server: GPUs, kernels' path, the size for the Lab UI
+    (the contract's ``STUDIOHUB_*``), and its account's private ``TMPDIR``."""
     size, image = choice.size, choice.image
     enforced = [n for n in ("memory", "cpu", "pids") if getattr(caps, n)] if cgroup else []
-    return {
+    env = {
         "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "JUPYTER_PATH": os.pathsep.join(p for p in (jupyter_data, jupyter_path) if p),
         "PATH": os.pathsep.join((hub_bin, path or SYSTEM_PATH)),
-        "STUDIOHUB_IMAGE": image.id,
-        "STUDIOHUB_IMAGE_LABEL": image.label,
-        "STUDIOHUB_SIZE": size.id,
-        "STUDIOHUB_SIZE_LABEL": size.display_name,
-        "STUDIOHUB_CPU_LIMIT": f"{size.cpus:g}",
-        "STUDIOHUB_MEM_LIMIT": str(size.memory),
-        "STUDIOHUB_GPU_LIMIT": str(size.gpus),
-        "STUDIOHUB_LIMITS": ",".join(enforced) or "none",
-        "STUDIOHUB_LIMITS_SUMMARY": caps.summary,
-        "STUDIOHUB_CGROUP": cgroup,
-        # The hub places this server's kernels per notebook (the Lab extension asks it).
-        "STUDIOHUB_SWITCHING": "notebook",
     }
-
-
-def form_to_options(formdata: Mapping[str, Any]) -> dict[str, Any]:
-    """Form fields (lists of strings) to user_options; ``_xsrf`` is the hub's, not ours."""
-    return {k: v[0] if isinstance(v, (list, tuple)) and v else v
-            for k, v in formdata.items() if k != "_xsrf"}
-
-
-def make_options_form(catalog: Catalog, groups: Sequence[str], selected: Mapping[str, Any],
-                      caps: cgroups.Capabilities, gpu_count: int,
-                      built: Callable[[str], bool] = lambda image_id: True,
-                      too_big: Callable[[Size], str | None] = lambda size: None) -> str:
-    """The spawn form for a user in ``groups``: their images and sizes, with notices.
-
-    A size that cannot run the selected image, or needs more GPUs than the host has, is
-    disabled; a little script re-checks when the image changes. An image whose
-    environment is not ``built`` here is disabled with the command that builds it, and a
-    size this machine cannot hold (``too_big`` says why) is disabled with the reason. The
-    server checks again. Sizes are listed smallest first; the preselected pair is what
-    the REST API would pick.
-    """
-    images = catalog.allowed_images(groups)
-    sizes = sorted(catalog.allowed_sizes(groups), key=lambda s: (s.gpus, s.cpus, s.memory))
-    try:
-        choice = catalog.choose(groups, {k: v for k, v in selected.items()
-                                         if k in ("image", "size")})
-    except ChoiceError:
-        choice = catalog.choose(groups, {})
-    notices = _form_notices(caps, sizes, gpu_count)
-    why = {s.id: too_big(s) for s in sizes}
-    usable = [s for s in sizes if not why[s.id]]
-    # Preselect what can start: the choice, else the first built image and fitting size.
-    ready = [i for i in images if built(i.id) and any(
-        s.can_run(i) and _usable(s, gpu_count) for s in usable)]
-    image = choice.image if choice.image in ready or not ready else ready[0]
-    fitting = [s for s in usable if s.can_run(image) and _usable(s, gpu_count)]
-    size = choice.size if choice.size in fitting or not fitting else fitting[0]
-    image_rows = [_image_row(i, usable, gpu_count, i.id == image.id, built(i.id))
-                  for i in images]
-    size_rows = [_size_row(s, image, gpu_count, s.id == size.id, why[s.id]) for s in sizes]
-    return (
-        '<div class="studiohub-spawn">'
-        + "".join(f'<p class="alert alert-warning" role="alert">{html.escape(n)}</p>'
-                  for n in notices)
-        + '<fieldset class="form-group"><legend>Image</legend>' + "".join(image_rows)
-        + "</fieldset>"
-        + '<fieldset class="form-group"><legend>Instance size</legend>' + "".join(size_rows)
-        + "</fieldset>" + _FORM_SCRIPT + "</div>"
-    )
-
-
-def _form_notices(caps: cgroups.Capabilities, sizes: Sequence[Size], gpu_count: int) -> list[str]:
-    notices = []
-    if not caps.enforced:
-        notices.append(f"Note: {caps.summary}.")
-    if any(s.gpus > gpu_count for s in sizes):
-        have = f"{gpu_count} GPU(s)" if gpu_count else "no GPU"
-        notices.append(f"This host has {have}: sizes needing more are unavailable.")
-    return notices
-
-
-def _usable(size: Size, gpu_count: int) -> bool:
-    return size.gpus <= gpu_count
-
-
-def _image_row(image: Image, sizes: Sequence[Size], gpu_count: int, checked: bool,
-               built: bool = True) -> str:
-    fits = [s.id for s in sizes if s.can_run(image) and _usable(s, gpu_count)]
-    attrs = f'data-sizes="{html.escape(" ".join(fits))}"'
-    attrs += " checked" if checked and fits and built else ""
-    attrs += "" if fits and built else " disabled"
-    note = "" if fits else " (no size here can run it)"
-    if fits and not built:
-        note = (f" (not built on this machine: an administrator runs "
-                f"<code>studiohub env build {html.escape(image.id)}</code>)")
-    description = f" <small>{html.escape(image.description)}</small>" if image.description else ""
-    return (f'<div class="radio"><label><input type="radio" name="image" '
-            f'value="{html.escape(image.id)}" {attrs}> <strong>{html.escape(image.label)}'
-            f"</strong>{description}{note}</label></div>")
-
-
-def _size_row(size: Size, image: Image, gpu_count: int, checked: bool,
-              too_big: str | None = None) -> str:
-    usable = size.can_run(image) and _usable(size, gpu_count) and not too_big
-    attrs = (" checked" if checked and usable else "") + ("" if usable else " disabled")
-    note = "" if _usable(size, gpu_count) else f" (needs {size.gpus} GPU)"
-    note = f" ({html.escape(too_big)})" if too_big else note
-    return (f'<div class="radio"><label><input type="radio" name="size" '
-            f'value="{html.escape(size.id)}"{attrs}> {html.escape(size.display_name)}'
-            f"{note}</label></div>")
-
-
-_FORM_SCRIPT = """<script>
-(function () {
-  var form = document.currentScript.closest('form') || document;
-  function update() {
-    var image = form.querySelector('input[name=image]:checked');
-    if (!image) { return; }
-    var fits = image.dataset.sizes.split(' ');
-    var sizes = form.querySelectorAll('input[name=size]');
-    sizes.forEach(function (s) { s.disabled = fits.indexOf(s.value) < 0; });
-    var chosen = form.querySelector('input[name=size]:checked');
-    if (!chosen || chosen.disabled) {
-      var first = Array.prototype.find.call(sizes, function (s) { return !s.disabled; });
-      if (first) { first.checked = true; }
-    }
-  }
-  form.querySelectorAll('input[name=image]').forEach(function (i) {
-    i.addEventListener('change', update);
-  });
-})();
-</script>"""
+    # The hub places this server's kernels per notebook (the Lab extension asks it).
+    env.update(contract.make_server_env(
+        image_id=image.id, image_label=image.label, size_id=size.id,
+        size_label=size.display_name, cpus=size.cpus, memory=size.memory, gpus=size.gpus,
+        limits=",".join(enforced), limits_summary=caps.summary,
+        switching=contract.SWITCH_NOTEBOOK, cgroup=cgroup, kernel_sockets=kernel_sockets))
+    if tmpdir:
+        env["TMPDIR"] = tmpdir
+    return env
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -276,16 +163,6 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def cached_catalog(path: str) -> Catalog:
-    """The catalog, reloaded when its file changes (a spawn page must not re-validate it)."""
-    key = path or ""
-    mtime = Path(path).stat().st_mtime if path else 0.0
-    cached = _catalogs.get(key)
-    if cached is None or cached[0] != mtime:
-        _catalogs[key] = (mtime, load_catalog(path or None))
-    return _catalogs[key][1]
-
-
 @functools.lru_cache(maxsize=8)
 def detect_caps(root: str) -> cgroups.Capabilities:
     """Detected once per hub process: cgroup mounts do not change under a running hub."""
@@ -303,7 +180,7 @@ def _apply_options(spawner: StudioSpawner, user_options: dict[str, Any]) -> None
 # --- the spawner -----------------------------------------------------------------------
 
 
-class StudioSpawner(LocalProcessSpawner):
+class StudioSpawner(CatalogChoice, LocalProcessSpawner):
     """Local JupyterLab servers as the users' own unix accounts, inside catalog sizes."""
 
     catalog_path = Unicode(
@@ -402,6 +279,28 @@ class StudioSpawner(LocalProcessSpawner):
         size's memory, and GPUs, while it runs). One more is refused with a message.""",
     ).tag(config=True)
 
+    max_placed_memory = Integer(
+        0,
+        help="""Most memory (bytes) one user's kernels on sizes of their own may hold at once.
+
+        0 (default): twice the largest size the user's domains allow, but at most half of
+        this machine's memory (times ``memory_overcommit``), and never less than that
+        largest size. So no user can reserve the machine for kernels of their own.""",
+    ).tag(config=True)
+
+    placement_pending_timeout = Float(
+        10.0,
+        help="""Seconds a placed kernel may take to start in its cgroup leaf (or, without
+        limits, to run as the user) before the hub gives its size back. A placement whose
+        kernel never starts holds nothing longer than this.""",
+    ).tag(config=True)
+
+    log_max_bytes = Integer(
+        serverlog.MAX_BYTES,
+        help="""Size (bytes) at which a server's log is rotated, while it runs: the log and
+        its one older copy (``.log.1``) hold at most twice this. Default 10 MiB.""",
+    ).tag(config=True)
+
     memory_overcommit = Float(
         1.0,
         help="""How many times over this machine's memory the sizes of running servers and
@@ -410,6 +309,8 @@ class StudioSpawner(LocalProcessSpawner):
     ).tag(config=True)
 
     socket_dir = ""  # the account's private directory for kernel sockets
+    tmp_dir = ""  # the account's private TMPDIR
+    _log_writer: Popen[bytes] | None = None  # drains the server's output into its log
     choice: Choice | None = None  # the validated {image, size} of the current start
     cgroup = Unicode(help="Name of this server's cgroup; empty when none was made.")
     pid_started = Integer(0, help="Start time of ``pid`` in clock ticks (pid reuse check).")
@@ -428,14 +329,6 @@ class StudioSpawner(LocalProcessSpawner):
         return _apply_options
 
     # --- choices -------------------------------------------------------------------------
-
-    @property
-    def catalog(self) -> Catalog:
-        return cached_catalog(self.catalog_path)
-
-    @property
-    def groups(self) -> list[str]:
-        return [g.name for g in self.user.groups]
 
     @property
     def caps(self) -> cgroups.Capabilities:
@@ -460,8 +353,8 @@ class StudioSpawner(LocalProcessSpawner):
 
     def too_big(self, size: Size) -> str | None:
         """Why this machine can never hold ``size`` (its CPUs or memory), or None."""
-        host = placements.Host.detect(len(self.allocator.gpus))
-        return placements.host_reason(size, host, self.memory_overcommit)
+        host = placement.Host.detect(len(self.allocator.gpus))
+        return placement.host_reason(size, host, self.memory_overcommit)
 
     def image_built(self, image_id: str) -> bool:
         """Whether the image's environment is built here (its kernel is registered)."""
@@ -470,13 +363,6 @@ class StudioSpawner(LocalProcessSpawner):
     def options_from_form(self, formdata: Mapping[str, Any]) -> dict[str, str]:
         """Form fields to ``{image, size}``, refused here (HTTP 400) when not allowed."""
         return self.choose(form_to_options(formdata)).as_options()
-
-    def choose(self, options: Mapping[str, Any]) -> Choice:
-        """The catalog's verdict on ``options`` for this user, as a SpawnException(400)."""
-        try:
-            return self.catalog.choose(self.groups, options)
-        except ChoiceError as e:
-            raise SpawnException(str(e), reason="user_options", status_code=400) from None
 
     def apply_choice(self, user_options: Mapping[str, Any]) -> Choice:
         """Validate user_options and size the server (the default ``apply_user_options``).
@@ -525,10 +411,10 @@ class StudioSpawner(LocalProcessSpawner):
                             cgroup=self.cgroup, jupyter_data=str(kernels.parent),
                             hub_bin=str(Path(sys.executable).parent),
                             path="" if system_mode() else env.get("PATH", ""),
-                            jupyter_path=os.environ.get("JUPYTER_PATH", "")))
-        if self.socket_dir:
-            # Kernels listen on unix sockets there, not on TCP ports others could reach.
-            env["STUDIOHUB_KERNEL_SOCKETS"] = self.socket_dir
+                            jupyter_path=os.environ.get("JUPYTER_PATH", ""),
+                            # Kernels listen on unix sockets there, not on TCP ports
+                            # others could reach.
+                            kernel_sockets=self.socket_dir, tmpdir=self.tmp_dir))
         # jupyter-resource-usage would measure every kernel of the server, placed ones
         # (with limits of their own) included, against the server's size and show a false
         # "over the limit": its status bar shows the total, the toolbar each kernel's limit.
@@ -554,6 +440,8 @@ class StudioSpawner(LocalProcessSpawner):
         else:  # a personal hub: other local accounts must not reach its kernels either
             self.socket_dir = await asyncio.to_thread(users.ensure_private_dir,
                                                       users.personal_socket_dir())
+        # Temporary files (TensorBoard's .tensorboard-info among them) never in /tmp.
+        self.tmp_dir = await asyncio.to_thread(users.ensure_tmp_dir, self.account)
         self._take_gpus(choice.size.gpus)
         try:
             await asyncio.to_thread(self._make_cgroup, choice)
@@ -614,7 +502,8 @@ class StudioSpawner(LocalProcessSpawner):
         env = self.get_env()
         self.log.info("Spawning %s for %s in cgroup %s", " ".join(cmd[:2]), self.user.name,
                       self.cgroup or "(none)")
-        with _open_log(self.log_path) as log:
+        with serverlog.start_writer(self.log_path, self.log_max_bytes) as (log, writer):
+            self._log_writer = writer
             self.proc = Popen(cmd, env=env, cwd=self.account.pw_dir, stdout=log, stderr=STDOUT,
                               preexec_fn=self._preexec(), start_new_session=True,
                               **self.popen_kwargs)
@@ -662,6 +551,7 @@ class StudioSpawner(LocalProcessSpawner):
             await asyncio.sleep(self.ready_poll_interval)
 
     def _exited(self, status: int) -> SpawnException:
+        serverlog.wait_written(self._log_writer)
         tail = log_tail(self.log_path)
         last = tail.splitlines()[-1] if tail else "no output"
         taken = PORT_TAKEN.format(port=self.port) in tail
@@ -693,8 +583,8 @@ class StudioSpawner(LocalProcessSpawner):
         if state.get("gpus"):
             self.held_gpus = [g.id for g in self._reserve(self.gpu_holder, state["gpus"])]
         if self.pid and self.placements_file and not self.name:
-            for placement in placements.book(self.placements_file).of_user(self.user.name):
-                self._reserve(placement.gpu_holder, placement.gpus)
+            for placed in placement.book(self.placements_file).of_user(self.user.name):
+                self._reserve(placed.gpu_holder, placed.gpus)
 
     def _reserve(self, holder: str, ids: list[str] | tuple[str, ...]) -> list[gpus.Gpu]:
         reserved, problems = self.allocator.reserve(holder, ids)
@@ -711,8 +601,8 @@ class StudioSpawner(LocalProcessSpawner):
             self.allocator.free(self.gpu_holder)
         if self.placements_file and not self.name:
             # Placed kernels lived in this server's cgroup, removed above.
-            for placement in placements.book(self.placements_file).remove_user(self.user.name):
-                self.allocator.free(placement.gpu_holder)
+            for placed in placement.book(self.placements_file).remove_user(self.user.name):
+                self.allocator.free(placed.gpu_holder)
         self.cgroup, self.held_gpus, self.pid_started = "", [], 0
 
     def _pid_reused(self) -> bool:
@@ -758,15 +648,6 @@ class StudioSpawner(LocalProcessSpawner):
             if self.proc is not None:
                 await asyncio.to_thread(self.proc.wait)
         await asyncio.to_thread(self.clear_state)
-
-
-def _open_log(path: Path) -> BinaryIO:
-    """The server's log, appended to (emptied past 10 MiB); only the hub can read it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    if path.exists() and path.stat().st_size > LOG_MAX_BYTES:
-        flags |= os.O_TRUNC
-    return os.fdopen(os.open(path, flags, 0o600), "ab")
 
 
 __all__ = ["StudioSpawner", "form_to_options", "make_args", "make_cmd", "make_cull_args",
