@@ -16,6 +16,7 @@ from typing import Any
 
 from traitlets.config import Config
 
+from .auth import MIN_PASSWORD_LENGTH, PASSWORDS_DBM, authenticator_class
 from .catalog import Catalog
 from .paths import paths, system_mode
 
@@ -71,6 +72,7 @@ def proxy_command() -> str:
 
 
 def update_auth(c: Config, settings: dict[str, Any]) -> None:
+    """The authenticator of ``auth.type`` (docs/security.md: why each default)."""
     auth = settings["auth"]
     admins = set(auth.get("admin_users") or [])
     c.Authenticator.admin_users = admins
@@ -81,16 +83,21 @@ def update_auth(c: Config, settings: dict[str, Any]) -> None:
     if not system_mode():
         # A personal hub: only the account running it can log in and spawn.
         c.Authenticator.allowed_users = {getpass.getuser()}
+    c.JupyterHub.authenticator_class = authenticator_class(auth["type"])
     if auth["type"] == "shared-password":
-        c.JupyterHub.authenticator_class = "shared-password"
         c.SharedPasswordAuthenticator.user_password = auth["password"] or read_secret(
             settings, "password", 16)
         c.Authenticator.allow_all = system_mode()
         if admins:
             c.SharedPasswordAuthenticator.admin_password = read_secret(
                 settings, "admin-password", 32)
-    else:
-        c.JupyterHub.authenticator_class = auth["type"]
+    elif auth["type"] == "firstuse":
+        # Anyone may create an account by choosing its password; the admins' passwords
+        # are set beforehand by `studiohub up` (auth.seed_firstuse_password).
+        c.FirstUseAuthenticator.dbm_path = str(Path(settings["state_dir"]) / PASSWORDS_DBM)
+        c.FirstUseAuthenticator.min_password_length = MIN_PASSWORD_LENGTH
+        c.FirstUseAuthenticator.create_users = True
+        c.Authenticator.allow_all = system_mode()
     for cls, traits in (auth.get("config") or {}).items():
         for name, value in traits.items():
             setattr(c[cls], name, value)
@@ -108,7 +115,7 @@ def read_secret(settings: dict[str, Any], name: str, nbytes: int) -> str:
 
 def update_spawner(c: Config, settings: dict[str, Any]) -> None:
     culling, spawner = settings["culling"], settings["spawner"]
-    c.JupyterHub.spawner_class = "studiohub.spawner.StudioSpawner"
+    c.JupyterHub.spawner_class = "studiohub.spawners.local.StudioSpawner"
     c.StudioSpawner.catalog_path = settings["catalog_path"] or ""
     c.Spawner.default_url = spawner["default_url"]
     c.Spawner.start_timeout = int(spawner["start_timeout"])

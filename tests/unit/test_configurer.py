@@ -79,7 +79,7 @@ def test_apply_sets_hub_proxy_auth_spawner(settings: dict) -> None:
     assert c.JupyterHub.hub_port == 9081
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:9001"
     assert c.JupyterHub.cleanup_servers is False
-    assert c.JupyterHub.spawner_class == "studiohub.spawner.StudioSpawner"
+    assert c.JupyterHub.spawner_class == "studiohub.spawners.local.StudioSpawner"
     assert c.JupyterHub.authenticator_class == "shared-password"
     password = (Path(settings["state_dir"]) / "password").read_text().strip()
     assert c.SharedPasswordAuthenticator.user_password == password

@@ -395,7 +395,7 @@ def test_extra_config_installs_studiohub_in_the_hub(
         monkeypatch: pytest.MonkeyPatch) -> None:
     values, rendered = case
     c, catalog_path = hub_config(rendered, tmp_path, monkeypatch)
-    assert c.JupyterHub.spawner_class == "studiohub.kube.StudioKubeSpawner"
+    assert c.JupyterHub.spawner_class == "studiohub.spawners.kube.StudioKubeSpawner"
     assert c.StudioKubeSpawner.catalog_path == str(catalog_path)
     assert callable(c.StudioKubeSpawner.profile_list)
     assert c.KubeSpawner.default_url == "/lab"
@@ -475,7 +475,7 @@ def test_sharing_off(chart_dir: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     for obj in rendered.objects:
         validate(obj)
     c, _ = hub_config(rendered, tmp_path, monkeypatch)
-    assert c.JupyterHub.spawner_class == "studiohub.kube.StudioKubeSpawner"
+    assert c.JupyterHub.spawner_class == "studiohub.spawners.kube.StudioKubeSpawner"
     assert not [s for s in c.JupyterHub.services if s["name"] == "sharing"]
     assert "STUDIOHUB_SHARING_URL" not in c.KubeSpawner.environment
 
