@@ -1,18 +1,21 @@
 """StudioHub's environments inside a container image, built by the local mode's own code.
 
-Every single-user Dockerfile under images/ runs this three times::
+The single-user Dockerfile (images/singleuser/Dockerfile) runs this three times, with
+its build arguments (images/docker-bake.hcl, generated from the catalog)::
 
-    python3 image_env.py build tensorboard --import tensorboard \\
+    python3 image_env.py build tensorboard --imports tensorboard \\
         /tmp/images/tensorboard/requirements.txt
-    python3 image_env.py build pytorch --import ipykernel --import torch \\
-        /tmp/images/base-cpu/requirements.txt /tmp/images/pytorch-cpu/requirements.txt
+    python3 image_env.py build pytorch --imports "ipykernel torch" --dir /tmp/images \\
+        "base-cpu/requirements.txt pytorch-cpu/requirements.txt"
     /opt/studiohub/hub/bin/python image_env.py register pytorch
 
 ``build`` is :func:`studiohub.envbuild.build_env`, the function behind ``studiohub env
 build`` and ``studiohub up``: the same venv, pip command, pin guard (``pip.conf`` +
 ``constraints.txt``), import check, ``pip check`` and marker, under
-``$STUDIOHUB_PREFIX/envs/<name>``. It needs only ``studiohub/__init__.py``, ``paths.py``
-and ``envbuild.py`` (standard library only), which the Dockerfile's ``envbuild`` stage
+``$STUDIOHUB_PREFIX/envs/<name>``. Its requirement files come in order, each argument a
+path or a space-separated list of paths (a build argument holds them all), relative to
+``--dir`` when given. It needs only ``studiohub/__init__.py``, ``paths.py`` and
+``envbuild.py`` (standard library only), which the Dockerfile's ``envbuild`` stage
 copies to ``lib/`` beside this file: editing any other module of StudioHub does not
 rebuild the framework layers.
 
@@ -22,8 +25,8 @@ refuses an image whose environments were not built from the catalog's requiremen
 (:func:`studiohub.envs.ensure_kernel_spec`, as the local mode does) and the Jupyter
 server settings of a one-image server (:func:`make_server_config`).
 
-tests/unit/test_images.py checks that each Dockerfile passes the catalog's requirement
-files of its image, in catalog order.
+tests/unit/test_images.py renders the Dockerfile per bake target and parses its
+``build`` commands with :func:`parse_args`, so what it checks is what this script does.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def make_server_config(kernel: str) -> dict[str, Any]:
     }
 
 
-def build(name: str, imports: list[str], requirements: list[str]) -> int:
+def build(name: str, imports: list[str], requirements: list[Path]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
     from studiohub.envbuild import STEPS, EnvBuildError, build_env
 
@@ -71,7 +74,7 @@ def build(name: str, imports: list[str], requirements: list[str]) -> int:
             print(f"{name}: {STEPS.get(step, step)}", flush=True)
 
     try:
-        result = build_env(name, [Path(r) for r in requirements], imports=imports,
+        result = build_env(name, requirements, imports=imports,
                            progress=progress)
     except EnvBuildError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -121,17 +124,39 @@ def register(image_id: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="image_env.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build envs/NAME from requirement files, in order")
     b.add_argument("name")
     b.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module the environment must import (repeatable)")
-    b.add_argument("requirements", nargs="+", metavar="REQUIREMENTS_TXT")
+    b.add_argument("--imports", dest="import_lists", action="append", default=[],
+                   metavar="'MODULE …'", help="space-separated modules it must import")
+    b.add_argument("--dir", type=Path, default=None,
+                   help="the directory relative requirement paths are in")
+    b.add_argument("requirements", nargs="+", metavar="REQUIREMENTS_TXT",
+                   help="a requirement file, or a space-separated list of them, in order")
     r = sub.add_parser("register", help="check an image's environments, write its kernel")
     r.add_argument("image")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, with ``imports`` and ``requirements`` as flat lists (the
+    requirement files as paths, ``--dir`` applied)."""
+    args = make_parser().parse_args(argv)
+    if args.command == "build":
+        args.imports = [*args.imports, *(m for s in args.import_lists for m in s.split())]
+        files = [Path(f) for s in args.requirements for f in s.split()]
+        args.requirements = [args.dir / f if args.dir else f for f in files]
+        if not args.requirements:
+            make_parser().error("build needs at least one requirement file")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "build":
         return build(args.name, args.imports, args.requirements)
     return register(args.image)

@@ -8,6 +8,10 @@
 # REGISTRY goes in front of every tag (default: none, so studiohub/base-cpu:0.1.0 as the
 # catalog names it); VERSION is the tag (default: the project's version). Other arguments
 # go to `docker buildx bake` unchanged (--load, --set, --print …). See docs/images.md.
+#
+# The bake file is generated from the catalog by images/bake.py (every single-user image
+# is images/singleuser/Dockerfile with its own build arguments); after editing the
+# catalog, regenerate it: /opt/studiohub/hub/bin/python images/bake.py
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,7 +25,8 @@ if ! command -v "$DOCKER" >/dev/null 2>&1; then
 error: '$DOCKER' not found: building the images needs Docker with the Buildx plugin
 (https://docs.docker.com/build/). Build them on a machine that has it, with this command
 or 'docker buildx bake -f images/docker-bake.hcl'. Without Docker, the Dockerfiles are
-linted and checked against the catalog by tests/unit/test_images.py (docs/images.md).
+linted, and rendered per bake target and checked against the catalog, by
+tests/unit/test_images.py (docs/images.md).
 MSG
   exit 127
 fi

@@ -1,13 +1,19 @@
 """The container images, without Docker: no engine exists here, so nothing is built.
 
-What is checked instead: every Dockerfile lints clean with hadolint (warning level); every
-catalog image has a Dockerfile and a bake target tagged with its ``container_image``;
-each single-user Dockerfile builds its kernel environment from exactly the catalog's
-requirement files of that image, in catalog order, with the local mode's own builder
-(``images/image_env.py`` → ``studiohub.envbuild``); base images are pinned; the final
-stage runs as a non-root uid; the build context (.dockerignore) holds every file the
-Dockerfiles use; the hub's frozen requirements pin every dependency of StudioHub; and
-the build script says plainly when Docker is missing.
+What is checked instead: the Dockerfiles (the hub's, and the one parameterised
+single-user Dockerfile) lint clean with hadolint (warning level); images/docker-bake.hcl
+is exactly what images/bake.py generates from the catalog, so every catalog image has a
+target tagged with its ``container_image`` in its accelerator's group. Then the
+single-user Dockerfile is *rendered* per target (its build arguments substituted, the
+stages that target builds picked out, as BuildKit would) and each rendered build is
+checked: its kernel environment is built from exactly the catalog's requirement files of
+that image, in catalog order (the build command parsed by ``image_env.py``'s own parser,
+the files copied by running the ``requirements`` stage's own loop), with the local mode's
+own builder; its base image, system packages and package index; the TensorBoard
+environment; pinned base images and Debian packages; a non-root numeric uid; tini. Also:
+the build context (.dockerignore) holds every file the Dockerfiles use; the hub's frozen
+requirements pin every dependency of StudioHub; and the build script says plainly when
+Docker is missing.
 """
 
 from __future__ import annotations
@@ -27,25 +33,39 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import studiohub
 from studiohub import envbuild, envs
-from studiohub.catalog import Image, images_dir, load_catalog
+from studiohub.catalog import BUILTIN_CATALOG, Image, images_dir, load_catalog, merge, parse_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 BAKE = IMAGES / "docker-bake.hcl"
+SINGLE_USER = IMAGES / "singleuser" / "Dockerfile"
 DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
 CATALOG = load_catalog()
-#: Where the single-user Dockerfiles mount requirement files: /tmp/images/<path in images/>.
-MOUNTED = "/tmp/images/"
-#: Modules an image's build does not import, and why (the catalog's image_imports minus these).
-NOT_IMPORTED_AT_BUILD = {"mxnet-gpu": {"mxnet"}}  # needs the driver's libcuda.so.1
-#: The bake file's tag function, which tag() below evaluates.
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+#: The bake file's tag function, which target_tags() below evaluates.
 TAG_FUNCTION = ('REGISTRY == "" ? "${name}:${VERSION}" : '
                 '"${trimsuffix(REGISTRY, "/")}/${name}:${VERSION}"')
+
+
+def load_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, IMAGES / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bake = load_module("bake")
+image_env = load_module("image_env")
+BAKE_DEF = bake.make_bake(CATALOG, VERSION)
+TARGETS = {t.name: t for t in BAKE_DEF.targets}
 
 
 # --- a Dockerfile, read the way BuildKit reads it ---------------------------------------
@@ -67,7 +87,18 @@ class Stage:
         return [i.args for i in self.instructions if i.keyword == keyword]
 
 
-def parse_dockerfile(text: str) -> list[Stage]:
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str]  # ARGs before the first FROM, with their defaults
+    stages: list[Stage]
+
+    def stage(self, name: str) -> Stage:
+        found = [s for s in self.stages if s.name == name]
+        assert len(found) == 1, f"one stage named {name!r}, found {len(found)}"
+        return found[0]
+
+
+def parse_dockerfile(text: str) -> Dockerfile:
     """Stages and their instructions: continuation lines joined, comment lines dropped."""
     lines, current = [], ""
     for raw in text.splitlines():
@@ -78,6 +109,7 @@ def parse_dockerfile(text: str) -> list[Stage]:
             continue
         lines.append(current + raw)
         current = ""
+    global_args: dict[str, str] = {}
     stages: list[Stage] = []
     for line in lines:
         keyword, _, args = line.strip().partition(" ")
@@ -86,7 +118,60 @@ def parse_dockerfile(text: str) -> list[Stage]:
             stages.append(Stage(base=words[0], name=words[2] if len(words) > 2 else None))
         elif stages:
             stages[-1].instructions.append(Instruction(keyword.upper(), args.strip()))
-    return stages
+        elif keyword.upper() == "ARG":
+            name, _, default = args.strip().partition("=")
+            global_args[name] = default
+    return Dockerfile(global_args, stages)
+
+
+def dockerfile(path: Path) -> Dockerfile:
+    return parse_dockerfile(path.read_text())
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """``$NAME`` and ``${NAME}`` of known names replaced; others (``$PATH``) left."""
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?",
+                  lambda m: values.get(m[1], m[0]), text)
+
+
+@dataclass
+class Rendered:
+    """What one bake target builds from the single-user Dockerfile: the final image's
+    base and its instructions (its runtime stage's, then its own), ARGs and ENVs
+    substituted as the build's shell would see them."""
+
+    base: str
+    instructions: list[Instruction]
+    stages: dict[str, Stage]  # every stage the build uses, by name
+
+    def all(self, keyword: str) -> list[str]:
+        return [i.args for i in self.instructions if i.keyword == keyword]
+
+
+def render(target: str, args: dict[str, str] | None = None) -> Rendered:
+    """The single-user Dockerfile as ``target`` builds it (``args`` replace the target's
+    build arguments: for the tests that change one)."""
+    parsed = dockerfile(SINGLE_USER)
+    build_args = dict(TARGETS[target].args if args is None else args)
+    scope = {**parsed.global_args, **build_args}
+    final = parsed.stages[-1]
+    runtime = parsed.stage(substitute(final.base, scope))
+    values: dict[str, str] = {}
+    instructions: list[Instruction] = []
+    for stage in (runtime, final):
+        for inst in stage.instructions:
+            if inst.keyword == "ARG":
+                name, _, default = inst.args.partition("=")
+                values[name] = build_args.get(name, default.strip('"'))
+            elif inst.keyword == "ENV":
+                for word in shlex.split(substitute(inst.args, values)):
+                    name, _, value = word.partition("=")
+                    values[name] = value
+            instructions.append(Instruction(inst.keyword, substitute(inst.args, values)))
+    used = {s.name: s for s in parsed.stages
+            if s.name and not s.name.startswith("runtime-")}
+    used[str(runtime.name)] = runtime
+    return Rendered(substitute(runtime.base, scope), instructions, used)
 
 
 def mounts(run: str) -> list[dict[str, str]]:
@@ -100,55 +185,65 @@ def shell_words(run: str) -> list[str]:
     return shlex.split(re.sub(r"--mount=\S+", "", run))
 
 
-def env_vars(stage: Stage) -> dict[str, str]:
+def env_vars(rendered: Rendered) -> dict[str, str]:
     values: dict[str, str] = {}
-    for args in stage.all("ENV"):
+    for args in rendered.all("ENV"):
         values.update(dict(w.split("=", 1) for w in shlex.split(args)))
     return values
 
 
 @dataclass
 class EnvBuild:
-    """One ``image_env.py build`` of a Dockerfile: what it builds, from which files."""
+    """One ``image_env.py build`` of a rendered build, as image_env.py parses it."""
 
     name: str
     imports: list[str]
-    requirements: list[str]  # paths under images/
-    mounted: dict[str, str]  # mount target -> source, of the same RUN
+    requirements: list[str]  # paths as the build sees them
+    mounts: list[dict[str, str]]  # of the same RUN
 
 
-def env_builds(stage: Stage) -> list[EnvBuild]:
-    builds = []
-    for run in stage.all("RUN"):
+def image_env_commands(rendered: Rendered, command: str) -> list[tuple[list[str], str]]:
+    """``image_env.py <command> …`` of every RUN: (its arguments, the RUN)."""
+    found = []
+    for run in rendered.all("RUN"):
         words = shell_words(run)
-        for i, word in enumerate(words[:-2]):
-            if word.endswith("image_env.py") and words[i + 1] == "build":
-                rest = words[i + 3:]
-                rest = rest[:rest.index("&&")] if "&&" in rest else rest
-                imports = [rest[j + 1] for j, w in enumerate(rest) if w == "--import"]
-                files = [w for j, w in enumerate(rest)
-                         if not w.startswith("--") and (j == 0 or rest[j - 1] != "--import")]
-                assert all(f.startswith(MOUNTED) for f in files), files
-                builds.append(EnvBuild(
-                    name=words[i + 2], imports=imports,
-                    requirements=[f.removeprefix(MOUNTED) for f in files],
-                    mounted={m["target"]: m["source"] for m in mounts(run)
-                             if m.get("type") == "bind" and "from" not in m}))
+        for i, word in enumerate(words[:-1]):
+            if word.endswith("image_env.py") and words[i + 1] == command:
+                rest = words[i + 1:]
+                found.append((rest[:rest.index("&&")] if "&&" in rest else rest, run))
+    return found
+
+
+def env_builds(rendered: Rendered) -> dict[str, EnvBuild]:
+    builds = {}
+    for argv, run in image_env_commands(rendered, "build"):
+        args = image_env.parse_args(argv)
+        builds[args.name] = EnvBuild(args.name, args.imports,
+                                     [str(p) for p in args.requirements], mounts(run))
     return builds
 
 
-def registered(stage: Stage) -> list[str]:
-    """Images whose kernel the Dockerfile registers (``image_env.py register ID``)."""
-    ids = []
-    for run in stage.all("RUN"):
-        words = shell_words(run)
-        ids += [words[i + 2] for i, w in enumerate(words[:-2])
-                if w.endswith("image_env.py") and words[i + 1] == "register"]
-    return ids
+def registered(rendered: Rendered) -> list[str]:
+    """Images whose kernel the build registers (``image_env.py register ID``)."""
+    return [image_env.parse_args(argv).image
+            for argv, _ in image_env_commands(rendered, "register")]
 
 
-def dockerfile(path: Path) -> list[Stage]:
-    return parse_dockerfile(path.read_text())
+def copied_requirements(target_args: dict[str, str], out: Path) -> list[str]:
+    """Run the ``requirements`` stage's own loop with images/ where it mounts it: the
+    files (under images/) the kernel environment's layer will see, in order."""
+    stage = dockerfile(SINGLE_USER).stage("requirements")
+    (run,) = stage.all("RUN")
+    (mount,) = mounts(run)
+    assert (mount["source"], mount.get("from")) == ("images", None)
+    script = " ".join(shell_words(run)).replace(mount["target"], str(IMAGES)).replace(
+        "/requirements/", f"{out}/")
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"],
+                                 "REQUIREMENTS": target_args.get("REQUIREMENTS", "")},
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
 # --- the bake file -----------------------------------------------------------------------
@@ -218,10 +313,6 @@ def image_target(image: Image) -> str:
     return targets[0]
 
 
-def image_dockerfile(image: Image) -> Path:
-    return ROOT / unquote(target_attr(image_target(image), "dockerfile") or '""')
-
-
 # --- hadolint --------------------------------------------------------------------------
 
 
@@ -251,86 +342,174 @@ def test_hadolint_really_lints() -> None:
 # --- the catalog and the bake file -------------------------------------------------------
 
 
+def test_bake_file_is_generated_from_the_catalog() -> None:
+    """images/docker-bake.hcl is exactly images/bake.py's rendering of the catalog."""
+    expected = bake.render_hcl(BAKE_DEF)
+    assert BAKE.read_text() == expected, (
+        "images/docker-bake.hcl is out of date: run "
+        "/opt/studiohub/hub/bin/python images/bake.py")
+    check = subprocess.run([sys.executable, str(IMAGES / "bake.py"), "--check"],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_catalog_change_changes_the_bake_targets() -> None:
+    """A new image gets its target from its catalog entry alone; one that cannot be
+    built (an unknown GPU framework, a tag off the project's version) is named."""
+    entry = {"display_name": "PyTorch", "framework": "PyTorch", "framework_version": "2.14",
+             "accelerator": "gpu",
+             "requirements": ["base-cpu/requirements.txt", "pytorch-gpu/requirements.txt"],
+             "container_image": f"studiohub/torch-nightly:{VERSION}"}
+    data = merge(yaml.safe_load(BUILTIN_CATALOG.read_text()), {"images": {
+        "torch-nightly": entry}})
+    catalog = parse_catalog(data, "test", lambda _: images_dir())
+    made = {t.name: t for t in bake.make_bake(catalog, VERSION).targets}
+    assert made["torch-nightly"].args == {
+        "ACCELERATOR": "gpu", "BASE_IMAGE": bake.CUDA_BASES["pytorch"],
+        "IMAGE_ID": "torch-nightly",
+        "REQUIREMENTS": "base-cpu/requirements.txt pytorch-gpu/requirements.txt",
+        "IMPORTS": "ipykernel torch"}
+    assert 'target "torch-nightly" {' in bake.render_hcl(bake.make_bake(catalog, VERSION))
+    data["images"]["torch-nightly"]["framework"] = "JAX"
+    with pytest.raises(bake.BakeError, match="no CUDA base image for framework 'JAX'"):
+        bake.make_bake(parse_catalog(data, "test", lambda _: images_dir()), VERSION)
+    data["images"]["torch-nightly"]["container_image"] = "studiohub/torch-nightly:9.9"
+    data["images"]["torch-nightly"]["framework"] = "PyTorch"
+    with pytest.raises(bake.BakeError, match=f"must be '<repository>:{VERSION}'"):
+        bake.make_bake(parse_catalog(data, "test", lambda _: images_dir()), VERSION)
+
+
 def test_every_dockerfile_is_linted_and_built() -> None:
     names = {p.parent.name for p in DOCKERFILES}
-    assert names == {"hub", "base-cpu", "tensorflow-cpu", "pytorch-cpu", "mxnet-cpu",
-                     "tensorflow-gpu", "pytorch-gpu", "mxnet-gpu"}
+    assert names == {"hub", "singleuser"}
     built = {unquote(target_attr(t, "dockerfile") or '""') for t in group_targets("default")}
     assert built == {str(p.relative_to(ROOT)) for p in DOCKERFILES}
+    assert {unquote(target_attr(image_target(i), "dockerfile") or '""')
+            for i in CATALOG.images.values()} == {"images/singleuser/Dockerfile"}
 
 
 @pytest.mark.parametrize("image", CATALOG.images.values(), ids=lambda i: i.id)
-def test_catalog_image_has_a_dockerfile_and_a_bake_target(image: Image) -> None:
+def test_catalog_image_has_a_bake_target(image: Image) -> None:
     target = image_target(image)
     assert target_tags(target) == [image.container_image]
-    assert image_dockerfile(image).is_file()
     assert unquote(target_attr(target, "context") or '""') == "."
     assert target in group_targets("default")
     assert target in group_targets("gpu" if image.gpu else "cpu")
     assert target not in group_targets("cpu" if image.gpu else "gpu")
+    assert TARGETS[target].args["IMAGE_ID"] == image.id
 
 
 def test_bake_variables_and_tags() -> None:
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert unquote(BAKE_BLOCKS["variable"]["VERSION"]["default"]) == version
-    assert version == studiohub.__version__
+    assert unquote(BAKE_BLOCKS["variable"]["VERSION"]["default"]) == VERSION
+    assert studiohub.__version__ == VERSION
     assert unquote(BAKE_BLOCKS["variable"]["REGISTRY"]["default"]) == ""
     assert BAKE_BLOCKS["function"]["tag"]["result"] == TAG_FUNCTION
-    assert target_tags("hub") == [f"studiohub/hub:{version}"]
+    assert target_tags("hub") == [f"studiohub/hub:{VERSION}"]
     assert target_tags("pytorch-gpu", registry="ghcr.io/acme/") == [
-        f"ghcr.io/acme/studiohub/pytorch-gpu:{version}"]
+        f"ghcr.io/acme/studiohub/pytorch-gpu:{VERSION}"]
 
 
 # --- what each single-user image is built from -------------------------------------------
 
 
 @pytest.mark.parametrize("image", CATALOG.images.values(), ids=lambda i: i.id)
-def test_dockerfile_builds_the_catalog_requirements_in_order(image: Image) -> None:
-    final = dockerfile(image_dockerfile(image))[-1]
-    problems = requirement_drift(final, image)
+def test_build_installs_the_catalog_requirements_in_order(image: Image, tmp_path: Path
+                                                          ) -> None:
+    target = image_target(image)
+    problems = requirement_drift(render(target), TARGETS[target].args, image, tmp_path)
     assert not problems, "\n".join(problems)
 
 
-def requirement_drift(final: Stage, image: Image) -> list[str]:
-    """What differs between the final stage and the catalog entry of ``image``."""
-    builds = {b.name: b for b in env_builds(final)}
+def requirement_drift(rendered: Rendered, target_args: dict[str, str], image: Image,
+                      tmp: Path) -> list[str]:
+    """What differs between a rendered build and the catalog entry of ``image``."""
+    builds = env_builds(rendered)
     if image.id not in builds:
         return [f"no `image_env.py build {image.id}` in the final stage"]
     build = builds[image.id]
     problems = []
     expected = [str(p.relative_to(images_dir())) for p in image.requirements]
-    if build.requirements != expected:
-        problems.append(f"{image.id}: builds from {build.requirements}, the catalog says "
+    mount = [m for m in build.mounts if m.get("from") == "requirements"]
+    if len(mount) != 1 or mount[0]["source"] != "/requirements":
+        return [f"the build of {image.id} does not mount the requirements stage"]
+    built = [str(Path(f).relative_to(mount[0]["target"])) for f in build.requirements]
+    if built != expected:
+        problems.append(f"{image.id}: builds from {built}, the catalog says "
                         f"{expected} (same files, same order)")
-    for req in build.requirements:
-        if build.mounted.get(MOUNTED + req) != f"images/{req}":
-            problems.append(f"{req} is not mounted from images/{req} in that RUN")
-    wanted = set(envs.image_imports(image)) - NOT_IMPORTED_AT_BUILD.get(image.id, set())
+    copied = copied_requirements(target_args, tmp / "copied")
+    if copied != sorted(expected):
+        problems.append(f"the requirements stage copies {copied}, not {sorted(expected)}")
+    for name in set(expected) & set(copied):
+        if (tmp / "copied" / name).read_bytes() != (IMAGES / name).read_bytes():
+            problems.append(f"{name} is not copied unchanged from images/{name}")
+    not_built = set(bake.NOT_IMPORTED_AT_BUILD.get((image.framework.lower(),
+                                                    image.accelerator), ()))
+    wanted = set(envs.image_imports(image)) - not_built
     if set(build.imports) != wanted:
         problems.append(f"imports {sorted(build.imports)}, expected {sorted(wanted)}")
     tensorboard = builds.get("tensorboard")
-    if tensorboard is None or tensorboard.requirements != ["tensorboard/requirements.txt"]:
+    if tensorboard is None or tensorboard.requirements != [
+            "/tmp/images/tensorboard/requirements.txt"] or not any(
+            m.get("source") == "images/tensorboard/requirements.txt"
+            and m["target"] == "/tmp/images/tensorboard/requirements.txt"
+            for m in tensorboard.mounts):
         problems.append("the light TensorBoard environment is not built from "
                         "tensorboard/requirements.txt")
-    if registered(final) != [image.id]:
-        problems.append(f"registers {registered(final)}, not [{image.id!r}]")
-    if env_vars(final).get("STUDIOHUB_IMAGE") != image.id:
+    if registered(rendered) != [image.id]:
+        problems.append(f"registers {registered(rendered)}, not [{image.id!r}]")
+    if env_vars(rendered).get("STUDIOHUB_IMAGE") != image.id:
         problems.append(f"ENV STUDIOHUB_IMAGE is not {image.id}")
     return problems
 
 
-def test_a_drifted_dockerfile_is_caught() -> None:
+def test_a_drifted_build_is_caught(tmp_path: Path) -> None:
     """The check above is not vacuous: swapped files, a missing file, another image."""
     image = CATALOG.images["pytorch"]
-    text = image_dockerfile(image).read_text()
-    a, b = "/tmp/images/base-cpu/requirements.txt", "/tmp/images/pytorch-cpu/requirements.txt"
-    swapped = text.replace(f"{a} \\\n      {b}", f"{b} \\\n      {a}")
-    assert swapped != text
-    assert "same order" in requirement_drift(parse_dockerfile(swapped)[-1], image)[0]
-    dropped = text.replace(f"      {a} \\\n", "")
-    assert dropped != text
-    assert "same order" in requirement_drift(parse_dockerfile(dropped)[-1], image)[0]
-    assert requirement_drift(parse_dockerfile(text)[-1], CATALOG.images["tensorflow"])
+    args = dict(TARGETS["pytorch-cpu"].args)
+    a, b = "base-cpu/requirements.txt", "pytorch-cpu/requirements.txt"
+    assert args["REQUIREMENTS"] == f"{a} {b}"
+    swapped = {**args, "REQUIREMENTS": f"{b} {a}"}
+    problems = requirement_drift(render("pytorch-cpu", swapped), swapped, image, tmp_path / "1")
+    assert "same order" in problems[0]
+    dropped = {**args, "REQUIREMENTS": b}
+    problems = requirement_drift(render("pytorch-cpu", dropped), dropped, image, tmp_path / "2")
+    assert "same order" in problems[0] and "copies" in problems[1]
+    assert requirement_drift(render("pytorch-cpu"), args, CATALOG.images["tensorflow"],
+                             tmp_path / "3")
+
+
+@pytest.mark.parametrize("image", CATALOG.images.values(), ids=lambda i: i.id)
+def test_base_image_runtime_and_system_packages(image: Image) -> None:
+    """CPU images on Debian's Python (as a local host), GPU images on the CUDA image of
+    their framework with a standalone CPython 3.11; the libraries MXNet links; PyTorch's
+    CPU index."""
+    target = image_target(image)
+    rendered = render(target)
+    env = env_vars(rendered)
+    runtime = {s for s in rendered.stages if s.startswith("runtime-")}
+    assert runtime == {f"runtime-{image.accelerator}"}
+    installs = " ".join(r for r in rendered.all("RUN") if "apt-get install" in r)
+    if image.gpu:
+        assert rendered.base == bake.CUDA_BASES[image.framework.lower()], image.id
+        assert rendered.base.startswith("nvidia/cuda:")
+        assert env["STUDIOHUB_ENV_PYTHON"] == "/opt/python/3.11/bin/python3.11"
+        assert any("uv python install" in r and "3.11" in r for r in rendered.all("RUN"))
+    else:
+        assert rendered.base == "debian:12.11-slim", image.id
+        assert env["STUDIOHUB_ENV_PYTHON"] == "/usr/bin/python3"
+        assert "python3-venv=3.11.2-1+b1" in installs
+    if image.framework == "MXNet":
+        assert "libgomp1" in installs and "libquadmath0" in installs
+    else:
+        assert "libgomp1" not in installs
+    kernel_run = next(run for argv, run in image_env_commands(rendered, "build")
+                      if image_env.parse_args(argv).name == image.id)
+    before = rendered.instructions[:[i.args for i in rendered.instructions].index(kernel_run)]
+    # An ARG is in the environment of the RUNs after it: the kernel build's pip sees it.
+    assert "PIP_EXTRA_INDEX_URL" in [i.args for i in before if i.keyword == "ARG"]
+    index = TARGETS[target].args.get("PIP_EXTRA_INDEX_URL")
+    assert index == ("https://download.pytorch.org/whl/cpu"
+                     if image.id == "pytorch" else None)
 
 
 def test_single_user_layout_is_the_local_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,18 +517,16 @@ def test_single_user_layout_is_the_local_one(monkeypatch: pytest.MonkeyPatch) ->
     from studiohub_lab.tensorboard.manager import TensorBoardManager
 
     for image in CATALOG.images.values():
-        final = dockerfile(image_dockerfile(image))[-1]
-        env = env_vars(final)
+        rendered = render(image_target(image))
+        env = env_vars(rendered)
         assert env["STUDIOHUB_PREFIX"] == "/opt/studiohub"
         assert env["JUPYTER_PATH"] == "/opt/studiohub/share/jupyter"
         assert env["PATH"].startswith("/opt/studiohub/hub/bin:")
-        assert final.all("CMD") == ['["jupyterhub-singleuser"]']
-        assert final.all("ENTRYPOINT") == ['["tini", "--"]']
-        if image.gpu:
-            assert final.base.startswith("nvidia/cuda:"), image.id
-            assert env["STUDIOHUB_ENV_PYTHON"] == "/opt/python/3.11/bin/python3.11"
-        else:
-            assert final.base.startswith("debian:"), image.id
+        assert rendered.all("CMD") == ['["jupyterhub-singleuser"]']
+        assert rendered.all("ENTRYPOINT") == ['["tini", "--"]']
+        assert "--from=tini /usr/bin/tini-static /usr/bin/tini" in rendered.all("COPY")
+        assert any("-m venv /opt/studiohub/hub" in r and "--constraint /tmp/constraints.txt"
+                   in r and "pip check" in r for r in rendered.all("RUN"))
     # The Lab extension finds envs/tensorboard from $STUDIOHUB_PREFIX, or else from the
     # server environment's parent: both are /opt/studiohub in the images.
     monkeypatch.delenv("STUDIOHUB_TENSORBOARD_PYTHON", raising=False)
@@ -365,14 +542,12 @@ def test_single_user_layout_is_the_local_one(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_envbuild_stage_holds_what_the_builder_imports(tmp_path: Path) -> None:
     """The ``envbuild`` stage copies a few modules; they must import with nothing else."""
+    stage = dockerfile(SINGLE_USER).stage("envbuild")
+    assert stage.base == "scratch"
     copies: set[tuple[str, str]] = set()
-    for path in DOCKERFILES:
-        for stage in dockerfile(path):
-            if stage.name == "envbuild":
-                assert stage.base == "scratch"
-                for args in stage.all("COPY"):
-                    *sources, dest = args.split()
-                    copies |= {(s, dest) for s in sources}
+    for args in stage.all("COPY"):
+        *sources, dest = args.split()
+        copies |= {(s, dest) for s in sources}
     files = {s for s, _ in copies}
     assert "images/image_env.py" in files and "hub_config/studiohub/envbuild.py" in files
     for source, dest in copies:
@@ -389,15 +564,26 @@ def test_envbuild_stage_holds_what_the_builder_imports(tmp_path: Path) -> None:
     assert result.stdout.strip().startswith(str(lib))
 
 
+def test_image_env_build_arguments() -> None:
+    """A build argument holds a space-separated list; ``--dir`` roots relative paths."""
+    args = image_env.parse_args(["build", "pytorch", "--imports", "ipykernel torch",
+                                 "--dir", "/tmp/images",
+                                 "base-cpu/requirements.txt pytorch-cpu/requirements.txt"])
+    assert (args.name, args.imports) == ("pytorch", ["ipykernel", "torch"])
+    assert args.requirements == [Path("/tmp/images/base-cpu/requirements.txt"),
+                                 Path("/tmp/images/pytorch-cpu/requirements.txt")]
+    args = image_env.parse_args(["build", "tensorboard", "--import", "tensorboard", "/r.txt"])
+    assert (args.imports, args.requirements) == (["tensorboard"], [Path("/r.txt")])
+    with pytest.raises(SystemExit):
+        image_env.parse_args(["build", "base", "--imports", "ipykernel", ""])
+
+
 # --- image_env.py register --------------------------------------------------------------
 
 
 def load_image_env() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("image_env", IMAGES / "image_env.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A fresh image_env module (``register`` reads the environment when it runs)."""
+    return load_module("image_env")
 
 
 def fake_env(name: str, digest: str) -> None:
@@ -446,21 +632,24 @@ def test_register_refuses_an_environment_from_other_files(
 # --- pins, users, build context -----------------------------------------------------------
 
 
-def external_images(path: Path) -> list[str]:
-    """Every image a Dockerfile pulls: FROM bases and ``from=`` of COPY/RUN --mount."""
-    stages = dockerfile(path)
-    names = {s.name for s in stages if s.name}
-    refs = [s.base for s in stages]
-    for stage in stages:
+def external_images(path: Path, build_args: dict[str, str] | None = None) -> list[str]:
+    """Every image a Dockerfile pulls: FROM bases and ``from=`` of COPY/RUN --mount, with
+    ``build_args`` (a bake target's) substituted."""
+    parsed = dockerfile(path)
+    scope = {**parsed.global_args, **(build_args or {})}
+    names = {s.name for s in parsed.stages if s.name}
+    refs = [substitute(s.base, scope) for s in parsed.stages]
+    for stage in parsed.stages:
         for args in stage.all("COPY") + stage.all("RUN"):
             refs += re.findall(r"--from=([^\s,]+)", args)
             refs += [m["from"] for m in mounts(args) if "from" in m]
     return [r for r in refs if r not in names and r != "scratch"]
 
 
-@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.parent.name)
-def test_base_images_are_pinned(path: Path) -> None:
-    refs = external_images(path)
+@pytest.mark.parametrize("target", sorted(TARGETS), ids=str)
+def test_base_images_are_pinned(target: str) -> None:
+    path = ROOT / TARGETS[target].dockerfile
+    refs = external_images(path, dict(TARGETS[target].args))
     assert refs
     for ref in refs:
         if re.search(r"@sha256:[0-9a-f]{64}$", ref):
@@ -468,15 +657,25 @@ def test_base_images_are_pinned(path: Path) -> None:
         name, _, tag = ref.rpartition(":")
         assert name and "/" not in tag and tag not in ("", "latest"), f"{ref} is not pinned"
         assert re.search(r"\d", tag), f"{ref}: pin a version, not a moving name"
+        assert "$" not in ref, f"{ref}: a build argument no target sets"
+
+
+@pytest.mark.parametrize("image", [i for i in CATALOG.images.values() if not i.gpu],
+                         ids=lambda i: i.id)
+def test_debian_packages_are_pinned(image: Image) -> None:
+    """hadolint cannot see into APT_PACKAGES: the CPU images' must be pinned too."""
+    for package in TARGETS[image_target(image)].args.get("APT_PACKAGES", "").split():
+        assert re.fullmatch(r"[a-z0-9.+-]+=\S+", package), f"{package} is not pinned"
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_final_stage_runs_as_a_non_root_uid(path: Path) -> None:
-    users = dockerfile(path)[-1].all("USER")
+    users = dockerfile(path).stages[-1].all("USER")
     assert users, "the final stage must set USER"
     # Numeric, so that Kubernetes' runAsNonRoot can verify it; 1000 as the chart expects.
     assert users[-1] == "1000"
-    assert "useradd --uid 1000" in path.read_text()
+    runs = " ".join(dockerfile(path).stages[-1].all("RUN"))
+    assert "useradd --uid 1000" in runs
 
 
 def dockerignore_excludes() -> Callable[[str], bool]:
@@ -515,7 +714,7 @@ def test_build_context_has_what_the_dockerfiles_use() -> None:
             "extensions/studiohub-lab/studiohub_lab/app.py",
             "extensions/studiohub-lab/jupyter-config/server-config/studiohub_lab.json"}
     for path in DOCKERFILES:
-        for stage in dockerfile(path):
+        for stage in dockerfile(path).stages:
             for args in stage.all("COPY"):
                 if "--from" not in args:
                     used |= {s for s in args.split()[:-1] if s != "."}
