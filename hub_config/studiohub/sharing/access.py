@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from tornado import web
 
 from ..catalog import Catalog
+from .inputs import quoted
 from .store import Share
 
 REVOKED = "this shared notebook was revoked by its author: ask them for a new link"
@@ -45,7 +46,8 @@ def check_can_share_to(domain: str, domains: list[str]) -> None:
     """One of the user's own domains, or a 400 listing theirs (unknown and foreign alike)."""
     if domain not in domains:
         mine = ", ".join(repr(d) for d in domains) or "none: ask an administrator to add you"
-        raise Refusal(400, f"domain {domain!r} is not one of your domains; your domains: {mine}")
+        raise Refusal(400, f"domain {quoted(domain)} is not one of your domains; your "
+                           f"domains: {mine}")
 
 
 def check_can_view(share: Share | None, user: str, domains: list[str],

@@ -23,6 +23,7 @@ from tornado import web
 
 from .base import APIHandler, BaseHandler, Model, authenticated
 from .config import AUDIT_SCOPE
+from .inputs import quoted
 from .models import event_model, share_model, version_model
 from .store import ACTIONS
 from .workspace import ServerNotRunning, WorkspaceError
@@ -38,7 +39,9 @@ COPY: Model = {"version": (int, False)}
 
 
 class NotebookBodyHandler(APIHandler):
-    """Handlers that receive a notebook: bodies up to the notebook limit (plus the keys)."""
+    """Handlers that receive a notebook: bodies up to the notebook limit (plus the keys,
+    ``sharing.max_notebook_size`` in the settings); every other endpoint reads at most
+    :attr:`APIHandler.max_body_bytes`."""
 
     def body_limit(self) -> int:
         return int(self.sharing.limits.max_notebook_bytes) + BODY_SLACK
@@ -70,7 +73,7 @@ class SharesHandler(NotebookBodyHandler):
             shares = self.sharing.store.shared_with(domains, viewer.name,
                                                     self.get_argument("q", "")[:200])
         else:
-            raise web.HTTPError(400, f"filter {what!r} is not known: use 'mine' or 'domains'")
+            raise web.HTTPError(400, f"filter {quoted(what)} is not known: use 'mine' or 'domains'")
         self.write_json({"shares": [share_model(s, viewer.name, self.sharing, self.prefix())
                                     for s in shares]})
 
@@ -165,7 +168,7 @@ def audit_filters(handler: web.RequestHandler) -> dict[str, Any]:
     """``share``, ``user``, ``action``, ``before`` and ``limit`` query arguments, checked."""
     action = handler.get_argument("action", "") or None
     if action and action not in ACTIONS:
-        raise web.HTTPError(400, f"action {action!r} is not known: use one of "
+        raise web.HTTPError(400, f"action {quoted(action)} is not known: use one of "
                                  f"{', '.join(ACTIONS)}")
     return {"share_id": handler.get_argument("share", "") or None,
             "actor": handler.get_argument("user", "") or None, "action": action,

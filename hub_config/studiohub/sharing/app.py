@@ -26,7 +26,8 @@ from traitlets.config import Application
 from ..catalog import CatalogError, load_catalog
 from ..paths import paths
 from . import api, pages
-from .base import APIHandler, PageHandler
+from .base import APIHandler, PageHandler, hub_or_503
+from .inputs import clipped
 from .service import Limits, Sharing
 from .snapshots import DIR_MODE, SnapshotFiles
 from .store import Store
@@ -40,6 +41,10 @@ class OAuthCallback(HubOAuthCallbackHandler):
 
     def initialize(self) -> None:
         self.hub_auth = self.settings["hub_auth"]
+
+    async def get(self) -> None:
+        """The login's last step asks the hub for a token: a 503 while the hub is down."""
+        await hub_or_503(super().get())
 
 
 class NotFoundAPI(APIHandler):
@@ -97,8 +102,8 @@ def log_request(handler: web.RequestHandler) -> None:
     user = getattr(handler, "current_user", None) if status != 500 else None
     name = user.get("name", "") if isinstance(user, dict) else ""
     logging.getLogger("studiohub.sharing").log(
-        level, "%d %s %s %s %.1fms", status, handler.request.method, handler.request.path,
-        name, 1000 * handler.request.request_time())
+        level, "%d %s %s %s %.1fms", status, handler.request.method,
+        clipped(handler.request.path, 200), name, 1000 * handler.request.request_time())
 
 
 class SharingApp(Application):

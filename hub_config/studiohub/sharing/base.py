@@ -5,17 +5,24 @@
   token (``Authorization: token …``), such as the one a user's server holds.
 - Every response carries the Content-Security-Policy of :mod:`.render` (no scripts at
   all), ``nosniff`` and ``no-store``: pages show other people's notebooks.
-- API handlers parse a JSON body once and check it against a table of key → (type,
-  required) (the habit of JupyterHub's own ``APIHandler``), refuse an oversized body
-  with 413 after reading it, and always answer errors as JSON ``{"status",
-  "message"}``. Page handlers answer errors with a short page.
+- API handlers parse a JSON body once, refuse what no later step could handle (nesting
+  too deep, lone surrogates: :mod:`.inputs`), and check it against a table of key →
+  (type, required) (the habit of JupyterHub's own ``APIHandler``). Each endpoint has
+  its own body bound (:attr:`APIHandler.max_body_bytes`, a notebook's for those that
+  take one); a larger body is refused with 413 after reading it. Errors are always
+  JSON ``{"status", "message"}``; page handlers answer them with a short page.
+- User values in refusals, and in the log, are quoted by :func:`.inputs.quoted` (a
+  short prefix), and every message is cut at :data:`MAX_MESSAGE_CHARS`.
+- When the hub cannot be asked who a request is from (it is down or restarting), the
+  answer is 503 :data:`HUB_UNREACHABLE`, not the 500 of JupyterHub's ``HubAuth``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from http.client import responses
 from typing import Any, TypeVar, cast
@@ -24,6 +31,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
 from tornado import web
 from tornado.http1connection import HTTP1Connection
 
+from .inputs import InputError, check_body, clipped, quoted
 from .render import CONTENT_SECURITY_POLICY
 from .service import Sharing, Viewer
 from .workspace import Workspace
@@ -36,6 +44,11 @@ MAX_DRAINED_BYTES = 1024 * 1024 * 1024
 Method = TypeVar("Method", bound=Callable[..., Any])
 INTERNAL_ERROR = ("internal error in the sharing service: an administrator can find the "
                   "details in the hub's log")
+HUB_UNREACHABLE = ("the hub is not reachable: try again in a minute (if it lasts, an "
+                   "administrator can check that JupyterHub runs)")
+#: The longest message an answer or a log line carries (user values are quoted shorter).
+MAX_MESSAGE_CHARS = 500
+log = logging.getLogger("studiohub.sharing")
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
@@ -47,8 +60,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     async def prepare(self) -> None:
         """Identify the user asynchronously (HubAuth's synchronous path blocks the event
         loop for a round trip to the hub on every cache miss); ``current_user`` then
-        reads the identity this left on the handler."""
-        await self.hub_auth.get_user(self, sync=False)
+        reads the identity this left on the handler. HubAuth answers a hub it cannot
+        reach (or that fails) with a 500: that is a 503 here, saying to wait."""
+        await hub_or_503(self.hub_auth.get_user(self, sync=False))
 
     @property
     def sharing(self) -> Sharing:
@@ -85,6 +99,26 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """A path under this service (``/services/sharing/<path>``)."""
         return str(self.settings["service_prefix"]) + path
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Refusals in one bounded line (tornado's own line repeats the whole message,
+        with the request's full URI); anything else with its traceback."""
+        if isinstance(value, web.HTTPError):
+            log.warning("%d %s %s: %s", value.status_code, self.request.method,
+                        clipped(self.request.path, 200),
+                        error_message(value.status_code, (typ, value, tb)))
+        else:
+            super().log_exception(typ, value, tb)
+
+
+async def hub_or_503(call: Awaitable[Any]) -> Any:
+    """``call``'s result; a 503 saying to wait when it failed on the hub's side (5xx)."""
+    try:
+        return await call
+    except web.HTTPError as e:
+        if e.status_code >= 500:
+            raise web.HTTPError(503, HUB_UNREACHABLE) from None
+        raise
+
 
 def authenticated(method: Method) -> Method:
     """An API method for users only: a 403 saying how to authenticate, never a redirect.
@@ -97,6 +131,8 @@ def authenticated(method: Method) -> Method:
         if self.current_user is None:
             raise web.HTTPError(403, "authentication required: log in to JupyterHub, or send "
                                      "'Authorization: token <your JupyterHub API token>'")
+        if self._body_size > self.body_limit():  # also where no body is read
+            raise web.HTTPError(413, self.too_large(self._body_size))
         return method(self, *args, **kwargs)
 
     return cast(Method, wrapper)
@@ -109,10 +145,12 @@ class APIHandler(BaseHandler):
     The body is streamed and counted: up to :meth:`body_limit` bytes are kept, anything
     beyond is read and dropped, and the method answers 413 with a message. (A server
     that stopped reading mid-upload would leave the client, behind the proxy, with a
-    bare 400 or 503 instead.)
+    bare 400 or 503 instead.) The bound is per endpoint: a copy's ``{"version": n}``
+    needs a few bytes, a notebook's endpoints the notebook limit (:mod:`.api`).
     """
 
-    max_body_bytes = 64 * 1024
+    #: Largest body this endpoint reads (a small JSON object, or none at all).
+    max_body_bytes = 1024
 
     def body_limit(self) -> int:
         return self.max_body_bytes
@@ -137,12 +175,12 @@ class APIHandler(BaseHandler):
         """The request's JSON object, checked against ``model``; a 4xx names what is wrong."""
         if self._body_size > self.body_limit():
             raise web.HTTPError(413, self.too_large(self._body_size))
-        try:
-            body = json.loads(bytes(self._body) or b"null")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise web.HTTPError(400, f"request body is not valid JSON: {e}") from None
+        if not self._body.strip():
+            raise web.HTTPError(400, "request body is empty: send a JSON object")
+        body = parse_json(bytes(self._body))
         if not isinstance(body, dict):
-            raise web.HTTPError(400, "request body must be a JSON object")
+            raise web.HTTPError(400, "request body must be a JSON object, not "
+                                     f"{type(body).__name__}")
         check_model(body, model)
         return body
 
@@ -180,12 +218,38 @@ class PageHandler(BaseHandler):
                          action_text=action_text, action_url=action_url)
 
 
+def parse_json(data: bytes) -> Any:
+    """The body's JSON; a 400 naming the problem for anything that is not plain JSON.
+
+    Refused too: nesting deeper than any notebook's (``json.loads`` itself raises
+    ``RecursionError`` at about a thousand levels), lone surrogates, and NaN/Infinity
+    (which Python reads but JSON does not have).
+    """
+    try:
+        body = json.loads(data, parse_constant=_no_constant)
+        check_body(body)
+    except RecursionError:
+        raise web.HTTPError(400, "request body nests too deeply to read: send the notebook "
+                                 "as JupyterLab saves it") from None
+    except InputError as e:
+        raise web.HTTPError(400, str(e)) from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise web.HTTPError(400, f"request body is not valid JSON: {clipped(str(e), 120)}") \
+            from None
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def check_model(body: Mapping[str, Any], model: Model) -> None:
     """Unknown keys, missing keys and wrong types are 400s naming the key."""
     unknown = sorted(set(body) - set(model))
     if unknown:
-        raise web.HTTPError(400, f"unknown key(s) {', '.join(map(repr, unknown))}: allowed "
-                                 f"keys are {', '.join(map(repr, model))}")
+        named = ", ".join(quoted(k) for k in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        raise web.HTTPError(400, f"unknown key(s) {named}: allowed keys are "
+                                 f"{', '.join(map(repr, model))}")
     for key, (kind, required) in model.items():
         if key not in body:
             if required:
@@ -203,14 +267,16 @@ def format_time(iso: str) -> str:
 
 
 def error_message(status_code: int, exc_info: Any) -> str:
-    """The refusal's own message; a generic one for anything unexpected."""
+    """The refusal's own message (at most :data:`MAX_MESSAGE_CHARS`); a generic one for
+    anything unexpected."""
     error = exc_info[1] if exc_info else None
+    message = ""
     if isinstance(error, web.HTTPError):
-        message = getattr(error, "message", None)
-        if message:
-            return str(message)
-        if error.log_message:
-            return error.log_message % error.args if error.args else error.log_message
-    if status_code >= 500:
-        return INTERNAL_ERROR
-    return responses.get(status_code, "error")
+        message = str(getattr(error, "message", None) or "")
+        if not message and error.log_message:
+            message = error.log_message % error.args if error.args else error.log_message
+    if not message:
+        message = INTERNAL_ERROR if status_code >= 500 else responses.get(status_code, "error")
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS - 1] + "…"
+    return message

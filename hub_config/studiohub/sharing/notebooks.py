@@ -22,6 +22,8 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from .inputs import clipped, quoted
+
 SUPPORTED_NBFORMAT = 4
 MAX_NAME_BYTES = 255
 MAX_NOTE_CHARS = 2000
@@ -49,12 +51,12 @@ def check_name(name: str) -> str:
     plain file name: no directory part, no ``..``, not hidden, ending in ``.ipynb``.
     """
     if _FORBIDDEN_IN_NAME.search(name) or name in (".", ".."):
-        raise NotebookError(f"name {name!r} must be a file name without '/', '\\' or "
+        raise NotebookError(f"name {quoted(name)} must be a file name without '/', '\\' or "
                             "control characters: send the notebook's base name")
     if name.startswith("."):
-        raise NotebookError(f"name {name!r} is a hidden file name: rename the notebook")
+        raise NotebookError(f"name {quoted(name)} is a hidden file name: rename the notebook")
     if not name.endswith(".ipynb") or name == ".ipynb":
-        raise NotebookError(f"name {name!r} must end in .ipynb")
+        raise NotebookError(f"name {quoted(name)} must end in .ipynb")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise NotebookError(f"name is longer than {MAX_NAME_BYTES} bytes: rename the notebook")
     return name
@@ -72,23 +74,23 @@ def parse_notebook(data: dict[str, Any]) -> NotebookNode:
     """``data`` as a validated nbformat 4 notebook, or :class:`NotebookError`."""
     version = data.get("nbformat")
     if version != SUPPORTED_NBFORMAT or isinstance(version, bool):
-        raise NotebookError(f"nbformat {version!r} is not supported: only nbformat "
+        raise NotebookError(f"nbformat {quoted(version)} is not supported: only nbformat "
                             f"{SUPPORTED_NBFORMAT} notebooks can be shared (open and save "
                             "the notebook in JupyterLab to upgrade it)")
     minor = data.get("nbformat_minor")
     if not isinstance(minor, int) or isinstance(minor, bool) or minor < 0:
-        raise NotebookError(f"nbformat_minor {minor!r} must be a non-negative integer")
+        raise NotebookError(f"nbformat_minor {quoted(minor)} must be a non-negative integer")
     notebook = nbformat.from_dict(data)  # new containers: the request's data is not kept
     try:
         nbformat.validate(notebook)
     except nbformat.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise NotebookError(f"not a valid nbformat 4 notebook: {e.message} at {where}") \
-            from None
+        raise NotebookError(f"not a valid nbformat 4 notebook: {clipped(e.message, 200)} at "
+                            f"{clipped(where, 100)}") from None
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         # nbformat normalises before it validates, and trips on some broken shapes.
-        raise NotebookError(f"not a valid nbformat 4 notebook: {type(e).__name__} {e}") \
-            from None
+        raise NotebookError(f"not a valid nbformat 4 notebook: {type(e).__name__} "
+                            f"{clipped(str(e), 200)}") from None
     return notebook
 
 

@@ -38,7 +38,7 @@ from .notebooks import (
     serialize,
 )
 from .render import render_fragment
-from .snapshots import SnapshotFiles
+from .snapshots import SnapshotFiles, is_share_id
 from .store import Share, Store, Version, utcnow
 from .workspace import Workspace
 
@@ -148,14 +148,18 @@ class Sharing:
             yield
         except Refusal as e:
             if e.status_code in AUDITED_REFUSALS:
-                self.store.record(viewer.name, "refuse", share_id[:64], None,
+                # An id from a URL may hold anything (NUL, which PostgreSQL refuses).
+                recorded = share_id if is_share_id(share_id) else ascii(share_id[:40])
+                self.store.record(viewer.name, "refuse", recorded, None,
                                   f"{e.status_code}: {e.message}")
             raise
 
     def check_view(self, viewer: Viewer, share_id: str) -> Share:
-        """The share if ``viewer`` may see it (callers record refusals with :meth:`audited`)."""
-        return access.check_can_view(self.store.share(share_id), viewer.name, viewer.domains,
-                                     self.domain_names)
+        """The share if ``viewer`` may see it (callers record refusals with :meth:`audited`).
+
+        An id the service could not have made is unknown without asking the database."""
+        share = self.store.share(share_id) if is_share_id(share_id) else None
+        return access.check_can_view(share, viewer.name, viewer.domains, self.domain_names)
 
     def view(self, viewer: Viewer, share_id: str) -> Share:
         """:meth:`check_view`, audited: a share's details, not counted as an open."""

@@ -36,7 +36,7 @@ class SnapshotFiles:
 
     def path(self, share_id: str, version: int, kind: str) -> Path:
         """``<root>/<share id>/<version>.<kind>``; refuses anything but our own ids."""
-        if not _SHARE_ID.match(share_id) or kind not in ("ipynb", "html"):
+        if not is_share_id(share_id) or kind not in ("ipynb", "html"):
             raise ValueError(f"not a snapshot: {share_id!r} {kind!r}")
         return self.root / share_id / f"{int(version)}.{kind}"
 
@@ -74,6 +74,11 @@ class SnapshotFiles:
                 os.unlink(tmp)
             raise
         _fsync_dir(target.parent)
+
+
+def is_share_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id this service makes (URL-safe, 16-64)."""
+    return bool(_SHARE_ID.fullmatch(text))
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -12,11 +12,20 @@ service cannot mount.
 
 The cost: the server must be running. When it is not, the hub answers 424 and we say
 so (:class:`ServerNotRunning`), and the preview page offers to start it.
+
+A copy never overwrites a file, also when several are made at once (two tabs, a double
+click, a script). The contents API has no "create only if absent" (its ``PUT`` replaces
+a file), so the name is reserved here: looking for a free name and writing the copy
+happen under one lock per user (:func:`name_lock`), and this one process is the only
+writer of copies. What the lock cannot cover is the user creating a file of the same
+name by hand in the same instant, between our check and our write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -60,10 +69,14 @@ class Workspace:
         return f"{self.user_prefix}/lab/tree/{quote(path)}"
 
     async def save_copy(self, name: str, notebook: dict[str, Any]) -> str:
-        """Save ``notebook`` under a free name derived from ``name``; return that name."""
-        target = await self.free_name(name)
+        """Save ``notebook`` under a free name derived from ``name``; return that name.
+
+        The name is chosen and written under this user's :func:`name_lock`, so copies
+        made at the same time get different names."""
         body = json.dumps({"type": "notebook", "format": "json", "content": notebook})
-        await self._fetch("PUT", target, body)
+        async with name_lock(self.user):
+            target = await self.free_name(name)
+            await self._fetch("PUT", target, body)
         return target
 
     async def free_name(self, name: str) -> str:
@@ -98,6 +111,18 @@ class Workspace:
         except OSError as e:
             raise WorkspaceError(f"could not reach your server through {self.servers_url}: "
                                  f"{e}") from None
+
+
+#: The locks of users with a copy in progress (a lock goes once no copy holds it).
+_NAME_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def name_lock(user: str) -> asyncio.Lock:
+    """The one lock under which ``user``'s copies pick a free name and are written."""
+    lock = _NAME_LOCKS.get(user)
+    if lock is None:
+        lock = _NAME_LOCKS[user] = asyncio.Lock()
+    return lock
 
 
 def candidate_names(name: str) -> list[str]:
