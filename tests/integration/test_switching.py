@@ -151,9 +151,24 @@ def test_a_saved_choice_that_cannot_run_here_falls_back_and_says_why(alice: User
     alice.server_api("DELETE", f"/sessions/{session['id']}")
 
 
+def refused_switch(user: User, session: dict[str, Any], **choice: str) -> Any:
+    """What the picker does with a choice the hub refuses: the answer that refused it
+    (``kernel-choices`` only checks the shape; the hub's placement, asked when the
+    session's kernel changes, is the one check and its words reach the user)."""
+    r = user.lab_api("POST", "/kernel-choices", json={
+        "path": session["path"], "replaces": session["kernel"]["id"], **choice})
+    if r.status_code != 200:
+        return r
+    return user.server_api("PATCH", f"/sessions/{session['id']}",
+                           json={"kernel": {"name": r.json()["kernel_name"]}})
+
+
 def test_refused_choices_say_why(hub: Hub, alice: User) -> None:
+    assert alice.server_api("PUT", "/contents/x.ipynb", json=notebook()).ok
+    session = open_session(alice, "x.ipynb")
+
     def choose(**body: str) -> Any:
-        return alice.lab_api("POST", "/kernel-choices", json={"path": "x.ipynb", **body})
+        return refused_switch(alice, session, **body)
 
     unknown = choose(image="base", size="enormous")
     assert unknown.status_code == 400
@@ -163,18 +178,26 @@ def test_refused_choices_say_why(hub: Hub, alice: User) -> None:
     assert "4 TiB" in no_room.json()["message"], no_room.text
     gpu = choose(image="pytorch-gpu", size="tiny")
     assert gpu.status_code in (400, 409), gpu.text
-    assert choose(image="base", size="half", path="../../etc/passwd").status_code == 400
+    bad_path = alice.lab_api("POST", "/kernel-choices", json={
+        "path": "../../etc/passwd", "image": "base", "size": "half"})
+    assert bad_path.status_code == 400
+    # Nothing changed: the notebook keeps its kernel, nothing was placed for it.
+    now = alice.server_api("GET", f"/sessions/{session['id']}").json()
+    assert now["kernel"]["id"] == session["kernel"]["id"]
+    assert placements(hub) == []
     options = alice.lab_api("GET", "/kernel-options").json()
     assert options["unavailable"]["base/giant"].startswith("needs 4 TiB")
     assert {"tiny", "half"} <= {s["id"] for s in options["sizes"]}
+    alice.server_api("DELETE", f"/sessions/{session['id']}")
 
 
 def test_team_members_are_limited_to_their_domain(hub: Hub) -> None:
     bob = hub.new_user("swteam", groups=("team-a",))
     bob.spawn(image="base", size="tiny")
     try:
-        refused = bob.lab_api("POST", "/kernel-choices", json={
-            "path": "a.ipynb", "image": "pytorch", "size": "tiny"})
+        assert bob.server_api("PUT", "/contents/a.ipynb", json=notebook()).ok
+        refused = refused_switch(bob, open_session(bob, "a.ipynb"), image="pytorch",
+                                 size="tiny")
         assert refused.status_code == 400, refused.text
         assert "base" in refused.json()["message"]
         options = bob.lab_api("GET", "/kernel-options").json()
@@ -241,6 +264,34 @@ def test_kernel_sockets_are_closed_to_other_users(hub: Hub, alice: User) -> None
     assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe
     # ... while the owner's browser talks to the kernel through the server as usual.
     assert alice.run("print(6 * 7)", session["kernel"]["id"]).stdout.strip() == "42"
+    alice.server_api("DELETE", f"/sessions/{session['id']}")
+
+
+def test_kernels_listen_on_no_tcp_port_and_forked_output_still_arrives(alice: User) -> None:
+    """ipykernel's IOPub pipe (output of forked children) binds 127.0.0.1:<random> by
+    default, where any local account could flood the notebook and the server's log:
+    StudioHub's kernels bind it on a unix socket in the account's 0700 directory."""
+    import psutil
+
+    assert alice.server_api("PUT", "/contents/tcp.ipynb", json=notebook()).ok
+    session = open_session(alice, "tcp.ipynb")
+    kernel = session["kernel"]["id"]
+    pid = int(alice.run("import os\nprint(os.getpid())", kernel).stdout)
+    process = psutil.Process(pid)
+    assert "ipykernel" in " ".join(process.cmdline()), process.cmdline()
+    inet = [c for p in (process, *process.children(recursive=True))
+            for c in p.net_connections(kind="inet")]
+    assert inet == [], inet
+    forked = alice.run(textwrap.dedent("""
+        import os, sys, time
+        child = os.fork()
+        if child == 0:
+            print("printed by a forked child", flush=True)
+            os._exit(0)
+        os.waitpid(child, 0)
+        time.sleep(1)
+    """), kernel)
+    assert "printed by a forked child" in forked.stdout, forked
     alice.server_api("DELETE", f"/sessions/{session['id']}")
 
 

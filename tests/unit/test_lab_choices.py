@@ -203,12 +203,6 @@ def test_a_choice_of_the_wrong_shape_is_a_400_and_records_nothing(
     assert book.by_path == {}
 
 
-def test_an_image_without_a_kernel_here_is_refused(book: ChoiceBook) -> None:
-    with pytest.raises(LabError, match=r"image 'pytorch-gpu' has no kernel on this server"):
-        book.choose("a.ipynb", "pytorch-gpu", "tiny", None, has_kernel=lambda name: False)
-    assert book.by_path == {}
-
-
 def test_the_provisioner_finds_the_server_s_book_through_its_parents() -> None:
     class Node:
         def __init__(self, parent: Any = None) -> None:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import stat
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,3 +104,110 @@ def test_magic_info_file_matches_tensorboards_own_format(tmp_path: Path) -> None
     theirs = subprocess.run([str(python), "-c", code, str(tmp_path), json.dumps(args)],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert key == theirs
+
+
+# --- %tensorboard's info file: never written where other accounts can plant links ----------
+
+VICTIM = "nobody"
+ATTACKER = "daemon"
+WRITE_INFO = """
+import sys
+sys.stdin.readline()  # meanwhile the attacker plants a link for this very pid
+from studiohub_lab.tensorboard import magic
+try:
+    print("wrote", magic.write_info(7, "runs", [], "test"))
+except OSError as e:
+    print("refused:", e)
+"""
+
+
+def as_account(account: str, code: str, env: dict[str, str], stdin: str = ""
+               ) -> subprocess.Popen[str]:
+    pw = pwd.getpwnam(account)
+    return subprocess.Popen([sys.executable, "-c", code], user=pw.pw_uid, group=pw.pw_gid,
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A world-writable temporary folder without the sticky bit, and a victim's file."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as two unix accounts (run under make test)")
+    base = Path(tempfile.mkdtemp(prefix="tb-info-"))
+    try:
+        base.chmod(0o755)
+        (base / "shared").mkdir(mode=0o777)
+        (base / "shared").chmod(0o777)
+        home = base / "home"
+        home.mkdir(mode=0o700)
+        (home / "secret.txt").write_text("precious\n")
+        victim = pwd.getpwnam(VICTIM)
+        for path in (home, home / "secret.txt"):
+            os.chown(path, victim.pw_uid, victim.pw_gid)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def plant_and_write(base: Path, make_dir: str) -> str:
+    """The victim's process waits; the attacker makes ``.tensorboard-info`` as told and
+    plants ``pid-<victim pid>.info`` → the victim's file; the victim writes its info."""
+    shared, secret = base / "shared", base / "home" / "secret.txt"
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(shared)}
+    victim = as_account(VICTIM, WRITE_INFO, env)
+    plant = (f"import os\nd = {str(shared / magic.INFO_DIR)!r}\n{make_dir}\n"
+             f"os.symlink({str(secret)!r}, os.path.join(d, 'pid-{victim.pid}.info'))\n")
+    pw = pwd.getpwnam(ATTACKER)
+    attacker = subprocess.run([sys.executable, "-c", plant], user=pw.pw_uid,
+                              group=pw.pw_gid, capture_output=True, text=True, env=env,
+                              check=False)
+    if "victim-owned" in make_dir:
+        info = shared / magic.INFO_DIR
+        os.chown(info, pwd.getpwnam(VICTIM).pw_uid, -1)
+    assert attacker.returncode == 0, attacker.stderr
+    out, err = victim.communicate("go\n", timeout=60)
+    assert victim.returncode == 0, err
+    return out
+
+
+def test_info_file_refuses_a_folder_other_accounts_own(shared_tmp: Path) -> None:
+    out = plant_and_write(shared_tmp, "os.mkdir(d); os.chmod(d, 0o777)")
+    assert out.startswith("refused:") and "is not a private folder of yours" in out, out
+    assert (shared_tmp / "home" / "secret.txt").read_text() == "precious\n"
+
+
+def test_info_file_refuses_the_users_own_folder_when_others_can_write(
+        shared_tmp: Path) -> None:
+    """As TensorBoard itself (and StudioHub before) made it: the user's, mode 0777."""
+    out = plant_and_write(shared_tmp, "os.mkdir(d); os.chmod(d, 0o777)  # victim-owned")
+    assert out.startswith("refused:") and "mode 777" in out, out
+    assert (shared_tmp / "home" / "secret.txt").read_text() == "precious\n"
+
+
+def test_info_file_in_a_private_folder_replaces_a_link_instead_of_following_it(
+        shared_tmp: Path) -> None:
+    """A link left inside the user's own private folder is replaced, never followed."""
+    info = shared_tmp / "shared" / magic.INFO_DIR
+    victim = pwd.getpwnam(VICTIM)
+    info.mkdir(mode=0o700)
+    os.chown(info, victim.pw_uid, victim.pw_gid)
+    secret = shared_tmp / "home" / "secret.txt"
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(shared_tmp / "shared")}
+    process = as_account(VICTIM, WRITE_INFO, env)
+    link = info / f"pid-{process.pid}.info"
+    link.symlink_to(secret)
+    out, err = process.communicate("go\n", timeout=60)
+    assert out.startswith("wrote"), (out, err)
+    assert secret.read_text() == "precious\n"
+    assert not link.is_symlink() and json.loads(link.read_text())["port"] == 7
+
+
+def test_a_new_info_folder_is_private(shared_tmp: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(shared_tmp / "shared")}
+    process = as_account(VICTIM, WRITE_INFO, env)
+    out, _ = process.communicate("go\n", timeout=60)
+    assert out.startswith("wrote"), out
+    info = shared_tmp / "shared" / magic.INFO_DIR
+    assert stat.S_IMODE(info.stat().st_mode) == 0o700
+    assert info.stat().st_uid == pwd.getpwnam(VICTIM).pw_uid

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,11 +98,10 @@ class ChoiceBook:
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     self.labels[f"{kind}:{item['id']}"] = str(item.get("label") or item["id"])
 
-    def choose(self, path: Any, image: Any, size: Any, replaces: Any,
-               has_kernel: Callable[[str], bool] = lambda name: True) -> dict[str, Any]:
-        """Record a notebook's choice after checking its shape only (and that the
-        server has the image's kernel); the answer the Lab restarts the kernel with
-        (``kernel_name`` and labels)."""
+    def check(self, path: Any, image: Any, size: Any, replaces: Any
+              ) -> tuple[str, KernelChoice]:
+        """A notebook's choice, its shape checked only (400 naming the problem): the
+        notebook's path under the root and the choice."""
         relative = self.check_path(path)
         for key, value in (("image", image), ("size", size)):
             if not isinstance(value, str) or not CATALOG_ID.match(value):
@@ -111,14 +110,20 @@ class ChoiceBook:
         replaced = replaces or ""
         if not contract.is_kernel_id(replaced) and replaced != "":
             raise LabError(f"replaces {quoted(replaces)} is not a kernel id")
-        name = contract.kernel_name(image)
-        if not has_kernel(name):
-            raise LabError(f"image {image!r} has no kernel on this server ({name}): "
-                           "choose an image the kernel options list as built here")
-        self.record(relative, KernelChoice(image, size, replaced))
-        return {"kernel_name": contract.kernel_name(image), "image": image, "size": size,
-                "image_label": self.labels.get(f"image:{image}", image),
-                "size_label": self.labels.get(f"size:{size}", size)}
+        return relative, KernelChoice(image, size, replaced)
+
+    def answer(self, choice: KernelChoice) -> dict[str, Any]:
+        """What the Lab restarts the kernel with: its name and the picker's labels."""
+        return {"kernel_name": contract.kernel_name(choice.image), "image": choice.image,
+                "size": choice.size,
+                "image_label": self.labels.get(f"image:{choice.image}", choice.image),
+                "size_label": self.labels.get(f"size:{choice.size}", choice.size)}
+
+    def choose(self, path: Any, image: Any, size: Any, replaces: Any) -> dict[str, Any]:
+        """Record a notebook's choice after checking its shape only; the answer."""
+        relative, choice = self.check(path, image, size, replaces)
+        self.record(relative, choice)
+        return self.answer(choice)
 
     def check_path(self, path: Any) -> str:
         """A notebook's path under the root, or a 400 saying what is wrong with it."""

@@ -21,6 +21,7 @@ from .._version import __version__
 from ..base import LabAPIHandler, Route
 from ..errors import LabError
 from . import hub
+from .choices import KernelChoice
 from .info import make_info
 
 
@@ -93,19 +94,35 @@ class KernelChoicesHandler(LabAPIHandler):
     max_body = 16 * 1024
 
     @web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.body({"path": str, "image": str, "size": str, "replaces": str},
                          required=("path", "image", "size"))
         hub.require_switching()
-        self.write_json(self.lab.book.choose(body["path"], body["image"], body["size"],
-                                             body.get("replaces"), self.has_kernel))
+        book = self.lab.book
+        path, choice = book.check(body["path"], body["image"], body["size"],
+                                  body.get("replaces"))
+        if not self.has_kernel(contract.kernel_name(choice.image)):
+            await self.why_not(choice)
+        book.record(path, choice)
+        self.write_json(book.answer(choice))
 
     def has_kernel(self, name: str) -> bool:
-        """Whether this server has the kernel spec ``name`` (else no start can be asked)."""
+        """Whether this server has the kernel spec ``name``."""
         try:
             return name in self.lab.serverapp.kernel_spec_manager.find_kernel_specs()
         except (OSError, ValueError):
             return False
+
+    async def why_not(self, choice: KernelChoice) -> None:
+        """This server cannot start the image's kernel, so no session change could ask
+        the hub: ask now, with the hub's dry run, and answer its refusal as worded."""
+        body: dict[str, Any] = {"image": choice.image, "size": choice.size, "check": True}
+        if choice.replaces:
+            body["replaces"] = choice.replaces
+        await hub.call("POST", "kernels", body)
+        name = contract.kernel_name(choice.image)
+        raise LabError(f"image {choice.image!r} has no kernel on this server ({name}): "
+                       "choose another image, or ask an administrator to build this one")
 
 
 class ServerRestartHandler(LabAPIHandler):

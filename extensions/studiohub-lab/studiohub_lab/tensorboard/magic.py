@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import secrets
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -70,17 +72,51 @@ def cache_key(working_directory: str, arguments: list[str]) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+INFO_DIR = ".tensorboard-info"
+
+
+class UnsafeInfoDir(OSError):
+    """TensorBoard's info folder could be written by other accounts: nothing is written."""
+
+
+def info_dir() -> Path:
+    """``<tmp>/.tensorboard-info``, made private (0700) if new, else checked private.
+
+    TensorBoard's notebook integration reads the info file there, in the temporary
+    folder of the kernel (``$TMPDIR``: a private one on StudioHub's servers). A folder
+    that is a link, belongs to another account or that others may write to is refused:
+    another account could plant a link there to any file of the user's, which writing
+    the info file would overwrite.
+    """
+    path = Path(tempfile.gettempdir()) / INFO_DIR
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        kind = "a link" if stat.S_ISLNK(st.st_mode) else \
+            f"owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}"
+        raise UnsafeInfoDir(
+            f"{path} is not a private folder of yours ({kind}): other accounts could "
+            "make TensorBoard's info file overwrite your files. Remove it if it is "
+            "yours, or set TMPDIR to a folder only you can write (StudioHub's servers "
+            "give each kernel one: restart your server)")
+    return path
+
+
 def info_file() -> Path:
-    return Path(tempfile.gettempdir()) / ".tensorboard-info" / f"pid-{os.getpid()}.info"
+    return info_dir() / f"pid-{os.getpid()}.info"
 
 
 def write_info(port: int, logdir: str, arguments: list[str], version: str) -> Path:
+    """Write TensorBoard's info file for this process: in a private folder only, a new
+    file (a stale one of ours is replaced), never through a link."""
     info = {"version": version, "start_time": int(time.time()), "pid": os.getpid(),
             "port": port, "path_prefix": "", "logdir": logdir, "db": "",
             "cache_key": cache_key(os.getcwd(), arguments)}
     path = info_file()
-    path.parent.mkdir(mode=0o777, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(info, sort_keys=True, indent=4) + "\n")
     return path
@@ -129,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     folders = [str(Path(f).expanduser().resolve()) for f in folders]
     try:
+        info_dir()  # before anything starts: a refused folder changes nothing
+    except OSError as e:
+        print(f"StudioHub: {e}", file=sys.stderr)
+        return 1
+    try:
         board = _request("POST", "tensorboards?wait=ready", {"folders": folders})
     except urllib.error.HTTPError as e:
         try:
@@ -143,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     if board["status"] != "running":
         print(board.get("error") or f"TensorBoard is {board['status']}", file=sys.stderr)
         return 1
-    path = write_info(int(board["id"]), ", ".join(folders), argv, "studiohub")
+    try:
+        path = write_info(int(board["id"]), ", ".join(folders), argv, "studiohub")
+    except OSError as e:
+        print(f"StudioHub: cannot write TensorBoard's info file: {e}", file=sys.stderr)
+        return 1
 
     def stop(signum: int, frame: object) -> None:
         path.unlink(missing_ok=True)
