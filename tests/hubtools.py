@@ -23,7 +23,7 @@ import aiohttp
 import requests
 import yaml
 
-from tests import ports
+from tests import ports, processes
 
 HUB_BIN = Path(sys.executable).parent
 
@@ -46,6 +46,8 @@ class Hub:
     _admin_token: str | None = None
     created_users: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # extra environment of the hub
+    #: When this hub was made: its processes are created after it.
+    created: float = field(default_factory=processes.clock)
 
     @property
     def url(self) -> str:
@@ -61,8 +63,10 @@ class Hub:
 
     def write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Tests log in with the shared password unless they choose another auth.type.
         config: dict[str, Any] = {"port": self.port, "state_dir": str(self.state_dir),
-                                  "auth": {"admin_users": [self.admin]}, **self.settings}
+                                  "auth": {"type": "shared-password",
+                                           "admin_users": [self.admin]}, **self.settings}
         if self.catalog is not None:
             catalog_path = self.workdir / "catalog.yaml"
             catalog_path.write_text(yaml.safe_dump(self.catalog))
@@ -71,7 +75,22 @@ class Hub:
         path.write_text(yaml.safe_dump(config))
         return path
 
+    def own_ports(self) -> set[int]:
+        """The hub's port, its proxy's API, its own API, its sharing service's."""
+        sharing = self.settings.get("sharing", {}).get("port")
+        return {self.port, self.port + 1, self.port + 81, self.port + 82,
+                *([sharing] if sharing else [])}
+
     def start(self, timeout: float = 90) -> None:
+        """``studiohub up``; if the hub does not come up, whatever it started is stopped
+        before the error is raised (a fixture that fails here never reaches its teardown)."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         env = {**os.environ, **self.env, "STUDIOHUB_CONFIG": str(self.write_config())}
         # The API answers before services start and users' routes are back in the proxy:
         # up means the hub's own "is now running" line, in this start's part of the log.
@@ -94,16 +113,30 @@ class Hub:
             time.sleep(0.2)
         raise TimeoutError(f"hub not up after {timeout}s:\n{self.log_tail()}")
 
-    def stop(self) -> None:
-        """Stop the hub process only (users' servers keep running, by design)."""
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the hub with its proxy and services (users' servers keep running, by
+        design: a restarted hub finds them again).
+
+        SIGTERM first, so the hub stops its proxy and managed services itself; after
+        ``timeout`` its process group is killed. Its services run in sessions of their
+        own, so a killed hub (or one that exited without stopping them) leaves them
+        running with its configuration: those leftovers, found by this hub's ports, are
+        stopped too, and named on stderr so a hub that leaks them is seen.
+        """
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(30)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:  # its whole group: the proxy must go too
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        left = processes.wait_gone(lambda: processes.started_by(
+            self.created, self.own_ports(), commands=processes.HUB_OWN_COMMANDS), timeout=10)
+        if left:
+            print(f"hub {self.url} left running after its stop (now stopped):\n"
+                  f"{processes.describe(left)}", file=sys.stderr)
+            processes.kill(left)
 
     def stop_server(self, name: str, timeout: float = 90) -> None:
         """Stop ``name``'s server and wait until the hub has none running or pending."""

@@ -47,3 +47,9 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def handed_out() -> frozenset[int]:
+    """Every port this process handed out: what its servers listen on (tests/processes.py
+    recognises a session's leftovers by them)."""
+    return frozenset(_handed_out)
