@@ -24,6 +24,14 @@ BUILTIN_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 _ID = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
 _IDS_OR_ALL = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+#: A domain's limits on training jobs running at once (absent: no limit).
+_JOB_LIMITS: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"max_running": {"type": "integer", "minimum": 0},
+                   "max_cpus": {"type": "number", "minimum": 0},
+                   "max_memory": {"type": ["string", "integer"]},
+                   "max_gpus": {"type": "integer", "minimum": 0}},
+}
 # Kubernetes label keys ([prefix/]name) and values, as the API server checks them.
 _LABEL_KEY = {"type": "string", "maxLength": 316, "pattern":
               r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -107,6 +115,8 @@ _SCHEMA: dict[str, Any] = {
                     "images": _IDS_OR_ALL,
                     "sizes": _IDS_OR_ALL,
                     "members": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "jobs": {**_JOB_LIMITS, "properties": {**_JOB_LIMITS["properties"],
+                                                           "per_user": _JOB_LIMITS}},
                 },
             },
         },
@@ -206,6 +216,18 @@ class Size:
 
 
 @dataclass(frozen=True)
+class JobLimits:
+    """Most a domain's training jobs (or one user's in it) may use at once; None: no limit.
+
+    ``max_running`` counts jobs, the others add up the jobs' replicas' sizes."""
+
+    max_running: int | None = None
+    max_cpus: float | None = None
+    max_memory: int | None = None
+    max_gpus: int | None = None
+
+
+@dataclass(frozen=True)
 class Domain:
     """A team: a JupyterHub group of the same name, and what its members may use."""
 
@@ -215,6 +237,8 @@ class Domain:
     sizes: tuple[str, ...] = ("*",)
     members: tuple[str, ...] = ()
     description: str = ""
+    jobs: JobLimits = JobLimits()
+    jobs_per_user: JobLimits = JobLimits()
 
 
 @dataclass(frozen=True)
@@ -384,7 +408,11 @@ def parse_catalog(data: Mapping[str, Any], source: str,
                          images=tuple(v.get("images", ["*"])),
                          sizes=tuple(v.get("sizes", ["*"])),
                          members=tuple(v.get("members", [])),
-                         description=v.get("description", ""))
+                         description=v.get("description", ""),
+                         jobs=_job_limits(f"domains.{k}.jobs", v.get("jobs") or {}, source),
+                         jobs_per_user=_job_limits(f"domains.{k}.jobs.per_user",
+                                                   (v.get("jobs") or {}).get("per_user") or {},
+                                                   source))
                for k, v in data["domains"].items()}
     catalog = Catalog(images=images, sizes=sizes, domains=domains,
                       default_image=data["defaults"]["image"],
@@ -424,6 +452,18 @@ def _image(key: str, v: Mapping[str, Any], base_dir: Path, source: str) -> Image
                  framework_version=str(v.get("framework_version", "")),
                  accelerator=v["accelerator"], requirements=tuple(reqs),
                  container_image=v["container_image"], description=v.get("description", ""))
+
+
+def _job_limits(key: str, v: Mapping[str, Any], source: str) -> JobLimits:
+    memory = v.get("max_memory")
+    try:
+        max_memory = parse_memory(memory) if memory is not None else None
+    except QuantityError as e:
+        raise CatalogError(source, f"{key}.max_memory", str(e)) from None
+    cpus = v.get("max_cpus")
+    return JobLimits(max_running=v.get("max_running"),
+                     max_cpus=float(cpus) if cpus is not None else None,
+                     max_memory=max_memory, max_gpus=v.get("max_gpus"))
 
 
 def _size(key: str, v: Mapping[str, Any], source: str) -> Size:
