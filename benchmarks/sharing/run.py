@@ -38,7 +38,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.sharing_hub import (
+from tests.sharinghub import (
     SHARING_CATALOG,
     SharingHub,
     call,

@@ -32,7 +32,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboard_env
-from tests.integration.test_tensorboard import (
+from tests.labservers import (
     UnixUser,
     UserServer,
     group,

@@ -21,7 +21,7 @@ import pytest
 
 from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab, sign_in
 from tests.hubtools import User
-from tests.integration.sharing_hub import (
+from tests.sharinghub import (
     SharingHub,
     code_cell,
     make_notebook,

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboard_env
 from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab_settings
-from tests.integration.test_tensorboard import UnixUser, UserServer, make_user, remove_user
+from tests.labservers import UnixUser, UserServer, make_user, remove_user
 
 pytestmark = BROWSER_MARKS
 

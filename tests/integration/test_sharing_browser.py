@@ -20,7 +20,7 @@ import pytest
 
 from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, sign_in
 from tests.hubtools import User
-from tests.integration.sharing_hub import (
+from tests.sharinghub import (
     SharingHub,
     code_cell,
     display,

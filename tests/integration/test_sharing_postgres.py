@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from studiohub.sharing.store import Base, Store, make_engine
-from tests.integration.sharing_hub import (
+from tests.pgcluster import PostgresCluster, start_cluster
+from tests.sharinghub import (
     call,
     code_cell,
     make_notebook,
@@ -25,7 +26,6 @@ from tests.integration.sharing_hub import (
     share,
     stream,
 )
-from tests.pgcluster import PostgresCluster, start_cluster
 from tests.unit.test_sharing_store import (  # noqa: F401  (collected again, on PostgreSQL)
     test_store_audit_events_filter_and_page,
     test_store_recently_opened_is_newest_first_per_share,

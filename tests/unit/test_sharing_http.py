@@ -28,7 +28,7 @@ from studiohub.sharing.inputs import MAX_DEPTH, check_body, path_of, quoted
 from studiohub.sharing.service import Limits, Sharing
 from studiohub.sharing.snapshots import SnapshotFiles
 from studiohub.sharing.store import Store
-from tests.integration.sharing_hub import code_cell, make_notebook, stream
+from tests.sharinghub import code_cell, make_notebook, stream
 
 PREFIX = "/services/sharing/"
 MAX_NOTEBOOK = 200_000

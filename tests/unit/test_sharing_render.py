@@ -11,7 +11,7 @@ from studiohub.sharing.render import (
     render_fragment,
     sanitize,
 )
-from tests.integration.sharing_hub import malicious_notebook
+from tests.sharinghub import malicious_notebook
 
 ATTACKS = [
     "<script>alert(1)</script>",

@@ -20,7 +20,7 @@ from studiohub.sharing.service import Limits, Sharing, Viewer
 from studiohub.sharing.snapshots import SnapshotFiles
 from studiohub.sharing.store import Store
 from studiohub.sharing.workspace import candidate_names
-from tests.integration.sharing_hub import code_cell, make_notebook, stream
+from tests.sharinghub import code_cell, make_notebook, stream
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from studiohub.sharing.notebooks import make_snapshot, parse_notebook
 from studiohub.sharing.render import render_fragment
 from studiohub.sharing.svg import NOT_SHOWN, scrub_svg
-from tests.integration.sharing_hub import code_cell, display, make_notebook
+from tests.sharinghub import code_cell, display, make_notebook
 
 # What matplotlib writes, shortened: doctype, metadata, style, clip paths, <use>.
 PLOT = """<?xml version="1.0" encoding="utf-8" standalone="no"?>

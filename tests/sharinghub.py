@@ -28,8 +28,7 @@ import requests
 from studiohub.catalog import merge
 from studiohub.installer import JUPYTERHUB_CONFIG
 from tests import ports
-from tests.hubtools import Hub, User
-from tests.integration.conftest import TEST_CATALOG, shut_down
+from tests.hubtools import TEST_CATALOG, Hub, User, shut_down
 
 SHARING_CATALOG = merge(TEST_CATALOG, {"domains": {
     "team-a": {"display_name": "Team A"},
