@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks.tensorboard.environments import EVENTS_SCRIPT, ensure_tensorboard_env
-from tests.browsertools import ARTIFACTS, BROWSER_MARKS, CHROMIUM_ARGS, quiet_lab_settings
+from tests.browser.conftest import Browser
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, quiet_lab_settings
 from tests.labservers import UnixUser, UserServer, make_user, remove_user
 
 pytestmark = BROWSER_MARKS
@@ -38,48 +39,47 @@ def lab(lab_user: UnixUser, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     server.stop()
 
 
-def test_open_folder_from_file_browser_draws_the_loss_chart(lab: UserServer) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_open_folder_from_file_browser_draws_the_loss_chart(
+        lab: UserServer, browser: Browser) -> None:
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.set_default_timeout(60_000)  # as browsertools.sign_in: a loaded CI machine
-        try:
-            page.goto(f"{lab.url}lab?token={lab.token}", wait_until="domcontentloaded")
-            folder = page.get_by_role("listitem").filter(has_text="experiments").first
-            expect(folder).to_be_visible(timeout=60_000)
-            folder.click(button="right")
-            page.get_by_role("menuitem", name="Open in TensorBoard").click()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(60_000)  # as browsertools.sign_in: a loaded CI machine
+    try:
+        page.goto(f"{lab.url}lab?token={lab.token}", wait_until="domcontentloaded")
+        folder = page.get_by_role("listitem").filter(has_text="experiments").first
+        expect(folder).to_be_visible(timeout=60_000)
+        folder.click(button="right")
+        page.get_by_role("menuitem", name="Open in TensorBoard").click()
 
-            tab = page.get_by_role("tab", name="TensorBoard: experiments")
-            expect(tab).to_be_visible(timeout=30_000)
-            frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
-            # The scalar card for "loss" with its line chart drawn.
-            card = frame.locator("card-view").filter(has_text="loss").first
-            expect(card).to_be_visible(timeout=60_000)
-            card.scroll_into_view_if_needed()
-            chart = card.locator("line-chart")
-            expect(chart).to_be_visible(timeout=30_000)
-            page.wait_for_timeout(1500)  # let the chart finish drawing for the screenshot
-            page.screenshot(path=str(ARTIFACTS / "tensorboard-loss-chart.png"))
+        tab = page.get_by_role("tab", name="TensorBoard: experiments")
+        expect(tab).to_be_visible(timeout=30_000)
+        frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
+        # The scalar card for "loss" with its line chart drawn.
+        card = frame.locator("card-view").filter(has_text="loss").first
+        expect(card).to_be_visible(timeout=60_000)
+        card.scroll_into_view_if_needed()
+        chart = card.locator("line-chart")
+        expect(chart).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(1500)  # let the chart finish drawing for the screenshot
+        page.screenshot(path=str(ARTIFACTS / "tensorboard-loss-chart.png"))
 
-            # The sidebar lists it with its folder and uptime, and Open/Reload/Stop.
-            page.get_by_role("tab", name="TensorBoards").click()
-            item = page.get_by_role("listitem", name="TensorBoard for ~/experiments")
-            expect(item).to_contain_text("running")
-            expect(item.get_by_role("button", name="Stop TensorBoard for ~/experiments")
-                   ).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "tensorboard-panel.png"))
+        # The sidebar lists it with its folder and uptime, and Open/Reload/Stop.
+        page.get_by_role("tab", name="TensorBoards").click()
+        item = page.get_by_role("listitem", name="TensorBoard for ~/experiments")
+        expect(item).to_contain_text("running")
+        expect(item.get_by_role("button", name="Stop TensorBoard for ~/experiments")
+               ).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "tensorboard-panel.png"))
 
-            # A reload restores the tab, and the board comes back.
-            page.reload(wait_until="domcontentloaded")
-            frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
-            expect(frame.locator("card-view").filter(has_text="loss").first
-                   ).to_be_visible(timeout=60_000)
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "tensorboard-failure.png"))
-            raise
-        finally:
-            browser.close()
+        # A reload restores the tab, and the board comes back.
+        page.reload(wait_until="domcontentloaded")
+        frame = page.frame_locator("iframe[title='TensorBoard: experiments']")
+        expect(frame.locator("card-view").filter(has_text="loss").first
+               ).to_be_visible(timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "tensorboard-failure.png"))
+        raise
+    finally:
+        browser.close()
