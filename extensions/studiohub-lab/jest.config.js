@@ -27,6 +27,8 @@ module.exports = {
     '!src/**/.ipynb_checkpoints/*'
   ],
   coverageReporters: ['lcov', 'text'],
+  // The built extension carries a copy of package.json (same name): not a module here.
+  modulePathIgnorePatterns: ['<rootDir>/studiohub_lab/'],
   testRegex: 'src/.*/.*.spec.ts[x]?$',
   transformIgnorePatterns: [`/node_modules/(?!${esModules}).*`]
 };

@@ -2,7 +2,8 @@ import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 
 /**
- * Every command of the StudioHub extension: `studiohub:<verb>-<noun>`.
+ * Every command of the StudioHub extension: `studiohub:<verb>-<noun>`. The ids are
+ * what shortcuts and users' settings name, so they never change once shipped.
  */
 export enum CommandIDs {
   openTensorBoard = 'studiohub:open-tensorboard',
@@ -10,7 +11,13 @@ export enum CommandIDs {
   stopTensorBoard = 'studiohub:stop-tensorboard',
   showTensorBoards = 'studiohub:show-tensorboards',
   switchKernel = 'studiohub:switch-kernel',
-  changeServer = 'studiohub:change-server'
+  changeServer = 'studiohub:change-server',
+  shareNotebook = 'studiohub:share-notebook',
+  showShared = 'studiohub:show-shared',
+  openShare = 'studiohub:open-share',
+  copyShareLink = 'studiohub:copy-share-link',
+  copyShare = 'studiohub:copy-share',
+  revokeShare = 'studiohub:revoke-share'
 }
 
 /**
@@ -19,8 +26,13 @@ export enum CommandIDs {
 export const PLUGIN_IDS = {
   tensorboard: '@studiohub/lab:tensorboard',
   tensorboardPanel: '@studiohub/lab:tensorboard-panel',
-  switcher: '@studiohub/lab:switcher'
+  switcher: '@studiohub/lab:switcher',
+  sharing: '@studiohub/lab:sharing',
+  sharedPanel: '@studiohub/lab:shared-panel'
 } as const;
+
+// ---------------------------------------------------------------------------
+// TensorBoard
 
 /**
  * One run of a TensorBoard: a folder and the name TensorBoard shows for it.
@@ -75,4 +87,256 @@ export interface ITensorBoardModel {
 export const ITensorBoardModel = new Token<ITensorBoardModel>(
   '@studiohub/lab:ITensorBoardModel',
   "The user's running TensorBoards."
+);
+
+// ---------------------------------------------------------------------------
+// Switcher: one notebook's image and size
+
+/**
+ * An image of the catalog, as the hub offers it to this user.
+ */
+export interface IImageOption {
+  id: string;
+  label: string;
+  display_name: string;
+  framework: string;
+  framework_version: string;
+  accelerator: string;
+  kernel_name: string;
+  description: string;
+}
+
+/**
+ * An instance size of the catalog, as the hub offers it to this user.
+ */
+export interface ISizeOption {
+  id: string;
+  label: string;
+  cpus: number;
+  memory: number;
+  gpus: number;
+}
+
+/**
+ * What this user may choose; `unavailable` maps "image/size" to the reason it cannot run.
+ */
+export interface IKernelOptions {
+  images: IImageOption[];
+  sizes: ISizeOption[];
+  unavailable: { [pair: string]: string };
+  server: { image?: string; size?: string };
+}
+
+/**
+ * A notebook's image and size (saved as `metadata.studiohub`).
+ */
+export interface IChoice {
+  image: string;
+  size: string;
+}
+
+/**
+ * The server's verdict on a choice, and the kernel to restart into.
+ */
+export interface IChoiceVerdict extends IChoice {
+  kernel_name: string;
+  image_label: string;
+  size_label: string;
+}
+
+/**
+ * One kernel: where it runs, its live usage, why it last died, a saved choice not used.
+ */
+export interface IKernelReport {
+  id: string;
+  choice: {
+    image: string | null;
+    size: string | null;
+    image_label: string | null;
+    size_label: string | null;
+    limits: { cpus: number | null; memory: number | null; gpus: number };
+    placed: boolean;
+  };
+  usage: {
+    cpu_percent: number | null;
+    memory: number | null;
+    memory_limit: number | null;
+    gpu_memory: number | null;
+  };
+  last_exit: { reason: 'oom' | 'died'; message: string; time: string } | null;
+  fallback: { image: string; size: string; reason: string } | null;
+}
+
+/**
+ * What the switcher asks of a notebook's session: the Lab side of a switch, which the
+ * model drives without knowing JupyterLab's session classes.
+ */
+export interface INotebookSession {
+  /** The notebook's path, under which the server records its choice. */
+  readonly path: string;
+  /** The notebook's display name, for notices. */
+  readonly name: string;
+  /** `metadata.studiohub` of the notebook, when it holds an image and a size. */
+  savedChoice(): IChoice | null;
+  /** Keep the choice in the notebook (saved with it). */
+  saveChoice(choice: IChoice): void;
+  /**
+   * The id of the kernel the server really runs for this notebook (after resyncing
+   * with it), or null when it runs none.
+   */
+  liveKernel(): Promise<string | null>;
+  /**
+   * Restart this notebook's kernel as `kernelName`, replacing `old` (null: start one).
+   * Rejects with the reason the server gave (the hub's wording) and keeps the old kernel.
+   */
+  restart(kernelName: string, old: string | null): Promise<void>;
+}
+
+/**
+ * Something a user must be told about a notebook's kernel, with the choice that would
+ * help (null when none can run).
+ */
+export type IKernelNotice =
+  | {
+      kind: 'exit';
+      exit: NonNullable<IKernelReport['last_exit']>;
+    }
+  | {
+      kind: 'fallback';
+      fallback: NonNullable<IKernelReport['fallback']>;
+      nearest: IChoice | null;
+    }
+  | { kind: 'foreign-image'; saved: IChoice; nearest: IChoice | null };
+
+/**
+ * One notebook's kernel as the switcher sees it: where it runs and what it uses (its
+ * report, polled), a switch in progress, and notices about it.
+ */
+export interface INotebookKernel {
+  readonly session: INotebookSession;
+  /** The kernel shown; null while the notebook has none. */
+  kernelId: string | null;
+  /** The last report of that kernel, or null before the first one. */
+  readonly report: IKernelReport | null;
+  /** A transient label ("Switching to …") shown until the next report. */
+  readonly pending: string | null;
+  /** Whether a switch of this notebook is under way (a second one is refused). */
+  readonly switching: boolean;
+  /** Emitted when the report, the pending label or `switching` changes. */
+  readonly changed: ISignal<INotebookKernel, void>;
+  /** Emitted when the user must be told something about this kernel. */
+  readonly notice: ISignal<INotebookKernel, IKernelNotice>;
+  /** The choice a picker starts from: saved, else where the kernel runs, else the server's. */
+  shownChoice(options: IKernelOptions): Partial<IChoice>;
+  /** Fetch the kernel's report now. */
+  refresh(): Promise<void>;
+  /**
+   * Record the choice and restart only this notebook's kernel on it; resolves to the
+   * label of the new image and size, rejects with the server's reason.
+   */
+  switchTo(choice: IChoice): Promise<string>;
+  /** Tell the model a kernel's new status (a death is explained, a fallback told once). */
+  statusChanged(kernelId: string, status: string): void;
+  /** Tell of a saved image this user may not use (a notebook made elsewhere). */
+  checkSavedImage(): Promise<void>;
+  readonly isDisposed: boolean;
+  dispose(): void;
+}
+
+/**
+ * The per-notebook image and size switcher: the hub's options for this user, each
+ * open notebook's kernel, and the server's restart on another image and size.
+ */
+export interface ISwitcher {
+  /** The options last fetched, or null before the first answer. */
+  readonly options: IKernelOptions | null;
+  /** Fetch the options, counting `replacing`'s size as free. */
+  loadOptions(replacing?: string): Promise<IKernelOptions>;
+  /** The model of a notebook's kernel, made on first call for that notebook. */
+  track(notebook: object, session: INotebookSession): INotebookKernel;
+  /** The model of a tracked notebook. */
+  find(notebook: object): INotebookKernel | undefined;
+  /** Ask the hub to restart this whole server on `choice`; resolves to its progress page. */
+  restartServer(choice: IChoice): Promise<IChoice & { pending_url: string }>;
+}
+
+export const ISwitcher = new Token<ISwitcher>(
+  '@studiohub/lab:ISwitcher',
+  "Each notebook's image and size, and the hub's options for this user."
+);
+
+// ---------------------------------------------------------------------------
+// Sharing
+
+/**
+ * A domain the user can share with (a catalog domain they belong to).
+ */
+export interface IDomain {
+  id: string;
+  name: string;
+}
+
+/**
+ * A shared notebook as the sharing service lists it (docs/sharing.md, "The API").
+ */
+export interface IShare {
+  id: string;
+  /** The preview's path on the hub, e.g. `/services/sharing/s/<id>`. */
+  url: string;
+  title: string;
+  name: string;
+  author: string;
+  domain: string;
+  domain_name: string;
+  created: string;
+  updated: string;
+  version: number;
+  revoked: string | null;
+  /** Only for the author's own shares. */
+  views?: number;
+  /** Only in "recently opened". */
+  opened?: string;
+}
+
+/**
+ * What the Share… dialog asks for.
+ */
+export interface IShareRequest {
+  /** The notebook's path in this server. */
+  path: string;
+  /** Publish a new version to this link instead of creating a new one. */
+  shareId: string | null;
+  domain: string;
+  includeOutputs: boolean;
+  note: string;
+}
+
+/**
+ * Notebook sharing for this user: the three lists, and the actions.
+ */
+export interface ISharingModel {
+  readonly mine: ReadonlyArray<IShare>;
+  readonly withMyDomains: ReadonlyArray<IShare>;
+  readonly recent: ReadonlyArray<IShare>;
+  /** The search of "Shared with my domains" (title or author). */
+  readonly query: string;
+  /** Why the last refresh failed, or null. */
+  readonly error: string | null;
+  readonly changed: ISignal<ISharingModel, void>;
+  refresh(): Promise<void>;
+  search(query: string): Promise<void>;
+  domains(): Promise<IDomain[]>;
+  find(id: string): IShare | undefined;
+  /** Share (a new link) or publish a new version; resolves to the link's share. */
+  share(request: IShareRequest): Promise<IShare>;
+  revoke(id: string): Promise<void>;
+  /** Copy into this user's home; resolves to the copy's path. */
+  copy(id: string): Promise<string>;
+  /** The notebook last shared to this link from this browser, if any. */
+  pathOf(id: string): string | null;
+}
+
+export const ISharingModel = new Token<ISharingModel>(
+  '@studiohub/lab:ISharingModel',
+  "The user's shared notebooks and the sharing service's actions."
 );

@@ -12,7 +12,7 @@ import {
   sourceOfShare
 } from '../sharing/logic';
 import { SharingModel } from '../sharing/model';
-import { IShare } from '../sharing/tokens';
+import { IShare } from '../tokens';
 
 function makeShare(overrides: Partial<IShare> = {}): IShare {
   return {

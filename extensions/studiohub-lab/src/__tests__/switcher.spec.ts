@@ -1,59 +1,10 @@
-import {
-  choiceLabel,
-  formatBytes,
-  IKernelOptions,
-  IKernelReport,
-  nearestChoice,
-  startRefusal,
-  unavailableReason,
-  usageLabel
-} from '../switcher/model';
+import { nearestChoice, unavailableReason } from '../switcher/choices';
+import { choiceLabel, formatBytes, usageLabel } from '../switcher/labels';
+import { startRefusal } from '../switcher/session';
+import { IKernelReport } from '../tokens';
+import { GIB, OPTIONS } from './fixtures';
 
-const GIB = 1024 ** 3;
-
-const options: IKernelOptions = {
-  images: [
-    {
-      id: 'base',
-      label: 'Base Python 3.11 · CPU',
-      display_name: 'Base Python',
-      framework: 'Python',
-      framework_version: '3.11',
-      accelerator: 'cpu',
-      kernel_name: 'studiohub-base',
-      description: ''
-    },
-    {
-      id: 'pytorch',
-      label: 'PyTorch 2.13 · CPU',
-      display_name: 'PyTorch',
-      framework: 'PyTorch',
-      framework_version: '2.13',
-      accelerator: 'cpu',
-      kernel_name: 'studiohub-pytorch',
-      description: ''
-    }
-  ],
-  sizes: [
-    { id: 'small', label: '1 vCPU + 2 GiB', cpus: 1, memory: 2 * GIB, gpus: 0 },
-    {
-      id: 'medium',
-      label: '2 vCPU + 4 GiB',
-      cpus: 2,
-      memory: 4 * GIB,
-      gpus: 0
-    },
-    {
-      id: 'large',
-      label: '4 vCPU + 16 GiB',
-      cpus: 4,
-      memory: 16 * GIB,
-      gpus: 0
-    }
-  ],
-  unavailable: { 'pytorch/large': 'needs 16 GiB; only 6 GiB is free' },
-  server: { image: 'base', size: 'small' }
-};
+const options = OPTIONS;
 
 function report(partial: Partial<IKernelReport['usage']> = {}): IKernelReport {
   return {

@@ -1,8 +1,9 @@
 import { Clipboard, Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
+import { makeButton } from '../components/button';
 import { formatWhen } from './logic';
-import { IDomain, IShare, IShareRequest } from './tokens';
+import { IDomain, IShare, IShareRequest } from '../tokens';
 
 /**
  * The body of the Share… dialog: where to (a new link in one of my domains, or a new
@@ -166,15 +167,15 @@ export class ShareLinkBody extends Widget {
     input.value = link;
     input.setAttribute('aria-label', 'Link to the shared notebook');
     input.addEventListener('focus', () => input.select());
-    const copy = document.createElement('button');
-    copy.type = 'button';
-    copy.className = 'jp-Button jp-mod-styled jp-mod-accept';
-    copy.textContent = 'Copy';
-    copy.setAttribute('aria-label', 'Copy link');
-    copy.addEventListener('click', () => {
-      Clipboard.copyToSystem(link);
-      copy.textContent = 'Copied';
-      input.select();
+    const copy = makeButton({
+      text: 'Copy',
+      label: 'Copy link',
+      variant: 'accept',
+      onClick: () => {
+        Clipboard.copyToSystem(link);
+        copy.textContent = 'Copied';
+        input.select();
+      }
     });
     const open = document.createElement('a');
     open.className = 'jp-StudioHub-ShareLink-open';

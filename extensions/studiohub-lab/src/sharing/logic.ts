@@ -1,5 +1,5 @@
 import { StudioHubAPIError, StudioHubNetworkError } from '../api';
-import { IShare } from './tokens';
+import { IShare } from '../tokens';
 
 /**
  * The link people open: the hub's origin and the preview's path.

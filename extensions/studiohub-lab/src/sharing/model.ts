@@ -3,7 +3,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { requestAPI } from '../api';
 import { errorText } from './logic';
-import { IDomain, IShare, IShareRequest, ISharingModel } from './tokens';
+import { IDomain, IShare, IShareRequest, ISharingModel } from '../tokens';
 
 /**
  * The sharing routes of the server extension (`studiohub/api/v1/sharing/…`), which

@@ -1,8 +1,9 @@
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { makeButton } from '../components/button';
 import { shareLink, shareSummary } from './logic';
-import { IShare, ISharingModel, SharingCommandIDs } from './tokens';
+import { IShare, ISharingModel, CommandIDs } from '../tokens';
 
 type ListKind = 'mine' | 'domains' | 'recent';
 
@@ -26,12 +27,10 @@ export class SharedPanel extends Widget {
     const header = document.createElement('header');
     const heading = document.createElement('h2');
     heading.textContent = 'Shared';
-    const refresh = document.createElement('button');
-    refresh.className = 'jp-Button jp-mod-styled jp-mod-minimal';
-    refresh.textContent = 'Refresh';
-    refresh.setAttribute('aria-label', 'Refresh shared notebooks');
-    refresh.addEventListener('click', () => {
-      void this._model.refresh().catch(() => undefined);
+    const refresh = makeButton({
+      text: 'Refresh',
+      label: 'Refresh shared notebooks',
+      onClick: () => this._model.refresh().catch(() => undefined)
     });
     header.append(heading, refresh);
 
@@ -144,55 +143,46 @@ export class SharedPanel extends Widget {
     if (!share.revoked) {
       if (kind === 'mine') {
         actions.append(
-          this._button('Copy link', `Copy the link to ${share.title}`, () =>
-            this._commands.execute(SharingCommandIDs.copyShareLink, {
-              id: share.id
-            })
-          ),
-          this._button(
-            'New version…',
-            `Publish a new version of ${share.title}`,
-            () =>
-              this._commands.execute(SharingCommandIDs.shareNotebook, {
+          makeButton({
+            text: 'Copy link',
+            label: `Copy the link to ${share.title}`,
+            onClick: () =>
+              this._commands.execute(CommandIDs.copyShareLink, {
+                id: share.id
+              })
+          }),
+          makeButton({
+            text: 'New version…',
+            label: `Publish a new version of ${share.title}`,
+            onClick: () =>
+              this._commands.execute(CommandIDs.shareNotebook, {
                 shareId: share.id
               })
-          ),
-          this._button('Revoke…', `Revoke the link to ${share.title}`, () =>
-            this._commands.execute(SharingCommandIDs.revokeShare, {
-              id: share.id
-            })
-          )
+          }),
+          makeButton({
+            text: 'Revoke…',
+            label: `Revoke the link to ${share.title}`,
+            onClick: () =>
+              this._commands.execute(CommandIDs.revokeShare, {
+                id: share.id
+              })
+          })
         );
       } else {
         actions.append(
-          this._button(
-            'Copy to my workspace',
-            `Copy ${share.title} to my workspace`,
-            () =>
-              this._commands.execute(SharingCommandIDs.copyShare, {
+          makeButton({
+            text: 'Copy to my workspace',
+            label: `Copy ${share.title} to my workspace`,
+            onClick: () =>
+              this._commands.execute(CommandIDs.copyShare, {
                 id: share.id
               })
-          )
+          })
         );
       }
     }
     item.append(title, summary, actions);
     return item;
-  }
-
-  private _button(
-    text: string,
-    label: string,
-    action: () => Promise<unknown>
-  ): HTMLButtonElement {
-    const button = document.createElement('button');
-    button.className = 'jp-Button jp-mod-styled jp-mod-minimal';
-    button.textContent = text;
-    button.setAttribute('aria-label', label);
-    button.addEventListener('click', () => {
-      void action();
-    });
-    return button;
   }
 
   private _commands: CommandRegistry;

@@ -17,6 +17,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 
+import { addSidebar } from '../components/sidebar';
 import shareSvg from '../../style/icons/share.svg';
 import { ShareForm, ShareLinkBody } from './dialog';
 import {
@@ -29,12 +30,7 @@ import {
 } from './logic';
 import { SharingModel } from './model';
 import { SharedPanel } from './panel';
-import {
-  IShare,
-  ISharingModel,
-  SHARING_PLUGIN_IDS,
-  SharingCommandIDs
-} from './tokens';
+import { IShare, ISharingModel, PLUGIN_IDS, CommandIDs } from '../tokens';
 
 export const shareIcon = new LabIcon({
   name: 'studiohub:share',
@@ -48,7 +44,7 @@ const CATEGORY = 'Sharing';
  * provides the sharing model to the Shared sidebar.
  */
 const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
-  id: SHARING_PLUGIN_IDS.sharing,
+  id: PLUGIN_IDS.sharing,
   description:
     'Share notebooks with your domain by link: snapshot, preview, copy.',
   autoStart: true,
@@ -166,7 +162,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       });
     };
 
-    commands.addCommand(SharingCommandIDs.shareNotebook, {
+    commands.addCommand(CommandIDs.shareNotebook, {
       label: args =>
         args.from === 'filebrowser' || args.from === 'toolbar'
           ? 'Share…'
@@ -203,7 +199,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       return found ? shareLink(origin, found.url) : null;
     };
 
-    commands.addCommand(SharingCommandIDs.openShare, {
+    commands.addCommand(CommandIDs.openShare, {
       label: 'Open Shared Notebook Preview',
       caption: 'Open the read-only preview in a new browser tab',
       execute: args => {
@@ -214,7 +210,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       }
     });
 
-    commands.addCommand(SharingCommandIDs.copyShareLink, {
+    commands.addCommand(CommandIDs.copyShareLink, {
       label: 'Copy Link to Shared Notebook',
       execute: args => {
         const link = linkOf(args.id as string);
@@ -225,7 +221,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       }
     });
 
-    commands.addCommand(SharingCommandIDs.copyShare, {
+    commands.addCommand(CommandIDs.copyShare, {
       label: 'Copy Shared Notebook to My Workspace',
       caption: 'Save a copy in your home and open it',
       execute: async args => {
@@ -245,7 +241,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       }
     });
 
-    commands.addCommand(SharingCommandIDs.revokeShare, {
+    commands.addCommand(CommandIDs.revokeShare, {
       label: 'Revoke Shared Notebook Link…',
       execute: async args => {
         const id = args.id as string;
@@ -280,7 +276,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
           label: 'Share',
           tooltip: 'Share a snapshot of this notebook with your domain',
           onClick: () => {
-            void commands.execute(SharingCommandIDs.shareNotebook, {
+            void commands.execute(CommandIDs.shareNotebook, {
               path: panel.context.path,
               from: 'toolbar'
             });
@@ -293,14 +289,14 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
       });
     }
     app.contextMenu.addItem({
-      command: SharingCommandIDs.shareNotebook,
+      command: CommandIDs.shareNotebook,
       args: { from: 'filebrowser' },
       selector: '.jp-DirListing-item[data-file-type="notebook"]',
       rank: 11
     });
     if (palette) {
       palette.addItem({
-        command: SharingCommandIDs.shareNotebook,
+        command: CommandIDs.shareNotebook,
         category: CATEGORY,
         args: { from: 'palette' }
       });
@@ -313,7 +309,7 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
  * The Shared sidebar: shared by me, shared with my domains, recently opened.
  */
 const sharedPanelPlugin: JupyterFrontEndPlugin<void> = {
-  id: SHARING_PLUGIN_IDS.sharedPanel,
+  id: PLUGIN_IDS.sharedPanel,
   description: 'A sidebar of notebooks shared by and with the user.',
   autoStart: true,
   requires: [ISharingModel],
@@ -330,10 +326,14 @@ const sharedPanelPlugin: JupyterFrontEndPlugin<void> = {
       origin: window.location.origin
     });
     panel.title.icon = shareIcon;
-    app.shell.add(panel, 'left', { rank: 650 });
-    if (restorer) {
-      restorer.add(panel, panel.id);
-    }
+    addSidebar(app, panel, {
+      rank: 650,
+      command: CommandIDs.showShared,
+      label: 'Show Shared Notebooks',
+      category: CATEGORY,
+      restorer,
+      palette
+    });
     // While the sidebar is open, notice new shares without a click on Refresh.
     const poll = new Poll({
       factory: () =>
@@ -345,16 +345,6 @@ const sharedPanelPlugin: JupyterFrontEndPlugin<void> = {
       name: 'studiohub:shared'
     });
     panel.disposed.connect(() => poll.dispose());
-    app.commands.addCommand(SharingCommandIDs.showShared, {
-      label: 'Show Shared Notebooks',
-      execute: () => app.shell.activateById(panel.id)
-    });
-    if (palette) {
-      palette.addItem({
-        command: SharingCommandIDs.showShared,
-        category: CATEGORY
-      });
-    }
   }
 };
 

@@ -1,212 +1,336 @@
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
 import { requestAPI } from '../api';
+import {
+  IChoice,
+  IChoiceVerdict,
+  IKernelNotice,
+  IKernelOptions,
+  IKernelReport,
+  INotebookKernel,
+  INotebookSession,
+  ISwitcher
+} from '../tokens';
+import { nearestChoice } from './choices';
+
+/** What a second switch of a notebook is told while the first runs. */
+export const STILL_SWITCHING =
+  'This notebook is still switching: wait until it is done.';
 
 /**
- * An image of the catalog, as the hub offers it to this user.
+ * The switcher's state for this browser: the hub's options for this user, each open
+ * notebook's kernel model, and which kernel deaths were already told. Every call to
+ * the server goes through `request` (the one `requestAPI`; tests pass a fake).
  */
-export interface IImageOption {
-  id: string;
-  label: string;
-  display_name: string;
-  framework: string;
-  framework_version: string;
-  accelerator: string;
-  kernel_name: string;
-  description: string;
-}
-
-/**
- * An instance size of the catalog, as the hub offers it to this user.
- */
-export interface ISizeOption {
-  id: string;
-  label: string;
-  cpus: number;
-  memory: number;
-  gpus: number;
-}
-
-/**
- * What this user may choose; `unavailable` maps "image/size" to the reason it cannot run.
- */
-export interface IKernelOptions {
-  images: IImageOption[];
-  sizes: ISizeOption[];
-  unavailable: { [pair: string]: string };
-  server: { image?: string; size?: string };
-}
-
-/**
- * A notebook's image and size (saved as `metadata.studiohub`).
- */
-export interface IChoice {
-  image: string;
-  size: string;
-}
-
-/**
- * The server's verdict on a choice, and the kernel to restart into.
- */
-export interface IChoiceVerdict extends IChoice {
-  kernel_name: string;
-  image_label: string;
-  size_label: string;
-}
-
-/**
- * One kernel: where it runs, its live usage, why it last died, a saved choice not used.
- */
-export interface IKernelReport {
-  id: string;
-  choice: {
-    image: string | null;
-    size: string | null;
-    image_label: string | null;
-    size_label: string | null;
-    limits: { cpus: number | null; memory: number | null; gpus: number };
-    placed: boolean;
-  };
-  usage: {
-    cpu_percent: number | null;
-    memory: number | null;
-    memory_limit: number | null;
-    gpu_memory: number | null;
-  };
-  last_exit: { reason: 'oom' | 'died'; message: string; time: string } | null;
-  fallback: { image: string; size: string; reason: string } | null;
-}
-
-export function getKernelOptions(replacing?: string): Promise<IKernelOptions> {
-  const query = replacing ? `?replacing=${encodeURIComponent(replacing)}` : '';
-  return requestAPI<IKernelOptions>(`kernel-options${query}`);
-}
-
-export function recordChoice(
-  path: string,
-  choice: IChoice,
-  replaces?: string
-): Promise<IChoiceVerdict> {
-  return requestAPI<IChoiceVerdict>('kernel-choices', {
-    method: 'POST',
-    body: JSON.stringify({ path, ...choice, replaces: replaces ?? '' })
-  });
-}
-
-/**
- * The reason a kernel could not start, without the wrapping Jupyter server puts around a
- * failed kernel change ("The 'x' kernel could not be started: '<reason>'").
- */
-export function startRefusal(message: string): string {
-  const wrapped = /kernel could not be started: (['"])([\s\S]*)\1\s*$/.exec(
-    message
-  );
-  return wrapped ? wrapped[2] : message;
-}
-
-export function getKernelReport(kernelId: string): Promise<IKernelReport> {
-  return requestAPI<IKernelReport>(`kernels/${kernelId}`);
-}
-
-export function restartServer(
-  choice: IChoice
-): Promise<IChoice & { pending_url: string }> {
-  return requestAPI<IChoice & { pending_url: string }>('server-restart', {
-    method: 'POST',
-    body: JSON.stringify(choice)
-  });
-}
-
-/**
- * Why `size` cannot run `image` now, or null when it can.
- */
-export function unavailableReason(
-  options: IKernelOptions,
-  image: string,
-  size: string
-): string | null {
-  return options.unavailable[`${image}/${size}`] ?? null;
-}
-
-/**
- * The allowed size closest to `wanted` (by memory, then CPUs) that can run `image`.
- */
-export function nearestChoice(
-  options: IKernelOptions,
-  wanted: IChoice,
-  wantedSize?: ISizeOption
-): IChoice | null {
-  const image = options.images.some(i => i.id === wanted.image)
-    ? wanted.image
-    : (options.server.image ?? options.images[0]?.id);
-  if (!image) {
-    return null;
+export class SwitcherModel implements ISwitcher {
+  constructor(options: SwitcherModel.IOptions = {}) {
+    this._request = options.request ?? requestAPI;
+    this._timing = { ...DEFAULT_TIMING, ...options.timing };
   }
-  const target = wantedSize ?? options.sizes.find(s => s.id === wanted.size);
-  const usable = options.sizes.filter(
-    s => unavailableReason(options, image, s.id) === null
-  );
-  if (usable.length === 0) {
-    return null;
+
+  get options(): IKernelOptions | null {
+    return this._options;
   }
-  if (!target) {
-    return { image, size: usable[0].id };
+
+  async loadOptions(replacing?: string): Promise<IKernelOptions> {
+    const query = replacing
+      ? `?replacing=${encodeURIComponent(replacing)}`
+      : '';
+    this._options = await this._request<IKernelOptions>(
+      `kernel-options${query}`
+    );
+    return this._options;
   }
-  const distance = (s: ISizeOption) =>
-    Math.abs(Math.log2(s.memory / target.memory)) +
-    Math.abs(s.cpus - target.cpus) / 64;
-  const best = usable.reduce((a, b) => (distance(b) < distance(a) ? b : a));
-  return { image, size: best.id };
+
+  /**
+   * The options already known, else fetched now; null when the hub cannot answer.
+   */
+  async knownOptions(): Promise<IKernelOptions | null> {
+    return this._options ?? (await this.loadOptions().catch(() => null));
+  }
+
+  track(notebook: object, session: INotebookSession): INotebookKernel {
+    let kernel = this._notebooks.get(notebook);
+    if (!kernel) {
+      kernel = new NotebookKernelModel(this, session, this._timing);
+      this._notebooks.set(notebook, kernel);
+    }
+    return kernel;
+  }
+
+  find(notebook: object): INotebookKernel | undefined {
+    return this._notebooks.get(notebook);
+  }
+
+  restartServer(choice: IChoice): Promise<IChoice & { pending_url: string }> {
+    return this._request<IChoice & { pending_url: string }>('server-restart', {
+      method: 'POST',
+      body: JSON.stringify(choice)
+    });
+  }
+
+  /**
+   * Record a notebook's next image and size on the server; its answer names the kernel
+   * to restart into. The hub decides whether it can run when that kernel starts.
+   */
+  recordChoice(
+    path: string,
+    choice: IChoice,
+    replaces: string | null
+  ): Promise<IChoiceVerdict> {
+    return this._request<IChoiceVerdict>('kernel-choices', {
+      method: 'POST',
+      body: JSON.stringify({ path, ...choice, replaces: replaces ?? '' })
+    });
+  }
+
+  kernelReport(kernelId: string): Promise<IKernelReport> {
+    return this._request<IKernelReport>(`kernels/${kernelId}`);
+  }
+
+  /**
+   * Whether this death of `kernelId` is news: two notebooks on one kernel, or a status
+   * seen twice, tell it once.
+   */
+  firstSight(kernelId: string, exitTime: string): boolean {
+    if (this._exits.get(kernelId) === exitTime) {
+      return false;
+    }
+    this._exits.set(kernelId, exitTime);
+    return true;
+  }
+
+  private _exits = new Map<string, string>();
+  private _notebooks = new WeakMap<object, NotebookKernelModel>();
+  private _options: IKernelOptions | null = null;
+  private _request: typeof requestAPI;
+  private _timing: SwitcherModel.ITiming;
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/**
- * Bytes the way size labels print them: `512 MiB`, `1.5 GiB`.
- */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
+export namespace SwitcherModel {
+  export interface ITiming {
+    /** Milliseconds between two reports of a kernel's usage (backing off when idle). */
+    usageInterval: number;
+    /** After a kernel died: how often, and how many times, to ask the server why. */
+    exitInterval: number;
+    exitAttempts: number;
   }
-  const digits = value >= 10 || unit === 0 ? 0 : 1;
-  return `${value.toFixed(digits).replace(/\.0$/, '')} ${UNITS[unit]}`;
+
+  export interface IOptions {
+    /** The API call (tests pass a fake). */
+    request?: typeof requestAPI;
+    timing?: Partial<ITiming>;
+  }
 }
 
-/**
- * The toolbar's label: `PyTorch 2.13 · CPU · 2 vCPU + 4 GiB`.
- */
-export function choiceLabel(
-  report: IKernelReport,
-  options: IKernelOptions | null
-): string {
-  const image =
-    report.choice.image_label ??
-    options?.images.find(i => i.id === report.choice.image)?.label ??
-    report.choice.image ??
-    'Unknown image';
-  const size = report.choice.size_label ?? report.choice.size ?? 'server size';
-  return `${image} · ${size}`;
-}
+const DEFAULT_TIMING: SwitcherModel.ITiming = {
+  usageInterval: 2000,
+  // The server records why a kernel died before it is back: give it a few seconds.
+  exitInterval: 500,
+  exitAttempts: 10
+};
 
 /**
- * The toolbar's usage: `CPU 12% · 0.3 / 4 GiB` (and GPU memory where present).
+ * One notebook's kernel: its report (polled while JupyterLab is visible), the switch
+ * under way, and the notices about it (a death, a saved choice refused, an image the
+ * user may not use). The toolbar item renders it; the plugin shows its notices.
  */
-export function usageLabel(report: IKernelReport): string {
-  const { cpu_percent, memory, memory_limit, gpu_memory } = report.usage;
-  const parts: string[] = [];
-  if (cpu_percent !== null) {
-    parts.push(`CPU ${Math.round(cpu_percent)}%`);
+export class NotebookKernelModel implements INotebookKernel {
+  constructor(
+    private readonly _switcher: SwitcherModel,
+    readonly session: INotebookSession,
+    private readonly _timing: SwitcherModel.ITiming
+  ) {
+    this._poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: {
+        interval: _timing.usageInterval,
+        backoff: true,
+        max: 30000
+      },
+      standby: 'when-hidden',
+      name: 'studiohub:kernel-usage'
+    });
   }
-  if (memory !== null) {
-    parts.push(
-      memory_limit
-        ? `${formatBytes(memory)} / ${formatBytes(memory_limit)}`
-        : formatBytes(memory)
+
+  get kernelId(): string | null {
+    return this._kernelId;
+  }
+  set kernelId(id: string | null) {
+    if (id === this._kernelId) {
+      return;
+    }
+    this._kernelId = id;
+    this._report = null;
+    this._changed.emit();
+    if (id) {
+      void this._poll.refresh();
+    }
+  }
+
+  get report(): IKernelReport | null {
+    return this._report;
+  }
+
+  get pending(): string | null {
+    return this._pending;
+  }
+
+  get switching(): boolean {
+    return this._switching;
+  }
+
+  get changed(): ISignal<INotebookKernel, void> {
+    return this._changed;
+  }
+
+  get notice(): ISignal<INotebookKernel, IKernelNotice> {
+    return this._notice;
+  }
+
+  get isDisposed(): boolean {
+    return this._poll.isDisposed;
+  }
+
+  shownChoice(options: IKernelOptions): Partial<IChoice> {
+    return (
+      this.session.savedChoice() ?? {
+        image: this._report?.choice.image ?? options.server.image,
+        size: this._report?.choice.size ?? options.server.size
+      }
     );
   }
-  if (gpu_memory !== null) {
-    parts.push(`GPU ${formatBytes(gpu_memory)}`);
+
+  async refresh(): Promise<void> {
+    const id = this._kernelId;
+    if (!id || this.isDisposed) {
+      return;
+    }
+    let report: IKernelReport;
+    try {
+      report = await this._switcher.kernelReport(id);
+    } catch {
+      return; // starting or gone: the next tick or kernel change will tell
+    }
+    if (id !== this._kernelId || this.isDisposed) {
+      return; // an answer about a kernel this notebook no longer runs
+    }
+    this._report = report;
+    this._pending = null;
+    this._changed.emit();
   }
-  return parts.join(' · ');
+
+  async switchTo(choice: IChoice): Promise<string> {
+    if (this._switching) {
+      throw new Error(STILL_SWITCHING);
+    }
+    this._setSwitching(true);
+    try {
+      const old = await this.session.liveKernel();
+      const verdict = await this._switcher.recordChoice(
+        this.session.path,
+        choice,
+        old
+      );
+      const label = `${verdict.image_label} · ${verdict.size_label}`;
+      this._pending = `Switching to ${label}…`;
+      this._changed.emit();
+      await this.session.restart(verdict.kernel_name, old);
+      this.session.saveChoice({ image: verdict.image, size: verdict.size });
+      return label;
+    } catch (error) {
+      // Refused: the old kernel runs on; show where it runs again.
+      this._pending = null;
+      void this.refresh();
+      throw error;
+    } finally {
+      this._setSwitching(false);
+    }
+  }
+
+  statusChanged(kernelId: string, status: string): void {
+    if (status === 'autorestarting' || status === 'dead') {
+      void this._explainExit(kernelId);
+    }
+    if (status === 'idle' && this._fallbackChecked !== kernelId) {
+      this._fallbackChecked = kernelId;
+      void this._explainFallback(kernelId);
+    }
+  }
+
+  async checkSavedImage(): Promise<void> {
+    const saved = this.session.savedChoice();
+    if (!saved) {
+      return;
+    }
+    const options = await this._switcher.knownOptions();
+    if (!options || options.images.some(i => i.id === saved.image)) {
+      return;
+    }
+    this._emitNotice({
+      kind: 'foreign-image',
+      saved,
+      nearest: nearestChoice(options, saved)
+    });
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._poll.dispose();
+    Signal.clearData(this);
+  }
+
+  private async _explainExit(kernelId: string): Promise<void> {
+    for (let attempt = 0; attempt < this._timing.exitAttempts; attempt++) {
+      await new Promise(resolve =>
+        setTimeout(resolve, this._timing.exitInterval)
+      );
+      const report = await this._switcher
+        .kernelReport(kernelId)
+        .catch(() => null);
+      const exit = report?.last_exit;
+      if (exit && this._switcher.firstSight(kernelId, exit.time)) {
+        this._emitNotice({ kind: 'exit', exit });
+        return;
+      }
+    }
+  }
+
+  private async _explainFallback(kernelId: string): Promise<void> {
+    const report = await this._switcher
+      .kernelReport(kernelId)
+      .catch(() => null);
+    const fallback = report?.fallback;
+    if (!fallback) {
+      return;
+    }
+    const options = await this._switcher.knownOptions();
+    const nearest = options
+      ? nearestChoice(options, { image: fallback.image, size: fallback.size })
+      : null;
+    this._emitNotice({ kind: 'fallback', fallback, nearest });
+  }
+
+  private _emitNotice(notice: IKernelNotice): void {
+    if (!this.isDisposed) {
+      this._notice.emit(notice);
+    }
+  }
+
+  private _setSwitching(switching: boolean): void {
+    this._switching = switching;
+    this._changed.emit();
+  }
+
+  private _changed = new Signal<INotebookKernel, void>(this);
+  private _fallbackChecked: string | null = null;
+  private _kernelId: string | null = null;
+  private _notice = new Signal<INotebookKernel, IKernelNotice>(this);
+  private _pending: string | null = null;
+  private _poll: Poll;
+  private _report: IKernelReport | null = null;
+  private _switching = false;
 }

@@ -1,12 +1,8 @@
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import {
-  IChoice,
-  IKernelOptions,
-  ISizeOption,
-  unavailableReason
-} from './model';
+import { IChoice, IKernelOptions, ISizeOption } from '../tokens';
+import { unavailableReason } from './choices';
 
 /**
  * The picker's body: images, then sizes; a size that cannot run the selected image is

@@ -1,26 +1,19 @@
-import { Poll } from '@lumino/polling';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import {
-  choiceLabel,
-  getKernelReport,
-  IKernelOptions,
-  IKernelReport,
-  usageLabel
-} from './model';
+import { CommandIDs, IKernelOptions, INotebookKernel } from '../tokens';
+import { choiceLabel, usageLabel } from './labels';
 
 /**
  * The notebook toolbar's "PyTorch 2.13 · CPU · 2 vCPU + 4 GiB   CPU 12% · 0.3 / 4 GiB":
  * where this notebook's kernel runs and what it uses now. A click opens the picker.
+ * Renders the notebook's kernel model; owns no state.
  */
 export class KernelChoiceItem extends Widget {
-  constructor(
-    private readonly commands: CommandRegistry,
-    private readonly command: string,
-    private readonly options: () => IKernelOptions | null
-  ) {
+  constructor(options: KernelChoiceItem.IOptions) {
     super({ node: document.createElement('button') });
+    this._kernel = options.kernel;
+    this._options = options.options;
     this.addClass('jp-StudioHub-KernelChoice');
     this.addClass('jp-ToolbarButtonComponent');
     const button = this.node as HTMLButtonElement;
@@ -29,78 +22,46 @@ export class KernelChoiceItem extends Widget {
       'Change the image and size of this notebook (restarts its kernel only)';
     this._label.className = 'jp-StudioHub-KernelChoice-label';
     this._usage.className = 'jp-StudioHub-KernelChoice-usage';
-    this._label.textContent = 'No kernel';
     button.append(this._label, this._usage);
     button.addEventListener('click', () => {
-      void this.commands.execute(this.command);
+      void options.commands.execute(CommandIDs.switchKernel);
     });
-    this._poll = new Poll({
-      factory: () => this.refresh(),
-      frequency: { interval: 2000, backoff: true, max: 30000 },
-      standby: 'when-hidden',
-      name: 'studiohub:kernel-usage'
-    });
+    this._kernel.changed.connect(this._render, this);
+    this._render();
   }
 
-  /**
-   * The kernel shown; null while the notebook has none.
-   */
-  get kernelId(): string | null {
-    return this._kernelId;
-  }
-  set kernelId(id: string | null) {
-    this._kernelId = id;
-    this.report = null;
-    if (!id) {
-      this._label.textContent = 'No kernel';
-      this._usage.textContent = '';
+  private _render(): void {
+    const { kernelId, pending, report } = this._kernel;
+    this.toggleClass('jp-mod-pending', pending !== null);
+    if (pending !== null) {
+      this._show(pending, '');
+    } else if (report !== null) {
+      this._show(choiceLabel(report, this._options()), usageLabel(report));
+      this.node.dataset.image = report.choice.image ?? '';
+      this.node.dataset.size = report.choice.size ?? '';
+    } else if (kernelId === null) {
+      this._show('No kernel', '');
     }
-    void this._poll.refresh();
+    // A new kernel without its first report yet keeps the last words shown.
   }
 
-  /**
-   * The last report, or null before the first one.
-   */
-  report: IKernelReport | null = null;
-
-  /**
-   * Show a transient state (e.g. "Switching to …") until the next report.
-   */
-  showPending(text: string): void {
-    this._label.textContent = text;
-    this._usage.textContent = '';
-    this.addClass('jp-mod-pending');
+  private _show(label: string, usage: string): void {
+    this._label.textContent = label;
+    this._usage.textContent = usage;
   }
 
-  async refresh(): Promise<void> {
-    const id = this._kernelId;
-    if (!id || this.isDisposed) {
-      return;
-    }
-    let report: IKernelReport;
-    try {
-      report = await getKernelReport(id);
-    } catch {
-      return; // starting or gone: the next tick or kernel change will tell
-    }
-    if (id !== this._kernelId) {
-      return;
-    }
-    this.report = report;
-    this.removeClass('jp-mod-pending');
-    this._label.textContent = choiceLabel(report, this.options());
-    this._usage.textContent = usageLabel(report);
-    this.node.dataset.image = report.choice.image ?? '';
-    this.node.dataset.size = report.choice.size ?? '';
-  }
-
-  dispose(): void {
-    this._poll.dispose();
-    super.dispose();
-  }
-
-  private _kernelId: string | null = null;
+  private readonly _kernel: INotebookKernel;
   private readonly _label = document.createElement('span');
+  private readonly _options: () => IKernelOptions | null;
   private readonly _usage = document.createElement('span');
-  private readonly _poll: Poll;
+}
+
+export namespace KernelChoiceItem {
+  export interface IOptions {
+    /** The notebook's kernel model. */
+    kernel: INotebookKernel;
+    /** The switcher's options, for image labels the report lacks. */
+    options: () => IKernelOptions | null;
+    commands: CommandRegistry;
+  }
 }

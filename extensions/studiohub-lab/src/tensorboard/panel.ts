@@ -1,6 +1,8 @@
 import { CommandRegistry } from '@lumino/commands';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
+import { makeButton } from '../components/button';
 import { CommandIDs, ITensorBoard, ITensorBoardModel } from '../tokens';
 import { formatDuration } from './model';
 
@@ -22,13 +24,11 @@ export class TensorBoardPanel extends Widget {
     const header = document.createElement('header');
     const heading = document.createElement('h2');
     heading.textContent = 'TensorBoards';
-    const openButton = document.createElement('button');
-    openButton.className = 'jp-Button jp-mod-styled jp-mod-minimal';
-    openButton.textContent = 'Open…';
-    openButton.title = 'Open a folder in TensorBoard';
-    openButton.setAttribute('aria-label', 'Open a folder in TensorBoard');
-    openButton.addEventListener('click', () => {
-      void this._commands.execute(CommandIDs.openTensorBoard, {});
+    const openButton = makeButton({
+      text: 'Open…',
+      label: 'Open a folder in TensorBoard',
+      title: 'Open a folder in TensorBoard',
+      onClick: () => this._commands.execute(CommandIDs.openTensorBoard, {})
     });
     header.append(heading, openButton);
     this._list = document.createElement('ul');
@@ -84,35 +84,30 @@ export class TensorBoardPanel extends Widget {
     const actions = document.createElement('div');
     actions.className = 'jp-StudioHub-TensorBoardPanel-actions';
     actions.append(
-      this._button('Open', `Open TensorBoard for ${label}`, () =>
-        this._commands.execute(CommandIDs.openTensorBoard, {
-          folders: board.folders
-        })
-      ),
-      this._button('Reload', `Reload TensorBoard for ${label}`, () =>
-        this._commands.execute(CommandIDs.reloadTensorBoard, { id: board.id })
-      ),
-      this._button('Stop', `Stop TensorBoard for ${label}`, () =>
-        this._commands.execute(CommandIDs.stopTensorBoard, { id: board.id })
-      )
+      this._action('Open', CommandIDs.openTensorBoard, label, {
+        folders: board.folders
+      }),
+      this._action('Reload', CommandIDs.reloadTensorBoard, label, {
+        id: board.id
+      }),
+      this._action('Stop', CommandIDs.stopTensorBoard, label, { id: board.id })
     );
     item.append(folders, status, actions);
     return item;
   }
 
-  private _button(
+  /** A board's button: `Stop` reads "Stop TensorBoard for <folders>" aloud. */
+  private _action(
     text: string,
-    label: string,
-    action: () => Promise<unknown>
+    command: CommandIDs,
+    folders: string,
+    args: ReadonlyPartialJSONObject
   ): HTMLButtonElement {
-    const button = document.createElement('button');
-    button.className = 'jp-Button jp-mod-styled jp-mod-minimal';
-    button.textContent = text;
-    button.setAttribute('aria-label', label);
-    button.addEventListener('click', () => {
-      void action();
+    return makeButton({
+      text,
+      label: `${text} TensorBoard for ${folders}`,
+      onClick: () => this._commands.execute(command, args)
     });
-    return button;
   }
 
   private _commands: CommandRegistry;
