@@ -95,8 +95,8 @@ def parse_body(raw: bytes, allowed: set[str], limit: int = MAX_BODY) -> dict[str
 def parse_check(body: dict[str, Any]) -> bool:
     check = body.pop("check", False)
     if not isinstance(check, bool):
-        raise Refused(400, f"check {quote_value(check)}: true (only check the choice) or "
-                           "false")
+        raise Refused(400, f"check: true (only check the choice) or false, not "
+                           f"{quote_value(check)}")
     return check
 
 

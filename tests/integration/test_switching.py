@@ -172,7 +172,9 @@ def test_refused_choices_say_why(hub: Hub, alice: User) -> None:
 
     unknown = choose(image="base", size="enormous")
     assert unknown.status_code == 400
-    assert "choose one of" in unknown.json()["message"] and "half" in unknown.json()["message"]
+    # The hub's own words (Catalog.choose), as every client shows them.
+    assert unknown.json()["message"] == ("unknown size 'enormous': allowed values are giant, "
+                                         "half, medium, small, tiny")
     no_room = choose(image="base", size="giant")
     assert no_room.status_code == 409
     assert "4 TiB" in no_room.json()["message"], no_room.text
@@ -428,3 +430,80 @@ def test_a_kernel_refused_as_it_starts_is_the_hubs_4xx_and_keeps_the_old_one(
         eve.stop()
     # The refused starts did not keep the server from shutting down when asked.
     assert f"The server of {eve.name} did not shut down" not in hub.log_path.read_text()
+
+
+def test_placements_for_kernels_that_never_start_are_released_within_seconds(
+        hub: Hub) -> None:
+    """A script with the user's token places kernels that do not exist: their memory is
+    free again within seconds (the placement's process was never seen), not held until
+    the server stops, and the user may place again."""
+    mallory = hub.new_user("swfake")
+    mallory.spawn(image="base", size="tiny")
+    url = f"/studiohub/users/{mallory.name}/kernels"
+    fakes = [str(uuid.uuid4()) for _ in range(MAX_PLACED_KERNELS + 1)]
+    try:
+        placed = time.monotonic()
+        for kernel_id in fakes[:-1]:
+            r = mallory.api("POST", url, json={"kernel_id": kernel_id, "image": "base",
+                                               "size": "half"})
+            assert r.status_code == 201, r.text
+        assert mallory.api("POST", url, json={"kernel_id": fakes[-1], "image": "base",
+                                              "size": "half"}).status_code == 409
+        held = {p["kernel_id"] for p in placements(hub)}
+        assert set(fakes[:-1]) <= held
+        deadline = placed + 20
+        while set(fakes) & {p["kernel_id"] for p in placements(hub)} and \
+                time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not set(fakes) & {p["kernel_id"] for p in placements(hub)}
+        assert time.monotonic() - placed < 20
+        again = mallory.api("POST", url, json={"kernel_id": fakes[-1], "image": "base",
+                                               "size": "half", "check": True})
+        assert again.status_code == 200, again.text
+    finally:
+        mallory.stop()
+
+
+def test_the_hub_api_dry_run_and_bad_requests(hub: Hub, alice: User) -> None:
+    url = f"/studiohub/users/{alice.name}/kernels"
+    checked = alice.api("POST", url, json={"image": "base", "size": "half", "check": True})
+    assert checked.status_code == 200, checked.text
+    assert checked.json() == {"image": "base", "size": "half",
+                              "image_label": "Base Python 3.11 · CPU",
+                              "size_label": "0.5 vCPU + 1 GiB", "kernel_name": "studiohub-base"}
+    too_big = alice.api("POST", url, json={"image": "base", "size": "giant", "check": True})
+    real = alice.api("POST", url, json={"image": "base", "size": "giant",
+                                        "kernel_id": str(uuid.uuid4())})
+    assert too_big.status_code == real.status_code == 409
+    assert too_big.json()["message"] == real.json()["message"]
+    assert placements(hub) == []  # a dry run (and a refusal) changes nothing
+
+    # Another user's kernel is answered as one that does not exist.
+    kernel_id = str(uuid.uuid4())
+    assert alice.api("POST", url, json={"kernel_id": kernel_id, "image": "base",
+                                        "size": "half"}).status_code == 201
+    eve = hub.new_user("sw404")
+    eve.spawn(image="base", size="tiny")
+    try:
+        eves = f"/studiohub/users/{eve.name}/kernels"
+        theirs = eve.api("POST", eves, json={"kernel_id": kernel_id, "image": "base",
+                                             "size": "half"})
+        nobody = eve.api("DELETE", f"{eves}/{uuid.uuid4()}")
+        assert theirs.status_code == nobody.status_code == 404
+        assert theirs.json()["message"].startswith("no placed kernel")
+    finally:
+        eve.stop()
+        alice.api("DELETE", f"{url}/{kernel_id}")
+
+    # Deep nesting, a huge body, a huge value: short 4xx answers and log lines.
+    before = hub.log_path.stat().st_size
+    nested = alice.api("POST", url, data="[" * 100_000)
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["message"]
+    huge = alice.api("POST", url, json={"image": "x" * 20_000_000, "size": "half"})
+    assert huge.status_code == 413 and len(huge.text) < 300
+    spawn = hub.new_user("swhuge")
+    refused = spawn.api("POST", f"/users/{spawn.name}/server",
+                        json={"image": "x" * 20_000_000, "size": "tiny"}, timeout=120)
+    assert refused.status_code == 400 and len(refused.text) < 500, refused.text[:500]
+    assert "unknown image 'xxxx" in refused.json()["message"]
+    assert hub.log_path.stat().st_size - before < 100_000

@@ -159,3 +159,19 @@ def test_memory_formats() -> None:
     assert format_memory(512 * 1024**2) == "512 MiB"
     assert kube_memory(4 * 1024**3) == "4Gi"
     assert kube_memory(1500) == "1500"
+
+
+def test_a_huge_bad_value_is_quoted_short() -> None:
+    from studiohub.catalog import ChoiceError, quote_value
+
+    catalog = load_catalog()
+    with pytest.raises(ChoiceError) as e:
+        catalog.choose([], {"image": "x" * 20_000_000})
+    assert len(str(e.value)) < 300
+    assert str(e.value).startswith("unknown image 'xxxx")
+    assert "(20000000 characters)" in str(e.value)
+    with pytest.raises(ChoiceError) as e:
+        catalog.choose([], {"y" * 10_000: "base"})
+    assert len(str(e.value)) < 300
+    assert quote_value("base") == "'base'"
+    assert quote_value(["a"] * 100).endswith("(500 characters)")

@@ -1,14 +1,16 @@
-"""The hub's placement bookkeeping without a hub: GPUs taken over by a switch."""
+"""The hub API without a hub: placement bookkeeping (GPUs taken over by a switch), bodies."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from studiohub.gpus import GpuAllocator, NoGpuFree, gpus_from_ids
-from studiohub.placement import Placement, PlacementBook, release
+from studiohub.hubapi import MAX_BODY, PENDING_WORDS, parse_body, parse_check
+from studiohub.placement import Placement, PlacementBook, Refused, release
 
 GIB = 1024**3
 
@@ -52,3 +54,49 @@ def test_the_replaced_kernel_going_first_leaves_the_gpu_with_the_new_one(tmp_pat
     book.add(new)
     release(spawner, book, old)  # the usual order: the old kernel is shut down
     assert [g.id for g in allocator.held_by(new.gpu_holder)] == ["GPU-a"]
+
+
+# --- request bodies ---------------------------------------------------------------------
+
+
+def test_a_body_nested_too_deeply_is_a_400_not_a_500() -> None:
+    for raw in (b"[" * 100_000, b'{"image": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        with pytest.raises(Refused) as refused:
+            parse_body(raw, {"image"}, limit=1_000_000)
+        assert refused.value.status == 400
+        assert refused.value.message in ("request body is nested too deeply: send a flat "
+                                         "JSON object", "request body must be a JSON object")
+    with pytest.raises(Refused, match="nested too deeply"):
+        parse_body(b"[" * 100_000, {"image"}, limit=1_000_000)
+
+
+def test_a_body_past_the_bound_is_a_413_before_it_is_read() -> None:
+    body = json.dumps({"image": "x" * MAX_BODY}).encode()
+    with pytest.raises(Refused) as refused:
+        parse_body(body, {"image"})
+    assert refused.value.status == 413
+    assert refused.value.message == (f"request body of {len(body)} bytes is too large: at "
+                                     f"most {MAX_BODY} bytes")
+
+
+def test_bad_bodies_are_named_and_quoted_short() -> None:
+    with pytest.raises(Refused, match="not valid JSON"):
+        parse_body(b"{", {"image"})
+    with pytest.raises(Refused, match="must be a JSON object"):
+        parse_body(b"[]", {"image"})
+    with pytest.raises(Refused) as refused:
+        parse_body(json.dumps({"y" * 5000: 1}).encode(), {"image", "size"})
+    assert refused.value.message.startswith("unknown field(s) 'yyyy")
+    assert len(refused.value.message) < 160
+    assert parse_body(b"", {"image"}) == {}
+    assert parse_body(b'{"image": "base"}', {"image"}) == {"image": "base"}
+
+
+def test_check_must_be_a_boolean() -> None:
+    assert parse_check({"check": True}) is True and parse_check({}) is False
+    with pytest.raises(Refused, match=r"check: true .* or false, not 'yes'"):
+        parse_check({"check": "yes"})
+
+
+def test_a_pending_server_is_named_in_words() -> None:
+    assert PENDING_WORDS["stop"] == "stopping" and PENDING_WORDS["spawn"] == "starting"

@@ -398,7 +398,8 @@ def test_traits_are_documented_config() -> None:
     own = ["catalog_path", "cgroup_root", "use_cgroups", "pids_limit", "unix_user_prefix",
            "gpu_ids", "fast_start", "ready_poll_interval", "server_log_dir",
            "kernel_cull_idle_timeout", "kernel_cull_interval", "kernel_cull_busy",
-           "kernel_cull_connected"]
+           "kernel_cull_connected", "max_placed_memory", "placement_pending_timeout",
+           "log_max_bytes"]
     traits = StudioSpawner.class_traits(config=True)
     for name in own:
         assert traits[name].help, name
@@ -576,3 +577,60 @@ async def test_a_server_that_dies_fails_the_spawn_at_once(catalog_file: Path,
     assert e.value.message == ("Your server exited while starting (status 3): "
                                "PermissionError: [Errno 13] /home/x")
     assert e.value.reason == "exited" and "starting\n" in e.value.log_message
+
+
+# --- one validation per start, the form's escaping, TMPDIR, the split --------------------------
+
+
+async def test_a_start_validates_its_options_once(catalog_file: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The form, the hub's apply hook and ``start`` all ask; the catalog answers once."""
+    spawner = make_spawner(catalog_file)
+    calls = []
+    original = Catalog.choose
+
+    def counted(self: Catalog, groups: Any, options: Any) -> Any:
+        calls.append(dict(options))
+        return original(self, groups, options)
+
+    monkeypatch.setattr(Catalog, "choose", counted)
+    options = spawner.options_from_form({"image": ["base"], "size": ["half"], "_xsrf": ["t"]})
+    await spawner._run_apply_user_options(options)
+    assert spawner.apply_choice(options).size.id == "half"  # what start() does first
+    assert calls == [{"image": "base", "size": "half"}]
+    spawner.options_from_form({"image": ["base"], "size": ["tiny"]})  # another choice
+    assert len(calls) == 2
+
+
+def test_the_form_escapes_what_the_catalog_says(catalog_file: Path) -> None:
+    data = yaml.safe_load(catalog_file.read_text())
+    data["images"] = {"base": {"description": '<script>alert("x")</script> & more'}}
+    data["sizes"]["tiny"]["display_name"] = "<b>tiny</b>"
+    catalog_file.write_text(yaml.safe_dump(data))
+    page = make_options_form(load_catalog(catalog_file), [], {}, V1, 0)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;x&#34;)" in page
+    assert "&amp; more" in page and "&lt;b&gt;tiny&lt;/b&gt;" in page
+    assert page.count("<script>") == 1  # the form's own
+
+
+def test_the_server_s_temporary_files_are_in_its_account_s_private_dir(
+        catalog: Catalog) -> None:
+    choice = catalog.choose([], {"image": "base", "size": "half"})
+    env = make_env(choice, gpu_ids=[], caps=NONE, cgroup="", jupyter_data="/d",
+                   hub_bin="/hub/bin", kernel_sockets="/run/studiohub/1001",
+                   tmpdir="/home/jupyter-ada/.tmp")
+    assert env["TMPDIR"] == "/home/jupyter-ada/.tmp"
+    assert env["STUDIOHUB_KERNEL_SOCKETS"] == "/run/studiohub/1001"
+    assert "TMPDIR" not in make_env(choice, gpu_ids=[], caps=NONE, cgroup="",
+                                    jupyter_data="/d", hub_bin="/hub/bin")
+
+
+def test_the_kubernetes_spawner_imports_nothing_of_the_local_one() -> None:
+    import subprocess
+
+    code = ("import sys, studiohub.spawners.kube, studiohub.kube\n"
+            "print(sorted(m for m in ('studiohub.spawners.local', 'psutil', "
+            "'studiohub.cgroups') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -38,3 +38,29 @@ def test_a_long_prefix_puts_sockets_in_a_short_directory(monkeypatch: pytest.Mon
     assert personal_socket_dir() == Path("/home/someone/.local/share/studiohub/run")
     monkeypatch.setenv("STUDIOHUB_PREFIX", "/srv/" + "deep/" * 20 + "studiohub")
     assert personal_socket_dir() == Path(f"/tmp/studiohub-{os.geteuid()}")
+
+
+def test_the_account_s_tmpdir_is_private_and_made_without_following_links(
+        tmp_path: Path) -> None:
+    import pwd
+
+    from studiohub.users import ensure_tmp_dir
+
+    me = pwd.getpwuid(os.geteuid())
+    home = tmp_path / "home"
+    home.mkdir()
+    account = pwd.struct_passwd((me.pw_name, me.pw_passwd, me.pw_uid, me.pw_gid, me.pw_gecos,
+                                 str(home), me.pw_shell))
+    assert ensure_tmp_dir(account) == str(home / ".tmp")
+    assert stat.S_IMODE((home / ".tmp").stat().st_mode) == 0o700
+    (home / ".tmp").chmod(0o777)  # loosened: tightened again
+    ensure_tmp_dir(account)
+    assert stat.S_IMODE((home / ".tmp").stat().st_mode) == 0o700
+    # A link planted in its place (to a directory the hub must not hand over) is refused.
+    (home / ".tmp").rmdir()
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    (home / ".tmp").symlink_to(victim)
+    with pytest.raises(RuntimeError, match="is not a directory: remove it"):
+        ensure_tmp_dir(account)
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o755

@@ -172,11 +172,14 @@ class Placer:
         self.sweep()
         mine = [p for p in self.book.of_user(user, kind) if p.id not in gone]
         most = int(getattr(spawner, "max_placed_kernels", 16))
-        why = count_reason(len(mine), most) or user_bound_reason(
-            choice.size, sum(p.memory for p in mine), self.user_bound(spawner))
+        why = count_reason(len(mine), most)
         if why:
             raise Refused(409, why)
         self.require_room(spawner, choice, excluding=sorted(gone))
+        why = user_bound_reason(choice.size, sum(p.memory for p in mine),
+                                self.user_bound(spawner))
+        if why:
+            raise Refused(409, why)
         return None, replaced
 
     async def place(self, spawner: Any, user: str, holder_id: str, choice: Choice,
