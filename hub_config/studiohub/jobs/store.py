@@ -265,9 +265,10 @@ class Store:
 
     # --- attempts -------------------------------------------------------------------------
 
-    def add_attempt(self, job_id: str, number: int, plan: Mapping[str, Any]) -> Attempt:
+    def add_attempt(self, job_id: str, number: int, plan: Mapping[str, Any],
+                    started: datetime | None = None) -> Attempt:
         with self.session() as s:
-            row = AttemptRow(job_id=job_id, number=number, started=utcnow(),
+            row = AttemptRow(job_id=job_id, number=number, started=started or utcnow(),
                              plan=json.dumps(dict(plan)), replicas="[]")
             s.add(row)
             s.flush()

@@ -1,0 +1,320 @@
+"""The jobs service's state machine, with an in-memory executor and placement client.
+
+The fake executor implements :class:`studiohub.jobs.model.Executor`; each test says
+what its replicas report. The fake hub places every replica (or refuses with the hub's
+status and message) and records releases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from studiohub.catalog import BUILTIN_CATALOG, Catalog, merge, parse_catalog
+from studiohub.jobs.model import AttemptPlan, ReplicaState, Status
+from studiohub.jobs.placing import PlacementRefused, ReplicaPlacement
+from studiohub.jobs.service import GONE, Account, Jobs, JobsError, Viewer
+from studiohub.jobs.store import Store
+
+ALICE, BOB = Viewer("alice"), Viewer("bob")
+SCRIPT = {"script": "train.py", "image": "base", "size": "small"}
+
+
+class FakeExecutor:
+    """Runs nothing: replicas run until the test makes them exit."""
+
+    def __init__(self) -> None:
+        self.started: list[AttemptPlan] = []
+        self.stopped: list[tuple[str, int]] = []
+        self.exits: dict[tuple[str, int], dict[str, int]] = {}
+        self.live: set[tuple[str, int]] = set()
+
+    async def start(self, plan: AttemptPlan) -> None:
+        self.started.append(plan)
+        self.live.add((plan.job_id, plan.attempt))
+
+    async def poll(self, plan: AttemptPlan) -> Sequence[ReplicaState]:
+        exits = self.exits.get((plan.job_id, plan.attempt), {})
+        return [ReplicaState(r.name, r.name not in exits, exits.get(r.name))
+                for r in plan.replicas]
+
+    async def stop(self, plan: AttemptPlan) -> None:
+        self.stopped.append((plan.job_id, plan.attempt))
+        self.live.discard((plan.job_id, plan.attempt))
+
+    async def running(self) -> Sequence[tuple[str, int]]:
+        return sorted(self.live)
+
+    def exit(self, job_id: str, attempt: int, code: int, replica: str = "worker-0") -> None:
+        self.exits.setdefault((job_id, attempt), {})[replica] = code
+
+
+class FakePlacing:
+    def __init__(self) -> None:
+        self.placed: dict[str, list[str]] = {}
+        self.released: list[str] = []
+        self.refuse: PlacementRefused | None = None
+
+    async def check(self, user: str, job_id: str, image: str, size: str,
+                    replicas: Sequence[str]) -> None:
+        if self.refuse:
+            raise self.refuse
+
+    async def place(self, user: str, job_id: str, image: str, size: str,
+                    replicas: Sequence[str]) -> dict[str, ReplicaPlacement]:
+        if self.refuse:
+            raise self.refuse
+        self.placed[job_id] = list(replicas)
+        return {r: ReplicaPlacement(procs=(f"/sys/fs/cgroup/x/{r}/cgroup.procs",),
+                                    env={"OMP_NUM_THREADS": "1"}) for r in replicas}
+
+    async def release(self, user: str, job_id: str) -> None:
+        self.released.append(job_id)
+        self.placed.pop(job_id, None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def catalog_with(jobs: dict[str, Any] | None = None) -> Catalog:
+    data = yaml.safe_load(BUILTIN_CATALOG.read_text())
+    if jobs:
+        data = merge(data, {"domains": {"everyone": {"jobs": jobs}}})
+    return parse_catalog(data, "test")
+
+
+def make_jobs(tmp_path: Path, catalog: Catalog | None = None,
+              store: Store | None = None) -> tuple[Jobs, FakeExecutor, FakePlacing, Clock]:
+    executor, placing, clock = FakeExecutor(), FakePlacing(), Clock()
+    loaded = catalog or catalog_with()
+    jobs = Jobs(store or Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"), executor, placing,
+                lambda: loaded, state_dir=tmp_path,
+                accounts=lambda user: Account(f"jupyter-{user}", f"/home/jupyter-{user}"),
+                clock=clock)
+    return jobs, executor, placing, clock
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_job_runs_and_succeeds_then_its_placement_is_released(tmp_path: Path) -> None:
+    jobs, executor, placing, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {**SCRIPT, "args": ["--lr", "0.1"]})
+        assert job.status == "queued" and len(job.id) == 12
+        await jobs.tick()
+        plan = executor.started[0]
+        assert plan.command[1:] == ["train.py", "--lr", "0.1"]
+        assert plan.unix_user == "jupyter-alice"
+        assert plan.workdir == f"/home/jupyter-alice/studiohub-jobs/{job.id}/code"
+        env = plan.replicas[0].env
+        assert env["STUDIOHUB_ATTEMPT"] == "1" and env["OMP_NUM_THREADS"] == "1"
+        assert env["STUDIOHUB_CHECKPOINT_DIR"].endswith(f"{job.id}/checkpoints")
+        assert plan.replicas[0].cgroup_procs == ("/sys/fs/cgroup/x/worker-0/cgroup.procs",)
+        assert jobs.store.get(job.id).status == "running"
+        executor.exit(job.id, 1, 0)
+        await jobs.tick()
+        done = jobs.store.get(job.id)
+        assert done.status == "succeeded" and done.finished is not None
+        assert placing.released == [job.id]
+        kinds = [e.kind for e in jobs.store.events(job.id)]
+        assert kinds == ["queued", "placed", "started", "exited", "succeeded"]
+        assert jobs.replicas(done) == [{"name": "worker-0", "running": False,
+                                        "exit_code": 0}]
+
+    run(scenario())
+
+
+def test_exit_code_two_fails_at_once_without_retry(tmp_path: Path) -> None:
+    jobs, executor, placing, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {**SCRIPT, "max_retries": 3})
+        await jobs.tick()
+        executor.exit(job.id, 1, 2)
+        await jobs.tick()
+        failed = jobs.store.get(job.id)
+        assert (failed.status, failed.reason) == ("failed", "exit code 2 (worker-0)")
+        assert len(executor.started) == 1 and placing.released == [job.id]
+
+    run(scenario())
+
+
+def test_a_killed_replica_restarts_the_whole_group_as_the_next_attempt(tmp_path: Path) -> None:
+    jobs, executor, placing, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {**SCRIPT, "image": "pytorch", "workers": 2,
+                                        "max_retries": 1})
+        await jobs.tick()
+        executor.exit(job.id, 1, -9, "worker-1")
+        await jobs.tick()
+        assert executor.stopped == [(job.id, 1)]  # worker-0 stopped with it
+        second = executor.started[1]
+        assert second.attempt == 2 and [r.name for r in second.replicas] == \
+            ["worker-0", "worker-1"]
+        assert second.replicas[1].env["STUDIOHUB_ATTEMPT"] == "2"
+        assert second.replicas[1].env["RANK"] == "1"
+        assert placing.released == []  # the same placement
+        executor.exit(job.id, 2, -9, "worker-0")
+        await jobs.tick()
+        failed = jobs.store.get(job.id)
+        assert failed.status == "failed" and failed.reason == "worker-0 was killed (signal 9)"
+        assert placing.released == [job.id]
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ({**SCRIPT, "image": "nope"}, "unknown image 'nope'"),
+    ({**SCRIPT, "size": "huge-gpu"}, "unknown size"),
+    ({**SCRIPT, "workers": -1}, "workers: -1 is out of range"),
+    ({**SCRIPT, "workers": 10**6}, "workers: 1000000 is out of range"),
+    ({**SCRIPT, "script": "../bob/train.py"}, "outside your home"),
+    ({**SCRIPT, "script": "/etc/passwd.py"}, "outside your home"),
+    ([1, 2], "a job spec is a JSON object"),
+    ({**SCRIPT, "parameter_servers": 1}, "parameter_servers"),
+])
+def test_bad_specs_are_refused_and_create_nothing(tmp_path: Path, spec: Any,
+                                                  words: str) -> None:
+    jobs, _, _, _ = make_jobs(tmp_path)
+    with pytest.raises(JobsError) as e:
+        run(jobs.submit(ALICE, spec))
+    assert e.value.status == 400 and words in e.value.message
+    assert jobs.store.jobs() == []
+
+
+def test_the_hubs_catalog_refusal_is_a_400_and_no_room_still_queues(tmp_path: Path) -> None:
+    jobs, _, placing, _ = make_jobs(tmp_path)
+    placing.refuse = PlacementRefused(400, "this job needs 64 vCPU; this machine has 2")
+    with pytest.raises(JobsError, match="this machine has 2"):
+        run(jobs.submit(ALICE, SCRIPT))
+    placing.refuse = PlacementRefused(409, "Small cannot run Base now: no memory free")
+    with pytest.raises(JobsError, match="no memory free"):
+        run(jobs.submit(ALICE, SCRIPT, check=True))
+    assert jobs.store.jobs() == []
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, SCRIPT)
+        await jobs.tick()
+        waiting = jobs.store.get(job.id)
+        assert waiting.status == "queued"
+        assert waiting.queue_reason == "Small cannot run Base now: no memory free"
+        placing.refuse = None
+        await jobs.tick()
+        assert jobs.store.get(job.id).status == "running"
+
+    run(scenario())
+
+
+def test_a_quota_of_two_queues_the_third_job_until_one_ends(tmp_path: Path) -> None:
+    jobs, executor, _, _ = make_jobs(tmp_path, catalog_with({"max_running": 2}))
+
+    async def scenario() -> None:
+        ids = [(await jobs.submit(ALICE, SCRIPT)).id for _ in range(3)]
+        await jobs.tick()
+        with pytest.raises(JobsError, match="runs 2 jobs at once at most"):
+            await jobs.submit(ALICE, SCRIPT, check=True)
+        statuses = [jobs.store.get(i).status for i in ids]
+        assert statuses == ["running", "running", "queued"]
+        assert jobs.store.get(ids[2]).queue_reason == \
+            "domain everyone runs 2 jobs at once at most (2 running): queued"
+        executor.exit(ids[0], 1, 0)
+        await jobs.tick()
+        await jobs.tick()
+        assert jobs.store.get(ids[2]).status == "running"
+        assert jobs.store.get(ids[2]).queue_reason == ""
+
+    run(scenario())
+
+
+def test_timeout_stops_the_attempt_and_fails_the_job(tmp_path: Path) -> None:
+    jobs, executor, placing, clock = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {**SCRIPT, "timeout": "1h", "max_retries": 2})
+        await jobs.tick()
+        clock.now += timedelta(minutes=59)
+        await jobs.tick()
+        assert jobs.store.get(job.id).status == "running"
+        clock.now += timedelta(minutes=2)
+        await jobs.tick()
+        failed = jobs.store.get(job.id)
+        assert (failed.status, failed.reason) == ("failed", "timed out after 1h")
+        assert executor.stopped == [(job.id, 1)] and placing.released == [job.id]
+
+    run(scenario())
+
+
+def test_cancel_running_and_queued_jobs_and_owner_checks(tmp_path: Path) -> None:
+    jobs, executor, placing, _ = make_jobs(tmp_path, catalog_with({"max_running": 1}))
+
+    async def scenario() -> None:
+        first = await jobs.submit(ALICE, SCRIPT)
+        second = await jobs.submit(ALICE, SCRIPT)
+        await jobs.tick()
+        for call in (lambda: jobs.get(BOB, first.id), lambda: jobs.cancel(BOB, first.id)):
+            with pytest.raises(JobsError) as e:
+                result = call()
+                if asyncio.iscoroutine(result):
+                    await result
+            assert e.value.status == 404
+        assert jobs.get(Viewer("root", admin=True), first.id).id == first.id
+        assert jobs.jobs_of(BOB) == []
+        with pytest.raises(JobsError) as e:
+            jobs.jobs_of(BOB, user="alice")
+        assert e.value.status == 403
+        cancelled = await jobs.cancel(ALICE, first.id)
+        assert (cancelled.status, cancelled.reason) == ("cancelled", "cancelled by alice")
+        assert executor.stopped == [(first.id, 1)] and placing.released == [first.id]
+        assert (await jobs.cancel(ALICE, second.id)).status == "cancelled"
+        with pytest.raises(JobsError) as e:
+            await jobs.cancel(ALICE, second.id)
+        assert e.value.status == 409
+        await jobs.tick()
+        assert len(executor.started) == 1  # the cancelled queued job never started
+
+    run(scenario())
+
+
+def test_reconcile_adopts_running_attempts_and_retries_or_fails_gone_ones(
+        tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    jobs, _, _, _ = make_jobs(tmp_path, store=store)
+
+    async def before() -> list[str]:
+        ids = [(await jobs.submit(ALICE, {**SCRIPT, "max_retries": r})).id for r in (0, 1, 0)]
+        await jobs.tick()
+        return ids
+
+    kept, retried, lost = run(before())
+    # The service restarts: a new Jobs over the same store; only `kept` still runs.
+    again, executor2, _, _ = make_jobs(tmp_path, store=store)
+    executor2.live = {(kept, 1)}
+
+    async def after() -> None:
+        await again.reconcile()
+        assert store.get(kept).status == "running"
+        assert store.get(lost).status == "failed" and store.get(lost).reason == GONE
+        assert store.get(retried).status == "queued"
+        await again.tick()
+        assert [(p.job_id, p.attempt) for p in executor2.started] == [(retried, 2)]
+        executor2.exit(kept, 1, 0)
+        await again.tick()
+        assert store.get(kept).status == "succeeded"
+
+    run(after())
+    assert Status(store.get(retried).status) is Status.RUNNING
