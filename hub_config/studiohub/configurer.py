@@ -31,6 +31,7 @@ def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
     update_culler(c, settings)
     update_services(c, settings)
     update_hubapi(c, settings)
+    update_service_records(c, settings)
 
 
 def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
@@ -56,10 +57,15 @@ def update_hub(c: Config, settings: dict[str, Any]) -> None:
     c.JupyterHub.default_url = "/hub/home"
 
 
+#: JupyterHub's record of the proxy it started (read by ``installer.ensure_no_leftovers``).
+PROXY_PID_FILE = "jupyterhub-proxy.pid"
+
+
 def update_proxy(c: Config, settings: dict[str, Any]) -> None:
     state = Path(settings["state_dir"])
+    c.JupyterHub.proxy_class = "studiohub.hubapp.StudioProxy"
     c.ConfigurableHTTPProxy.command = [proxy_command()]
-    c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
+    c.ConfigurableHTTPProxy.pid_file = str(state / PROXY_PID_FILE)
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(settings['port']) + 1}"
 
 
@@ -181,6 +187,25 @@ def update_services(c: Config, settings: dict[str, Any]) -> None:
     from .sharing.config import update_sharing
 
     update_sharing(c, settings)
+
+
+def run_dir(settings: dict[str, Any]) -> Path:
+    """Pid records of what the hub started (``studiohub.pidrecords``)."""
+    return Path(settings["state_dir"]) / "run"
+
+
+def update_service_records(c: Config, settings: dict[str, Any]) -> None:
+    """Every managed service starts through ``studiohub.servicewrap``: it dies with the
+    hub (parent-death signal) and leaves a pid record for the next ``studiohub up``."""
+    wrap = [sys.executable, "-m", "studiohub.servicewrap", str(run_dir(settings))]
+    services = []
+    for service in c.JupyterHub.get("services", []):
+        command = list(service.get("command") or [])
+        if command and command[:len(wrap)] != wrap:
+            service = {**service, "command": [*wrap, service["name"], "--", *command]}
+        services.append(service)
+    if services:
+        c.JupyterHub.services = services
 
 
 def _add_service(c: Config, service: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import configurer
+from . import auth, configurer, pidrecords
 from .catalog import CatalogError, load_catalog
 from .paths import Paths, paths, system_mode
 from .settings import SettingsError, load_settings
@@ -56,6 +56,82 @@ def ensure_dirs(p: Paths, settings: dict[str, Any]) -> None:
                             "hub, or unset STUDIOHUB_PREFIX (or point it at a directory of "
                             "yours) for a personal one") from None
     step(f"directories under {p.prefix}")
+
+
+def ensure_state_private(settings: dict[str, Any]) -> None:
+    """Every file under ``state/`` 0600 and every directory 0700, not only ``state/`` itself.
+
+    The directory's own 0700 alone leaves every file open the day its mode is changed
+    by mistake, or to a process that was handed the path from inside. What the hub
+    writes there is made 0600 where it is created (secrets, pid records, the proxy's pid
+    file, the placement book, server logs; the services run with umask 077); the SQLite
+    database is created here, 0600, before the hub opens it (its journal takes the
+    database's mode). This also repairs what an older version left readable. (Not a
+    umask for the whole hub: it creates cgroup directories users must traverse.)
+    """
+    state = Path(settings["state_dir"])
+    db = sqlite_path(settings["db_url"])
+    if db is not None and db.parent == state and not db.exists():
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    for root, dirs, files in os.walk(state):
+        for name in dirs:
+            _chmod_private(Path(root) / name, 0o700)
+        for name in files:
+            _chmod_private(Path(root) / name, 0o600)
+    step(f"{state}: files 0600, directories 0700")
+
+
+def sqlite_path(db_url: str) -> Path | None:
+    """The file of a ``sqlite:///`` database URL (None for other databases)."""
+    prefix = "sqlite:///"
+    return Path(db_url[len(prefix):]) if db_url.startswith(prefix) else None
+
+
+def _chmod_private(path: Path, mode: int) -> None:
+    st = path.lstat()
+    if not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+        path.chmod(mode)
+
+
+def ensure_no_leftovers(settings: dict[str, Any]) -> None:
+    """Stop what a hub that died without cleaning up left running (idempotent).
+
+    Found only by the records that hub wrote (``state/run/*.pid``, pid *and* start time,
+    see :mod:`studiohub.pidrecords`) and JupyterHub's proxy pid file (checked against the
+    proxy's command line), never by process name. Users' servers are not touched: they
+    are meant to outlive the hub and are picked up again.
+    """
+    run = configurer.run_dir(settings)
+    records = {r.name: r for r in pidrecords.read(run)}
+    hub = records.pop(pidrecords.HUB, None)
+    if hub is not None and hub.alive() and hub.pid != os.getpid():
+        raise StepError(f"a hub of this state directory is already running (pid {hub.pid}): "
+                        "stop it first (Ctrl-C, or kill -TERM it)")
+    stopped = [f"{r.name} (pid {r.pid})" for r in records.values() if pidrecords.stop(r)]
+    for name in records:
+        pidrecords.remove(run, name)
+    proxy = _leftover_proxy(settings)
+    if proxy is not None and pidrecords.stop(proxy):
+        stopped.append(f"proxy (pid {proxy.pid})")
+    if stopped:
+        step(f"stopped what the last hub left running: {', '.join(stopped)}")
+    else:
+        step("no leftovers of an earlier hub")
+
+
+def _leftover_proxy(settings: dict[str, Any]) -> pidrecords.Record | None:
+    """The proxy of JupyterHub's pid file, if that pid still runs configurable-http-proxy."""
+    pid_file = Path(settings["state_dir"]) / configurer.PROXY_PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    proxy = configurer.proxy_command().encode()
+    started = pidrecords.start_ticks(pid)
+    if started is None or not any(proxy in part for part in cmdline):
+        return None
+    return pidrecords.Record("proxy", pid, started)
 
 
 def ensure_hub_env_reachable() -> None:
@@ -122,6 +198,40 @@ def ensure_password(settings: dict[str, Any]) -> str | None:
     return password if fresh else None
 
 
+def ensure_admin_passwords(settings: dict[str, Any]) -> None:
+    """Under first-use passwords, the admins' password is set before anyone can claim it."""
+    if settings["auth"]["type"] != "firstuse" or not settings["auth"]["admin_users"]:
+        return
+    password = configurer.read_secret(settings, "admin-password", 32)
+    dbm_path = Path(settings["state_dir"]) / auth.PASSWORDS_DBM
+    for name in settings["auth"]["admin_users"]:
+        auth.seed_firstuse_password(dbm_path, name.lower(), password)
+    step(f"admins' password kept in {Path(settings['state_dir']) / 'admin-password'}")
+
+
+def login_lines(settings: dict[str, Any], password: str | None) -> list[str]:
+    """How to log in, for the banner: what to type at a first login, and as an admin."""
+    kind, state = settings["auth"]["type"], settings["state_dir"]
+    admins = ", ".join(settings["auth"]["admin_users"])
+    lines = []
+    if kind == "shared-password":
+        secret = password or f"(the one printed on first start, kept in {state}/password)"
+        who = "with any user name" if system_mode() else \
+            f"as {os.environ.get('USER', 'yourself')}"
+        lines.append(f"Log in {who} and the shared password: {secret}")
+        lines.append("  (anyone with it can log in as any non-admin user: for trials and "
+                     "workshops; see docs/security.md)")
+    elif kind == "firstuse":
+        lines.append(f"First login: type a user name and choose a password (at least "
+                     f"{auth.MIN_PASSWORD_LENGTH} characters); from then on only that "
+                     "password opens that account.")
+    else:
+        lines.append(f"Log in through {kind} (auth.type).")
+    if admins and kind in ("shared-password", "firstuse"):
+        lines.append(f"Admins ({admins}) log in with the password in {state}/admin-password.")
+    return lines
+
+
 def banner(settings: dict[str, Any], password: str | None) -> str:
     host = "localhost" if settings["ip"] in ("127.0.0.1", "0.0.0.0", "") else settings["ip"]
     url = f"http://{host}:{settings['port']}{settings['base_url']}"
@@ -129,12 +239,7 @@ def banner(settings: dict[str, Any], password: str | None) -> str:
     if not system_mode():
         lines.append(f"Personal hub: not run as root, so only {os.environ.get('USER', 'you')} "
                      "can log in, and servers run as that account.")
-    if settings["auth"]["type"] == "shared-password":
-        secret = password or f"(the one printed on first start, kept in {settings['state_dir']}"\
-                             "/password)"
-        who = "with any user name" if system_mode() else \
-            f"as {os.environ.get('USER', 'yourself')}"
-        lines.append(f"Log in {who} and the shared password: {secret}")
+    lines.extend(login_lines(settings, password))
     lines.append("Stop it with Ctrl-C; users' servers keep running and are picked up again.")
     return "\n".join(lines)
 
@@ -152,11 +257,15 @@ def up_command(args: argparse.Namespace) -> int:
         print(f"StudioHub: setting up {'system' if system_mode() else 'personal'} hub "
               f"in {p.prefix}", flush=True)
         ensure_dirs(p, settings)
+        ensure_state_private(settings)
+        if not args.no_start:
+            ensure_no_leftovers(settings)
         ensure_hub_env_reachable()
         ensure_proxy(p)
         ensure_base_env(settings)
         ensure_tensorboard_env()
         password = ensure_password(settings)
+        ensure_admin_passwords(settings)
     except (CatalogError, SettingsError, StepError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -164,6 +273,9 @@ def up_command(args: argparse.Namespace) -> int:
         return 0
     print(banner(settings, password), flush=True)
     os.chdir(settings["state_dir"])
-    hub = [sys.executable, "-m", "jupyterhub", "-f", str(JUPYTERHUB_CONFIG)]
+    # This process becomes the hub (execv keeps the pid): recorded so that the services'
+    # parent-death check and the next `up` know it (studiohub.pidrecords).
+    pidrecords.write(configurer.run_dir(settings), pidrecords.HUB)
+    hub = [sys.executable, "-m", "studiohub.hubapp", "-f", str(JUPYTERHUB_CONFIG)]
     os.execv(sys.executable, hub)
     return 0  # not reached

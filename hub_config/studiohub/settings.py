@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from .auth import check_type, default_type
 from .catalog import merge
-from .paths import paths
+from .paths import paths, system_mode
 
 DEFAULTS: dict[str, Any] = {
     "ip": "127.0.0.1",
@@ -24,10 +25,11 @@ DEFAULTS: dict[str, Any] = {
     "state_dir": None,  # None: <prefix>/state
     "base_url": "/",
     "auth": {
-        # "shared-password" (JupyterHub's SharedPasswordAuthenticator) or any
-        # authenticator_class JupyterHub accepts, e.g. "native" or an import path.
-        "type": "shared-password",
-        "password": None,  # None: generated once into state/password and printed
+        # None: "firstuse" as root (each user sets a password at first login),
+        # "shared-password" for a personal hub. Others: studiohub.auth.AUTHENTICATORS,
+        # a JupyterHub authenticator entry point, or an import path.
+        "type": None,
+        "password": None,  # shared-password: None = generated once into state/password
         "admin_users": [],
         "config": {},  # extra traits for the authenticator class
     },
@@ -79,6 +81,12 @@ def load_settings(path: Path | None = None,
         if environ.get(var):
             settings = set_item(settings, key, cast(environ[var]))
     check(settings, DEFAULTS, str(path))
+    settings["auth"] = {**settings["auth"],
+                        "type": settings["auth"]["type"] or default_type(system_mode())}
+    try:
+        check_type(settings["auth"]["type"])
+    except ValueError as e:
+        raise SettingsError(f"{path}: auth.type: {e}") from None
     password = settings["auth"]["password"]
     if settings["auth"]["type"] == "shared-password" and password and len(password) < 8:
         raise SettingsError(f"{path}: auth.password: at least 8 characters, as JupyterHub's "

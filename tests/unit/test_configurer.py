@@ -16,7 +16,8 @@ from studiohub.settings import SettingsError, load_settings
 def settings(tmp_path: Path) -> dict:
     config = tmp_path / "config.yaml"
     config.write_text(f"port: 9000\nstate_dir: {tmp_path / 'state'}\n"
-                      "auth:\n  admin_users: [ada]\nculling:\n  idle_server_timeout: 600\n")
+                      "auth:\n  type: shared-password\n  admin_users: [ada]\n"
+                      "culling:\n  idle_server_timeout: 600\n")
     return load_settings(config, environ={})
 
 
@@ -50,7 +51,8 @@ BAD_SETTINGS = [
     ("auth: null\n", r"auth: must be a mapping of admin_users, config, password, type"),
     ("culling:\n  enabled: 'no'\n", r"culling.enabled: 'no' is not true or false"),
     ("auth:\n  admin_users: ada\n", r"auth.admin_users: 'ada' is not a list"),
-    ("auth:\n  password: short\n", r"auth.password: at least 8 characters"),
+    ("auth:\n  type: shared-password\n  password: short\n",
+     r"auth.password: at least 8 characters"),
     ("auth:\n  config: [x]\n", r"auth.config: must be a mapping"),
     ("auth:\n  config:\n    NativeAuthenticator: true\n",
      r"auth.config.NativeAuthenticator: must be a mapping of the class's settings"),
@@ -154,5 +156,59 @@ def test_other_authenticator_with_its_config(settings: dict) -> None:
                         "config": {"NativeAuthenticator": {"open_signup": False}}}
     c = Config()
     configurer.update_auth(c, settings)
-    assert c.JupyterHub.authenticator_class == "native"
+    assert c.JupyterHub.authenticator_class == "nativeauthenticator.NativeAuthenticator"
     assert c.NativeAuthenticator.open_signup is False
+
+
+@pytest.mark.parametrize(("system", "kind"), [(True, "firstuse"), (False, "shared-password")])
+def test_default_login_is_per_user_passwords_on_a_system_hub(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: bool, kind: str) -> None:
+    """Issue 12.11: as root, one shared password would let anyone log in as anyone."""
+    monkeypatch.setattr("studiohub.settings.system_mode", lambda: system)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    assert load_settings(config, environ={})["auth"]["type"] == kind
+
+
+def test_first_use_passwords_are_kept_in_state(settings: dict,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("studiohub.configurer.system_mode", lambda: True)
+    settings["auth"] = {**settings["auth"], "type": "firstuse"}
+    c = Config()
+    configurer.update_auth(c, settings)
+    assert c.JupyterHub.authenticator_class == "firstuseauthenticator.FirstUseAuthenticator"
+    assert c.FirstUseAuthenticator.dbm_path == f"{settings['state_dir']}/passwords.dbm"
+    assert c.FirstUseAuthenticator.min_password_length == 8
+    assert c.Authenticator.allow_all is True
+    assert "user_password" not in c.SharedPasswordAuthenticator
+
+
+@pytest.mark.parametrize("kind", ["firstuse", "native", "generic-oauth", "github", "ldap",
+                                  "shared-password", "dummy", "my_auth.TeamAuthenticator"])
+def test_auth_types_that_are_accepted(tmp_path: Path, kind: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"auth:\n  type: {kind}\n")
+    assert load_settings(config, environ={})["auth"]["type"] == kind
+
+
+def test_an_unknown_auth_type_names_the_choices(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("auth:\n  type: frstuse\n")
+    with pytest.raises(SettingsError, match=r"auth.type: unknown auth.type 'frstuse': use one "
+                       r"of firstuse, native, generic-oauth, github, ldap, shared-password"):
+        load_settings(config, environ={})
+
+
+def test_managed_services_start_through_the_pid_recording_wrapper(settings: dict) -> None:
+    """Issue 12.9: each service dies with its hub and leaves a record for the next `up`."""
+    c = Config()
+    configurer.apply(c, settings, load_catalog())
+    configurer.apply(c, settings, load_catalog())  # wrapped once, however often applied
+    run = f"{settings['state_dir']}/run"
+    for service in c.JupyterHub.services:
+        command = service["command"]
+        assert command[1:6] == ["-m", "studiohub.servicewrap", run, service["name"], "--"]
+        assert command.count("studiohub.servicewrap") == 1
+    culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
+    assert culler["command"][7:9] == ["-m", "jupyterhub_idle_culler"]
+    assert c.JupyterHub.proxy_class == "studiohub.hubapp.StudioProxy"

@@ -1,20 +1,34 @@
-"""What `studiohub up` prints: the generated password once, then only where it is kept."""
+"""What `studiohub up` prints (the generated password once, then only where it is kept; how
+to log in), and its steps that keep state private and clear what a crashed hub left."""
 
 from __future__ import annotations
 
+import dbm
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import bcrypt
 import pytest
 
-from studiohub.installer import banner, ensure_password
+from studiohub import pidrecords
+from studiohub.installer import (
+    StepError,
+    banner,
+    ensure_admin_passwords,
+    ensure_no_leftovers,
+    ensure_password,
+    ensure_state_private,
+)
 from studiohub.settings import load_settings
 
 
 def test_the_generated_password_is_printed_once(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  type: shared-password\n")
     settings = load_settings(config, environ={})
     first = ensure_password(settings)
     assert first and len(first) >= 16
@@ -30,8 +44,96 @@ def test_the_generated_password_is_printed_once(tmp_path: Path,
 
 def test_an_operator_password_is_never_printed(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  password: s3cret-enough\n")
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  type: shared-password\n"
+                      "  password: s3cret-enough\n")
     settings = load_settings(config, environ={})
     assert ensure_password(settings) is None
     assert "s3cret-enough" not in banner(settings, None)
     assert not (tmp_path / "state" / "password").exists()
+
+
+def firstuse_settings(tmp_path: Path) -> dict:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n"
+                      "auth:\n  type: firstuse\n  admin_users: [Ada]\n")
+    return load_settings(config, environ={})
+
+
+def test_first_use_admins_password_is_set_before_anyone_can_claim_it(tmp_path: Path) -> None:
+    settings = firstuse_settings(tmp_path)
+    ensure_admin_passwords(settings)
+    password = (tmp_path / "state" / "admin-password").read_text().strip()
+    with dbm.open(str(tmp_path / "state" / "passwords.dbm"), "r") as db:
+        stored = db[b"ada"]  # normalised as FirstUseAuthenticator looks it up
+    assert bcrypt.checkpw(password.encode(), stored)
+    with dbm.open(str(tmp_path / "state" / "passwords.dbm"), "w") as db:
+        db["ada"] = bcrypt.hashpw(b"chosen-later", bcrypt.gensalt())
+    ensure_admin_passwords(settings)  # a password the admin changed is kept
+    with dbm.open(str(tmp_path / "state" / "passwords.dbm"), "r") as db:
+        assert bcrypt.checkpw(b"chosen-later", db[b"ada"])
+
+
+def test_banner_says_what_to_type_at_first_login(tmp_path: Path) -> None:
+    text = banner(firstuse_settings(tmp_path), None)
+    assert "First login: type a user name and choose a password (at least 8 characters)" \
+        in text
+    assert f"Admins (Ada) log in with the password in {tmp_path / 'state'}/admin-password" \
+        in text
+
+
+def test_every_state_file_is_made_private(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    settings = load_settings(config, environ={})
+    state = tmp_path / "state"
+    (state / "servers").mkdir(parents=True, mode=0o755)
+    (state / "servers" / "a.log").write_text("x")
+    (state / "servers" / "a.log").chmod(0o644)
+    (state / "placements.json").write_text("{}")
+    (state / "placements.json").chmod(0o664)
+    ensure_state_private(settings)
+    assert stat.S_IMODE((state / "jupyterhub.sqlite").stat().st_mode) == 0o600  # made here
+    for path in state.rglob("*"):
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+def sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_leftovers_are_stopped_by_record_and_start_time_only(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    settings = load_settings(config, environ={})
+    run = tmp_path / "state" / "run"
+    leftover, stranger = sleeper(), sleeper()
+    try:
+        pidrecords.write(run, "sharing", leftover.pid)
+        # A record whose pid now belongs to another process (other start time).
+        record = pidrecords.write(run, "idle-culler", stranger.pid)
+        (run / "idle-culler.pid").write_text(f"{stranger.pid} {record.started - 1}\n")
+        ensure_no_leftovers(settings)
+        assert leftover.wait(timeout=10) == -15  # SIGTERM
+        assert stranger.poll() is None
+        assert not list(run.glob("*.pid"))
+        ensure_no_leftovers(settings)  # idempotent: nothing left to do
+    finally:
+        for p in (leftover, stranger):
+            p.kill()
+            p.wait()
+
+
+def test_a_running_hub_is_not_replaced(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    settings = load_settings(config, environ={})
+    hub = sleeper()
+    try:
+        pidrecords.write(tmp_path / "state" / "run", pidrecords.HUB, hub.pid)
+        with pytest.raises(StepError, match=f"already running \\(pid {hub.pid}\\)"):
+            ensure_no_leftovers(settings)
+        assert hub.poll() is None
+    finally:
+        hub.kill()
+        hub.wait()
+    assert os.path.exists(tmp_path / "state" / "run" / "hub.pid")

@@ -1,0 +1,78 @@
+"""The hub process ``studiohub up`` runs: JupyterHub, stopping within seconds.
+
+JupyterHub stops its managed services one after the other, each with SIGINT, then
+polls with an exponential back-off (0.1, 0.2 … 3.2 s) up to ``interrupt_timeout``
+(10 s) before SIGTERM, and the interpreter's teardown after that took seconds more:
+``Ctrl-C`` on ``studiohub up`` took 10–60 s on a loaded machine. Here every managed
+service gets SIGTERM at once and is polled every 50 ms (SIGKILL after
+:data:`SERVICE_GRACE`), so JupyterHub's own cleanup then finds them gone; and once the
+cleanup is done (database committed, proxy stopped, logs flushed) the process exits
+without the teardown. Users' servers are left running, as ``cleanup_servers=False`` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from jupyterhub.app import JupyterHub
+from jupyterhub.proxy import ConfigurableHTTPProxy
+
+#: Seconds a managed service has to exit on SIGTERM before SIGKILL.
+SERVICE_GRACE = 5.0
+
+
+async def stop_process(pid: int, proc: Any, grace: float = SERVICE_GRACE) -> None:
+    """SIGTERM ``pid``'s process group (its own session), SIGKILL it after ``grace``."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+
+class StudioHubApp(JupyterHub):
+    """JupyterHub whose shutdown stops its managed services at once."""
+
+    async def cleanup(self) -> None:
+        running = [s for s in self._service_map.values()
+                   if s.managed and s.spawner is not None and s.proc is not None]
+        for service in running:
+            service.spawner.stop_polling()  # a stopped service is not restarted
+        if running:
+            self.log.info("Stopping %i services at once", len(running))
+            await asyncio.gather(*(stop_process(s.proc.pid, s.proc) for s in running))
+        await super().cleanup()
+
+
+class StudioProxy(ConfigurableHTTPProxy):
+    """configurable-http-proxy whose pid file, in ``state/``, is the hub's alone (0600)."""
+
+    def _write_pid_file(self) -> None:
+        fd = os.open(self.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                     0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(self.proxy_process.pid))
+
+
+def main() -> None:
+    StudioHubApp.launch_instance()
+    # Cleanup is done: flush the logs and skip the interpreter's slow teardown.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
