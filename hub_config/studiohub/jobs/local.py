@@ -1,0 +1,283 @@
+"""The local :class:`~studiohub.jobs.model.Executor`: a job's replicas as the user's
+processes, in their cgroup leaves, in a network namespace of the attempt's own.
+
+One attempt = one keeper process (:mod:`studiohub.jobs.keeper`, root, a session of its
+own) that owns the namespace, starts the replicas, copies their output into the logs and
+reaps them. The executor only writes the keeper's orders (``attempt-N.json``), starts it,
+and reads back what it records (``attempt-N.pids``): so the service may restart at any
+time, and a restarted service finds, polls and stops the attempts the old one started.
+
+Under ``<state>/jobs/<id>/`` (root-owned, 0700; files 0600):
+
+- ``attempt-N.json``: the orders (argv, environment, account, cgroup leaves, log bounds);
+- ``attempt-N.pids``: the keeper's and each replica's pid and start time (so a reused pid
+  is never taken for ours), exit codes, OOM counters, resume lines;
+- ``attempt-N.keeper.log``: the keeper's own errors;
+- ``logs/attempt-N/<replica>.log``: each replica's stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pwd
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import envs, users
+from ..paths import paths
+from ..units import format_memory
+from . import keeper
+from .model import AttemptPlan, ReplicaState
+from .runner import make_base_env
+
+#: Most bytes kept of one replica's output per attempt (the rest is drained, not kept).
+MAX_LOG_BYTES = 64 * 1024 * 1024
+_PIDS = re.compile(r"^attempt-(\d+)\.pids$")
+_JOB_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+class ExecutorError(RuntimeError):
+    """An attempt that could not start; its message is said to the user as is."""
+
+
+def job_dir(state_dir: Path, job_id: str) -> Path:
+    if not _JOB_ID.match(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return state_dir / "jobs" / job_id
+
+
+def log_path(state_dir: Path, job_id: str, attempt: int, replica: str) -> Path:
+    """Where a replica's output is kept (what the service's logs endpoint serves)."""
+    if not re.fullmatch(r"[a-z]+-\d+", replica):
+        raise ValueError(f"not a replica name: {replica!r}")
+    return job_dir(state_dir, job_id) / "logs" / f"attempt-{attempt}" / f"{replica}.log"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _alive(entry: dict[str, Any] | None) -> bool:
+    """Whether the recorded process still runs (same pid *and* same start time)."""
+    if not entry or not entry.get("pid"):
+        return False
+    return keeper.start_ticks(entry["pid"]) == entry.get("start")
+
+
+def _memory_limit(procs: Sequence[str]) -> int | None:
+    for procs_file in procs:
+        directory = Path(procs_file).parent
+        for name in ("memory.max", "memory.limit_in_bytes"):
+            with contextlib.suppress(OSError, ValueError):
+                return int((directory / name).read_text().strip())
+    return None
+
+
+class LocalExecutor:
+    """Runs attempts on this host (see the module's docstring)."""
+
+    def __init__(self, state_dir: str | Path, *,
+                 env_python: Callable[[str], Path] = envs.env_python,
+                 jupyter_data: str | None = None, outbound: bool = True,
+                 private_network: bool = True, max_log_bytes: int = MAX_LOG_BYTES,
+                 stop_grace: float = 5.0, start_timeout: float = 60.0) -> None:
+        self.state_dir = Path(state_dir)
+        self.env_python = env_python
+        self.jupyter_data = str(paths().kernels.parent) if jupyter_data is None else \
+            jupyter_data
+        self.outbound, self.private_network = outbound, private_network
+        self.max_log_bytes, self.stop_grace = max_log_bytes, stop_grace
+        self.start_timeout = start_timeout
+        self._reapers: set[asyncio.Future[int]] = set()
+
+    # --- files --------------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> Path:
+        return job_dir(self.state_dir, job_id)
+
+    def log_path(self, job_id: str, attempt: int, replica: str) -> Path:
+        return log_path(self.state_dir, job_id, attempt, replica)
+
+    def _status_path(self, plan: AttemptPlan) -> Path:
+        return self.job_dir(plan.job_id) / f"attempt-{plan.attempt}.pids"
+
+    def status(self, job_id: str, attempt: int) -> dict[str, Any] | None:
+        """What the keeper recorded (None before it wrote anything)."""
+        path = self.job_dir(job_id) / f"attempt-{attempt}.pids"
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def resumed(self, plan: AttemptPlan) -> list[tuple[str, str]]:
+        """(replica, ``<path> step <n>``) of each ``STUDIOHUB_RESUMED_FROM`` line seen."""
+        status = self.status(plan.job_id, plan.attempt) or {}
+        return [(name, line) for name, r in status.get("replicas", {}).items()
+                for line in r.get("resumed", [])]
+
+    # --- orders -------------------------------------------------------------------------
+
+    def make_orders(self, plan: AttemptPlan) -> dict[str, Any]:
+        """The keeper's orders: every replica's argv, environment, account and leaf."""
+        account = pwd.getpwnam(plan.unix_user)
+        base = make_base_env(str(self.env_python(plan.image).parent),
+                             jupyter_data=self.jupyter_data)
+        home = {"HOME": account.pw_dir, "USER": account.pw_name, "LOGNAME": account.pw_name,
+                "SHELL": account.pw_shell or "/bin/bash"}
+        # The account's private TMPDIR, as its server gets (never /tmp).
+        with contextlib.suppress(OSError, RuntimeError):
+            home["TMPDIR"] = users.ensure_tmp_dir(account)
+        directory = self.job_dir(plan.job_id)
+        return {
+            "job_id": plan.job_id, "attempt": plan.attempt,
+            "status": str(directory / f"attempt-{plan.attempt}.pids"),
+            "log_dir": str(directory / "logs" / f"attempt-{plan.attempt}"),
+            "max_log_bytes": self.max_log_bytes, "stop_grace": self.stop_grace,
+            "outbound": self.outbound, "private_network": self.private_network,
+            "replicas": [{"name": r.name, "user": account.pw_name, "argv": list(plan.command),
+                          "cwd": plan.workdir, "procs": list(r.cgroup_procs),
+                          "env": {**base, **home, **plan.env, **r.env}}
+                         for r in plan.replicas],
+        }
+
+    # --- the Executor protocol ----------------------------------------------------------
+
+    async def start(self, plan: AttemptPlan) -> None:
+        """Start the attempt's keeper; return once every replica started (or raise, with
+        whatever started stopped)."""
+        directory = _private_dir(self.job_dir(plan.job_id))
+        _private_dir(directory / "logs")
+        _private_dir(directory / "logs" / f"attempt-{plan.attempt}")
+        orders = await asyncio.to_thread(self.make_orders, plan)
+        orders_path = directory / f"attempt-{plan.attempt}.json"
+        keeper.write_json(orders_path, orders)
+        self._status_path(plan).unlink(missing_ok=True)
+        keeper_log = directory / f"attempt-{plan.attempt}.keeper.log"
+        fd = os.open(keeper_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-m", "studiohub.jobs.keeper", str(orders_path),
+                stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=fd,
+                start_new_session=True, cwd="/")
+        finally:
+            os.close(fd)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            status = self.status(plan.job_id, plan.attempt)
+            if status and (status.get("started") or status.get("error")):
+                break
+            if proc.returncode is not None or time.monotonic() > deadline:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.02)
+        error = (status or {}).get("error") if status else None
+        if not status or error or not status.get("started"):
+            await self.stop(plan)
+            tail = keeper_log.read_text(errors="replace")[-2000:].strip()
+            raise ExecutorError(error or f"the job's processes did not start: {tail}")
+        # The keeper is not our child to wait for: reap it in the background if it ends
+        # while this service runs (otherwise it would linger as a zombie).
+        reaper = asyncio.ensure_future(proc.wait())
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+
+    async def poll(self, plan: AttemptPlan) -> Sequence[ReplicaState]:
+        status = self.status(plan.job_id, plan.attempt) or {}
+        keeper_alive = _alive(status.get("keeper"))
+        recorded = status.get("replicas", {})
+        return [self._replica_state(r.name, recorded.get(r.name), keeper_alive,
+                                    list(r.cgroup_procs))
+                for r in plan.replicas]
+
+    def _replica_state(self, name: str, entry: dict[str, Any] | None, keeper_alive: bool,
+                       procs: list[str]) -> ReplicaState:
+        if entry and entry.get("exit_code") is not None:
+            code = int(entry["exit_code"])
+            oom = code == -signal.SIGKILL and (entry.get("oom_after") or 0) > \
+                (entry.get("oom_before") or 0)
+            if oom:
+                limit = _memory_limit(procs)
+                used = f" used more than {format_memory(limit)}" if limit else ""
+                return ReplicaState(name, False, code, True, f"OOMKilled: {name}{used}")
+            return ReplicaState(name, False, code, False, _exit_reason(name, code))
+        if keeper_alive or _alive(entry):
+            return ReplicaState(name, True)
+        # The keeper is gone without recording an exit (killed with SIGKILL): its replicas
+        # died with it (PDEATHSIG).
+        return ReplicaState(name, False, -signal.SIGKILL, False,
+                            f"killed ({name}): the job's keeper process ended")
+
+    async def stop(self, plan: AttemptPlan) -> None:
+        """SIGTERM to the keeper (it stops the replicas' groups, SIGKILL after the grace),
+        then SIGKILL to whatever is left in the replicas' cgroup leaves."""
+        status = self.status(plan.job_id, plan.attempt) or {}
+        entry = status.get("keeper")
+        if _alive(entry):
+            assert entry is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(entry["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_grace + 5
+            while _alive(entry) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if _alive(entry):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(entry["pid"], signal.SIGKILL)
+        for replica in status.get("replicas", {}).values():
+            if _alive(replica):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(replica["pid"], signal.SIGKILL)
+        await asyncio.to_thread(_kill_leaves, [p for r in plan.replicas
+                                               for p in r.cgroup_procs])
+
+    async def running(self) -> Sequence[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        jobs = self.state_dir / "jobs"
+        for directory in sorted(jobs.iterdir()) if jobs.is_dir() else []:
+            if not _JOB_ID.match(directory.name):
+                continue
+            for path in directory.iterdir():
+                match = _PIDS.match(path.name)
+                status = self.status(directory.name, int(match.group(1))) if match else None
+                if match and status and not status.get("done") and \
+                        _alive(status.get("keeper")):
+                    found.append((directory.name, int(match.group(1))))
+        return found
+
+
+def _exit_reason(name: str, code: int) -> str:
+    if code == 0:
+        return ""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name} ({name})"
+        except ValueError:
+            return f"killed by signal {-code} ({name})"
+    return f"exit code {code} ({name})"
+
+
+def _kill_leaves(procs_files: list[str], timeout: float = 5.0) -> None:
+    """SIGKILL every process still in the replicas' leaves (ones that left the replica's
+    process group too), until they are empty."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = set()
+        for path in procs_files:
+            with contextlib.suppress(OSError, ValueError):
+                pids |= {int(p) for p in Path(path).read_text().split()}
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)

@@ -1,0 +1,271 @@
+"""The local executor with real processes: a real unix account, the job's own network
+namespace, logs, stop, and a 2-worker PyTorch DDP job whose workers all-reduce.
+
+The PyTorch environment is the one tests/integration/test_frameworks.py builds into
+``$STUDIOHUB_TEST_ENVS`` (or the host's /opt/studiohub/envs/pytorch); the DDP test is
+skipped, saying so, when neither exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from studiohub import users
+from studiohub.jobs import replicas as rp
+from studiohub.jobs.local import LocalExecutor
+from studiohub.jobs.model import AttemptPlan, ReplicaPlan
+
+ENVS = [Path(os.environ.get("STUDIOHUB_TEST_ENVS", "/var/tmp/studiohub-test-envs")) / "envs",
+        Path("/opt/studiohub/envs")]
+PORT = 29500
+
+if os.geteuid() != 0:
+    pytest.skip("the local executor runs jobs as other accounts: run as root",
+                allow_module_level=True)
+
+
+def env_python(image: str) -> Path:
+    for root in ENVS:
+        if (root / image / "bin" / "python").exists():
+            return root / image / "bin" / "python"
+    return Path(sys.executable)  # "base" stand-in for plain jobs: any python works
+
+
+def new_account(stem: str) -> pwd.struct_passwd:
+    return users.ensure_user(f"{stem}{secrets.token_hex(3)}")
+
+
+@pytest.fixture
+def account() -> Iterator[pwd.struct_passwd]:
+    entry = new_account("jb")
+    yield entry
+    subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], check=False)
+    subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def other() -> Iterator[pwd.struct_passwd]:
+    entry = new_account("jbo")
+    yield entry
+    subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> LocalExecutor:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    return LocalExecutor(state, env_python=env_python, stop_grace=2.0)
+
+
+def write_code(account: pwd.struct_passwd, name: str, text: str) -> Path:
+    code = Path(account.pw_dir) / "code"
+    code.mkdir(exist_ok=True)
+    (code / name).write_text(text)
+    os.chown(code, account.pw_uid, account.pw_gid)
+    os.chown(code / name, account.pw_uid, account.pw_gid)
+    return code
+
+
+def make_plan(account: pwd.struct_passwd, code: Path, argv: Sequence[str], *,
+              kind: str = rp.PLAIN, workers: int = 1, image: str = "base",
+              gpus: Sequence[Sequence[str]] = ()) -> AttemptPlan:
+    job_id = secrets.token_hex(6)
+    replicas = rp.make_replicas(kind, workers)
+    addresses = [f"127.0.0.1:{PORT + r.rank}" for r in replicas]
+    plans = []
+    for r in replicas:
+        env = rp.make_replica_env(kind, replicas, addresses, r, job_id=job_id, attempt=1,
+                                  checkpoint_dir=str(code), output_dir=str(code),
+                                  tensorboard_dir=str(code))
+        held = tuple(gpus[r.rank]) if gpus else ()
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(held)
+        plans.append(ReplicaPlan(r.name, r.rank, env, held))
+    return AttemptPlan(job_id=job_id, attempt=1, user=account.pw_name,
+                       unix_user=account.pw_name, command=list(argv), workdir=str(code),
+                       job_dir="", replicas=plans, image=image, size="tiny")
+
+
+async def wait_done(executor: LocalExecutor, plan: AttemptPlan, timeout: float = 60
+                    ) -> list[int | None]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = await executor.poll(plan)
+        if not any(s.running for s in states):
+            return [s.exit_code for s in states]
+        await asyncio.sleep(0.1)
+    await executor.stop(plan)
+    raise AssertionError(f"the job did not end in {timeout} s")
+
+
+def read_log(executor: LocalExecutor, plan: AttemptPlan, replica: str = "worker-0") -> str:
+    return executor.log_path(plan.job_id, 1, replica).read_text()
+
+
+PLAIN = """
+import os, sys
+print("hello from", os.getuid(), os.environ["STUDIOHUB_REPLICA"], os.getcwd())
+print("gpus", repr(os.environ["CUDA_VISIBLE_DEVICES"]))
+print("oops", file=sys.stderr)
+"""
+
+
+def test_one_replica_runs_as_the_user_and_its_output_is_kept(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    code = write_code(account, "hello.py", PLAIN)
+    plan = make_plan(account, code, [sys.executable, "hello.py"], gpus=[["GPU-a", "GPU-b"]])
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        assert await executor.running() == [(plan.job_id, 1)]
+        return await wait_done(executor, plan)
+
+    assert asyncio.run(run()) == [0]
+    log = read_log(executor, plan)
+    assert f"hello from {account.pw_uid} worker-0 {code}\n" in log
+    assert "gpus 'GPU-a,GPU-b'\n" in log and "oops\n" in log
+    path = executor.log_path(plan.job_id, 1, "worker-0")
+    assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (0, 0o600)
+    assert executor.job_dir(plan.job_id).stat().st_mode & 0o777 == 0o700
+    assert asyncio.run(executor.running()) == []
+
+
+def test_exit_codes_and_the_log_bound(executor: LocalExecutor,
+                                      account: pwd.struct_passwd) -> None:
+    executor.max_log_bytes = 1000
+    code = write_code(account, "fail.py", "print('x' * 5000)\nraise SystemExit(2)\n")
+    plan = make_plan(account, code, [sys.executable, "fail.py"])
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        return await wait_done(executor, plan)
+
+    assert asyncio.run(run()) == [2]
+    state = asyncio.run(executor.poll(plan))[0]
+    assert (state.running, state.reason) == (False, "exit code 2 (worker-0)")
+    log = read_log(executor, plan)
+    assert log.startswith("x" * 1000) and "reached 1000 bytes" in log
+
+
+LISTEN = """
+import os, socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(os.environ["STUDIOHUB_TEST_PORT"])))
+s.listen()
+c = socket.create_connection(("127.0.0.1", int(os.environ["STUDIOHUB_TEST_PORT"])))
+print("LISTENING, reachable from inside", flush=True)
+time.sleep(120)
+"""
+
+
+def listening_job(executor: LocalExecutor, account: pwd.struct_passwd, port: int
+                  ) -> AttemptPlan:
+    code = write_code(account, "listen.py", LISTEN)
+    plan = make_plan(account, code, [sys.executable, "listen.py"])
+    return AttemptPlan(**{**plan.__dict__, "env": {"STUDIOHUB_TEST_PORT": str(port)}})
+
+
+def connect_as(account: pwd.struct_passwd, port: int) -> str:
+    """Connect to 127.0.0.1:port from the host's network, as ``account``."""
+    probe = (f"import socket\ntry:\n socket.create_connection(('127.0.0.1', {port}), 2)\n"
+             " print('connected')\nexcept OSError as e:\n print(type(e).__name__)")
+    return subprocess.run([sys.executable, "-c", probe], user=account.pw_uid,
+                          group=account.pw_gid, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("private", [True, False], ids=["namespace", "host-network"])
+def test_another_account_cannot_connect_to_a_replicas_port(
+        executor: LocalExecutor, account: pwd.struct_passwd, other: pwd.struct_passwd,
+        private: bool) -> None:
+    """The same job on the host's network (``private_network=False``) is reachable by the
+    other account: the namespace is what refuses it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    executor.private_network = private
+    plan = listening_job(executor, account, port)
+
+    async def run() -> tuple[str, list[int | None]]:
+        await executor.start(plan)
+        deadline = time.monotonic() + 30
+        while "LISTENING" not in read_log(executor, plan) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert "LISTENING, reachable from inside" in read_log(executor, plan)
+        seen = connect_as(other, port)
+        started = time.monotonic()
+        await executor.stop(plan)
+        assert time.monotonic() - started < 5
+        return seen, [s.exit_code for s in await executor.poll(plan)]
+
+    seen, codes = asyncio.run(run())
+    assert seen == ("ConnectionRefusedError" if private else "connected")
+    assert codes == [-15]  # stop ended the replica (SIGTERM)
+    status = executor.status(plan.job_id, 1)
+    assert status is not None
+    for replica in status["replicas"].values():
+        assert not Path(f"/proc/{replica['pid']}").exists()
+    if private:
+        assert status["network"] == "outbound through slirp4netns"
+
+
+def test_stop_kills_every_replica_and_is_idempotent(executor: LocalExecutor,
+                                                    account: pwd.struct_passwd) -> None:
+    code = write_code(account, "sleep.py", "import signal, time\n"
+                      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\n"
+                      "time.sleep(300)\n")
+    plan = make_plan(account, code, [sys.executable, "sleep.py"], workers=2)
+
+    async def run() -> None:
+        await executor.start(plan)
+        await asyncio.sleep(0.5)
+        assert all(s.running for s in await executor.poll(plan))
+        await executor.stop(plan)  # SIGTERM ignored: SIGKILL after the grace
+        await executor.stop(plan)
+        assert [s.exit_code for s in await executor.poll(plan)] == [-9, -9]
+        assert await executor.running() == []
+
+    asyncio.run(run())
+
+
+DDP = """
+import os, torch, torch.distributed as dist
+dist.init_process_group("gloo")
+t = torch.tensor([float(dist.get_rank() + 1)])
+dist.all_reduce(t)
+print("ALLREDUCE", dist.get_rank(), dist.get_world_size(), t.item(), flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_two_pytorch_workers_all_reduce(executor: LocalExecutor,
+                                        account: pwd.struct_passwd) -> None:
+    python = env_python("pytorch")
+    if python == Path(sys.executable):
+        pytest.skip("no PyTorch environment: run tests/integration/test_frameworks.py "
+                    "or `studiohub env build pytorch` first")
+    code = write_code(account, "ddp.py", DDP)
+    plan = make_plan(account, code, [str(python), "ddp.py"], kind=rp.PYTORCH, workers=2,
+                     image="pytorch")
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        return await wait_done(executor, plan, timeout=90)
+
+    codes = asyncio.run(run())
+    logs = {r: read_log(executor, plan, r) for r in ("worker-0", "worker-1")}
+    assert codes == [0, 0], json.dumps(logs)
+    assert "ALLREDUCE 0 2 3.0" in logs["worker-0"]
+    assert "ALLREDUCE 1 2 3.0" in logs["worker-1"]
