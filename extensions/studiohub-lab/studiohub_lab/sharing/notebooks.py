@@ -67,6 +67,9 @@ async def read_notebook(contents_manager: Any, path: str) -> dict[str, Any]:
                        e.status_code if 400 <= e.status_code < 500 else 400) from None
     except RecursionError:
         raise LabError(f"{quoted(path)} nests too deeply to be read as a notebook") from None
+    except OSError as e:  # e.g. a link into a directory this account cannot read
+        raise LabError(f"cannot read {quoted(path)}: {e.strerror or 'not readable'}",
+                       403) from None
     content = model.get("content")
     if not isinstance(content, dict):
         raise LabError(f"{quoted(path)} could not be read as a notebook")
