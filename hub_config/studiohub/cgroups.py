@@ -4,7 +4,7 @@ Every user server gets its own cgroup, ``<root>/<name>`` (root ``studiohub``, na
 from :func:`studiohub.slugs.cgroup_name`), which holds no limits itself but *leaves*:
 ``server`` with the server's size (its kernels inherit it), and one ``k-<kernel id>``
 per kernel the user placed on an image and size of its own (made by the hub, see
-:mod:`studiohub.placements`), with that size's limits. Only root writes limits; the
+:mod:`studiohub.placement`), with that size's limits. Only root writes limits; the
 server's account may only move its own processes between its leaves.
 
 Detection prefers cgroup v2 (a ``cgroup2`` mount with the memory and cpu controllers

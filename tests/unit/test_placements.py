@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -115,8 +116,12 @@ def test_host_without_meminfo_has_no_memory(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_host_detects_this_machine() -> None:
-    host = Host.detect(0)
-    assert host.memory > 64 * MIB and host.cpus >= 1
+    """Exactly this machine's MemTotal and CPU count: what every capacity check divides."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    mem_total = int(fields["MemTotal"].split()[0]) * 1024
+    host = Host.detect(3)
+    assert host == Host(cpus=os.cpu_count() or 1, memory=mem_total, gpus=3)
+    assert host.memory > 64 * MIB
 
 
 # --- PlacementBook ------------------------------------------------------------------------
