@@ -193,3 +193,134 @@ def test_kernel_token_is_checked(fetch: Any) -> None:
     code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
                                      headers={"X-StudioHub-Kernel-Token": "guess"})
     assert code == 403 and answer["message"] == "invalid StudioHub kernel token"
+
+
+# --- bad input: a clear 4xx naming the problem, never a 500, and nothing changes -----------
+
+def lab_app(jp_serverapp: Any) -> Any:
+    return jp_serverapp.extension_manager.extension_points["studiohub_lab"].app
+
+
+DEEP_ARRAY = b"[" * 10_000  # under every endpoint's size limit
+DEEP_OBJECT = json.dumps({"folders": ["runs"], "x": json.loads('{"a":' * 900 + "1" + "}" * 900)}
+                         ).encode()
+
+
+@pytest.mark.parametrize("path", ["tensorboards", "kernel-choices", "server-restart",
+                                  "sharing/shares", "sharing/shares/abc/versions",
+                                  "sharing/shares/abc/copy"])
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (DEEP_ARRAY, 400, "request body nests too deeply"),
+    (DEEP_OBJECT, 400, "request body nests too deeply"),
+    (b'{"x": "' + b"y" * 20_000_000 + b'"}', 413, "at most"),
+    (b"\xff\xfe{", 400, "request body is not valid JSON"),
+])
+def test_bodies_too_deep_or_too_large_are_refused(fetch: Any, path: str, body: bytes,
+                                                  status: int, message: str) -> None:
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", *path.split("/"),
+                               method="POST", body=body)
+    assert (code, answer["status"]) == (status, status)
+    assert message in answer["message"] and len(answer["message"]) < 300
+
+
+@pytest.mark.parametrize("path", ["tensorboards", "kernel-choices", "sharing/shares"])
+def test_the_issue_s_deep_array_is_a_4xx(fetch: Any, path: str) -> None:
+    """``"[" * 100000``: too deep where 100 kB are accepted, else too large."""
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", *path.split("/"),
+                               method="POST", body=b"[" * 100_000)
+    assert (code, answer["message"].split(":")[0]) in {
+        (400, "request body nests too deeply"),
+        (413, "request body is 100000 bytes; at most 16384 are accepted here")}, answer
+
+
+@pytest.mark.parametrize(("folder", "message"), [
+    ("runs\0/mnist", "is not a folder path"),
+    ("r" * 5000, "is longer than a folder path can be"),
+    ("x" * 300, "File name too long"),
+    ("~nosuchaccount/runs", "does not exist"),
+])
+def test_folders_that_cannot_be_paths_are_400s_quoted_short(fetch: Any, folder: str,
+                                                            message: str) -> None:
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                               method="POST", body=json.dumps({"folders": [folder]}).encode())
+    assert code in (400, 404) and message in answer["message"], answer
+    assert len(answer["message"]) < 300
+
+
+def test_a_refused_open_starts_nothing(fetch: Any, jp_serverapp: Any) -> None:
+    """``?wait=bogus`` is refused before the folders are opened: no TensorBoard starts."""
+    manager = lab_app(jp_serverapp).tensorboards
+    manager.python = "/bin/true"  # would "start" (and fail) if anything were started
+    body = b'{"folders": ["runs/mnist"]}'
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                               method="POST", body=body, params={"wait": "bogus"})
+    assert code == 400 and answer["message"] == \
+        "wait='bogus': use wait=ready or wait=stopped"
+    assert manager.instances == {}
+    assert json.loads(fetch("studiohub", "api", "v1", "tensorboards").body) == \
+        {"tensorboards": []}
+    long = "w" * 5_000
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "tensorboards",
+                               method="POST", body=body, params={"wait": long})
+    assert code == 400 and len(answer["message"]) < 300
+    assert manager.instances == {}
+
+
+@pytest.fixture
+def base_kernel(jp_data_dir: Path) -> str:
+    """An image kernel spec on this server, as StudioHub's environments install them."""
+    from studiohub.contract import kernel_name
+
+    name = kernel_name("base")
+    spec = jp_data_dir / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Base", "language": "python"}))
+    return name
+
+
+def test_a_choice_is_recorded_without_asking_the_hub(
+        fetch: Any, jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch,
+        base_kernel: str) -> None:
+    """The hub (never reached here) checks the choice when the kernel is placed."""
+    _hub_env(monkeypatch, "notebook")
+    body = {"path": "a.ipynb", "image": "base", "size": "giant",
+            "replaces": "0b0a5d6e-1c2f-4b3a-9d8e-7f6a5b4c3d2e"}
+    answer = json.loads(fetch("studiohub", "api", "v1", "kernel-choices", method="POST",
+                              body=json.dumps(body)).body)
+    assert answer == {"kernel_name": base_kernel, "image": "base", "size": "giant",
+                      "image_label": "base", "size_label": "giant"}
+    book = lab_app(jp_serverapp).book
+    assert book.for_kernel("a.ipynb", base_kernel).size == "giant"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"path": "a.ipynb", "image": "base"}, "size: required"),
+    ({"path": "a.ipynb", "image": "base", "size": ["tiny"]}, "size must be str, not list"),
+    ({"path": "a.ipynb", "image": "base", "size": "tiny", "x": 1}, "unknown field(s) x"),
+    ({"path": "a.ipynb", "image": "b" * 10_000, "size": "tiny"}, "image 'bbbb"),
+    ({"path": "a\0.ipynb", "image": "base", "size": "tiny"}, "path: the notebook's path"),
+    ({"path": "../x.ipynb", "image": "base", "size": "tiny"}, "is outside this server's root"),
+    ({"path": "a.ipynb", "image": "base", "size": "tiny", "replaces": "k1"},
+     "replaces 'k1' is not a kernel id"),
+])
+def test_a_bad_choice_is_a_400_and_records_nothing(
+        fetch: Any, jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch, base_kernel: str,
+        body: dict[str, Any], message: str) -> None:
+    _hub_env(monkeypatch, "notebook")
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "kernel-choices",
+                               method="POST", body=json.dumps(body))
+    assert code == 400 and message in answer["message"] and len(answer["message"]) < 300
+    assert lab_app(jp_serverapp).book.by_path == {}
+
+
+def test_a_choice_without_a_kernel_here_asks_the_hub_why(
+        fetch: Any, jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kernel spec for the image: the hub's dry run says why (here: unreachable)."""
+    _hub_env(monkeypatch, "notebook")
+    code, answer = fetch_error(fetch, "studiohub", "api", "v1", "kernel-choices",
+                               method="POST", body=json.dumps(
+                                   {"path": "a.ipynb", "image": "pytorch", "size": "tiny"}))
+    assert code == 502 and "cannot reach the hub" in answer["message"]
+    assert lab_app(jp_serverapp).book.by_path == {}
