@@ -14,6 +14,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import requests
 
 from studiohub.slugs import unix_name
 from tests.hubtools import User
-from tests.integration.sharing_hub import (
+from tests.sharinghub import (
     SharingHub,
     call,
     code_cell,
@@ -136,6 +137,21 @@ def test_copy_never_overwrites_and_opens_in_lab(sharing: SharingHub, alice: User
     assert second.json()["path"] == "report-2.ipynb"
     lab = bob.session.get(sharing.url + second.json()["url"], timeout=30)
     assert lab.status_code == 200 and "JupyterLab" in lab.text
+
+
+def test_concurrent_copies_get_distinct_names_and_none_overwrites_another(
+        sharing: SharingHub, alice: User, bob: User) -> None:
+    """Five "Copy to my workspace" at once: five files, five names (issue 12.7)."""
+    s = share(sharing, alice, simple_notebook("five at once"), name="race.ipynb")
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: call(sharing, bob, "POST", f"shares/{s['id']}/copy"),
+                                range(5)))
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    names = sorted(a.json()["path"] for a in answers)
+    assert names == ["race-2.ipynb", "race-3.ipynb", "race-4.ipynb", "race-5.ipynb",
+                     "race.ipynb"]
+    for name in names:
+        assert "five at once" in home_file(bob, name).read_text()
 
 
 def test_the_server_token_of_a_users_lab_can_use_the_service(sharing: SharingHub, alice: User,
@@ -399,7 +415,7 @@ def test_bad_new_versions_are_refused_and_nothing_is_stored(sharing: SharingHub,
 
 def test_oversized_bodies_elsewhere_are_413(sharing: SharingHub, bob: User) -> None:
     r = call(sharing, bob, "POST", "shares/x/copy", data=b"{" + b" " * 200_000 + b"}")
-    assert_json_error(r, 413, "at most 65536 are accepted here")
+    assert_json_error(r, 413, "at most 1024 are accepted here")
     r = call(sharing, None, "POST", "shares", data=b"x" * 5_000_000)
     assert_json_error(r, 403, "authentication required")
 

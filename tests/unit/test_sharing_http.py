@@ -24,6 +24,7 @@ from tornado.testing import bind_unused_port
 from studiohub.catalog import load_catalog
 from studiohub.sharing.app import create_app
 from studiohub.sharing.base import HUB_UNREACHABLE
+from studiohub.sharing.config import AUDIT_SCOPE
 from studiohub.sharing.inputs import MAX_DEPTH, check_body, path_of, quoted
 from studiohub.sharing.service import Limits, Sharing
 from studiohub.sharing.snapshots import SnapshotFiles
@@ -38,9 +39,15 @@ ADA = {"kind": "user", "name": "ada", "groups": ["ml-research"], "scopes": []}
 class KnownUser(HubOAuth):
     """A hub that knows one user, for any token (no hub process needed)."""
 
+    scopes: tuple[str, ...] = ()
+
     async def _get_user(self, handler: Any) -> dict[str, Any]:
-        handler._cached_hub_user = dict(ADA)
+        handler._cached_hub_user = {**ADA, "scopes": list(self.scopes)}
         return handler._cached_hub_user
+
+
+class KnownAuditor(KnownUser):
+    scopes = (AUDIT_SCOPE,)
 
 
 def closed_port() -> int:
@@ -139,6 +146,7 @@ def test_an_unreachable_hub_is_a_503_page_too(sharing: Sharing) -> None:
     (share_body(note="ok \udfff"), "lone UTF-16 surrogate ('\\udfff') in 'note'"),
     (share_body(notebook=make_notebook(code_cell("x = '\udc80'", cell_id="c1"))),
      "in 'notebook'.'cells'[0].'source'"),
+    (share_body(note="a\x00b"), "note has the control character '\\x00'"),
     (b'{"domain": NaN}', "NaN is not a JSON value"),
     (b"", "request body is empty"),
     (b"\xff\xfe", "not valid JSON"),
@@ -191,9 +199,19 @@ def test_a_body_where_none_is_read_is_bounded_too(sharing: Sharing) -> None:
     refusal(fetch(sharing, "GET", "api/v1/domains", b"x" * 5000), 413, "at most 1024")
 
 
+@pytest.mark.parametrize("query", ["limit=%00", "limit=%20", "before=%01", "limit=bogus",
+                                   f"before={'9' * 5000}"])
+def test_bad_audit_numbers_are_400s(sharing: Sharing, query: str) -> None:
+    """A control character is a bad number, not an absent one (tornado makes it a space)."""
+    refusal(fetch(sharing, "GET", f"api/v1/audit?{query}", auth=hub_auth(KnownAuditor)), 400,
+            "must be an integer from 0 to")
+
+
 def test_a_share_id_that_could_not_exist_is_unknown(sharing: Sharing) -> None:
     for share_id in ("%00abcdefghijklmnopqrst", "a" * 65, "abcdefghijklmnopqrstuv%0A"):
         refusal(fetch(sharing, "GET", f"api/v1/shares/{share_id}"), 404, "no shared notebook")
+    # Not UTF-8 at all (an encoded lone surrogate): tornado's own 400, as JSON.
+    refusal(fetch(sharing, "GET", "api/v1/shares/%ED%A0%80"), 400, "Invalid unicode")
     recorded = [e.share_id or "" for e in sharing.store.events()]
     assert len(recorded) == 3
     assert all(r.isprintable() and len(r) <= 64 for r in recorded), recorded

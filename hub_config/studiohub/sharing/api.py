@@ -210,7 +210,9 @@ def checked_version(value: int | None) -> int | None:
 
 
 def _int_argument(handler: web.RequestHandler, name: str, default: int | None) -> int | None:
-    value = handler.get_argument(name, "")
+    # Not stripped: tornado turns control characters into spaces, and "limit=%00" is
+    # a bad number, not an absent one.
+    value = handler.get_argument(name, "", strip=False)
     if not value:
         return default
     number = _number(value, 0)

@@ -29,6 +29,7 @@ MAX_NAME_BYTES = 255
 MAX_NOTE_CHARS = 2000
 _CATALOG_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _FORBIDDEN_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+_CONTROL_IN_NOTE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class NotebookError(ValueError):
@@ -63,10 +64,15 @@ def check_name(name: str) -> str:
 
 
 def check_note(note: str) -> str:
-    """An optional note from the author, bounded so listings stay small."""
+    """An optional note from the author, bounded so listings stay small, and plain text
+    (line breaks and tabs, no other control characters: PostgreSQL refuses NUL)."""
     if len(note) > MAX_NOTE_CHARS:
         raise NotebookError(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS} "
                             "are allowed")
+    control = _CONTROL_IN_NOTE.search(note)
+    if control:
+        raise NotebookError(f"note has the control character {control.group()!r}: send "
+                            "plain text")
     return note.strip()
 
 
