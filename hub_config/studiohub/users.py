@@ -179,7 +179,7 @@ def personal_socket_dir() -> Path:
     path = paths().prefix / "run"
     if len(str(path)) <= MAX_SOCKET_DIR:
         return path
-    return Path(f"/tmp/studiohub-{os.geteuid()}")
+    return Path("/tmp", "studiohub-" + str(os.geteuid()))  # a path, not a kernel name
 
 
 def current_user() -> pwd.struct_passwd:
