@@ -18,6 +18,10 @@ values are quoted back shortened (:func:`studiohub.catalog.quote_value`).
     DELETE /hub/api/studiohub/users/NAME/kernels/ID       release it
     POST   /hub/api/studiohub/users/NAME/server-restart   restart the server on {image, size}
                                                           (check: true: only say if it would)
+    POST   /hub/api/studiohub/users/NAME/jobs/ID/placement  place a training job's replicas
+                                                          {image, size, replicas, check?}
+    DELETE /hub/api/studiohub/users/NAME/jobs/ID/placement  release them (the jobs service
+                                                          only: JOBS_PLACEMENT_SCOPE)
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from traitlets.config import Config
 from . import contract, placement
 from .catalog import Catalog, Choice, Image, Size, quote_value
 from .placement import Placement, Placer, Refused, describe, limits_env
+from .placement import jobs as placement_jobs
 from .placement.leaves import leaf_paths
 from .placement.service import servers_of
 
 KERNELS_SCOPE = "custom:studiohub:kernels"
+JOBS_PLACEMENT_SCOPE = "custom:studiohub:jobs-placement"
 PREFIX = r"/api/studiohub/users/(?P<user_name>[^/]+)"
 #: Largest request body these endpoints read (a choice is a few hundred bytes).
 MAX_BODY = 64 * 1024
@@ -54,17 +60,19 @@ def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
         (rf"{PREFIX}/kernels", KernelsHandler, kw),
         (rf"{PREFIX}/kernels/(?P<kernel_id>[^/]+)", KernelHandler, kw),
         (rf"{PREFIX}/server-restart", ServerRestartHandler, kw),
+        (rf"{PREFIX}/jobs/(?P<job_id>[^/]+)/placement", JobPlacementHandler, kw),
     ]
     c.StudioSpawner.placements_file = kw["book_path"]
     c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), KERNELS_SCOPE: {
         "description": "Place kernels of your own server on an image and size of the "
                        "catalog, and restart your server on another image and size."}}
-    from .sharing.config import DEFAULT_SERVER_SCOPES, _grant_user_role
+    c.JupyterHub.custom_scopes[JOBS_PLACEMENT_SCOPE] = {
+        "description": "Place and release the replicas of any user's training jobs (the "
+                       "jobs service's own role only)."}
+    from .configurer import add_server_token_scope, grant_user_role
 
-    _grant_user_role(c, f"{KERNELS_SCOPE}!user")
-    current = c.Spawner.get("server_token_scopes", DEFAULT_SERVER_SCOPES)
-    if isinstance(current, list) and f"{KERNELS_SCOPE}!user" not in current:
-        c.Spawner.server_token_scopes = [*current, f"{KERNELS_SCOPE}!user"]
+    grant_user_role(c, f"{KERNELS_SCOPE}!user")
+    add_server_token_scope(c, f"{KERNELS_SCOPE}!user")
 
 
 def parse_body(raw: bytes, allowed: set[str], limit: int = MAX_BODY) -> dict[str, Any]:
@@ -285,3 +293,62 @@ class ServerRestartHandler(StudioHubAPIHandler):
             await self.spawn_single_user(user, "", options=choice.as_options())
         except Exception:  # answered already: the progress page shows a failed spawn
             self.log.exception("Restarting the server of %s failed", user.name)
+
+
+class JobPlacementHandler(StudioHubAPIHandler):
+    """A training job's replicas, placed for the jobs service (:mod:`.placement.jobs`)."""
+
+    def job_owner(self, user_name: str, job_id: str) -> Any:
+        if not self.current_user or not has_scope(JOBS_PLACEMENT_SCOPE, self.parsed_scopes,
+                                                  db=self.db):
+            raise web.HTTPError(403, "only the jobs service may place jobs")
+        if not placement_jobs.JOB_ID.match(job_id):
+            raise Refused(400, f"job id {quote_value(job_id)}: 12 lowercase hex characters")
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {quote_value(user_name)}")
+        placement_jobs.restore_gpus(self.placer, user.spawners[""].allocator)
+        return user, placement_jobs.JobSite(user.spawners[""], job_id)
+
+    async def post(self, user_name: str, job_id: str) -> None:
+        user, site = self.job_owner(user_name, job_id)
+        body = self.body({"image", "size", "replicas", "check"})
+        check = parse_check(body)
+        names = body.get("replicas")
+        if not isinstance(names, list) or not 0 < len(names) <= placement_jobs.MAX_REPLICAS \
+                or len(set(map(str, names))) != len(names) or not all(
+                    isinstance(n, str) and placement_jobs.REPLICA.match(n) for n in names):
+            raise Refused(400, "replicas: a list of 1 to "
+                               f"{placement_jobs.MAX_REPLICAS} distinct names like worker-0")
+        choice = placement.choose(site, body.get("image"), body.get("size"))
+        if check:
+            placement_jobs.check_job(self.placer, site, choice, len(names))
+            self.write_json({"ok": True})
+            return
+        try:
+            placed, new = await placement_jobs.place_job(self.placer, site, user.name, job_id,
+                                                         choice, names)
+        except OSError as e:
+            self.log.error("cgroups of job %s of %s: %s", job_id, user.name, e)
+            raise web.HTTPError(500, "could not create the job's cgroups: see the hub log") \
+                from None
+        if new:
+            self.log.info("Placed job %s of %s: %d x %s", job_id, user.name, len(placed),
+                          choice.label)
+        catalog: Catalog = site.catalog
+
+        def env(placed_one: Placement) -> dict[str, str]:
+            size = catalog.sizes.get(placed_one.size)
+            return limits_env(placed_one, {"size_label": size.display_name if size
+                                           else placed_one.size})
+
+        self.write_json(placement_jobs.describe_job(site, placed, env), 201 if new else 200)
+
+    async def delete(self, user_name: str, job_id: str) -> None:
+        user, site = self.job_owner(user_name, job_id)
+        gone = await asyncio.to_thread(placement_jobs.release_job, self.placer, site,
+                                       user.name, job_id)
+        if not gone:
+            raise Refused(404, f"no placed job {quote_value(job_id)} of {user.name}")
+        self.set_status(204)
+        self.finish()

@@ -160,9 +160,10 @@ class PlacementBook:
             return placement
 
     def remove_user(self, user: str) -> list[Placement]:
-        """Forget every placement of ``user`` (their server stopped)."""
+        """Forget every placement of ``user`` (their server stopped), except their jobs'
+        (which have cgroups of their own and outlive the server)."""
         with self._lock:
-            gone = [p for p in self._placements.values() if p.user == user]
+            gone = [p for p in self._placements.values() if p.user == user and p.kind != "job"]
             for p in gone:
                 del self._placements[p.key]
             if gone:
