@@ -269,3 +269,119 @@ def test_two_pytorch_workers_all_reduce(executor: LocalExecutor,
     assert codes == [0, 0], json.dumps(logs)
     assert "ALLREDUCE 0 2 3.0" in logs["worker-0"]
     assert "ALLREDUCE 1 2 3.0" in logs["worker-1"]
+
+
+@pytest.fixture
+def leaf() -> Iterator[list[str]]:
+    """A replica's cgroup leaf with 256 MiB, made as the hub's placement owner makes them."""
+    from studiohub import cgroups
+
+    caps = cgroups.detect(root="studiohub-jobtest")
+    if not caps.memory:
+        pytest.skip(f"no memory cgroup here: {caps.reason}")
+    tree = cgroups.Cgroups(caps, "studiohub-jobtest")
+    name = f"job-{secrets.token_hex(4)}"
+    settings = cgroups.make_settings(caps, 1, 256 * 2**20)
+    tree.ensure_cgroup(name, settings)
+    tree.ensure_leaf(name, "worker-0", settings)
+    yield tree.procs_files(name, "worker-0")
+    tree.remove(name)
+
+
+HOG = """
+import os
+print("in", open("/proc/self/cgroup").read().replace("\\n", " "), flush=True)
+block = []
+while True:
+    block.append(bytearray(32 * 2**20))
+"""
+
+
+def test_a_replica_runs_in_its_leaf_and_an_oom_kill_is_reported(
+        executor: LocalExecutor, account: pwd.struct_passwd, leaf: list[str]) -> None:
+    code = write_code(account, "hog.py", HOG)
+    plan = make_plan(account, code, [sys.executable, "hog.py"])
+    plan = AttemptPlan(**{**plan.__dict__, "replicas": [
+        ReplicaPlan(**{**plan.replicas[0].__dict__, "cgroup_procs": tuple(leaf)})]})
+
+    async def run() -> None:
+        await executor.start(plan)
+        await wait_done(executor, plan)
+
+    asyncio.run(run())
+    state = asyncio.run(executor.poll(plan))[0]
+    assert (state.exit_code, state.oom_killed, state.reason) == \
+        (-9, True, "OOMKilled: worker-0 used more than 256 MiB"), read_log(executor, plan)
+    # Joined before the user's code ran: /proc/self/cgroup names the leaf.
+    leaf_dir = Path(leaf[0]).parent
+    assert f"/studiohub-jobtest/{leaf_dir.parent.name}/worker-0 " in read_log(executor, plan)
+
+
+def test_the_job_reaches_the_network_outside_its_namespace(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """Outbound through slirp4netns: a TCP server on the host's own address answers."""
+    host = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    address = next((a for a in host if "." in a), None)
+    if not address:
+        pytest.skip("this host has no IPv4 address besides loopback")
+    server = socket.create_server((address, 0))
+    port = server.getsockname()[1]
+    code = write_code(account, "out.py", f"""
+import socket
+c = socket.create_connection(({address!r}, {port}), 5)
+print("got", c.recv(100).decode(), flush=True)
+""")
+    plan = make_plan(account, code, [sys.executable, "out.py"])
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        conn, _ = await asyncio.to_thread(server.accept)
+        conn.sendall(b"hello-outside")
+        conn.close()
+        return await wait_done(executor, plan)
+
+    try:
+        assert asyncio.run(run()) == [0], read_log(executor, plan)
+    finally:
+        server.close()
+    assert "got hello-outside" in read_log(executor, plan)
+
+
+SERVICE = """
+import asyncio, pickle, sys
+from studiohub.jobs.local import LocalExecutor
+executor, plan = pickle.loads(sys.stdin.buffer.read())
+asyncio.run(executor.start(plan))
+print("started", flush=True)
+"""
+TICKS = """
+import time
+for i in range(30):
+    print("tick", i, flush=True)
+    time.sleep(0.1)
+raise SystemExit(3)
+"""
+
+
+def test_the_attempt_outlives_the_service_that_started_it(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """A service process starts the attempt and exits; a new executor (the restarted
+    service) finds it running, its log still growing, and its exit code once it ends."""
+    import pickle
+
+    code = write_code(account, "ticks.py", TICKS)
+    plan = make_plan(account, code, [sys.executable, "ticks.py"], workers=2)
+    service = subprocess.run([sys.executable, "-c", SERVICE], capture_output=True,
+                             input=pickle.dumps((executor, plan)), check=False)
+    assert service.stdout == b"started\n", service.stderr.decode()[-2000:]
+    restarted = LocalExecutor(executor.state_dir, env_python=env_python)
+
+    async def run() -> list[int | None]:
+        assert await restarted.running() == [(plan.job_id, 1)]
+        assert all(s.running for s in await restarted.poll(plan))
+        return await wait_done(restarted, plan)
+
+    assert asyncio.run(run()) == [3, 3]
+    for replica in ("worker-0", "worker-1"):
+        assert read_log(restarted, plan, replica).count("tick") == 30
+    assert asyncio.run(restarted.running()) == []
