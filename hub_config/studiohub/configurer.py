@@ -1,8 +1,10 @@
-"""Turn StudioHub settings and the catalog into JupyterHub traits.
+"""Turn StudioHub settings and the catalog into JupyterHub traits: every ``update_*``.
 
 Each ``update_<section>(c, settings, ...)`` only *sets* traits on a traitlets
 ``Config``, so it can run any number of times and is tested on a bare ``Config``
-with no hub running (the pattern of The Littlest JupyterHub's configurer).
+with no hub running (the pattern of The Littlest JupyterHub's configurer). This module
+is the one place they are defined or called from: a concern's own module may *build*
+what its section needs (``sharing.config``, ``hubapi``) but the traits are set here.
 """
 
 from __future__ import annotations
@@ -184,9 +186,45 @@ def update_culler(c: Config, settings: dict[str, Any]) -> None:
 
 def update_services(c: Config, settings: dict[str, Any]) -> None:
     """StudioHub's own hub services, each registering itself with its narrowest role."""
-    from .sharing.config import update_sharing
-
     update_sharing(c, settings)
+
+
+def update_sharing(c: Config, settings: dict[str, Any]) -> None:
+    """The notebook-sharing service, its roles and scopes (``studiohub.sharing.config``
+    builds them; nothing when ``sharing.enabled`` is false)."""
+    from .sharing import config as sharing
+
+    block = sharing.sharing_settings(settings)
+    if not block["enabled"]:
+        return
+    _add_service(c, sharing.make_service(settings, block))
+    grant_user_role(c, sharing.ACCESS_SCOPE)
+    _add_role(c, sharing.make_auditors_role(settings, block))
+    c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}),
+                                  **sharing.CUSTOM_SCOPES}
+    add_server_token_scope(c, sharing.ACCESS_SCOPE)
+    c.Spawner.environment = {**c.Spawner.get("environment", {}),
+                             sharing.URL_ENV: sharing.service_url_for_servers(settings)}
+
+
+#: JupyterHub's default ``server`` role, which ``server_token_scopes`` replaces when set.
+DEFAULT_SERVER_SCOPES = ["users:activity!user", "access:servers!server"]
+
+
+def grant_user_role(c: Config, scope: str) -> None:
+    """Add ``scope`` to the ``user`` role, keeping what others added to it."""
+    roles = list(c.JupyterHub.get("load_roles", []))
+    user = next((r for r in roles if r["name"] == "user"), {"name": "user", "scopes": ["self"]})
+    if scope not in user["scopes"]:
+        user = {**user, "scopes": [*user["scopes"], scope]}
+    _add_role(c, user)
+
+
+def add_server_token_scope(c: Config, scope: str) -> None:
+    """Give users' server tokens ``scope`` too (the Lab extension calls with that token)."""
+    current = c.Spawner.get("server_token_scopes", DEFAULT_SERVER_SCOPES)
+    if isinstance(current, list) and scope not in current:
+        c.Spawner.server_token_scopes = [*current, scope]
 
 
 def run_dir(settings: dict[str, Any]) -> Path:

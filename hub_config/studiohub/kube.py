@@ -41,7 +41,7 @@ __all__ = ["CATALOG_ENV", "CATALOG_PATH", "GPU_RESOURCE", "LIMITS", "LIMITS_SUMM
            "default_catalog_path", "make_image_override", "make_profile",
            "make_profile_list", "make_size_override", "options_to_choice", "proxy_address",
            "sharing_enabled", "tolerations_list", "update_home", "update_kube_spawner",
-           "update_sharing"]
+           "update_sharing_on_kube"]
 
 #: The sharing service's data: a directory it creates (mode 0700) on the chart's
 #: ``studiohub-sharing`` volume, which is mounted at /srv/studiohub.
@@ -96,7 +96,7 @@ def proxy_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
     return "proxy-public", 80
 
 
-def update_sharing(c: Config, *, base_url: str = "/", admin_users: Iterable[str] = (),
+def update_sharing_on_kube(c: Config, *, base_url: str = "/", admin_users: Iterable[str] = (),
                    pod_ip: str | None = None, hub_host: str = "hub",
                    catalog_path: str | None = None,
                    proxy: tuple[str, int] | None = None) -> None:
@@ -110,6 +110,7 @@ def update_sharing(c: Config, *, base_url: str = "/", admin_users: Iterable[str]
     reach it at ``http://<hub_host>:8082`` (the hub Service's extra port, opened by
     the chart's network policy values).
     """
+    from . import configurer
     from .sharing import config as sharing
 
     block: dict[str, Any] = {"port": SHARING_PORT, "data_dir": SHARING_DIR}
@@ -119,7 +120,7 @@ def update_sharing(c: Config, *, base_url: str = "/", admin_users: Iterable[str]
     settings = {"ip": proxy_host, "port": proxy_port, "base_url": base_url,
                 "state_dir": os.path.dirname(SHARING_DIR), "catalog_path": catalog_path or None,
                 "auth": {"admin_users": sorted(admin_users)}, "sharing": block}
-    sharing.update_sharing(c, settings)
+    configurer.update_sharing(c, settings)
     ip = pod_ip or os.environ.get(contract.POD_IP_ENV) or socket.gethostbyname(
         socket.gethostname())
     services = [dict(s) for s in c.JupyterHub.services]
@@ -161,6 +162,6 @@ def configure(c: Config, catalog_path: str | None = None, *,
     if sharing is None:
         sharing = sharing_enabled()
     if sharing:
-        update_sharing(c, base_url=c.JupyterHub.get("base_url", "/") or "/",
+        update_sharing_on_kube(c, base_url=c.JupyterHub.get("base_url", "/") or "/",
                        admin_users=c.Authenticator.get("admin_users", ()),
                        catalog_path=path)

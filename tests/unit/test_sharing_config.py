@@ -1,4 +1,5 @@
-"""``update_sharing`` on a bare traitlets Config: the service, its roles and scopes."""
+"""``configurer.update_sharing`` on a bare traitlets Config: the service, its roles and scopes
+(built by ``studiohub.sharing.config``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from studiohub.configurer import update_sharing
 from studiohub.sharing.config import (
     ACCESS_SCOPE,
     AUDIT_SCOPE,
     make_service,
     servers_url,
     sharing_settings,
-    update_sharing,
 )
 
 SETTINGS: dict[str, Any] = {"ip": "0.0.0.0", "port": 9000, "state_dir": "/srv/state",

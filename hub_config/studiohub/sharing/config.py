@@ -1,22 +1,24 @@
-"""Register the sharing service with JupyterHub: ``update_sharing(c, settings)``.
+"""What the sharing service adds to JupyterHub's configuration, as pure builders.
 
-Like the other ``update_<section>`` functions of :mod:`studiohub.configurer`, it only
-*sets* traits on a traitlets ``Config`` and can run any number of times. It reads the
-``sharing:`` block of StudioHub's settings (defaults in :data:`DEFAULTS`) and sets:
+:func:`studiohub.configurer.update_sharing` (the one ``update_sharing``, called by
+``configurer.apply`` and, on Kubernetes, by ``studiohub.kube``) sets these on a
+traitlets ``Config``. From the ``sharing:`` block of StudioHub's settings (defaults in
+:data:`DEFAULTS`):
 
-- ``JupyterHub.services``: the managed ``sharing`` service, at ``/services/sharing/``;
-  its browser tokens may act on the user's *own* server only (``access:servers!user``,
-  to write "Copy to my workspace") and carry the audit scope if the user holds it.
+- ``JupyterHub.services``: the managed ``sharing`` service (:func:`make_service`), at
+  ``/services/sharing/``; its browser tokens may act on the user's *own* server only
+  (``access:servers!user``, to write "Copy to my workspace") and carry the audit scope
+  if the user holds it.
 - ``JupyterHub.load_roles``: every user may reach the service
-  (``access:services!service=sharing`` added to the ``user`` role; the service itself
-  decides by domain); the ``sharing-auditors`` role (the hub's admin users plus
-  ``sharing.auditors``) holds the custom audit scope. The service's own token needs no
-  scope at all: it only identifies users, with their own tokens.
-- ``JupyterHub.custom_scopes``: the audit scope.
+  (:data:`ACCESS_SCOPE` added to the ``user`` role; the service itself decides by
+  domain); the ``sharing-auditors`` role (:func:`make_auditors_role`: the hub's admin
+  users plus ``sharing.auditors``) holds the custom audit scope. The service's own token
+  needs no scope at all: it only identifies users, with their own tokens.
+- ``JupyterHub.custom_scopes``: the audit scope (:data:`CUSTOM_SCOPES`).
 - ``Spawner.server_token_scopes``: the default server scopes plus access to the
   service, so the Lab extension can call it with the server's own token.
 - ``Spawner.environment``: ``STUDIOHUB_SHARING_URL``, where servers reach the service
-  (through the proxy), for the Lab extension's server side.
+  (:func:`service_url_for_servers`), for the Lab extension's server side.
 
 Each scope's reason is in docs/sharing.md.
 """
@@ -27,16 +29,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from traitlets.config import Config
-
 from ..units import parse_memory
 
 SERVICE = "sharing"
 ACCESS_SCOPE = f"access:services!service={SERVICE}"
 AUDIT_SCOPE = "custom:studiohub:read:sharing-audit"
 AUDITORS_ROLE = "sharing-auditors"
-#: JupyterHub's default ``server`` role, which server_token_scopes replaces when set.
-DEFAULT_SERVER_SCOPES = ["users:activity!user", "access:servers!server"]
 PORT_OFFSET = 82  # the hub's API is at port + 81, the proxy's at port + 1
 #: The service's URL in every user server's environment (read by ``studiohub_lab.sharing``).
 URL_ENV = "STUDIOHUB_SHARING_URL"
@@ -52,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "auth_cache_seconds": 10,  # how soon a group change reaches the service
     "auditors": [],  # users who read the audit trail, besides the admin users
 }
+#: ``JupyterHub.custom_scopes`` the service adds.
+CUSTOM_SCOPES = {AUDIT_SCOPE: {
+    "description": "Read the audit trail of notebook sharing: who shared, opened, copied "
+                   "and revoked which notebook, and when."}}
 
 
 def sharing_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -62,24 +64,6 @@ def sharing_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown sharing setting(s) {', '.join(unknown)}; known: "
                          f"{', '.join(DEFAULTS)}")
     return {**DEFAULTS, **block}
-
-
-def update_sharing(c: Config, settings: dict[str, Any]) -> None:
-    """Register the sharing service, its roles and scopes (nothing when disabled)."""
-    sharing = sharing_settings(settings)
-    if not sharing["enabled"]:
-        return
-    _add_named(c, "services", make_service(settings, sharing))
-    _grant_user_role(c, ACCESS_SCOPE)
-    _add_named(c, "load_roles", make_auditors_role(settings, sharing))
-    c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), AUDIT_SCOPE: {
-        "description": "Read the audit trail of notebook sharing: who shared, opened, "
-                       "copied and revoked which notebook, and when."}}
-    current = c.Spawner.get("server_token_scopes", DEFAULT_SERVER_SCOPES)
-    if isinstance(current, list) and ACCESS_SCOPE not in current:
-        c.Spawner.server_token_scopes = [*current, ACCESS_SCOPE]
-    c.Spawner.environment = {**c.Spawner.get("environment", {}),
-                             URL_ENV: service_url_for_servers(settings)}
 
 
 def make_service(settings: dict[str, Any], sharing: dict[str, Any]) -> dict[str, Any]:
@@ -128,16 +112,10 @@ def service_url_for_servers(settings: dict[str, Any]) -> str:
     return f"{servers_url(settings)}{base.rstrip('/')}/services/{SERVICE}/"
 
 
-def _grant_user_role(c: Config, scope: str) -> None:
-    """Add ``scope`` to the ``user`` role, keeping what others added to it."""
-    roles = list(c.JupyterHub.get("load_roles", []))
-    user = next((r for r in roles if r["name"] == "user"), {"name": "user", "scopes": ["self"]})
-    if scope not in user["scopes"]:
-        user = {**user, "scopes": [*user["scopes"], scope]}
-    _add_named(c, "load_roles", user)
+# Until hubapi imports them from the configurer (the scope helpers moved there).
+from ..configurer import DEFAULT_SERVER_SCOPES  # noqa: E402
+from ..configurer import grant_user_role as _grant_user_role  # noqa: E402
 
-
-def _add_named(c: Config, trait: str, entry: dict[str, Any]) -> None:
-    """Set ``entry`` in a list trait of named dicts, replacing one of the same name."""
-    current = [e for e in c.JupyterHub.get(trait, []) if e["name"] != entry["name"]]
-    setattr(c.JupyterHub, trait, [*current, entry])
+__all__ = ["ACCESS_SCOPE", "AUDIT_SCOPE", "CUSTOM_SCOPES", "DEFAULTS", "DEFAULT_SERVER_SCOPES",
+           "URL_ENV", "_grant_user_role", "make_auditors_role", "make_service",
+           "servers_url", "service_url_for_servers", "sharing_settings"]
