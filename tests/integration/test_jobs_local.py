@@ -385,3 +385,43 @@ def test_the_attempt_outlives_the_service_that_started_it(
     for replica in ("worker-0", "worker-1"):
         assert read_log(restarted, plan, replica).count("tick") == 30
     assert asyncio.run(restarted.running()) == []
+
+
+def test_a_notebook_job_from_snapshot_to_executed_notebook(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """The whole local path: snapshot as the user, papermill with the image's kernel and
+    the parameters, the executed notebook with its outputs in outputs/, cells in the log."""
+    import nbformat
+
+    from studiohub.jobs.runner import make_command
+    from studiohub.jobs.snapshot import snapshot
+    from studiohub.jobs.spec import parse_spec
+
+    kernels = ENVS[0].parent / "share" / "jupyter"
+    if not (kernels / "kernels" / "studiohub-base" / "kernel.json").exists():
+        pytest.skip("no base environment kernel: run tests/integration/test_frameworks.py")
+    executor.jupyter_data = str(kernels)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("lr = 0.1\nname = 'x'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import os\nprint('lr', lr, 'name', name, os.environ['STUDIOHUB_REPLICA'])")]
+    write_code(account, "nb.ipynb", nbformat.writes(nb))
+    spec = parse_spec({"image": "base", "notebook": "code/nb.ipynb",
+                       "parameters": {"lr": 0.5, "name": "007"}})
+    plan = make_plan(account, Path(account.pw_dir), [])
+    dirs = asyncio.run(snapshot(plan.job_id, spec, account.pw_name))
+    argv = make_command(spec, str(env_python("base")), code_dir=str(dirs.code),
+                        output_dir=str(dirs.outputs), hub_python=sys.executable)
+    plan = AttemptPlan(**{**plan.__dict__, "command": argv, "workdir": str(dirs.code)})
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        return await wait_done(executor, plan, timeout=120)
+
+    assert asyncio.run(run()) == [0], read_log(executor, plan)
+    executed = nbformat.read(dirs.outputs / "nb.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any(o.get("text") == "lr 0.5 name 007 worker-0\n" for o in outputs), outputs
+    assert (dirs.outputs / "nb.ipynb").stat().st_uid == account.pw_uid
+    assert "lr 0.5 name 007 worker-0" in read_log(executor, plan)
