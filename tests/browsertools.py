@@ -1,4 +1,8 @@
-"""Shared set-up of the Playwright tests: Debian's Chromium, its flags, and artifacts."""
+"""Shared set-up of the Playwright tests: Debian's Chromium, its flags, and artifacts.
+
+A tools module (the switch benchmark drives Chromium with it too). The browser tests'
+fixtures, one Chromium per session and ``browser.login``, are in tests/browser/conftest.py.
+"""
 
 from __future__ import annotations
 
