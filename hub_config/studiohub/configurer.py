@@ -187,6 +187,9 @@ def update_culler(c: Config, settings: dict[str, Any]) -> None:
 def update_services(c: Config, settings: dict[str, Any]) -> None:
     """StudioHub's own hub services, each registering itself with its narrowest role."""
     update_sharing(c, settings)
+    from .jobs.config import update_jobs
+
+    update_jobs(c, settings)
 
 
 def update_sharing(c: Config, settings: dict[str, Any]) -> None:

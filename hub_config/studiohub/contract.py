@@ -45,6 +45,8 @@ SWITCHING = "STUDIOHUB_SWITCHING"
 KERNEL_SOCKETS = "STUDIOHUB_KERNEL_SOCKETS"
 #: Where a server reaches the hub's sharing service (set by ``studiohub.sharing.config``).
 SHARING_URL = "STUDIOHUB_SHARING_URL"
+#: Where a server reaches the hub's training jobs service (set by ``studiohub.jobs.config``).
+JOBS_URL = "STUDIOHUB_JOBS_URL"
 
 # A placed kernel's variables.
 KERNEL_IMAGE = "STUDIOHUB_KERNEL_IMAGE"

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     },
     # Notebook sharing service; keys and defaults in studiohub.sharing.config.DEFAULTS.
     "sharing": {},
+    # Training jobs service; keys and defaults in studiohub.jobs.config.DEFAULTS.
+    "jobs": {},
 }
 
 ENV_KEYS = {
@@ -95,7 +97,7 @@ def load_settings(path: Path | None = None,
 
 
 #: Settings whose value is free-form (checked by what reads them).
-FREE_FORM = {"auth.config", "sharing"}
+FREE_FORM = {"auth.config", "sharing", "jobs"}
 
 
 def check(settings: dict[str, Any], defaults: dict[str, Any], path: str,

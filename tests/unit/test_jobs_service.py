@@ -117,7 +117,8 @@ def test_a_job_runs_and_succeeds_then_its_placement_is_released(tmp_path: Path) 
         assert job.status == "queued" and len(job.id) == 12
         await jobs.tick()
         plan = executor.started[0]
-        assert plan.command[1:] == ["train.py", "--lr", "0.1"]
+        code = f"/home/jupyter-alice/studiohub-jobs/{job.id}/code"
+        assert plan.command[1:] == [f"{code}/train.py", "--lr", "0.1"]
         assert plan.unix_user == "jupyter-alice"
         assert plan.workdir == f"/home/jupyter-alice/studiohub-jobs/{job.id}/code"
         env = plan.replicas[0].env

@@ -27,6 +27,7 @@ import contextlib
 import fnmatch
 import logging
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from typing import Any
 from ..catalog import Catalog, ChoiceError, Image, Size
 from ..units import format_memory
 from . import replicas as replicas_mod
+from . import runner
 from .model import AttemptPlan, Executor, ReplicaPlan, ReplicaState, Status
 from .placing import HubUnreachable, PlacementRefused, Placing, ReplicaPlacement
 from .quotas import Demand, limits_from, quota_reason, startable
@@ -94,18 +96,6 @@ def job_dirs(job_id: str) -> dict[str, str]:
     home = f"{JOBS_DIR}/{job_id}"
     return {"home": home, "code": f"{home}/code", "outputs": f"{home}/outputs",
             "checkpoints": f"{home}/checkpoints", "tensorboard": f"{home}/tensorboard"}
-
-
-def replica_command(spec: Mapping[str, Any], python: str) -> list[str]:
-    """What every replica runs, from the spec's entry (run in the code snapshot)."""
-    if spec.get("script"):
-        return [python, spec["script"], *spec.get("args", [])]
-    if spec.get("module"):
-        return [python, "-m", spec["module"], *spec.get("args", [])]
-    if spec.get("notebook"):
-        return [python, "-m", "papermill", spec["notebook"],
-                str(Path("..") / "outputs" / Path(spec["notebook"]).name)]
-    return list(spec.get("command") or [])
 
 
 def domain_for(catalog: Catalog, groups: Sequence[str], image: Image, size: Size) -> str:
@@ -209,16 +199,15 @@ class Jobs:
             if why:
                 raise JobsError(409, why)
             return None
-        from .store import Job
-
-        job = self.store.add(Job(**job_values))
-        self.store.add_event(job_id, "queued", f"queued in domain {domain or '-'}")
-        if self.prepare is not None:
+        if self.prepare is not None:  # the code snapshot, before anything is stored
             try:
                 await self.prepare(job_id, spec, account)
-            except Exception as e:  # the snapshot failed: the job cannot run
-                log.warning("Preparing job %s of %s failed: %s", job_id, viewer.name, e)
-                return self._end(job, Status.FAILED, f"could not snapshot the code: {e}")
+            except (ValueError, OSError) as e:
+                raise JobsError(400, f"could not snapshot the code: {e}") from None
+        from .store import Job
+
+        self.store.add(Job(**job_values))
+        self.store.add_event(job_id, "queued", f"queued in domain {domain or '-'}")
         self.wake()
         return self.store.get(job_id)
 
@@ -399,7 +388,9 @@ class Jobs:
                                      tuple(where.procs)))
         return AttemptPlan(
             job_id=job.id, attempt=attempt, user=job.user, unix_user=account.unix_user,
-            command=replica_command(job.spec, account.python_of(job.image)),
+            command=runner.make_command(parse_spec(job.spec), account.python_of(job.image),
+                                        code_dir=dirs["code"], output_dir=dirs["outputs"],
+                                        hub_python=sys.executable),
             workdir=dirs["code"], job_dir=str(self.state_dir / "jobs" / job.id),
             replicas=plans, image=job.image, size=job.size,
             env=dict(job.spec.get("env") or {}), timeout=job.timeout)

@@ -1,0 +1,5 @@
+"""``python -m studiohub.jobs``: run the training jobs service (JupyterHub starts it)."""
+
+from .app import main
+
+main()

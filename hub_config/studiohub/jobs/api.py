@@ -1,0 +1,205 @@
+"""The REST API of the jobs service under ``<prefix>api/`` (docs/training.md).
+
+| method and path                                   | what                                   |
+| ------------------------------------------------- | -------------------------------------- |
+| ``POST api/jobs`` (``?check=true``: dry run)        | submit a spec: 201 job, or 200 ok      |
+| ``GET api/jobs`` (admins: ``?user=``)               | the caller's jobs, newest first        |
+| ``GET api/jobs/ID``                                 | one job (another user's: 404)          |
+| ``GET api/jobs/ID/logs?replica=&attempt=&offset=&follow=`` | a replica's output, text/plain |
+| ``GET api/jobs/ID/events``                          | queued, placed, started, exited, …     |
+| ``GET api/jobs/ID/metrics``                         | scalars of the job's TensorBoard files |
+| ``POST api/jobs/ID/cancel`` / ``POST api/jobs/ID/rerun`` | cancel (200) / same spec again (201) |
+
+Handlers parse and answer; :mod:`.service` decides. Authentication, the streamed and
+bounded body, the JSON parse (``RecursionError`` a 400) and the ``{status, message}``
+errors are the sharing service's (:mod:`studiohub.sharing.base`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from tornado import web
+
+from ..sharing.base import APIHandler, authenticated, parse_json
+from . import metrics
+from .model import Status
+from .service import Jobs, JobsError, Viewer, job_dirs
+
+#: Largest spec body (a spec is a few hundred bytes; parameters and env a few KiB).
+MAX_SPEC_BYTES = 64 * 1024
+#: Largest piece of a log one answer carries without ``follow``.
+MAX_LOG_CHUNK = 8 * 1024 * 1024
+FOLLOW_INTERVAL = 0.2
+_REPLICA = re.compile(r"^[a-z]{1,16}-\d{1,3}$")
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_model(jobs: Jobs, job: Any) -> dict[str, Any]:
+    """A job as the API answers it (dirs relative to the user's home)."""
+    return {"id": job.id, "name": job.name, "user": job.user, "status": job.status,
+            "reason": job.reason, "spec": dict(job.spec), "attempt": job.attempt,
+            "max_retries": job.max_retries, "created": iso(job.created),
+            "started": iso(job.started), "finished": iso(job.finished),
+            "queue_reason": job.queue_reason, "domain": job.domain, "image": job.image,
+            "size": job.size, "replicas": jobs.replicas(job), "dirs": job_dirs(job.id)}
+
+
+class JobsBase(APIHandler):
+    """The jobs service's handlers: a viewer from the hub's identity, JobsError as 4xx."""
+
+    @property
+    def jobs(self) -> Jobs:
+        jobs: Jobs = self.settings["jobs"]
+        return jobs
+
+    @property
+    def viewer(self) -> Any:
+        user = self.current_user
+        if user is None or user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "only JupyterHub users can run training jobs")
+        return Viewer(user["name"], tuple(user.get("groups") or ()), bool(user.get("admin")))
+
+    def check_xsrf_cookie(self) -> None:
+        if self.request.headers.get("Authorization"):
+            return  # token-authenticated clients (the SDK, the CLI, the Lab's server)
+        super().check_xsrf_cookie()
+
+    def answer(self, call: Any) -> Any:
+        try:
+            return call()
+        except JobsError as e:
+            raise web.HTTPError(e.status, e.message) from None
+
+    async def answer_async(self, call: Any) -> Any:
+        try:
+            return await call
+        except JobsError as e:
+            raise web.HTTPError(e.status, e.message) from None
+
+    def job(self, job_id: str) -> Any:
+        return self.answer(lambda: self.jobs.get(self.viewer, job_id))
+
+
+class JobsHandler(JobsBase):
+    max_body_bytes = MAX_SPEC_BYTES
+
+    @authenticated
+    def get(self) -> None:
+        user = self.get_argument("user", None)
+        found = self.answer(lambda: self.jobs.jobs_of(self.viewer, user))
+        self.write_json({"jobs": [job_model(self.jobs, j) for j in found]})
+
+    @authenticated
+    async def post(self) -> None:
+        if not self._body.strip():
+            raise web.HTTPError(400, "request body is empty: send the job's spec as a JSON "
+                                     "object")
+        data = parse_json(bytes(self._body))
+        check = self.get_argument("check", "false").lower() in ("1", "true", "yes")
+        job = await self.answer_async(self.jobs.submit(self.viewer, data, check=check))
+        if check:
+            self.write_json({"ok": True})
+            return
+        self.write_json(job_model(self.jobs, job), 201)
+
+
+class JobHandler(JobsBase):
+    @authenticated
+    def get(self, job_id: str) -> None:
+        self.write_json(job_model(self.jobs, self.job(job_id)))
+
+
+class EventsHandler(JobsBase):
+    @authenticated
+    def get(self, job_id: str) -> None:
+        job = self.job(job_id)
+        self.write_json({"events": [{"time": iso(e.time), "kind": e.kind, "message": e.message}
+                                    for e in self.jobs.store.events(job.id)]})
+
+
+class MetricsHandler(JobsBase):
+    @authenticated
+    async def get(self, job_id: str) -> None:
+        job = self.job(job_id)
+        account = self.jobs.accounts(job.user)
+        tags = await asyncio.to_thread(metrics.read_job_scalars, account.home, job.id,
+                                       account.unix_user)
+        self.write_json({"tags": tags})
+
+
+class CancelHandler(JobsBase):
+    @authenticated
+    async def post(self, job_id: str) -> None:
+        job = await self.answer_async(self.jobs.cancel(self.viewer, job_id))
+        self.write_json(job_model(self.jobs, job))
+
+
+class RerunHandler(JobsBase):
+    @authenticated
+    async def post(self, job_id: str) -> None:
+        job = await self.answer_async(self.jobs.rerun(self.viewer, job_id))
+        self.write_json(job_model(self.jobs, job), 201)
+
+
+class LogsHandler(JobsBase):
+    """A replica's output from ``offset``; with ``follow``, streamed until the job ends."""
+
+    @authenticated
+    async def get(self, job_id: str) -> None:
+        job = self.job(job_id)
+        replica = self.get_argument("replica", "") or self._first_replica(job)
+        if not _REPLICA.match(replica):
+            raise web.HTTPError(400, f"replica {replica[:40]!r}: a name like worker-0")
+        attempt = self._int("attempt", job.attempt or 1, 1, 1000)
+        offset = self._int("offset", 0, 0, 1 << 50)
+        follow = self.get_argument("follow", "false").lower() in ("1", "true", "yes")
+        path = self.jobs.log_path(job, attempt, replica)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("X-Accel-Buffering", "no")
+        while True:
+            offset, wrote = self._send(path, offset)
+            if wrote:
+                await self.flush()
+            if not follow:
+                break
+            current = self.jobs.store.get(job.id)
+            if current is None or (Status(current.status).final and not wrote):
+                break  # everything the ended job wrote was sent
+            if self._client_gone():
+                return
+            await asyncio.sleep(FOLLOW_INTERVAL)
+        self.finish()
+
+    def _client_gone(self) -> bool:
+        stream = getattr(self.request.connection, "stream", None)
+        return stream is None or bool(stream.closed())
+
+    def _first_replica(self, job: Any) -> str:
+        replicas = self.jobs.replicas(job)
+        return replicas[0]["name"] if replicas else "worker-0"
+
+    def _int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise web.HTTPError(400, f"{name} {raw[:20]!r}: an integer from {low} to {high}")
+        return int(raw)
+
+    def _send(self, path: Any, offset: int) -> tuple[int, bool]:
+        """Write what the log holds past ``offset``; (new offset, whether any was sent)."""
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(MAX_LOG_CHUNK)
+        except FileNotFoundError:
+            return offset, False
+        if data:
+            self.write(data)
+        return offset + len(data), bool(data)

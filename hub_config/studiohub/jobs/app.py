@@ -1,0 +1,169 @@
+"""The jobs service as a program: ``create_app`` (for tests) and ``JobsApp`` (CLI).
+
+JupyterHub starts it as a managed service (:func:`.config.update_jobs`), as root (the
+executor starts replicas as the users' accounts and makes their cgroups' processes), and
+passes where it listens (``JUPYTERHUB_SERVICE_URL``), its prefix, the hub's API and its
+token in the environment; HubOAuth reads those itself. On start the service reconciles
+its store with what the executor still runs (:meth:`.service.Jobs.reconcile`), then
+runs its scheduler loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Application
+
+from .. import envs, users
+from ..catalog_choice import cached_catalog
+from ..paths import paths, system_mode
+from ..sharing.base import APIHandler, hub_or_503
+from ..slugs import DEFAULT_UNIX_PREFIX
+from . import api
+from .placing import HubPlacing
+from .service import Account, Jobs
+from .store import Store
+
+MIB = 1024 * 1024
+
+
+class OAuthCallback(HubOAuthCallbackHandler):
+    def initialize(self) -> None:
+        self.hub_auth = self.settings["hub_auth"]
+
+    async def get(self) -> None:
+        await hub_or_503(super().get())
+
+
+class NotFoundAPI(APIHandler):
+    def not_found(self, *_: str) -> None:
+        raise web.HTTPError(404, f"no API at {self.request.path[:200]}: see docs/training.md")
+
+    get = post = put = patch = delete = not_found
+
+
+def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    job = r"api/jobs/([0-9a-zA-Z_-]{1,64})"
+    table: list[tuple[str, type[web.RequestHandler]]] = [
+        ("oauth_callback", OAuthCallback),
+        ("api/jobs", api.JobsHandler),
+        (job, api.JobHandler),
+        (job + "/logs", api.LogsHandler),
+        (job + "/events", api.EventsHandler),
+        (job + "/metrics", api.MetricsHandler),
+        (job + "/cancel", api.CancelHandler),
+        (job + "/rerun", api.RerunHandler),
+        (".*", NotFoundAPI),
+    ]
+    return [(prefix + path, handler) for path, handler in table]
+
+
+def create_app(jobs: Jobs, hub_auth: HubOAuth) -> web.Application:
+    """The tornado application, from its parts (tests build these directly)."""
+    prefix = hub_auth.base_url
+    return web.Application(make_routes(prefix), jobs=jobs, hub_auth=hub_auth,
+                           service_prefix=prefix, cookie_secret=os.urandom(32),
+                           log_function=log_request)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
+        else logging.ERROR
+    logging.getLogger("studiohub.jobs").log(
+        level, "%d %s %s %.1fms", status, handler.request.method,
+        handler.request.path[:200], 1000 * handler.request.request_time())
+
+
+def account_of(user: str, prefix: str = DEFAULT_UNIX_PREFIX) -> Account:
+    """The account a user's replicas run as (created if missing, as a spawn would), and
+    the python of each image's environment."""
+    entry = users.ensure_user(user, prefix) if system_mode() else pwd.getpwuid(os.geteuid())
+    return Account(entry.pw_name, entry.pw_dir,
+                   python_of=lambda image: str(envs.env_python(image)))
+
+
+class JobsApp(Application):
+    """Training jobs for StudioHub: a JupyterHub service."""
+
+    name = "studiohub-jobs"
+    description = __doc__
+
+    state_dir = Unicode(help="""StudioHub's state directory: the jobs' logs and orders go to
+        <state_dir>/jobs/<id>/ (root only), the SQLite store to <state_dir>/jobs.sqlite.
+        Default: <prefix>/state.""").tag(config=True)
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return str(paths().state)
+
+    db_url = Unicode(help="""SQLAlchemy URL of the job store, e.g. postgresql://user@host/db.
+        Default: $STUDIOHUB_JOBS_DB_URL (kept off the command line), else
+        sqlite:///<state_dir>/jobs.sqlite.""").tag(config=True)
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("STUDIOHUB_JOBS_DB_URL") or \
+            f"sqlite:///{Path(self.state_dir) / 'jobs.sqlite'}"
+
+    catalog_path = Unicode("", help="The operator's catalog file (the hub's).").tag(config=True)
+    unix_user_prefix = Unicode(DEFAULT_UNIX_PREFIX, help="Prefix of users' unix accounts."
+                               ).tag(config=True)
+    poll_interval = Float(1.0, help="Seconds between polls of running jobs and the queue."
+                          ).tag(config=True)
+    auth_cache_seconds = Integer(10, help="How long a user's identity and groups are reused."
+                                 ).tag(config=True)
+
+    aliases = {  # noqa: RUF012  (traitlets reads the class attribute)
+        "state-dir": "JobsApp.state_dir",
+        "db-url": "JobsApp.db_url",
+        "catalog": "JobsApp.catalog_path",
+        "unix-user-prefix": "JobsApp.unix_user_prefix",
+        "poll-interval": "JobsApp.poll_interval",
+        "auth-cache-seconds": "JobsApp.auth_cache_seconds",
+    }
+
+    def make_jobs(self) -> Jobs:
+        from .local import LocalExecutor
+        from .snapshot import prepare
+
+        state = Path(self.state_dir)
+        (state / "jobs").mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(state / "jobs", 0o700)
+        placing = HubPlacing(os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
+                             os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+        prefix = self.unix_user_prefix
+        catalog_path = self.catalog_path
+        return Jobs(Store(self.db_url), LocalExecutor(state), placing,
+                    lambda: cached_catalog(catalog_path), state_dir=state,
+                    accounts=lambda user: account_of(user, prefix), prepare=prepare,
+                    poll_interval=self.poll_interval)
+
+    def start(self) -> None:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
+        jobs = self.make_jobs()
+        hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
+        app = create_app(jobs, hub_auth)
+        listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
+        server = HTTPServer(app, xheaders=True, max_body_size=MIB)
+        server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
+        self.log.info("jobs service listening on %s, prefix %s, state in %s",
+                      listen.geturl(), hub_auth.base_url, self.state_dir)
+        loop = IOLoop.current()
+        loop.add_callback(jobs.start)
+        loop.start()
+
+
+main = JobsApp.launch_instance
+
