@@ -7,9 +7,10 @@ import os
 from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Instance, Unicode, default
+from traitlets import Bool, Instance, Integer, Unicode, default
 
 from ._version import __version__
+from .auth_cache import limit_auth_cache
 from .handlers import make_handlers
 from .switching.choices import ChoiceBook, attach
 from .switching.kernels import KernelExits, forget_failed_starts
@@ -48,6 +49,14 @@ class StudioHubLab(ExtensionApp):
         default provisioner, never one the operator configured.""",
     ).tag(config=True)
 
+    auth_cache_seconds = Integer(
+        10,
+        help="""Seconds this server trusts the hub's answer about a token or a login
+        (JupyterHub's HubOAuth.cache_max_age, 300 by default): a token deleted on the hub
+        is refused here within this time. Costs one hub API call per token or browser
+        session in use per this many seconds. Only ever lowers HubOAuth.cache_max_age.""",
+    ).tag(config=True)
+
     kernel_token = Unicode(
         help="""Secret with which the user's kernels call this extension (for
         %tensorboard). Default: random per server start. Never logged.""",
@@ -81,6 +90,9 @@ class StudioHubLab(ExtensionApp):
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
+        if limit_auth_cache(self.serverapp.identity_provider, self.auth_cache_seconds):
+            self.log.info("Hub answers about tokens are trusted for %d s",
+                          self.auth_cache_seconds)
         # The provisioners of this server's kernels find the book through their manager.
         attach(self.serverapp.kernel_manager, self.book)
         if self.place_kernels:
