@@ -91,9 +91,10 @@ def test_ctrl_c_stops_the_hub_within_seconds(workdir: Path) -> None:
         assert hub.process is not None
         begun = time.monotonic()
         os.killpg(hub.process.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
-        hub.process.wait(timeout=15)
+        hub.process.wait(timeout=30)
         took = time.monotonic() - begun
-        assert took < 15, f"studiohub up took {took:.1f} s to stop"
+        # Before the fix it took 9-13 s here (the issue saw 58 s), after it about 1 s.
+        assert took < 8, f"studiohub up took {took:.1f} s to stop"
         left = wait_gone([r for name, r in started.items() if name != "hub"], timeout=2)
         assert not left, f"still running after the hub stopped: {left}"
     finally:
