@@ -425,3 +425,41 @@ def test_a_notebook_job_from_snapshot_to_executed_notebook(
     assert any(o.get("text") == "lr 0.5 name 007 worker-0\n" for o in outputs), outputs
     assert (dirs.outputs / "nb.ipynb").stat().st_uid == account.pw_uid
     assert "lr 0.5 name 007 worker-0" in read_log(executor, plan)
+
+
+MXNET = """
+import mxnet as mx  # a scheduler or server serves here, then exits
+kv = mx.kv.create("dist_sync")
+kv.init(3, mx.nd.ones((2,)))
+kv.push(3, mx.nd.ones((2,)) * (kv.rank + 1))
+out = mx.nd.zeros((2,))
+kv.pull(3, out=out)
+print("PULLED", kv.rank, kv.num_workers, out.asnumpy().tolist(), flush=True)
+"""
+
+
+def test_mxnet_dist_sync_scheduler_server_and_two_workers(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    python = env_python("mxnet")
+    if python == Path(sys.executable):
+        pytest.skip("no MXNet environment: run tests/integration/test_frameworks.py")
+    # Loopback only: ps-lite must be told to use 127.0.0.1 (without DMLC_NODE_HOST it
+    # finds no interface and every replica waits forever).
+    executor.outbound = False
+    code = write_code(account, "kv.py", MXNET)
+    plan = make_plan(account, code, [str(python), "kv.py"], kind=rp.MXNET, workers=2,
+                     image="mxnet")
+    assert [r.name for r in plan.replicas] == ["scheduler-0", "server-0", "worker-0",
+                                               "worker-1"]
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        return await wait_done(executor, plan, timeout=90)
+
+    codes = asyncio.run(run())
+    logs = {r.name: read_log(executor, plan, r.name) for r in plan.replicas}
+    assert codes == [0, 0, 0, 0], json.dumps(logs)
+    pulled = sorted(line for log in logs.values() for line in log.splitlines()
+                    if line.startswith("PULLED"))
+    # Both workers pushed (1 and 2): the server's merged value is their sum.
+    assert pulled == ["PULLED 0 2 [3.0, 3.0]", "PULLED 1 2 [3.0, 3.0]"]

@@ -27,7 +27,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ class LocalExecutor:
             "outbound": self.outbound, "private_network": self.private_network,
             "replicas": [{"name": r.name, "user": account.pw_name, "argv": list(plan.command),
                           "cwd": plan.workdir, "procs": list(r.cgroup_procs),
-                          "env": {**base, **home, **plan.env, **r.env}}
+                          "env": {**base, **home, **plan.env, **r.env, **_local_env(r.env)}}
                          for r in plan.replicas],
         }
 
@@ -253,6 +253,14 @@ class LocalExecutor:
                         _alive(status.get("keeper")):
                     found.append((directory.name, int(match.group(1))))
         return found
+
+
+def _local_env(env: Mapping[str, str]) -> dict[str, str]:
+    """What a framework needs besides its variables on one host: ps-lite (MXNet) binds
+    the address of the first interface that is not loopback, and a namespace with
+    loopback only has none (its processes then wait forever): every replica reaches the
+    others on 127.0.0.1 here."""
+    return {"DMLC_NODE_HOST": "127.0.0.1"} if "DMLC_ROLE" in env else {}
 
 
 def _exit_reason(name: str, code: int) -> str:
