@@ -219,8 +219,10 @@ def login_lines(settings: dict[str, Any], password: str | None) -> list[str]:
         who = "with any user name" if system_mode() else \
             f"as {os.environ.get('USER', 'yourself')}"
         lines.append(f"Log in {who} and the shared password: {secret}")
-        lines.append("  (anyone with it can log in as any non-admin user: for trials and "
-                     "workshops; see docs/security.md)")
+        if system_mode():
+            lines.append("  (anyone with it can log in as any non-admin user: for trials and "
+                         "workshops. Each user their own password: auth.type: firstuse; "
+                         "see docs/security.md)")
     elif kind == "firstuse":
         lines.append(f"First login: type a user name and choose a password (at least "
                      f"{auth.MIN_PASSWORD_LENGTH} characters); from then on only that "

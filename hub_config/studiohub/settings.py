@@ -83,8 +83,14 @@ def load_settings(path: Path | None = None,
         if environ.get(var):
             settings = set_item(settings, key, cast(environ[var]))
     check(settings, DEFAULTS, str(path))
-    settings["auth"] = {**settings["auth"],
-                        "type": settings["auth"]["type"] or default_type(system_mode())}
+    settings = resolve(settings)
+    if not settings["auth"]["type"]:
+        # A hub that ran with the shared password before this default existed keeps it
+        # until the operator chooses: switching it silently to first-use passwords would
+        # let whoever logs in first as an existing user set that user's password.
+        kept = (Path(settings["state_dir"]) / "password").exists()
+        settings["auth"] = {**settings["auth"],
+                            "type": "shared-password" if kept else default_type(system_mode())}
     try:
         check_type(settings["auth"]["type"])
     except ValueError as e:
@@ -93,7 +99,7 @@ def load_settings(path: Path | None = None,
     if settings["auth"]["type"] == "shared-password" and password and len(password) < 8:
         raise SettingsError(f"{path}: auth.password: at least 8 characters, as JupyterHub's "
                             "shared-password authenticator requires")
-    return resolve(settings)
+    return settings
 
 
 #: Settings whose value is free-form (checked by what reads them).

@@ -170,6 +170,20 @@ def test_default_login_is_per_user_passwords_on_a_system_hub(
     assert load_settings(config, environ={})["auth"]["type"] == kind
 
 
+def test_a_hub_that_had_the_shared_password_keeps_it_until_told(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switched silently, whoever logged in first as an existing user would set their
+    password: an upgraded hub keeps the shared password until auth.type says otherwise."""
+    monkeypatch.setattr("studiohub.settings.system_mode", lambda: True)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "password").write_text("generated-by-an-older-hub\n")
+    assert load_settings(config, environ={})["auth"]["type"] == "shared-password"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  type: firstuse\n")
+    assert load_settings(config, environ={})["auth"]["type"] == "firstuse"
+
+
 def test_first_use_passwords_are_kept_in_state(settings: dict,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("studiohub.configurer.system_mode", lambda: True)
