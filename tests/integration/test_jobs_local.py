@@ -44,7 +44,15 @@ def env_python(image: str) -> Path:
 
 
 def new_account(stem: str) -> pwd.struct_passwd:
-    return users.ensure_user(f"{stem}{secrets.token_hex(3)}")
+    """A fresh account; retried while another process holds /etc/passwd's lock."""
+    for _ in range(20):
+        try:
+            return users.ensure_user(f"{stem}{secrets.token_hex(3)}")
+        except users.UserError as e:
+            if "cannot lock" not in str(e):
+                raise
+            time.sleep(0.5)
+    raise AssertionError("/etc/passwd stayed locked")
 
 
 @pytest.fixture
@@ -463,3 +471,70 @@ def test_mxnet_dist_sync_scheduler_server_and_two_workers(
                     if line.startswith("PULLED"))
     # Both workers pushed (1 and 2): the server's merged value is their sum.
     assert pulled == ["PULLED 0 2 [3.0, 3.0]", "PULLED 1 2 [3.0, 3.0]"]
+
+
+TF_MWMS = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+
+@tf.function
+def step():
+    context = tf.distribute.get_replica_context()
+    return context.all_reduce("sum", tf.constant(float(index + 1)))
+
+value = strategy.experimental_local_results(strategy.run(step))[0]
+print("REDUCED", index, strategy.num_replicas_in_sync, float(value), flush=True)
+"""
+
+
+def test_tensorflow_multi_worker_mirrored_two_workers(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """TF_CONFIG's gRPC servers on 127.0.0.1 inside the namespace: both workers all-reduce
+    (a custom step; Keras 3's ``fit`` under this strategy needs tf-keras, see the docs)."""
+    python = env_python("tensorflow")
+    if python == Path(sys.executable):
+        pytest.skip("no TensorFlow environment: run tests/integration/test_frameworks.py")
+    code = write_code(account, "mwms.py", TF_MWMS)
+    plan = make_plan(account, code, [str(python), "mwms.py"], kind=rp.TENSORFLOW, workers=2,
+                     image="tensorflow")
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        return await wait_done(executor, plan, timeout=120)
+
+    codes = asyncio.run(run())
+    logs = {r.name: read_log(executor, plan, r.name) for r in plan.replicas}
+    assert codes == [0, 0], json.dumps(logs)[-3000:]
+    assert "REDUCED 0 2 3.0" in logs["worker-0"] and "REDUCED 1 2 3.0" in logs["worker-1"]
+
+
+def test_a_replica_that_cannot_start_fails_the_start_and_leaves_nothing(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    from studiohub.jobs.local import ExecutorError
+
+    code = write_code(account, "sleep.py", "import time\ntime.sleep(300)\n")
+    plan = make_plan(account, code, [sys.executable, "sleep.py"], workers=2)
+    plan = AttemptPlan(**{**plan.__dict__, "replicas": [
+        plan.replicas[0], ReplicaPlan(**{**plan.replicas[1].__dict__,
+                                         "cgroup_procs": ("/nonexistent/cgroup.procs",)})]})
+
+    async def run() -> None:
+        with pytest.raises(ExecutorError, match="worker-1 could not start"):
+            await executor.start(plan)
+        assert await executor.running() == []
+        assert not any(s.running for s in await executor.poll(plan))
+
+    asyncio.run(run())
+    status = executor.status(plan.job_id, 1)
+    assert status is not None and status["done"]
+    pid = status["replicas"]["worker-0"]["pid"]
+    assert keeper_gone(pid)
+
+
+def keeper_gone(pid: int) -> bool:
+    from studiohub.jobs.keeper import start_ticks
+
+    return start_ticks(pid) is None

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from studiohub import users
 from studiohub.jobs.snapshot import SnapshotError, snapshot, source_of
 from studiohub.jobs.spec import parse_spec
+from tests.integration.test_jobs_local import new_account
 
 if os.geteuid() != 0:
     pytest.skip("snapshots are made as another account: run as root",
@@ -23,7 +22,7 @@ if os.geteuid() != 0:
 
 @pytest.fixture
 def account() -> Iterator[pwd.struct_passwd]:
-    entry = users.ensure_user(f"jbs{secrets.token_hex(3)}")
+    entry = new_account("jbs")
     yield entry
     subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True, check=False)
 
