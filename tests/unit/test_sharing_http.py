@@ -150,7 +150,8 @@ def test_an_unreachable_hub_is_a_503_page_too(sharing: Sharing) -> None:
     (b'{"domain": NaN}', "NaN is not a JSON value"),
     (b"", "request body is empty"),
     (b"\xff\xfe", "not valid JSON"),
-    (b"[]", "must be a JSON object, not list"),
+    (b"[]", "must be a JSON object, not an array"),
+    (b"null", "must be a JSON object, not null"),
 ])
 def test_bad_bodies_are_400s_naming_the_problem(sharing: Sharing, body: bytes,
                                                 fragment: str) -> None:

@@ -179,8 +179,7 @@ class APIHandler(BaseHandler):
             raise web.HTTPError(400, "request body is empty: send a JSON object")
         body = parse_json(bytes(self._body))
         if not isinstance(body, dict):
-            raise web.HTTPError(400, "request body must be a JSON object, not "
-                                     f"{type(body).__name__}")
+            raise web.HTTPError(400, f"request body must be a JSON object, not {json_type(body)}")
         check_model(body, model)
         return body
 
@@ -237,6 +236,13 @@ def parse_json(data: bytes) -> Any:
         raise web.HTTPError(400, f"request body is not valid JSON: {clipped(str(e), 120)}") \
             from None
     return body
+
+
+def json_type(value: Any) -> str:
+    """What JSON calls ``value``'s type (``array``, ``null`` …), for messages."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _no_constant(name: str) -> Any:
