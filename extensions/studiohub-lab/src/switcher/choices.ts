@@ -41,3 +41,23 @@ export function nearestChoice(
   const best = usable.reduce((a, b) => (distance(b) < distance(a) ? b : a));
   return { image, size: best.id };
 }
+
+/**
+ * Why no size can run `image`, when every size is refused for one same reason (an
+ * image not built on this machine, whose reason is the build command): the picker says
+ * it once, on the image, as the spawn page does. Null when some size can run, or when
+ * the sizes are refused for reasons of their own (room, GPUs).
+ */
+export function imageUnavailableReason(
+  options: IKernelOptions,
+  image: string
+): string | null {
+  const reasons = options.sizes.map(s =>
+    unavailableReason(options, image, s.id)
+  );
+  const [first] = reasons;
+  if (!first || reasons.some(reason => reason !== first)) {
+    return null;
+  }
+  return first;
+}

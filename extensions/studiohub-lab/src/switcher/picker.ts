@@ -2,11 +2,14 @@ import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { IChoice, IKernelOptions, ISizeOption } from '../tokens';
-import { unavailableReason } from './choices';
+import { imageUnavailableReason, unavailableReason } from './choices';
 
 /**
- * The picker's body: images, then sizes; a size that cannot run the selected image is
- * disabled with its reason next to it. Keyboard: Tab between groups, arrows within one.
+ * The picker's body: images, then sizes. An image no size can run for one reason (not
+ * built here) is disabled with that reason, said once; a size that cannot run the
+ * selected image is disabled with its reason. While the selection cannot run, the
+ * dialog's accept button (Switch) is disabled and Enter does not accept. Keyboard: Tab
+ * between groups, arrows within one.
  */
 export class ChoicePicker
   extends Widget
@@ -19,14 +22,14 @@ export class ChoicePicker
   ) {
     super();
     this.addClass('jp-StudioHub-Picker');
-    this._image =
-      current.image && options.images.some(i => i.id === current.image)
-        ? current.image
-        : (options.images[0]?.id ?? '');
+    this._image = firstImage(options, current.image);
     this._size = current.size ?? '';
     this._note = note;
     this._sizes = document.createElement('fieldset');
     this._sizes.className = 'jp-StudioHub-Picker-group';
+    this._status = document.createElement('p');
+    this._status.className = 'jp-StudioHub-Picker-status';
+    this._status.setAttribute('role', 'status');
   }
 
   /**
@@ -40,8 +43,15 @@ export class ChoicePicker
     const intro = document.createElement('p');
     intro.className = 'jp-StudioHub-Picker-note';
     intro.textContent = this._note;
-    this.node.append(intro, this._imageGroup(), this._sizes);
+    this.node.append(intro, this._imageGroup(), this._sizes, this._status);
     this._renderSizes();
+  }
+
+  /**
+   * The dialog starts listening for its body's validity once attached: tell it then.
+   */
+  protected onAfterAttach(): void {
+    window.setTimeout(() => this._validate(), 0);
   }
 
   getValue(): IChoice {
@@ -74,6 +84,7 @@ export class ChoicePicker
       if (image.description) {
         row.label.title = image.description;
       }
+      this._disable(row, imageUnavailableReason(this.options, image.id));
       group.appendChild(row.label);
     }
     return group;
@@ -89,23 +100,61 @@ export class ChoicePicker
     if (!this.options.sizes.some(s => s.id === this._size && usable(s))) {
       this._size = this.options.sizes.find(usable)?.id ?? '';
     }
+    // The image's own reason is said on the image, not again on every size.
+    const imageReason = imageUnavailableReason(this.options, this._image);
     for (const size of this.options.sizes) {
       const reason = unavailableReason(this.options, this._image, size.id);
       const row = this._radio('studiohub-size', size.id, size.label);
       row.input.checked = size.id === this._size;
-      row.input.disabled = reason !== null;
       row.input.addEventListener('change', () => {
         this._size = size.id;
+        this._validate();
       });
-      if (reason) {
-        row.label.classList.add('jp-mod-disabled');
-        const why = document.createElement('span');
-        why.className = 'jp-StudioHub-Picker-reason';
-        why.textContent = reason;
-        row.label.appendChild(why);
-      }
+      this._disable(row, reason, reason === imageReason);
       this._sizes.appendChild(row.label);
     }
+    this._validate();
+  }
+
+  /**
+   * Disable a row that cannot be chosen, with its reason beside it unless said already.
+   */
+  private _disable(
+    row: { label: HTMLLabelElement; input: HTMLInputElement },
+    reason: string | null,
+    saidAlready = false
+  ): void {
+    if (reason === null) {
+      return;
+    }
+    row.input.disabled = true;
+    row.label.classList.add('jp-mod-disabled');
+    if (!saidAlready) {
+      const why = document.createElement('span');
+      why.className = 'jp-StudioHub-Picker-reason';
+      why.textContent = reason;
+      row.label.appendChild(why);
+    }
+  }
+
+  /**
+   * Say why nothing can be chosen, and mark it the way JupyterLab's dialog reads as a
+   * validation error (`.jp-mod-error`, checked on every `input` event): it then
+   * disables the accept button and refuses Enter.
+   */
+  private _validate(): void {
+    const valid = this.valid;
+    this._status.classList.toggle('jp-mod-error', !valid);
+    this._status.textContent = valid
+      ? ''
+      : `No size can run ${this._imageLabel()} now: choose another image.`;
+    this.node.dispatchEvent(new Event('input', { bubbles: true }));
+  }
+
+  private _imageLabel(): string {
+    return (
+      this.options.images.find(i => i.id === this._image)?.label ?? this._image
+    );
   }
 
   private _radio(
@@ -130,6 +179,23 @@ export class ChoicePicker
   private _size: string;
   private readonly _note: string;
   private readonly _sizes: HTMLFieldSetElement;
+  private readonly _status: HTMLParagraphElement;
+}
+
+/**
+ * The image the picker opens on: the current one if it can run, else the first that
+ * can (an image not built here cannot be selected).
+ */
+function firstImage(options: IKernelOptions, current?: string): string {
+  const runnable = (id: string) => imageUnavailableReason(options, id) === null;
+  if (current && options.images.some(i => i.id === current && runnable(i.id))) {
+    return current;
+  }
+  const known = options.images.some(i => i.id === current);
+  return (
+    options.images.find(i => runnable(i.id))?.id ??
+    (known && current ? current : (options.images[0]?.id ?? ''))
+  );
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 import { STILL_SWITCHING, SwitcherModel } from './model';
 import { pickChoice } from './picker';
 import { NotebookSession } from './session';
+import { addSwitchKeyBindings } from './shortcuts';
 import { KernelChoiceItem } from './toolbar';
 
 /** JupyterLab's document manager command that saves every unsaved document. */
@@ -47,11 +48,7 @@ const switcherPlugin: JupyterFrontEndPlugin<ISwitcher> = {
     const switcher = new SwitcherModel();
     addSwitchCommand(app, tracker, switcher);
     addChangeServerCommand(app, switcher);
-    app.commands.addKeyBinding({
-      command: CommandIDs.switchKernel,
-      keys: ['Accel Shift K'],
-      selector: '.jp-NotebookPanel'
-    });
+    addSwitchKeyBindings(app.commands);
     if (palette) {
       for (const command of [
         CommandIDs.switchKernel,
