@@ -47,6 +47,12 @@ KERNEL_SOCKETS = "STUDIOHUB_KERNEL_SOCKETS"
 SHARING_URL = "STUDIOHUB_SHARING_URL"
 #: Where a server reaches the hub's training jobs service (set by ``studiohub.jobs.config``).
 JOBS_URL = "STUDIOHUB_JOBS_URL"
+#: The Lab extension's, for the user's kernels (``%tensorboard`` calls back its server).
+LAB_URL = "STUDIOHUB_LAB_URL"
+LAB_KERNEL_TOKEN = "STUDIOHUB_KERNEL_TOKEN"
+#: Where the light TensorBoard environment is (operator override; else under the prefix).
+TENSORBOARD_PYTHON = "STUDIOHUB_TENSORBOARD_PYTHON"
+PREFIX = "STUDIOHUB_PREFIX"
 
 # A placed kernel's variables.
 KERNEL_IMAGE = "STUDIOHUB_KERNEL_IMAGE"

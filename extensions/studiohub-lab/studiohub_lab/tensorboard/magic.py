@@ -36,6 +36,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from studiohub import contract
+
 TOKEN_HEADER = "X-StudioHub-Kernel-Token"
 
 
@@ -58,8 +60,8 @@ def kernel_environment(base_url: str, server_url: str, token: str, shim: Path) -
     return {
         "TENSORBOARD_BINARY": str(shim),
         "TENSORBOARD_PROXY_URL": f"{base_url.rstrip('/')}/studiohub/tensorboard/%PORT%/",
-        "STUDIOHUB_LAB_URL": server_url,
-        "STUDIOHUB_KERNEL_TOKEN": token,
+        contract.LAB_URL: server_url,
+        contract.LAB_KERNEL_TOKEN: token,
     }
 
 
@@ -146,10 +148,10 @@ def parse_folders(argv: list[str]) -> list[str]:
 
 def _request(method: str, path: str, body: dict[str, Any] | None = None,
              timeout: float | None = 90) -> dict[str, Any]:
-    url = os.environ["STUDIOHUB_LAB_URL"].rstrip("/") + "/studiohub/api/v1/" + path
+    url = os.environ[contract.LAB_URL].rstrip("/") + "/studiohub/api/v1/" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={
-        TOKEN_HEADER: os.environ.get("STUDIOHUB_KERNEL_TOKEN", ""),
+        TOKEN_HEADER: os.environ.get(contract.LAB_KERNEL_TOKEN, ""),
         "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         result: dict[str, Any] = json.loads(response.read() or b"{}")
@@ -159,9 +161,9 @@ def _request(method: str, path: str, body: dict[str, Any] | None = None,
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     folders = parse_folders(argv)
-    if "STUDIOHUB_LAB_URL" not in os.environ:
+    if contract.LAB_URL not in os.environ:
         print("StudioHub: this kernel was not started by a StudioHub server "
-              "(STUDIOHUB_LAB_URL is not set)", file=sys.stderr)
+              f"({contract.LAB_URL} is not set)", file=sys.stderr)
         return 2
     folders = [str(Path(f).expanduser().resolve()) for f in folders]
     try:

@@ -28,6 +28,8 @@ from typing import Any
 from traitlets import Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from studiohub import contract
+
 from ..errors import Conflict, LabError, NotFound, Unavailable
 from .folders import display_path, instance_id, resolve_folders, run_names
 
@@ -35,7 +37,7 @@ LAUNCHER = Path(__file__).with_name("launcher.py")
 
 # Variables that TensorBoard has no use for and should not see.
 _PRIVATE_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTER_TOKEN",
-                "STUDIOHUB_KERNEL_TOKEN")
+                contract.LAB_KERNEL_TOKEN)
 
 
 @dataclass
@@ -144,9 +146,9 @@ class TensorBoardManager(LoggingConfigurable):
 
     @default("python")
     def _python_default(self) -> str:
-        if os.environ.get("STUDIOHUB_TENSORBOARD_PYTHON"):
-            return os.environ["STUDIOHUB_TENSORBOARD_PYTHON"]
-        prefix = Path(os.environ.get("STUDIOHUB_PREFIX") or Path(sys.prefix).parent)
+        if os.environ.get(contract.TENSORBOARD_PYTHON):
+            return os.environ[contract.TENSORBOARD_PYTHON]
+        prefix = Path(os.environ.get(contract.PREFIX) or Path(sys.prefix).parent)
         return str(prefix / "envs" / "tensorboard" / "bin" / "python")
 
     @default("allowed_root")
