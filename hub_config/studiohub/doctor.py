@@ -11,10 +11,12 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import configurer
 from .catalog import Catalog, CatalogError, load_catalog
 from .paths import paths, system_mode
+from .settings import SettingsError, load_settings
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,23 @@ def check_mode() -> Finding:
                                      "account, created on first login")
     return Finding("WARN", "mode", "personal hub (not root): only this account can log in and "
                                    "servers run as it; run as root for a multi-user hub")
+
+
+def check_login(settings: dict[str, Any] | None = None) -> Finding:
+    """Whether the login protects each user's identity (docs/security.md)."""
+    try:
+        settings = settings or load_settings()
+    except SettingsError as e:
+        return Finding("FAIL", "login", str(e))
+    kind = settings["auth"]["type"]
+    if kind == "shared-password" and system_mode():
+        return Finding("WARN", "login", "shared password: anyone who has it can log in as any "
+                                        "non-admin user; auth.type: firstuse gives each user "
+                                        "their own")
+    if kind == "firstuse":
+        return Finding("OK", "login", "first-use passwords: each user sets theirs at first "
+                                      "login, admins use state/admin-password")
+    return Finding("OK", "login", f"auth.type {kind}")
 
 
 def check_limits() -> Finding:
@@ -85,7 +104,8 @@ def run_checks(catalog_path: str | None) -> list[Finding]:
     findings = [Finding("OK", "catalog", f"{catalog.source}: {len(catalog.images)} images, "
                                          f"{len(catalog.sizes)} sizes, "
                                          f"{len(catalog.domains)} domains")]
-    checks: list[Callable[[], Finding]] = [check_mode, check_limits, check_gpus, check_proxy]
+    checks: list[Callable[[], Finding]] = [check_mode, check_login, check_limits, check_gpus,
+                                           check_proxy]
     findings += [check() for check in checks]
     findings += check_envs(catalog)
     return findings

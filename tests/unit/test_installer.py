@@ -14,6 +14,7 @@ import bcrypt
 import pytest
 
 from studiohub import pidrecords
+from studiohub.doctor import check_login
 from studiohub.installer import (
     StepError,
     banner,
@@ -137,3 +138,13 @@ def test_a_running_hub_is_not_replaced(tmp_path: Path) -> None:
         hub.kill()
         hub.wait()
     assert os.path.exists(tmp_path / "state" / "run" / "hub.pid")
+
+
+def test_doctor_warns_of_a_shared_password_on_a_system_hub(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("studiohub.doctor.system_mode", lambda: True)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  type: shared-password\n")
+    finding = check_login(load_settings(config, environ={}))
+    assert finding.level == "WARN" and "log in as any non-admin user" in finding.text
+    assert check_login(firstuse_settings(tmp_path)).level == "OK"
