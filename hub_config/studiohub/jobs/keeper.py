@@ -96,9 +96,13 @@ def make_preexec(replica: dict[str, Any]) -> Any:
                 os.write(fd, me)
             finally:
                 os.close(fd)
-        os.setgroups(groups)
-        os.setgid(gid)
-        os.setuid(uid)
+        if os.getuid() == 0:  # a personal hub's keeper already is the user
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+        elif uid != os.getuid():
+            raise PermissionError(f"a keeper running as uid {os.getuid()} cannot run "
+                                  f"replicas as uid {uid}")
         die_with_parent()
         os.chdir(cwd)
 

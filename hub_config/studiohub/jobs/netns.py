@@ -29,6 +29,7 @@ import socket
 import struct
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG = 1
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 SLIRP = "slirp4netns"
@@ -45,10 +46,23 @@ def _libc() -> ctypes.CDLL:
 
 
 def unshare_network() -> None:
-    """Move the calling process into a new, empty network namespace (needs root)."""
-    if _libc().unshare(CLONE_NEWNET) != 0:
+    """Move the calling process into a new, empty network namespace.
+
+    As root (a system hub), a network namespace only. Otherwise (a personal hub, where
+    every replica runs as the hub's own account) a user namespace too, mapping the
+    account to itself (as TensorBoard's launcher does), which is what lets an
+    unprivileged process own a network namespace.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNET if uid == 0 else CLONE_NEWUSER | CLONE_NEWNET
+    if _libc().unshare(flags) != 0:
         err = ctypes.get_errno()
         raise NamespaceError(err, f"cannot create a network namespace: {os.strerror(err)}")
+    if uid != 0:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                           ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
     loopback_up()
 
 
