@@ -13,15 +13,19 @@ without the teardown. Users' servers are left running, as ``cleanup_servers=Fals
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.app import JupyterHub
 from jupyterhub.proxy import ConfigurableHTTPProxy
+
+from . import pidrecords
 
 #: Seconds a managed service has to exit on SIGTERM before SIGKILL.
 SERVICE_GRACE = 5.0
@@ -56,13 +60,18 @@ class StudioHubApp(JupyterHub):
 
 
 class StudioProxy(ConfigurableHTTPProxy):
-    """configurable-http-proxy whose pid file, in ``state/``, is the hub's alone (0600)."""
+    """configurable-http-proxy whose pid file, in ``state/``, is the hub's alone (0600),
+    recorded with its start time as well (``state/run/proxy.pid``), so that the next
+    ``studiohub up`` after a crash stops this very process and no other."""
 
     def _write_pid_file(self) -> None:
         fd = os.open(self.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
                      0o600)
         with os.fdopen(fd, "w") as f:
             f.write(str(self.proxy_process.pid))
+        with contextlib.suppress(ProcessLookupError):
+            pidrecords.write(Path(self.pid_file).parent / "run", "proxy",
+                             self.proxy_process.pid)
 
 
 def main() -> None:

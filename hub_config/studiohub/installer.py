@@ -97,8 +97,9 @@ def ensure_no_leftovers(settings: dict[str, Any]) -> None:
     """Stop what a hub that died without cleaning up left running (idempotent).
 
     Found only by the records that hub wrote (``state/run/*.pid``, pid *and* start time,
-    see :mod:`studiohub.pidrecords`) and JupyterHub's proxy pid file (checked against the
-    proxy's command line), never by process name. Users' servers are not touched: they
+    see :mod:`studiohub.pidrecords`: its services and proxy), or for a hub older than
+    those records, JupyterHub's proxy pid file checked against the proxy's command line;
+    never by process name. Users' servers are not touched: they
     are meant to outlive the hub and are picked up again.
     """
     run = configurer.run_dir(settings)
@@ -110,9 +111,10 @@ def ensure_no_leftovers(settings: dict[str, Any]) -> None:
     stopped = [f"{r.name} (pid {r.pid})" for r in records.values() if pidrecords.stop(r)]
     for name in records:
         pidrecords.remove(run, name)
-    proxy = _leftover_proxy(settings)
-    if proxy is not None and pidrecords.stop(proxy):
-        stopped.append(f"proxy (pid {proxy.pid})")
+    if "proxy" not in records:  # a hub from before the proxy had a record of its own
+        proxy = _leftover_proxy(settings)
+        if proxy is not None and pidrecords.stop(proxy):
+            stopped.append(f"proxy (pid {proxy.pid})")
     if stopped:
         step(f"stopped what the last hub left running: {', '.join(stopped)}")
     else:

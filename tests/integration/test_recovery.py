@@ -24,8 +24,7 @@ def started_processes(hub: Hub) -> dict[str, pidrecords.Record]:
     """What this hub started besides users' servers: its services' records and the proxy."""
     found = {r.name: r for r in pidrecords.read(hub.state_dir / "run")}
     proxy_pid = int((hub.state_dir / "jupyterhub-proxy.pid").read_text())
-    found["proxy"] = pidrecords.Record("proxy", proxy_pid, pidrecords.start_ticks(proxy_pid)
-                                       or -1)
+    assert found["proxy"].pid == proxy_pid and found["proxy"].alive()
     return found
 
 
