@@ -6,6 +6,7 @@ import asyncio
 import os
 import pwd
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +134,18 @@ def test_git_branch_commit_and_head(account: pwd.struct_passwd) -> None:
     assert (job / "code").stat().st_uid == account.pw_uid
     with pytest.raises(SnapshotError, match="nope"):
         run("4" * 12, {"script": "t.py", "git": {"url": url, "ref": "nope"}}, account)
+
+
+def test_a_personal_hub_copies_as_itself(account: pwd.struct_passwd) -> None:
+    """Not root: no account to become (and no other account's files to copy)."""
+    put(account, "t.py", "print(1)")
+    script = ("import asyncio, sys\nfrom studiohub.jobs.snapshot import snapshot\n"
+              "d = asyncio.run(snapshot('5' * 12, {'script': 't.py'}, sys.argv[1]))\n"
+              "print(sorted(p.name for p in d.home.iterdir()))\n"
+              "try:\n asyncio.run(snapshot('6' * 12, {'script': 't.py'}, 'root'))\n"
+              "except Exception as e:\n print(e)\n")
+    out = as_user(account, sys.executable, "-c", script, account.pw_name)
+    assert out.splitlines() == ["['checkpoints', 'code', 'outputs', 'tensorboard']",
+                                "a personal hub cannot copy files as root"]
+    assert (Path(account.pw_dir) / "studiohub-jobs" / ("5" * 12) / "code" / "t.py"
+            ).read_text() == "print(1)"

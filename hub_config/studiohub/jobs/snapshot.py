@@ -25,6 +25,7 @@ What is copied (documented in docs/training.md, "Running locally"):
 from __future__ import annotations
 
 import asyncio
+import os
 import posixpath
 import pwd
 import re
@@ -145,10 +146,13 @@ def source_of(spec: JobSpec) -> tuple[str, str]:
 async def _as_user(unix_user: str, argv: list[str], timeout: float,
                    env: Mapping[str, str] | None = None) -> None:
     account = pwd.getpwnam(unix_user)
+    if os.geteuid() != 0 and account.pw_uid != os.geteuid():
+        raise SnapshotError(f"a personal hub cannot copy files as {unix_user}")
+    # A personal hub already is the user: nothing to become.
+    become = set_user_setuid(unix_user, chdir=False) if os.geteuid() == 0 else None
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, cwd=account.pw_dir,
-        preexec_fn=set_user_setuid(unix_user, chdir=False),
+        stderr=asyncio.subprocess.STDOUT, cwd=account.pw_dir, preexec_fn=become,
         env={"HOME": account.pw_dir, "USER": account.pw_name, "LOGNAME": account.pw_name,
              "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **(env or {})})
     try:
