@@ -592,3 +592,22 @@ def test_a_personal_hub_runs_jobs_in_a_namespace_without_root(
     tun_for_all = os.stat("/dev/net/tun").st_mode & 0o006 == 0o006
     assert out["status"]["network"] == ("outbound through slirp4netns" if tun_for_all else
                                         "loopback only: slirp4netns did not start")
+
+
+def test_a_start_that_times_out_leaves_no_keeper_behind(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    from studiohub.jobs.local import ExecutorError
+
+    executor.start_timeout = 0.0  # the keeper has no time to report: the start is given up
+    code = write_code(account, "sleep.py", "import time\ntime.sleep(300)\n")
+    plan = make_plan(account, code, [sys.executable, "sleep.py"])
+
+    async def run() -> None:
+        with pytest.raises(ExecutorError, match="did not start"):
+            await executor.start(plan)
+        await asyncio.sleep(1.5)  # a keeper left behind would have started by now
+        assert await executor.running() == []
+
+    asyncio.run(run())
+    owned = subprocess.run(["pgrep", "-u", account.pw_name], capture_output=True, text=True)
+    assert owned.stdout == ""

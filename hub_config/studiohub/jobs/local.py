@@ -183,6 +183,9 @@ class LocalExecutor:
                 await asyncio.wait_for(proc.wait(), 0.02)
         error = (status or {}).get("error") if status else None
         if not status or error or not status.get("started"):
+            if proc.returncode is None:  # still starting (a slow host): no later start
+                proc.kill()  # its replicas die with it (PDEATHSIG)
+                await proc.wait()
             await self.stop(plan)
             tail = keeper_log.read_text(errors="replace")[-2000:].strip()
             raise ExecutorError(error or f"the job's processes did not start: {tail}")
