@@ -297,18 +297,24 @@ def test_reconcile_adopts_running_attempts_and_retries_or_fails_gone_ones(
     jobs, _, _, _ = make_jobs(tmp_path, store=store)
 
     async def before() -> list[str]:
-        ids = [(await jobs.submit(ALICE, {**SCRIPT, "max_retries": r})).id for r in (0, 1, 0)]
+        ids = [(await jobs.submit(ALICE, {**SCRIPT, "max_retries": r})).id
+               for r in (0, 1, 0, 0)]
         await jobs.tick()
         return ids
 
-    kept, retried, lost = run(before())
-    # The service restarts: a new Jobs over the same store; only `kept` still runs.
+    kept, retried, lost, ended = run(before())
+    # The service restarts: a new Jobs over the same store; only `kept` still runs, and
+    # `ended` exited 0 meanwhile (the executor recorded it).
     again, executor2, _, _ = make_jobs(tmp_path, store=store)
     executor2.live = {(kept, 1)}
+    executor2.exit(ended, 1, 0)
+    executor2.exits[(lost, 1)] = {}  # no record: poll says running, yet it does not run
 
     async def after() -> None:
         await again.reconcile()
         assert store.get(kept).status == "running"
+        assert store.get(ended).status == "succeeded"
+        assert "reconciled" in [e.kind for e in store.events(ended)]
         assert store.get(lost).status == "failed" and store.get(lost).reason == GONE
         assert store.get(retried).status == "queued"
         await again.tick()

@@ -10,9 +10,11 @@ runs its scheduler loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
+import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -162,7 +164,12 @@ class JobsApp(Application):
                       listen.geturl(), hub_auth.base_url, self.state_dir)
         loop = IOLoop.current()
         loop.add_callback(jobs.start)
-        loop.start()
+        # The hub stops its services with SIGTERM or SIGINT: jobs keep running (their
+        # keepers are not this process's), and the next start adopts them.
+        signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(loop.stop))
+        with contextlib.suppress(KeyboardInterrupt):
+            loop.start()
+        self.log.info("jobs service stopped; running jobs go on")
 
 
 main = JobsApp.launch_instance

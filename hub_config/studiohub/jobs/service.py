@@ -308,6 +308,8 @@ class Jobs:
                     if job.status != Status.RUNNING.value:
                         self.store.update(job.id, status=Status.RUNNING.value)
                     continue
+                if await self._ended_meanwhile(job):
+                    continue
                 self.store.update_attempt(job.id, job.attempt, ended=self.clock())
                 await self._release(job)
                 if job.attempt <= job.max_retries:
@@ -316,6 +318,21 @@ class Jobs:
                                       queue_reason=f"{GONE}: retried")
                 else:
                     self._end(job, Status.FAILED, GONE)
+
+    async def _ended_meanwhile(self, job: Any) -> bool:
+        """An attempt that ended while the service was away, with every replica's exit
+        recorded by the executor: decided as if it had been watched (succeeded, failed,
+        or retried)."""
+        plan = self._plan(job)
+        if plan is None:
+            return False
+        states = list(await self.executor.poll(plan))
+        if not states or any(s.running or s.exit_code is None for s in states):
+            return False
+        self.store.add_event(job.id, "reconciled", f"attempt {job.attempt} ended while the "
+                             "jobs service was restarting")
+        await self._watch(job)
+        return True
 
     # --- starting -----------------------------------------------------------------------------
 
