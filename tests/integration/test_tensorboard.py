@@ -288,18 +288,25 @@ def test_tensorboard_magic_opens_the_managed_board(server: UserServer, owner: Un
              "print(type(result).__name__, getattr(getattr(result, 'info', None), 'port', None),"
              " getattr(getattr(result, 'info', None), 'pid', None))\n"
              "print(getattr(result, 'stderr', ''), file=sys.stderr)\n")
-    kernel_env = {**owner.env(), **{k: v for k, v in env.items() if k.startswith(
-        ("TENSORBOARD_", "STUDIOHUB_"))}}
+    # A private temporary folder, as StudioHub's servers give their kernels ($TMPDIR):
+    # TensorBoard's info files go there, never in a /tmp other accounts can write.
+    private_tmp = owner.home / ".cache" / "tmp-tb"
+    private_tmp.mkdir(parents=True, exist_ok=True)
+    for path in (private_tmp.parent, private_tmp):
+        os.chown(path, owner.uid, owner.gid)
+        path.chmod(0o700)
+    kernel_env = {**owner.env(), "TMPDIR": str(private_tmp), **{
+        k: v for k, v in env.items() if k.startswith(("TENSORBOARD_", "STUDIOHUB_"))}}
 
     def run_magic() -> list[str]:
         done = subprocess.run([str(tb_python), "-c", magic], user=owner.uid, group=owner.gid,
                               extra_groups=[], env=kernel_env, cwd=owner.home, text=True,
                               capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        return done.stdout.split()
+        return [*done.stdout.split(), done.stderr]
 
-    kind, port, shim_pid = run_magic()
-    assert kind == "StartLaunched", (kind, port)
+    kind, port, shim_pid, stderr = run_magic()
+    assert kind == "StartLaunched", (kind, port, stderr)
     board = server.board(port)
     assert board["status"] == "running" and board["folders"] == ["~/runs/torch"]
     # The iframe the notebook shows: the proxy URL with %PORT% replaced.

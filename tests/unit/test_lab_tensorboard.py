@@ -175,16 +175,28 @@ def plant_and_write(base: Path, make_dir: str) -> str:
 
 def test_info_file_refuses_a_folder_other_accounts_own(shared_tmp: Path) -> None:
     out = plant_and_write(shared_tmp, "os.mkdir(d); os.chmod(d, 0o777)")
-    assert out.startswith("refused:") and "is not a private folder of yours" in out, out
+    assert out.startswith("refused:") and "belongs to another account" in out, out
     assert (shared_tmp / "home" / "secret.txt").read_text() == "precious\n"
 
 
-def test_info_file_refuses_the_users_own_folder_when_others_can_write(
+def test_info_file_refuses_a_link_as_the_folder(shared_tmp: Path) -> None:
+    out = plant_and_write(shared_tmp, "os.mkdir(d + '-x', 0o777); os.chmod(d + '-x', 0o777)"
+                                      "\nos.symlink(d + '-x', d); d = d + '-x'")
+    assert out.startswith("refused:") and "is not a folder of yours" in out, out
+    assert (shared_tmp / "home" / "secret.txt").read_text() == "precious\n"
+
+
+def test_the_users_own_folder_others_can_write_is_made_private_first(
         shared_tmp: Path) -> None:
-    """As TensorBoard itself (and StudioHub before) made it: the user's, mode 0777."""
+    """As TensorBoard itself (and StudioHub before) made it: the user's, mode 0777, with
+    a link another account planted: made 0700, the link replaced, never followed."""
     out = plant_and_write(shared_tmp, "os.mkdir(d); os.chmod(d, 0o777)  # victim-owned")
-    assert out.startswith("refused:") and "mode 777" in out, out
+    assert out.startswith("wrote"), out
     assert (shared_tmp / "home" / "secret.txt").read_text() == "precious\n"
+    info = shared_tmp / "shared" / magic.INFO_DIR
+    assert stat.S_IMODE(info.stat().st_mode) == 0o700
+    written = Path(out.split()[-1])
+    assert not written.is_symlink() and json.loads(written.read_text())["port"] == 7
 
 
 def test_info_file_in_a_private_folder_replaces_a_link_instead_of_following_it(

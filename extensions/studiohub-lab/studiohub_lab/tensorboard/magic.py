@@ -82,26 +82,35 @@ class UnsafeInfoDir(OSError):
 
 
 def info_dir() -> Path:
-    """``<tmp>/.tensorboard-info``, made private (0700) if new, else checked private.
+    """``<tmp>/.tensorboard-info``, private (0700) to this account, or an error.
 
     TensorBoard's notebook integration reads the info file there, in the temporary
-    folder of the kernel (``$TMPDIR``: a private one on StudioHub's servers). A folder
-    that is a link, belongs to another account or that others may write to is refused:
-    another account could plant a link there to any file of the user's, which writing
-    the info file would overwrite.
+    folder of the kernel (``$TMPDIR``: a private one on StudioHub's servers), and makes
+    that folder 0777 when it creates it. A folder of ours is made private (0700) before
+    anything is written in it; one that is a link or belongs to another account is
+    refused: another account could plant a link there to any file of the user's, which
+    writing the info file would overwrite.
     """
     path = Path(tempfile.gettempdir()) / INFO_DIR
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-        kind = "a link" if stat.S_ISLNK(st.st_mode) else \
-            f"owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}"
-        raise UnsafeInfoDir(
-            f"{path} is not a private folder of yours ({kind}): other accounts could "
-            "make TensorBoard's info file overwrite your files. Remove it if it is "
-            "yours, or set TMPDIR to a folder only you can write (StudioHub's servers "
-            "give each kernel one: restart your server)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:  # a link (ELOOP), or not a folder
+        raise UnsafeInfoDir(f"{path} is not a folder of yours ({e.strerror}): remove it, or "
+                            "set TMPDIR to a folder only you can write") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.getuid():
+            raise UnsafeInfoDir(
+                f"{path} belongs to another account (uid {st.st_uid}): it could make "
+                "TensorBoard's info file overwrite your files. Set TMPDIR to a folder only "
+                "you can write (StudioHub's servers give each kernel one: restart your "
+                "server)")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, 0o700)  # ours, but others could add links: not any more
+    finally:
+        os.close(fd)
     return path
 
 
