@@ -135,6 +135,13 @@ def test_an_unreachable_hub_is_a_503_page_too(sharing: Sharing) -> None:
     assert "the hub is not reachable" in r.body.decode()
 
 
+def test_an_oauth_callback_without_its_state_is_a_400(sharing: Sharing) -> None:
+    """JupyterHub's callback answers a missing state with a 500: it is the request's fault."""
+    r = fetch(sharing, "GET", "oauth_callback?code=abc", auth=hub_auth(HubOAuth))
+    assert r.code == 400, r.body[:300]
+    assert b"state is missing" in r.body
+
+
 # --- bodies no later step could handle -----------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
@@ -26,7 +27,7 @@ from traitlets.config import Application
 from ..catalog import CatalogError, load_catalog
 from ..paths import paths
 from . import api, pages
-from .base import APIHandler, PageHandler, hub_or_503
+from .base import APIHandler, PageHandler, error_message, hub_or_503
 from .inputs import clipped
 from .service import Limits, Sharing
 from .snapshots import DIR_MODE, SnapshotFiles
@@ -43,8 +44,18 @@ class OAuthCallback(HubOAuthCallbackHandler):
         self.hub_auth = self.settings["hub_auth"]
 
     async def get(self) -> None:
-        """The login's last step asks the hub for a token: a 503 while the hub is down."""
+        """The login's last step asks the hub for a token: a 503 while the hub is down.
+
+        A callback without its ``state`` is the request's fault (JupyterHub answers it
+        with a 500), so it is a 400 here, before anything asks the hub."""
+        if self.get_argument("code", "") and not self.get_argument("state", ""):
+            raise web.HTTPError(400, "the login's state is missing: log in again")
         await hub_or_503(super().get())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The refusal's message as plain text (tornado's page would only say "Bad Request")."""
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(error_message(status_code, kwargs.get("exc_info")))
 
 
 class NotFoundAPI(APIHandler):
