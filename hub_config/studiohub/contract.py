@@ -218,6 +218,12 @@ REPLICAS = "STUDIOHUB_REPLICAS"
 CHECKPOINT_DIR = "STUDIOHUB_CHECKPOINT_DIR"
 OUTPUT_DIR = "STUDIOHUB_OUTPUT_DIR"
 TENSORBOARD_DIR = "STUDIOHUB_TENSORBOARD_DIR"
+#: The line a replica prints when it resumed from a checkpoint (``studiohub.checkpoints``);
+#: the executor's log reader turns ``<this> <path> step <n>`` into a job event.
+RESUMED_FROM = "STUDIOHUB_RESUMED_FROM"
+#: A user's API token for the SDK and ``studiohub jobs`` outside a server (inside one,
+#: JupyterHub's own ``JUPYTERHUB_API_TOKEN``).
+API_TOKEN = "STUDIOHUB_TOKEN"
 
 
 def make_job_env(*, job_id: str, attempt: int, replica: str, replica_rank: int,

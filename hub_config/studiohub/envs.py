@@ -118,6 +118,8 @@ def ensure_image_env(image: Image, *, force: bool = False,
     if progress and result.built:
         progress("kernel", kernel_name(image.id))
     ensure_kernel_spec(image)
+    from .sdk import install_sdk  # the SDK for kernels and job replicas (studiohub.sdk)
+    install_sdk(env_dir(image.id))
     return result
 
 
