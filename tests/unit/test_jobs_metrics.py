@@ -1,0 +1,76 @@
+"""Scalars from TensorBoard event files, read by the service's own minimal reader."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+from studiohub.jobs.metrics import MAX_POINTS, read_scalars
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field(number: int, wire: int, payload: bytes) -> bytes:
+    key = varint(number << 3 | wire)
+    return key + (varint(len(payload)) + payload if wire == 2 else payload)
+
+
+def simple_event(step: int, tag: str, value: float) -> bytes:
+    """An Event with a Summary.Value{tag, simple_value} (PyTorch's SummaryWriter)."""
+    val = field(1, 2, tag.encode()) + field(2, 5, struct.pack("<f", value))
+    return field(1, 1, struct.pack("<d", 1.0)) + field(2, 0, varint(step)) + \
+        field(5, 2, field(1, 2, val))
+
+
+def tensor_event(step: int, tag: str, value: float) -> bytes:
+    """TF2's tf.summary.scalar: a scalar TensorProto with a float in tensor_content."""
+    tensor = field(1, 0, varint(1)) + field(4, 2, struct.pack("<f", value))
+    val = field(1, 2, tag.encode()) + field(8, 2, tensor)
+    return field(2, 0, varint(step)) + field(5, 2, field(1, 2, val))
+
+
+def tfrecord(*events: bytes) -> bytes:
+    return b"".join(struct.pack("<Q", len(e)) + b"crc!" + e + b"crc!" for e in events)
+
+
+def test_simple_and_tensor_scalars_latest_and_points(tmp_path: Path) -> None:
+    run = tmp_path / "tb" / "train"
+    run.mkdir(parents=True)
+    (run / "events.out.tfevents.1.host").write_bytes(tfrecord(
+        b"\x0a\x00",  # a file_version event without a summary
+        *(simple_event(s, "loss", 1.0 / (s + 1)) for s in range(3)),
+        tensor_event(5, "accuracy", 0.75)))
+    tags = read_scalars(str(tmp_path / "tb"), os.geteuid())
+    assert tags["loss"]["step"] == 2 and abs(tags["loss"]["latest"] - 1 / 3) < 1e-6
+    assert [p[0] for p in tags["loss"]["points"]] == [0, 1, 2]
+    assert tags["accuracy"] == {"latest": 0.75, "step": 5, "points": [[5, 0.75]]}
+
+
+def test_points_are_thinned_and_a_torn_record_is_left_out(tmp_path: Path) -> None:
+    data = tfrecord(*(simple_event(s, "loss", float(s)) for s in range(1000)))
+    (tmp_path / "x.tfevents.2").write_bytes(data + struct.pack("<Q", 50) + b"crc!abc")
+    loss = read_scalars(str(tmp_path), os.geteuid())["loss"]
+    assert len(loss["points"]) == MAX_POINTS and loss["points"][-1] == [999, 999.0]
+    assert loss["latest"] == 999.0
+
+
+def test_only_the_accounts_own_regular_files_are_read(tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere.tfevents.3"
+    secret.write_bytes(tfrecord(simple_event(1, "stolen", 1.0)))
+    tb = tmp_path / "tb"
+    tb.mkdir()
+    (tb / "link.tfevents.4").symlink_to(secret)
+    (tb / "linked-dir").symlink_to(tmp_path)
+    mine = tb / "mine.tfevents.5"
+    mine.write_bytes(tfrecord(simple_event(1, "loss", 2.0)))
+    assert set(read_scalars(str(tb), os.geteuid())) == {"loss"}
+    assert read_scalars(str(tb), os.geteuid() + 12345) == {}
