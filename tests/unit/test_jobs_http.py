@@ -1,0 +1,143 @@
+"""The jobs service's HTTP contract on its real handlers, with no hub: a hub that cannot
+be reached is a 503 (never a 500), bad bodies are 4xx ``{status, message}`` that store
+nothing, another user's job is a 404, and a job's JSON has every documented field.
+
+The service is :class:`studiohub.jobs.service.Jobs` over the fakes of
+test_jobs_service; the identity check is a stand-in HubOAuth (or JupyterHub's own,
+pointed at a closed port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyterhub.services.auth import HubOAuth
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from studiohub.jobs.app import create_app
+from studiohub.jobs.service import Jobs
+from studiohub.sharing.base import HUB_UNREACHABLE
+from tests.unit.test_jobs_service import make_jobs
+from tests.unit.test_sharing_http import closed_port
+
+PREFIX = "/services/jobs/"
+
+
+class Users(HubOAuth):
+    """A hub that knows users by their token (``token <name>``)."""
+
+    async def _get_user(self, handler: Any) -> dict[str, Any] | None:
+        name = handler.request.headers.get("Authorization", "").removeprefix("token ")
+        handler._cached_hub_user = {"kind": "user", "name": name, "groups": [],
+                                    "scopes": [], "admin": name == "root"} if name else None
+        return handler._cached_hub_user
+
+
+def auth(cls: type[HubOAuth] = Users) -> HubOAuth:
+    return cls(api_token="service-token", base_url=PREFIX, hub_prefix="/hub/",
+               api_url=f"http://127.0.0.1:{closed_port()}/hub/api",
+               oauth_client_id="service-jobs", cache_max_age=0)
+
+
+def calls(jobs: Jobs, *requests: tuple[str, str, str, bytes | None],
+          hub: HubOAuth | None = None) -> list[HTTPResponse]:
+    """Requests ``(user, method, path, body)`` in order, on one app."""
+    app = create_app(jobs, hub or auth())
+
+    async def go() -> list[HTTPResponse]:
+        sock, port = bind_unused_port()
+        server = HTTPServer(app, max_body_size=1024 * 1024)
+        server.add_sockets([sock])
+        answers = []
+        try:
+            for user, method, path, body in requests:
+                answers.append(await AsyncHTTPClient().fetch(
+                    f"http://127.0.0.1:{port}{PREFIX}{path}", method=method, body=body,
+                    headers={"Authorization": f"token {user}"} if user else {},
+                    raise_error=False, allow_nonstandard_methods=True, request_timeout=60))
+        finally:
+            server.stop()
+        return answers
+
+    return asyncio.run(go())
+
+
+def message(response: HTTPResponse, status: int) -> str:
+    assert response.code == status, response.body[:300]
+    body = json.loads(response.body)
+    assert body["status"] == status
+    return str(body["message"])
+
+
+SPEC = json.dumps({"script": "train.py", "image": "base", "size": "small"}).encode()
+
+
+def test_an_unreachable_hub_is_a_503(tmp_path: Path) -> None:
+    jobs = make_jobs(tmp_path)[0]
+    (r,) = calls(jobs, ("ada", "GET", "api/jobs", None), hub=auth(HubOAuth))
+    assert message(r, 503) == HUB_UNREACHABLE
+
+
+def test_submit_describe_and_owner_checks(tmp_path: Path) -> None:
+    jobs = make_jobs(tmp_path)[0]
+    (created,) = calls(jobs, ("ada", "POST", "api/jobs", SPEC))
+    assert created.code == 201
+    job = json.loads(created.body)
+    assert set(job) >= {"id", "name", "user", "status", "reason", "spec", "attempt",
+                        "max_retries", "created", "started", "finished", "queue_reason",
+                        "replicas", "dirs"}
+    assert job["dirs"]["outputs"] == f"studiohub-jobs/{job['id']}/outputs"
+    mine, theirs, admin, anonymous, listed = calls(
+        jobs, ("ada", "GET", f"api/jobs/{job['id']}", None),
+        ("bob", "GET", f"api/jobs/{job['id']}/events", None),
+        ("root", "GET", "api/jobs?user=ada", None),
+        ("", "GET", "api/jobs", None),
+        ("bob", "GET", "api/jobs?user=ada", None))
+    assert mine.code == 200 and message(theirs, 404) == f"no job {job['id']!r}"
+    assert [j["id"] for j in json.loads(admin.body)["jobs"]] == [job["id"]]
+    assert "authentication required" in message(anonymous, 403)
+    assert message(listed, 403) == "only admins may list another user's jobs"
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    (b"", 400, "request body is empty"),
+    (b"{nope", 400, "not valid JSON"),
+    (b"[" * 50000, 400, "nests too deeply"),
+    (b"[" * 100000, 413, "at most 65536"),
+    (json.dumps({"script": "x.py", "workers": 10**6}).encode(), 400, "workers: 1000000"),
+    (json.dumps({"script": "x.py", "image": "nope"}).encode(), 400, "unknown image 'nope'"),
+])
+def test_bad_bodies_are_4xx_and_store_nothing(tmp_path: Path, body: bytes, status: int,
+                                              words: str) -> None:
+    jobs = make_jobs(tmp_path)[0]
+    (r,) = calls(jobs, ("ada", "POST", "api/jobs", body))
+    assert words in message(r, status)
+    assert jobs.store.jobs() == []
+
+
+def test_logs_of_an_attempt_and_bad_log_arguments(tmp_path: Path) -> None:
+    jobs, executor, _, _ = make_jobs(tmp_path)
+    (created,) = calls(jobs, ("ada", "POST", "api/jobs", SPEC))
+    job_id = json.loads(created.body)["id"]
+    asyncio.run(jobs.tick())
+    log = tmp_path / "jobs" / job_id / "logs" / "attempt-1" / "worker-0.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"epoch 1\nepoch 2\n")
+    executor.exit(job_id, 1, 0)
+    asyncio.run(jobs.tick())
+    whole, tail, followed, bad_replica, bad_attempt = calls(
+        jobs, ("ada", "GET", f"api/jobs/{job_id}/logs", None),
+        ("ada", "GET", f"api/jobs/{job_id}/logs?offset=8", None),
+        ("ada", "GET", f"api/jobs/{job_id}/logs?follow=true", None),
+        ("ada", "GET", f"api/jobs/{job_id}/logs?replica=../../x", None),
+        ("ada", "GET", f"api/jobs/{job_id}/logs?attempt=-1", None))
+    assert whole.body == b"epoch 1\nepoch 2\n" and tail.body == b"epoch 2\n"
+    assert followed.body == whole.body  # the job is over: the stream ends
+    assert "a name like worker-0" in message(bad_replica, 400)
+    assert "an integer from 1" in message(bad_attempt, 400)
