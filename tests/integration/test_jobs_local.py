@@ -541,6 +541,9 @@ def test_a_replica_that_cannot_start_fails_the_start_and_leaves_nothing(
     asyncio.run(run())
     status = executor.status(plan.job_id, 1)
     assert status is not None and status["done"]
+    assert status["error"] == "worker-1 could not start: see its log"
+    assert "[studiohub: the replica could not start: [Errno 2] No such file or directory: " \
+        "'/nonexistent/cgroup.procs']" in read_log(executor, plan, "worker-1")
     pid = status["replicas"]["worker-0"]["pid"]
     assert keeper_gone(pid)
 

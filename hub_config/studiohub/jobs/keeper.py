@@ -84,11 +84,18 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def make_preexec(replica: dict[str, Any]) -> Any:
     """In the forked child: cgroup (as root), then the user, then the code folder."""
-    procs = [p.encode() for p in replica["procs"]]
+    procs = list(replica["procs"])
     uid, gid, groups = replica["uid"], replica["gid"], replica["groups"]
     cwd = replica["cwd"]
 
     def preexec() -> None:
+        try:
+            steps()
+        except Exception as e:  # Popen only says "Exception occurred in preexec_fn"
+            os.write(2, f"[studiohub: the replica could not start: {e}]\n".encode())
+            raise
+
+    def steps() -> None:
         me = str(os.getpid()).encode()
         for path in procs:
             fd = os.open(path, os.O_WRONLY)
@@ -130,10 +137,12 @@ class Replica:
                 stdout=write_end, stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=make_preexec(self.spec))
         except Exception:
+            os.close(write_end)
+            while data := os.read(read_end, 65536):  # what the child said before failing
+                self.copy(data)
             os.close(read_end)
             raise
-        finally:
-            os.close(write_end)
+        os.close(write_end)
         os.set_blocking(read_end, False)
         return read_end
 
@@ -207,7 +216,8 @@ class Keeper:
             try:
                 fd = r.start()
             except Exception as e:  # any failure: stop what started
-                self.error = f"{r.name} could not start: {e}"
+                why = "see its log" if isinstance(e, subprocess.SubprocessError) else e
+                self.error = f"{r.name} could not start: {why}"
                 r.log.write(f"[studiohub: {self.error}]\n".encode())
                 self.on_term()
                 break

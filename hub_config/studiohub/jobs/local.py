@@ -183,8 +183,10 @@ class LocalExecutor:
                 await asyncio.wait_for(proc.wait(), 0.02)
         error = (status or {}).get("error") if status else None
         if not status or error or not status.get("started"):
-            if proc.returncode is None:  # still starting (a slow host): no later start
-                proc.kill()  # its replicas die with it (PDEATHSIG)
+            if proc.returncode is None and not error:
+                # Still starting (a slow host): no later start. Its replicas die with it
+                # (PDEATHSIG). A keeper that reported an error stops what it started.
+                proc.kill()
                 await proc.wait()
             await self.stop(plan)
             tail = keeper_log.read_text(errors="replace")[-2000:].strip()
