@@ -34,6 +34,7 @@ class FakeExecutor:
         self.stopped: list[tuple[str, int]] = []
         self.exits: dict[tuple[str, int], dict[str, int]] = {}
         self.live: set[tuple[str, int]] = set()
+        self.resumes: dict[tuple[str, int], list[tuple[str, str]]] = {}
 
     async def start(self, plan: AttemptPlan) -> None:
         self.started.append(plan)
@@ -50,6 +51,9 @@ class FakeExecutor:
 
     async def running(self) -> Sequence[tuple[str, int]]:
         return sorted(self.live)
+
+    def resumed(self, plan: AttemptPlan) -> list[tuple[str, str]]:
+        return self.resumes.get((plan.job_id, plan.attempt), [])
 
     def exit(self, job_id: str, attempt: int, code: int, replica: str = "worker-0") -> None:
         self.exits.setdefault((job_id, attempt), {})[replica] = code
@@ -170,6 +174,11 @@ def test_a_killed_replica_restarts_the_whole_group_as_the_next_attempt(tmp_path:
         assert second.replicas[1].env["STUDIOHUB_ATTEMPT"] == "2"
         assert second.replicas[1].env["RANK"] == "1"
         assert placing.released == []  # the same placement
+        executor.resumes[(job.id, 2)] = [("worker-0", "/ck/step-40.pt step 40")]
+        await jobs.tick()
+        await jobs.tick()  # said once
+        assert [e.message for e in jobs.store.events(job.id) if e.kind == "resumed"] == [
+            "attempt 2: worker-0 resumed from checkpoint /ck/step-40.pt step 40"]
         executor.exit(job.id, 2, -9, "worker-0")
         await jobs.tick()
         failed = jobs.store.get(job.id)

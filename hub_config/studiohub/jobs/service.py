@@ -446,6 +446,7 @@ class Jobs:
             return
         states = list(await self.executor.poll(plan))
         self._record(job, states)
+        self._record_resumes(job, plan)
         attempt = self.store.attempt(job.id, job.attempt)
         if job.timeout and attempt is not None and \
                 (self.clock() - attempt.started).total_seconds() > job.timeout:
@@ -474,6 +475,20 @@ class Jobs:
                                      f"{s.exit_code}" + (f": {s.reason}" if s.reason else ""))
         if [before.get(r["name"]) for r in rows] != rows:
             self.store.update_attempt(job.id, job.attempt, replicas=rows)
+
+    def _record_resumes(self, job: Any, plan: AttemptPlan) -> None:
+        """An event for each ``STUDIOHUB_RESUMED_FROM <path> step <n>`` line the executor
+        saw (printed by the SDK's checkpoint helper), once."""
+        resumed = getattr(self.executor, "resumed", None)
+        lines = resumed(plan) if callable(resumed) else []
+        if not lines:
+            return
+        seen = {e.message for e in self.store.events(job.id) if e.kind == "resumed"}
+        for replica, where in lines:
+            text = f"attempt {plan.attempt}: {replica} resumed from checkpoint {where}"
+            if text not in seen:
+                self.store.add_event(job.id, "resumed", text)
+                seen.add(text)
 
     async def _attempt_failed(self, job: Any, plan: AttemptPlan, state: ReplicaState) -> None:
         """Stop the whole group; retry it as attempt N+1, or fail with the reason."""
