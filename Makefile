@@ -19,7 +19,8 @@ up: install
 	$(HUB)/bin/studiohub up
 
 test: require-root install-test lint pytest
-test: export PYTEST_REQUIRE_ALL := 1  # a skip fails the run with its reason (tests/conftest.py)
+# Under make test a skip fails the run with its reason (tests/conftest.py).
+test: export PYTEST_REQUIRE_ALL := 1
 
 # The integration and browser tests create unix accounts and cgroups: as anyone else
 # they would all be skipped, and a green run would prove little.
