@@ -43,8 +43,9 @@ TEST_CATALOG = {
 
 
 def free_port() -> int:
-    """A hub's port P, with P+1 (proxy API), P+81 (hub API) and P+82 (sharing) free too."""
-    return ports.free_port(1, 81, 82)
+    """A hub's port P, with P+1 (proxy API), P+81 (hub API), P+82 (sharing) and P+83
+    (training jobs) free too."""
+    return ports.free_port(1, 81, 82, 83)
 
 
 @dataclass
@@ -90,10 +91,11 @@ class Hub:
         return path
 
     def own_ports(self) -> set[int]:
-        """The hub's port, its proxy's API, its own API, its sharing service's."""
+        """The hub's port, its proxy's API, its own API, its sharing and jobs services'."""
         sharing = self.settings.get("sharing", {}).get("port")
-        return {self.port, self.port + 1, self.port + 81, self.port + 82,
-                *([sharing] if sharing else [])}
+        jobs = self.settings.get("jobs", {}).get("port")
+        return {self.port, self.port + 1, self.port + 81, self.port + 82, self.port + 83,
+                *([sharing] if sharing else []), *([jobs] if jobs else [])}
 
     def start(self, timeout: float = 90) -> None:
         """``studiohub up``; if the hub does not come up, whatever it started is stopped

@@ -52,9 +52,6 @@ class JobsHub(Hub):
     def service_url(self) -> str:
         return f"{self.url}/services/jobs/"
 
-    def own_ports(self) -> set[int]:
-        return {*super().own_ports(), self.jobs_port}
-
     def start(self, timeout: float = 120) -> None:
         self.jobs_port = ports.free_port()
         self.settings = {**self.settings, "sharing": {"enabled": False},

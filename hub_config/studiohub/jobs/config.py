@@ -2,7 +2,7 @@
 
 Like the other ``update_<section>`` functions it only *sets* traits and can run any
 number of times. It reads the ``jobs:`` block of StudioHub's settings (defaults in
-:data:`DEFAULTS`; **disabled by default**) and sets:
+:data:`DEFAULTS`; on by default, ``jobs: {enabled: false}`` turns it off) and sets:
 
 - ``JupyterHub.services``: the managed ``jobs`` service at ``/services/jobs/``, on the
   hub's port + 83 (sharing has + 82), started as root by the hub (it starts replicas as
@@ -33,7 +33,7 @@ ACCESS_SCOPE = f"access:services!service={SERVICE}"
 PORT_OFFSET = 83  # sharing: + 82, the hub's API: + 81, the proxy's: + 1
 
 DEFAULTS: dict[str, Any] = {
-    "enabled": False,
+    "enabled": True,
     "port": None,  # None: the hub's port + 83
     "db_url": None,  # None: SQLite <state_dir>/jobs.sqlite; postgresql://... in production
     "poll_interval": 1.0,  # seconds between polls of running jobs and the queue
