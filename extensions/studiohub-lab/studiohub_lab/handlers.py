@@ -12,6 +12,7 @@ from .base import Route
 from .sharing import handlers as sharing
 from .switching import handlers as switching
 from .tensorboard import handlers as tensorboard
+from .training import handlers as training
 
 if TYPE_CHECKING:
     from .app import StudioHubLab
@@ -23,4 +24,4 @@ def make_handlers(app: StudioHubLab) -> list[Route]:
     """The route table (paths are relative to the server's ``base_url``)."""
     kw = {"lab": app}
     return [*switching.routes(API, kw), *tensorboard.routes(API, kw),
-            *sharing.routes(API, kw)]
+            *sharing.routes(API, kw), *training.routes(API, kw)]
