@@ -84,6 +84,9 @@ def make_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="report what this host can and cannot enforce")
     doctor.add_argument("--catalog", help="operator catalog file")
     doctor.set_defaults(func=_doctor)
+
+    from .jobs.cli import add_jobs_parser  # studiohub jobs submit|list|describe|logs|…
+    add_jobs_parser(sub)
     return parser
 
 

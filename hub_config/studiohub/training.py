@@ -104,7 +104,7 @@ class Client:
             "Authorization": f"token {self.token}", "Accept": "application/json",
             **({"Content-Type": "application/json"} if data is not None else {})})
         try:
-            return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+            return urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as e:
             raise _refusal(e) from None
         except (urllib.error.URLError, OSError) as e:
@@ -312,7 +312,7 @@ def get(job_id: str) -> Job:
     return client().get(job_id)
 
 
-def list(user: str | None = None) -> builtins.list[Job]:  # noqa: A001 (the SDK's verb)
+def list(user: str | None = None) -> builtins.list[Job]:
     return client().list(user)
 
 
@@ -389,7 +389,7 @@ class _View:
     def _read_logs(self) -> None:
         try:
             for line in self.job.logs(follow=True):
-                self.lines = self.lines[-TAIL_LINES:] + [line]
+                self.lines = [*self.lines[-TAIL_LINES:], line]
                 if self.stopped.is_set():
                     return
         except TrainingError as e:

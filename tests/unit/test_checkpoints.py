@@ -95,7 +95,7 @@ def test_save_at_step_3_then_resume_at_step_3(framework: str, tmp_path: Path) ->
     assert len(resumed) == 1
     assert resumed[0].startswith(f"{contract.RESUMED_FROM} {ckpt}/ckpt-3")
     assert resumed[0].endswith(" step 3")
-    start = second[[i for i, line in enumerate(second) if line.startswith("START")][0]]
+    start = second[next(i for i, line in enumerate(second) if line.startswith("START"))]
     assert start.split()[1:] == ["3", trained]  # the step and the weights of step 3
     assert second[-1] == f"END {trained}"  # nothing left to train
     # The newest three are kept, nothing half-written is left behind.
