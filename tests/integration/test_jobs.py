@@ -313,6 +313,27 @@ def test_the_service_restarted_while_a_job_runs_keeps_it_and_never_runs_it_twice
     assert "reconciled" in kinds and kinds.count("started") == 1
 
 
+def test_a_hub_restart_while_a_job_runs_keeps_it_running_and_reported(
+        hub: JobsHub, alice: User) -> None:
+    """The hub stops (its services with it) and starts again: the job's keeper is no
+    process of either, so the job runs on, and the new service adopts it."""
+    account = ensure_user(alice.name)
+    write_script(alice, "gate2.py", "import os, time\nprint('gate2 started', flush=True)\n"
+                 "while not os.path.exists(os.path.expanduser('~/open-gate2')):\n"
+                 "    time.sleep(0.1)\nprint('gate2 passed', flush=True)\n")
+    job = submit(hub, alice, script="gate2.py")
+    wait_for(hub, alice, job["id"], lambda j: j["status"] == "running")
+    hub.stop()
+    hub.start()
+    running = wait_for(hub, alice, job["id"], lambda j: True)
+    assert (running["status"], running["attempt"]) == ("running", 1), running
+    (Path(account.pw_dir) / "open-gate2").touch()
+    done = wait_for(hub, alice, job["id"], finished)
+    assert (done["status"], done["attempt"]) == ("succeeded", 1), done
+    text = logs(hub, alice, job["id"])
+    assert text.count("gate2 started") == 1 and "gate2 passed" in text
+
+
 def test_logs_follow_streams_until_the_job_ends(hub: JobsHub, alice: User) -> None:
     write_script(alice, "slow.py", "import time\nfor i in range(5):\n"
                  "    print('line', i, flush=True)\n    time.sleep(0.3)\n")
