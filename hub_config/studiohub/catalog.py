@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,11 +135,28 @@ _SCHEMA: dict[str, Any] = {
 
 
 class CatalogError(ValueError):
-    """A catalog that cannot be used: ``<file>: <key>: <what is wrong>``."""
+    """A catalog that cannot be used: ``<file>: <key>: <what is wrong>``.
 
-    def __init__(self, source: str, key: str, problem: str) -> None:
+    ``problems`` holds every ``(key, problem)`` found in one pass, so an operator fixes
+    all of them after one ``studiohub catalog check``; ``key``/``problem`` are the first.
+    """
+
+    def __init__(self, source: str, key: str, problem: str,
+                 more: Sequence[tuple[str, str]] = ()) -> None:
         self.source, self.key, self.problem = source, key, problem
-        super().__init__(f"catalog {source}: {key or '(top level)'}: {problem}")
+        self.problems = [(key, problem), *more]
+        if len(self.problems) == 1:
+            text = f"catalog {source}: {key or '(top level)'}: {problem}"
+        else:
+            lines = "".join(f"\n  {k or '(top level)'}: {p}" for k, p in self.problems)
+            text = f"catalog {source}: {len(self.problems)} problems:{lines}"
+        super().__init__(text)
+
+    @classmethod
+    def of(cls, source: str, problems: Sequence[tuple[str, str]]) -> CatalogError:
+        """One error carrying every problem in ``problems`` (at least one)."""
+        (key, problem), *more = problems
+        return cls(source, key, problem, more)
 
 
 class ChoiceError(ValueError):
@@ -385,8 +402,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         path = Path(path).resolve()
         source = str(path)
         override = _read_yaml(path)
-        for key, entry in (override.get("images") or {}).items():
-            if entry and "requirements" in entry:
+        overridden = override.get("images")
+        for key, entry in (overridden.items() if isinstance(overridden, Mapping) else ()):
+            if isinstance(entry, Mapping) and "requirements" in entry:
                 bases[("images", key)] = path.parent
         data = merge(data, override)
     return parse_catalog(data, source, lambda image_id: bases.get(("images", image_id),
@@ -395,30 +413,36 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
 def parse_catalog(data: Mapping[str, Any], source: str,
                   base_dir_for: Any = lambda _id: images_dir()) -> Catalog:
-    """Validate merged catalog data and build a :class:`Catalog`."""
+    """Validate merged catalog data and build a :class:`Catalog`.
+
+    Every problem is collected before raising (schema errors sorted by their path in the
+    file, then the checks the schema cannot express), so one run reports them all.
+    """
     errors = sorted(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(data),
                     key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        err = errors[0]
-        key = ".".join(str(p) for p in err.absolute_path)
-        raise CatalogError(source, key, _schema_message(err))
-    images = {k: _image(k, v, base_dir_for(k), source) for k, v in data["images"].items()}
-    sizes = {k: _size(k, v, source) for k, v in data["sizes"].items()}
+        raise CatalogError.of(source, [(".".join(str(p) for p in err.absolute_path),
+                                        _schema_message(err)) for err in errors])
+    problems: list[tuple[str, str]] = []
+    images = {k: _image(k, v, base_dir_for(k), problems) for k, v in data["images"].items()}
+    sizes = {k: _size(k, v, problems) for k, v in data["sizes"].items()}
     domains = {k: Domain(id=k, display_name=v["display_name"],
                          images=tuple(v.get("images", ["*"])),
                          sizes=tuple(v.get("sizes", ["*"])),
                          members=tuple(v.get("members", [])),
                          description=v.get("description", ""),
-                         jobs=_job_limits(f"domains.{k}.jobs", v.get("jobs") or {}, source),
+                         jobs=_job_limits(f"domains.{k}.jobs", v.get("jobs") or {}, problems),
                          jobs_per_user=_job_limits(f"domains.{k}.jobs.per_user",
                                                    (v.get("jobs") or {}).get("per_user") or {},
-                                                   source))
+                                                   problems))
                for k, v in data["domains"].items()}
     catalog = Catalog(images=images, sizes=sizes, domains=domains,
                       default_image=data["defaults"]["image"],
                       default_size=data["defaults"]["size"],
                       default_domain=data["defaults"].get("domain"), source=source)
-    _check_references(catalog)
+    problems += _reference_problems(catalog)
+    if problems:
+        raise CatalogError.of(source, problems)
     return catalog
 
 
@@ -440,13 +464,15 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
     return err.message
 
 
-def _image(key: str, v: Mapping[str, Any], base_dir: Path, source: str) -> Image:
+def _image(key: str, v: Mapping[str, Any], base_dir: Path,
+           problems: list[tuple[str, str]]) -> Image:
+    """The image entry ``key``; a missing requirement file is added to ``problems``."""
     reqs = []
     for i, req in enumerate(v["requirements"]):
         resolved = (base_dir / req).resolve()
         if not resolved.is_file():
-            raise CatalogError(source, f"images.{key}.requirements.{i}",
-                               f"requirement file {req!r} not found (looked in {base_dir})")
+            problems.append((f"images.{key}.requirements.{i}",
+                             f"requirement file {req!r} not found (looked in {base_dir})"))
         reqs.append(resolved)
     return Image(id=key, display_name=v["display_name"], framework=v["framework"],
                  framework_version=str(v.get("framework_version", "")),
@@ -454,28 +480,30 @@ def _image(key: str, v: Mapping[str, Any], base_dir: Path, source: str) -> Image
                  container_image=v["container_image"], description=v.get("description", ""))
 
 
-def _job_limits(key: str, v: Mapping[str, Any], source: str) -> JobLimits:
+def _job_limits(key: str, v: Mapping[str, Any], problems: list[tuple[str, str]]) -> JobLimits:
     memory = v.get("max_memory")
+    max_memory = None
     try:
         max_memory = parse_memory(memory) if memory is not None else None
     except QuantityError as e:
-        raise CatalogError(source, f"{key}.max_memory", str(e)) from None
+        problems.append((f"{key}.max_memory", str(e)))
     cpus = v.get("max_cpus")
     return JobLimits(max_running=v.get("max_running"),
                      max_cpus=float(cpus) if cpus is not None else None,
                      max_memory=max_memory, max_gpus=v.get("max_gpus"))
 
 
-def _size(key: str, v: Mapping[str, Any], source: str) -> Size:
+def _size(key: str, v: Mapping[str, Any], problems: list[tuple[str, str]]) -> Size:
+    memory = 0
     try:
         memory = parse_memory(v["memory"])
     except QuantityError as e:
-        raise CatalogError(source, f"sizes.{key}.memory", str(e)) from None
+        problems.append((f"sizes.{key}.memory", str(e)))
     kube = v.get("kubernetes") or {}
     for i, toleration in enumerate(kube.get("tolerations", [])):
         problem = _toleration_problem(toleration)
         if problem:
-            raise CatalogError(source, f"sizes.{key}.kubernetes.tolerations.{i}", problem)
+            problems.append((f"sizes.{key}.kubernetes.tolerations.{i}", problem))
     return Size(id=key, display_name=v["display_name"], cpus=float(v["cpus"]), memory=memory,
                 gpus=int(v.get("gpus", 0)), images=tuple(v.get("images", ["*"])),
                 node_selector=dict(kube.get("node_selector", {})),
@@ -494,33 +522,36 @@ def _toleration_problem(t: Mapping[str, Any]) -> str:
     return ""
 
 
-def _check_references(c: Catalog) -> None:
+def _reference_problems(c: Catalog) -> list[tuple[str, str]]:
+    """Names and patterns that point at nothing, and defaults that cannot run together."""
+    problems: list[tuple[str, str]] = []
     for size in c.sizes.values():
         for i, pattern in enumerate(size.images):
-            _check_pattern(c, f"sizes.{size.id}.images.{i}", pattern, c.images)
+            problems += _pattern_problem(f"sizes.{size.id}.images.{i}", pattern, c.images)
         for image in c.images.values():
             if image.gpu and size.gpus == 0 and size.images != ("*",) \
                     and image.id in size.images:
-                raise CatalogError(c.source, f"sizes.{size.id}.images",
-                                   f"GPU image {image.id!r} needs a size with gpus > 0")
+                problems.append((f"sizes.{size.id}.images",
+                                 f"GPU image {image.id!r} needs a size with gpus > 0"))
     for domain in c.domains.values():
         for i, pattern in enumerate(domain.images):
-            _check_pattern(c, f"domains.{domain.id}.images.{i}", pattern, c.images)
+            problems += _pattern_problem(f"domains.{domain.id}.images.{i}", pattern, c.images)
         for i, pattern in enumerate(domain.sizes):
-            _check_pattern(c, f"domains.{domain.id}.sizes.{i}", pattern, c.sizes)
+            problems += _pattern_problem(f"domains.{domain.id}.sizes.{i}", pattern, c.sizes)
     for key, value, table in (("image", c.default_image, c.images),
                               ("size", c.default_size, c.sizes),
                               ("domain", c.default_domain, c.domains)):
         if value is not None and value not in table:
-            raise CatalogError(c.source, f"defaults.{key}",
-                               f"unknown {key} {value!r}: defined are {', '.join(sorted(table))}")
-    if not c.sizes[c.default_size].can_run(c.images[c.default_image]):
-        raise CatalogError(c.source, "defaults",
-                           f"default size {c.default_size!r} cannot run default image "
-                           f"{c.default_image!r}")
+            problems.append((f"defaults.{key}", f"unknown {key} {value!r}: defined are "
+                                                f"{', '.join(sorted(table))}"))
+    size, image = c.sizes.get(c.default_size), c.images.get(c.default_image)
+    if size and image and not size.can_run(image):
+        problems.append(("defaults", f"default size {c.default_size!r} cannot run default "
+                                     f"image {c.default_image!r}"))
+    return problems
 
 
-def _check_pattern(c: Catalog, key: str, pattern: str, table: Mapping[str, Any]) -> None:
-    if not any(fnmatch.fnmatchcase(k, pattern) for k in table):
-        raise CatalogError(c.source, key, f"{pattern!r} matches nothing: defined are "
-                                          f"{', '.join(sorted(table))}")
+def _pattern_problem(key: str, pattern: str, table: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if any(fnmatch.fnmatchcase(k, pattern) for k in table):
+        return []
+    return [(key, f"{pattern!r} matches nothing: defined are {', '.join(sorted(table))}")]

@@ -139,6 +139,65 @@ def test_cli_catalog_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert f"error: catalog {path}: defaults.size: unknown size 'galactic'" in err
 
 
+def test_every_problem_is_reported_in_one_run(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Two typos and a bad reference: all three named with their paths, in file order."""
+    path = write(tmp_path, {
+        "images": {"base": {"descripton": "x"}, "pytorch": {"dispaly_name": "y"}},
+        "defaults": {"size": "galactic"},
+    })
+    with pytest.raises(CatalogError) as e:
+        load_catalog(path)
+    keys = [key for key, _ in e.value.problems]
+    assert keys == ["images.base", "images.pytorch"]
+    assert "'descripton' was unexpected" in e.value.problems[0][1]
+    assert "'dispaly_name' was unexpected" in e.value.problems[1][1]
+    assert main(["catalog", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: catalog {path}: 2 problems:" in err
+    assert "\n  images.base: Additional properties are not allowed ('descripton'" in err
+    assert "\n  images.pytorch: Additional properties are not allowed ('dispaly_name'" in err
+
+
+def test_semantic_problems_are_all_collected(tmp_path: Path) -> None:
+    path = write(tmp_path, {
+        "images": {"base": {"requirements": ["nope/requirements.txt"]}},
+        "sizes": {"small": {"memory": "lots"}},
+        "domains": {"everyone": {"sizes": ["enormous"]}},
+        "defaults": {"image": "julia"},
+    })
+    with pytest.raises(CatalogError) as e:
+        load_catalog(path)
+    assert [key for key, _ in e.value.problems] == [
+        "images.base.requirements.0", "sizes.small.memory", "domains.everyone.sizes.0",
+        "defaults.image"]
+
+
+def test_images_as_a_list_is_a_clear_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("images:\n  - base\n  - pytorch\n")
+    with pytest.raises(CatalogError) as e:
+        load_catalog(path)
+    assert e.value.key == "images"
+    assert "is not of type 'object'" in e.value.problem
+    assert main(["catalog", "check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert f"error: catalog {path}: images: ['base', 'pytorch'] is not of type 'object'" \
+        in captured.err
+
+
+def test_a_file_that_is_not_yaml_is_one_clear_error(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("images: {base: [\n\tsizes: ]]\n")
+    assert main(["catalog", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert f"error: catalog {path}: (top level): not valid YAML" in err
+
+
 def test_merge_deletes_with_none_and_copies() -> None:
     base = {"a": {"b": 1, "c": 2}, "d": [1]}
     merged = merge(base, {"a": {"b": None, "e": 3}, "d": [2]})
