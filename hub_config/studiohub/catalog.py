@@ -544,8 +544,8 @@ def _reference_problems(c: Catalog) -> list[tuple[str, str]]:
         if value is not None and value not in table:
             problems.append((f"defaults.{key}", f"unknown {key} {value!r}: defined are "
                                                 f"{', '.join(sorted(table))}"))
-    size, image = c.sizes.get(c.default_size), c.images.get(c.default_image)
-    if size and image and not size.can_run(image):
+    default_size, default_image = c.sizes.get(c.default_size), c.images.get(c.default_image)
+    if default_size and default_image and not default_size.can_run(default_image):
         problems.append(("defaults", f"default size {c.default_size!r} cannot run default "
                                      f"image {c.default_image!r}"))
     return problems
