@@ -78,6 +78,11 @@ def message(response: HTTPResponse, status: int) -> str:
 SPEC = json.dumps({"script": "train.py", "image": "base", "size": "small"}).encode()
 
 
+def test_the_root_says_where_the_api_is(tmp_path: Path) -> None:
+    (r,) = calls(make_jobs(tmp_path)[0], ("", "GET", "", None))
+    assert r.code == 200 and json.loads(r.body)["api"] == f"{PREFIX}api/jobs"
+
+
 def test_an_unreachable_hub_is_a_503(tmp_path: Path) -> None:
     jobs = make_jobs(tmp_path)[0]
     (r,) = calls(jobs, ("ada", "GET", "api/jobs", None), hub=auth(HubOAuth))

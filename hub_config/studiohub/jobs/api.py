@@ -18,12 +18,13 @@ errors are the sharing service's (:mod:`studiohub.sharing.base`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
 from tornado import web
 
-from ..sharing.base import APIHandler, authenticated, parse_json
+from ..sharing.base import APIHandler, authenticated, error_message, parse_json
 from . import metrics
 from .model import Status
 from .service import Jobs, JobsError, Viewer, job_dirs
@@ -34,6 +35,7 @@ MAX_SPEC_BYTES = 64 * 1024
 MAX_LOG_CHUNK = 8 * 1024 * 1024
 FOLLOW_INTERVAL = 0.2
 _REPLICA = re.compile(r"^[a-z]{1,16}-\d{1,3}$")
+log = logging.getLogger("studiohub.jobs")
 
 
 def iso(value: Any) -> str | None:
@@ -69,6 +71,15 @@ class JobsBase(APIHandler):
         if self.request.headers.get("Authorization"):
             return  # token-authenticated clients (the SDK, the CLI, the Lab's server)
         super().check_xsrf_cookie()
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Refusals in one bounded line, in the jobs service's own log."""
+        if isinstance(value, web.HTTPError):
+            log.warning("%d %s %s: %s", value.status_code, self.request.method,
+                        self.request.path[:200], error_message(value.status_code,
+                                                               (typ, value, tb)))
+        else:
+            super().log_exception(typ, value, tb)
 
     def answer(self, call: Any) -> Any:
         try:
@@ -203,3 +214,11 @@ class LogsHandler(JobsBase):
         if data:
             self.write(data)
         return offset + len(data), bool(data)
+
+
+class RootHandler(JobsBase):
+    """``/services/jobs/``: where the API is (the hub's health check asks here too)."""
+
+    def get(self) -> None:
+        self.write_json({"service": "jobs", "api": f"{self.settings['service_prefix']}api/jobs",
+                         "docs": "docs/training.md"})

@@ -58,6 +58,7 @@ def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     job = r"api/jobs/([0-9a-zA-Z_-]{1,64})"
     table: list[tuple[str, type[web.RequestHandler]]] = [
         ("oauth_callback", OAuthCallback),
+        ("", api.RootHandler),
         ("api/jobs", api.JobsHandler),
         (job, api.JobHandler),
         (job + "/logs", api.LogsHandler),
