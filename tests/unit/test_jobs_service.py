@@ -314,7 +314,7 @@ def test_reconcile_adopts_running_attempts_and_retries_or_fails_gone_ones(
     kept, retried, lost, ended = run(before())
     # The service restarts: a new Jobs over the same store; only `kept` still runs, and
     # `ended` exited 0 meanwhile (the executor recorded it).
-    again, executor2, _, _ = make_jobs(tmp_path, store=store)
+    again, executor2, placing2, _ = make_jobs(tmp_path, store=store)
     executor2.live = {(kept, 1)}
     executor2.exit(ended, 1, 0)
     executor2.exits[(lost, 1)] = {}  # no record: poll says running, yet it does not run
@@ -322,6 +322,7 @@ def test_reconcile_adopts_running_attempts_and_retries_or_fails_gone_ones(
     async def after() -> None:
         await again.reconcile()
         assert store.get(kept).status == "running"
+        assert list(placing2.placed) == [kept]  # its placement confirmed with the hub
         assert store.get(ended).status == "succeeded"
         assert "reconciled" in [e.kind for e in store.events(ended)]
         assert store.get(lost).status == "failed" and store.get(lost).reason == GONE

@@ -307,6 +307,7 @@ class Jobs:
                                          "runs: adopted after the jobs service restarted")
                     if job.status != Status.RUNNING.value:
                         self.store.update(job.id, status=Status.RUNNING.value)
+                    await self._confirm_placement(job)
                     continue
                 if await self._ended_meanwhile(job):
                     continue
@@ -318,6 +319,15 @@ class Jobs:
                                       queue_reason=f"{GONE}: retried")
                 else:
                     self._end(job, Status.FAILED, GONE)
+
+    async def _confirm_placement(self, job: Any) -> None:
+        """Ask the hub for an adopted job's placement again: it answers the one it holds
+        (and, after a hub restart, holds its GPUs again), or places it anew if it was lost."""
+        try:
+            await self.placing.place(job.user, job.id, job.image, job.size,
+                                     self._replica_names(job, self.catalog()))
+        except (PlacementRefused, HubUnreachable) as e:
+            log.warning("Confirming the placement of adopted job %s: %s", job.id, e)
 
     async def _ended_meanwhile(self, job: Any) -> bool:
         """An attempt that ended while the service was away, with every replica's exit
