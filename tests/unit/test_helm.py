@@ -659,3 +659,64 @@ def test_docs_tables_are_the_builtin_catalog() -> None:
         assert row in text
     for image in BUILTIN.images.values():
         assert f"| `{image.id}` | {image.label} | `{image.container_image}` |" in text
+
+
+# --- training jobs: RBAC and the checkpoint claim ---------------------------------------------
+
+
+def jobs_values(**checkpoints: Any) -> dict[str, Any]:
+    values = with_values({}, "studiohub.jobs.enabled", True)
+    for key, value in checkpoints.items():
+        values = with_values(values, f"studiohub.jobs.checkpoints.{key}", value)
+    return values
+
+
+def test_jobs_off_renders_no_role_and_no_checkpoint_claim(chart_dir: Path) -> None:
+    rendered = render(chart_dir)
+    assert rendered.names("Role") == rendered.names("RoleBinding") == set()
+    assert "studiohub-jobs" not in rendered.names("PersistentVolumeClaim")
+
+
+def test_jobs_on_gives_the_hubs_account_a_role_in_the_namespace_only(chart_dir: Path) -> None:
+    rendered = render(chart_dir, jobs_values())
+    for obj in rendered.objects:
+        validate(obj)
+        assert obj["kind"] not in ("ClusterRole", "ClusterRoleBinding")
+    role = rendered.get("Role", "studiohub-jobs")
+    assert "namespace" not in role["metadata"]  # the release's, given by helm
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r["verbs"] for r in role["rules"]}
+    assert rules == {
+        (("batch",), ("jobs",)): ["create", "get", "list", "watch", "delete"],
+        (("",), ("services",)): ["create", "get", "list", "delete"],
+        (("",), ("pods",)): ["get", "list", "watch"],
+        (("",), ("pods/log",)): ["get"],
+    }
+    binding = rendered.get("RoleBinding", "studiohub-jobs")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub",
+                                    "namespace": NAMESPACE}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "studiohub-jobs"}
+    claim = rendered.get("PersistentVolumeClaim", "studiohub-jobs")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert "storageClassName" not in claim["spec"]
+
+
+def test_jobs_binding_follows_the_hubs_service_account_and_the_claims_values(
+        chart_dir: Path) -> None:
+    values = with_values(jobs_values(claimName="ckpts", size="5Ti", storageClassName="nfs"),
+                         "jupyterhub.hub.serviceAccount.name", "custom-hub")
+    rendered = render(chart_dir, values)
+    assert rendered.get("RoleBinding", "studiohub-jobs")["subjects"][0]["name"] == "custom-hub"
+    claim = rendered.get("PersistentVolumeClaim", "ckpts")
+    assert (claim["spec"]["storageClassName"], claim["spec"]["resources"]["requests"]) == \
+        ("nfs", {"storage": "5Ti"})
+
+
+@pytest.mark.parametrize(("key", "value"), [("claimName", "Not_A_Name"), ("size", "lots"),
+                                            ("accessModes", ["Everywhere"])])
+def test_jobs_values_outside_the_schema_are_refused(chart_dir: Path, key: str,
+                                                    value: Any) -> None:
+    with pytest.raises(helm.HelmValuesError) as info:
+        render(chart_dir, jobs_values(**{key: value}))
+    assert f"/studiohub/jobs/checkpoints/{key}" in str(info.value)

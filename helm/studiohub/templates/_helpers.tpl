@@ -27,6 +27,11 @@ studiohub
 {{ include "studiohub.fullname" . }}-sharing
 {{- end }}
 
+{{- /* The training jobs service's Role and RoleBinding. */}}
+{{- define "studiohub.jobs.fullname" -}}
+{{ include "studiohub.fullname" . }}-jobs
+{{- end }}
+
 {{- /* Where the hub expects them (studiohub.kube.CATALOG_PATH, SHARING_DIR). */}}
 {{- define "studiohub.catalog.mountPath" -}}
 /usr/local/etc/studiohub
