@@ -134,3 +134,24 @@ def test_announce_prints_the_line_the_executor_reads(capsys: pytest.CaptureFixtu
     line = capsys.readouterr().out
     assert line == f"{contract.RESUMED_FROM} {tmp_path}/ckpt-3.pt step 3\n"
     assert line.encode().startswith(keeper.RESUMED)
+
+
+def test_install_sdk_puts_the_package_in_the_envs_site_packages(tmp_path: Path) -> None:
+    site = tmp_path / "env" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    target = sdk.install_sdk(tmp_path / "env")
+    assert target == site / "studiohub"
+    assert sorted(p.name for p in target.iterdir()) == ["__init__.py", "checkpoints.py",
+                                                       "contract.py", "training.py"]
+    assert (target / "training.py").read_text() == Path(training_file()).read_text()
+    assert oct((target / "contract.py").stat().st_mode & 0o777) == "0o644"
+    (target / "training.py").write_text("stale")
+    sdk.install_sdk(tmp_path / "env")  # again: refreshed
+    assert (target / "training.py").read_text() == Path(training_file()).read_text()
+    with pytest.raises(FileNotFoundError, match="not a venv"):
+        sdk.install_sdk(tmp_path / "nothing")
+
+
+def training_file() -> str:
+    from studiohub import training
+    return str(training.__file__)
