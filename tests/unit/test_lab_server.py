@@ -214,6 +214,8 @@ DEEP_OBJECT = json.dumps({"folders": ["runs"], "x": json.loads('{"a":' * 900 + "
     (DEEP_OBJECT, 400, "request body nests too deeply"),
     (b'{"x": "' + b"y" * 20_000_000 + b'"}', 413, "at most"),
     (b"\xff\xfe{", 400, "request body is not valid JSON"),
+    (json.dumps({"path": "\ud800.ipynb", "folders": ["\ud800"]}).encode(), 400,
+     "request body has a string that is not Unicode text"),
 ])
 def test_bodies_too_deep_or_too_large_are_refused(fetch: Any, path: str, body: bytes,
                                                   status: int, message: str) -> None:

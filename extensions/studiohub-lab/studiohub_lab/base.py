@@ -41,11 +41,29 @@ def depth(value: Any) -> int:
     while stack:
         item, level = stack.pop()
         if isinstance(item, dict):
-            item = list(item.values())
+            item = [*item.keys(), *item.values()]
         if isinstance(item, list):
             deepest = max(deepest, level)
             stack.extend((child, level + 1) for child in item)
     return deepest
+
+
+def bad_text(value: Any) -> str | None:
+    """The first string in ``value`` (keys included) that is not Unicode text: a lone
+    surrogate (``"\\ud800"`` in JSON) names no file and cannot be sent on as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            stack.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def parse_body(raw: bytes, limit: int = MAX_BODY, max_depth: int = MAX_DEPTH
@@ -68,6 +86,11 @@ def parse_body(raw: bytes, limit: int = MAX_BODY, max_depth: int = MAX_DEPTH
     if depth(body) > max_depth:
         raise LabError(f"request body nests too deeply: at most {max_depth} levels of "
                        "arrays and objects")
+    text = bad_text(body)
+    if text is not None:
+        raise LabError(f"request body has a string that is not Unicode text (a lone "
+                       f"surrogate) in {quoted(text.encode('utf-8', 'backslashreplace'))}: "
+                       "send valid UTF-8")
     return body
 
 
