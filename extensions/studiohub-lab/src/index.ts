@@ -3,6 +3,7 @@ import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { sharingPlugins } from './sharing/plugin';
 import { switcherPlugins } from './switcher/plugin';
 import { tensorboardPlugins } from './tensorboard/plugin';
+import { trainingPlugins } from './training/plugin';
 
 /**
  * StudioHub inside JupyterLab: one plugin per panel, each in its feature's folder.
@@ -11,7 +12,8 @@ import { tensorboardPlugins } from './tensorboard/plugin';
 const plugins: JupyterFrontEndPlugin<any>[] = [
   ...tensorboardPlugins,
   ...switcherPlugins,
-  ...sharingPlugins
+  ...sharingPlugins,
+  ...trainingPlugins
 ];
 
 export default plugins;

@@ -17,7 +17,12 @@ export enum CommandIDs {
   openShare = 'studiohub:open-share',
   copyShareLink = 'studiohub:copy-share-link',
   copyShare = 'studiohub:copy-share',
-  revokeShare = 'studiohub:revoke-share'
+  revokeShare = 'studiohub:revoke-share',
+  runTrainingJob = 'studiohub:run-training-job',
+  openTrainingJob = 'studiohub:open-training-job',
+  cancelTrainingJob = 'studiohub:cancel-training-job',
+  rerunTrainingJob = 'studiohub:rerun-training-job',
+  showTrainingJobs = 'studiohub:show-training-jobs'
 }
 
 /**
@@ -28,7 +33,9 @@ export const PLUGIN_IDS = {
   tensorboardPanel: '@studiohub/lab:tensorboard-panel',
   switcher: '@studiohub/lab:switcher',
   sharing: '@studiohub/lab:sharing',
-  sharedPanel: '@studiohub/lab:shared-panel'
+  sharedPanel: '@studiohub/lab:shared-panel',
+  training: '@studiohub/lab:training',
+  trainingPanel: '@studiohub/lab:training-panel'
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -339,4 +346,109 @@ export interface ISharingModel {
 export const ISharingModel = new Token<ISharingModel>(
   '@studiohub/lab:ISharingModel',
   "The user's shared notebooks and the sharing service's actions."
+);
+
+// ---------------------------------------------------------------------------
+// Training jobs (docs/training.md)
+
+export type JobStatus =
+  'queued' | 'starting' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/**
+ * What a job runs and where: the jobs service's spec (one of notebook, script, module
+ * or command).
+ */
+export interface IJobSpec {
+  image?: string;
+  size?: string;
+  name?: string;
+  notebook?: string;
+  script?: string;
+  module?: string;
+  command?: string[] | string;
+  args?: string[];
+  parameters?: { [name: string]: string | number | boolean | null };
+  workers?: number;
+  parameter_servers?: number;
+  max_retries?: number;
+  timeout?: number | string | null;
+  env?: { [name: string]: string };
+}
+
+/**
+ * A training job as the jobs service reports it.
+ */
+export interface IJob {
+  id: string;
+  name: string;
+  user: string;
+  status: JobStatus;
+  reason: string;
+  queue_reason: string;
+  spec: IJobSpec;
+  image: string | null;
+  size: string | null;
+  attempt: number;
+  max_retries: number;
+  created: string | null;
+  started: string | null;
+  finished: string | null;
+  replicas: { name: string; running: boolean; exit_code: number | null }[];
+  /** Relative to the user's home, as the file browser shows them. */
+  dirs: {
+    home: string;
+    code: string;
+    outputs: string;
+    checkpoints: string;
+    tensorboard: string;
+  };
+}
+
+export interface IJobEvent {
+  time: string | null;
+  kind: string;
+  message: string;
+}
+
+/**
+ * Scalars of the job's TensorBoard files, per tag (at most 200 points each).
+ */
+export interface IJobMetrics {
+  tags: {
+    [tag: string]: { latest: number; step: number; points: [number, number][] };
+  };
+}
+
+/**
+ * The user's training jobs: the list (polled), and the actions on them.
+ */
+export interface ITrainingModel {
+  readonly jobs: ReadonlyArray<IJob>;
+  /** Why the last refresh failed, or null. */
+  readonly error: string | null;
+  readonly changed: ISignal<ITrainingModel, void>;
+  refresh(): Promise<void>;
+  find(id: string): IJob | undefined;
+  /** Would this spec start now? Resolves to null when so, else the service's reason. */
+  check(spec: IJobSpec): Promise<string | null>;
+  submit(spec: IJobSpec): Promise<IJob>;
+  get(id: string): Promise<IJob>;
+  events(id: string): Promise<IJobEvent[]>;
+  metrics(id: string): Promise<IJobMetrics>;
+  cancel(id: string): Promise<IJob>;
+  rerun(id: string): Promise<IJob>;
+  /** A replica's log from byte `offset` (no follow): the bytes past it. */
+  logs(
+    id: string,
+    replica: string,
+    attempt: number,
+    offset: number
+  ): Promise<Uint8Array>;
+  /** The URL that downloads a replica's whole log of an attempt. */
+  logDownloadUrl(id: string, replica: string, attempt: number): string;
+}
+
+export const ITrainingModel = new Token<ITrainingModel>(
+  '@studiohub/lab:ITrainingModel',
+  "The user's training jobs and the jobs service's actions."
 );

@@ -1,0 +1,284 @@
+import { StudioHubAPIError } from '../api';
+import { IJob, IJobSpec } from '../tokens';
+import {
+  IFormValues,
+  JobFormModel,
+  LogFollower,
+  parseArgs,
+  parseParameters,
+  sparklinePoints,
+  specFromForm,
+  statusLine,
+  TrainingModel
+} from '../training/model';
+
+function makeJob(overrides: Partial<IJob> = {}): IJob {
+  return {
+    id: '0123456789ab',
+    name: 'train.py',
+    user: 'ada',
+    status: 'running',
+    reason: '',
+    queue_reason: '',
+    spec: { script: 'train.py' },
+    image: 'pytorch',
+    size: 'small',
+    attempt: 1,
+    max_retries: 2,
+    created: '2026-12-02T05:00:00+00:00',
+    started: '2026-12-02T05:00:01+00:00',
+    finished: null,
+    replicas: [{ name: 'worker-0', running: true, exit_code: null }],
+    dirs: {
+      home: 'studiohub-jobs/0123456789ab',
+      code: 'studiohub-jobs/0123456789ab/code',
+      outputs: 'studiohub-jobs/0123456789ab/outputs',
+      checkpoints: 'studiohub-jobs/0123456789ab/checkpoints',
+      tensorboard: 'studiohub-jobs/0123456789ab/tensorboard'
+    },
+    ...overrides
+  };
+}
+
+const VALUES: IFormValues = {
+  path: 'work/train.py',
+  image: 'pytorch',
+  size: 'small',
+  workers: 2,
+  parameters: '',
+  args: '--epochs 3 --name "my run"',
+  maxRetries: 1,
+  timeout: '1h'
+};
+
+const tick = (ms = 0) => new Promise(resolve => setTimeout(resolve, ms));
+
+describe('the training model', () => {
+  it('polls the list and tells the views of every status change', async () => {
+    const answers = [
+      {
+        jobs: [makeJob({ status: 'queued', queue_reason: 'quota: 2 running' })]
+      },
+      { jobs: [makeJob({ status: 'running' })] },
+      {
+        jobs: [
+          makeJob({
+            status: 'succeeded',
+            finished: '2026-12-02T05:01:00+00:00'
+          })
+        ]
+      }
+    ];
+    const seen: string[] = [];
+    const request = jest.fn(async (endPoint: string) => {
+      seen.push(endPoint);
+      return answers[Math.min(seen.length - 1, answers.length - 1)] as any;
+    });
+    const model = new TrainingModel({
+      request: request as any,
+      refreshInterval: 0.02
+    });
+    const statuses: string[] = [];
+    model.changed.connect(() => statuses.push(model.jobs[0]?.status));
+    await tick(150);
+    model.dispose();
+    expect(seen[0]).toBe('training/jobs');
+    expect(statuses.slice(0, 3)).toEqual(['queued', 'running', 'succeeded']);
+    expect(
+      statusLine(
+        makeJob({ status: 'queued', queue_reason: 'quota: 2 running' })
+      )
+    ).toBe('queued: quota: 2 running');
+  });
+
+  it('keeps the last list and says why a refresh failed', async () => {
+    let fail = false;
+    const model = new TrainingModel({
+      request: (async () => {
+        if (fail) {
+          throw new StudioHubAPIError(503, 'training jobs are not available');
+        }
+        return { jobs: [makeJob()] };
+      }) as any,
+      refreshInterval: 1000
+    });
+    await model.refresh();
+    fail = true;
+    await expect(model.refresh()).rejects.toThrow('not available');
+    expect(model.jobs).toHaveLength(1);
+    expect(model.error).toBe('training jobs are not available');
+    model.dispose();
+  });
+
+  it('submits, cancels and reruns through the training routes', async () => {
+    const calls: [string, RequestInit | undefined][] = [];
+    const model = new TrainingModel({
+      request: (async (endPoint: string, init?: RequestInit) => {
+        calls.push([endPoint, init]);
+        if (endPoint.endsWith('/rerun')) {
+          return makeJob({ id: 'ba9876543210', status: 'queued' });
+        }
+        if (endPoint.endsWith('/cancel')) {
+          return makeJob({ status: 'cancelled', reason: 'cancelled by ada' });
+        }
+        return makeJob({ status: 'queued' });
+      }) as any,
+      refreshInterval: 1000
+    });
+    const spec: IJobSpec = { script: 'train.py' };
+    await model.submit(spec);
+    expect(calls[0]).toEqual([
+      'training/jobs',
+      { method: 'POST', body: JSON.stringify(spec) }
+    ]);
+    await model.cancel('0123456789ab');
+    expect(model.find('0123456789ab')?.reason).toBe('cancelled by ada');
+    await model.rerun('0123456789ab');
+    expect(model.jobs.map(j => j.id)).toEqual(['ba9876543210', '0123456789ab']);
+    expect(calls.map(c => c[0]).slice(1)).toEqual([
+      'training/jobs/0123456789ab/cancel',
+      'training/jobs/0123456789ab/rerun'
+    ]);
+    expect(model.logDownloadUrl('0123456789ab', 'worker-1', 2)).toBe(
+      'http://localhost/studiohub/api/v1/training/jobs/0123456789ab/logs?replica=worker-1&attempt=2&download=1'
+    );
+    model.dispose();
+  });
+});
+
+describe('following a log', () => {
+  it('asks only for what came after the bytes already shown', async () => {
+    const log = new TextEncoder().encode('epoch 1 loss 0.9\nepoch 2 λ=0.5\n');
+    // The log grows in three pieces; the second ends inside the two bytes of "λ".
+    const cuts = [17, 26, log.length];
+    const offsets: number[] = [];
+    let written = 0;
+    const model = {
+      logs: async (
+        id: string,
+        replica: string,
+        attempt: number,
+        offset: number
+      ) => {
+        expect([id, replica, attempt]).toEqual(['0123456789ab', 'worker-1', 2]);
+        offsets.push(offset);
+        return log.slice(offset, cuts[Math.min(written++, cuts.length - 1)]);
+      }
+    };
+    const follower = new LogFollower(model, '0123456789ab', 'worker-1', 2);
+    const added: string[] = [];
+    follower.changed.connect((_, text) => added.push(text));
+    await follower.poll();
+    await follower.poll();
+    await follower.poll();
+    expect(await follower.poll()).toBe('');
+    expect(offsets).toEqual([0, 17, 26, log.length]);
+    expect(follower.offset).toBe(log.length);
+    expect(follower.text).toBe('epoch 1 loss 0.9\nepoch 2 λ=0.5\n');
+    expect(added[0]).toBe('epoch 1 loss 0.9\n');
+    expect(added.join('')).not.toContain('\ufffd');
+  });
+});
+
+describe('the Run as Training Job… form', () => {
+  it('shows the service’s refusal before submit, and only for the latest values', async () => {
+    const checked: IJobSpec[] = [];
+    const check = jest.fn(async (spec: IJobSpec) => {
+      checked.push(spec);
+      await tick(spec.size === 'large' ? 30 : 0);
+      return spec.size === 'large'
+        ? "no room: size 'large' needs 8 GiB, 2 GiB are free"
+        : spec.size === 'gpu'
+          ? "size 'gpu' is not offered to your domains"
+          : null;
+    });
+    const form = new JobFormModel({ check }, VALUES, 10);
+    expect(await form.checkNow()).toEqual({
+      ok: true,
+      message: 'Ready to run: it can start now.'
+    });
+    // Typing fast: only the last value is checked, after the pause.
+    form.update({ size: 'large' });
+    form.update({ size: 'gpu' });
+    expect(form.verdict).toBeNull();
+    await tick(60);
+    expect(checked.map(s => s.size)).toEqual(['small', 'gpu']);
+    expect(form.verdict).toEqual({
+      ok: false,
+      message: "size 'gpu' is not offered to your domains"
+    });
+    // A slow answer to older values does not overwrite a newer one.
+    form.update({ size: 'large' });
+    await tick(15);
+    form.update({ size: 'small' });
+    await tick(80);
+    expect(form.verdict?.ok).toBe(true);
+    form.dispose();
+  });
+
+  it('says what is wrong in a field without asking the service', async () => {
+    const check = jest.fn(async () => null);
+    const form = new JobFormModel(
+      { check },
+      { ...VALUES, path: 'nb.ipynb', parameters: 'lr=0.1\nnot a parameter' },
+      10
+    );
+    expect(await form.checkNow()).toEqual({
+      ok: false,
+      message:
+        'parameters, line 2: write name=value (a Python name), not "not a parameter"'
+    });
+    expect(check).not.toHaveBeenCalled();
+    form.dispose();
+  });
+
+  it('turns the fields into a spec', () => {
+    expect(specFromForm(VALUES)).toEqual({
+      name: 'train.py',
+      script: 'work/train.py',
+      image: 'pytorch',
+      size: 'small',
+      workers: 2,
+      max_retries: 1,
+      args: ['--epochs', '3', '--name', 'my run'],
+      timeout: '1h'
+    });
+    expect(
+      specFromForm({
+        ...VALUES,
+        path: 'nb.ipynb',
+        parameters: 'lr = 0.01\nepochs=5\nname="big run"\nfast=true\n',
+        timeout: '3600'
+      })
+    ).toEqual({
+      name: 'nb.ipynb',
+      notebook: 'nb.ipynb',
+      image: 'pytorch',
+      size: 'small',
+      workers: 2,
+      max_retries: 1,
+      parameters: { lr: 0.01, epochs: 5, name: 'big run', fast: true },
+      timeout: 3600
+    });
+    expect(parseArgs(`a 'b c' "d'e" ''`)).toEqual(['a', 'b c', "d'e", '']);
+    expect(() => parseArgs('"open')).toThrow('args: a " quote is not closed');
+    expect(parseParameters('\n\n')).toEqual({});
+  });
+});
+
+describe('metric curves', () => {
+  it('fit the points in the box, higher values higher up', () => {
+    expect(
+      sparklinePoints(
+        [
+          [0, 1],
+          [10, 0]
+        ],
+        100,
+        20
+      )
+    ).toBe('0.0,0.0 100.0,20.0');
+    expect(sparklinePoints([[5, 3]], 100, 20)).toBe('50.0,10.0');
+    expect(sparklinePoints([], 100, 20)).toBe('');
+  });
+});
