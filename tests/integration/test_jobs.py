@@ -213,6 +213,18 @@ def test_another_user_gets_404_for_a_job_that_is_not_theirs(hub: JobsHub, alice:
                    p.info["uids"].real == account.pw_uid)
 
 
+def test_only_the_jobs_service_may_place_jobs_at_the_hub(hub: JobsHub, alice: User) -> None:
+    """A user's own token (or an admin's) cannot place or release job replicas."""
+    path = f"/studiohub/users/{alice.name}/jobs/0123456789ab/placement"
+    body = {"image": "base", "size": "tiny", "replicas": ["worker-0"]}
+    for token in (alice.token, None):  # None: the admin's
+        r = hub.api("POST", path, token=token, json=body)
+        assert r.status_code == 403 and "only the jobs service" in r.json()["message"]
+        assert hub.api("DELETE", path, token=token).status_code == 403
+    book = hub.state_dir / "placements.json"
+    assert not book.exists() or "0123456789ab" not in book.read_text()
+
+
 @pytest.mark.parametrize(("spec", "status", "words"), [
     ({"script": "hello.py", "image": "nope"}, 400, "unknown image 'nope'"),
     ({"script": "hello.py", "size": "nosuch"}, 400, "unknown size 'nosuch'"),
