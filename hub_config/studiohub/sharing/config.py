@@ -110,12 +110,3 @@ def service_url_for_servers(settings: dict[str, Any]) -> str:
     """The service as users' servers reach it: through the proxy, on this host."""
     base = "/" + str(settings.get("base_url") or "/").strip("/")
     return f"{servers_url(settings)}{base.rstrip('/')}/services/{SERVICE}/"
-
-
-# Until hubapi imports them from the configurer (the scope helpers moved there).
-from ..configurer import DEFAULT_SERVER_SCOPES  # noqa: E402
-from ..configurer import grant_user_role as _grant_user_role  # noqa: E402
-
-__all__ = ["ACCESS_SCOPE", "AUDIT_SCOPE", "CUSTOM_SCOPES", "DEFAULTS", "DEFAULT_SERVER_SCOPES",
-           "URL_ENV", "_grant_user_role", "make_auditors_role", "make_service",
-           "servers_url", "service_url_for_servers", "sharing_settings"]
