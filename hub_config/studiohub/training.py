@@ -60,20 +60,28 @@ def service_url(environ: Mapping[str, str] | None = None) -> str:
     """The jobs service's base URL (ending in ``/``), from the environment."""
     env = os.environ if environ is None else environ
     url = env.get(contract.JOBS_URL, "")
-    if not url:
-        api = env.get("JUPYTERHUB_API_URL", "")
-        if not api:
-            raise TrainingError(0, f"where is the jobs service? set {contract.JOBS_URL} (or "
-                                "JUPYTERHUB_API_URL), or pass url= / --url")
-        parts = urllib.parse.urlsplit(api)
-        base = parts.path.rstrip("/")
-        for tail in ("/hub/api", "/api"):
-            if base.endswith(tail):
-                base = base[:-len(tail)]
-                break
-        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc,
-                                       f"{base}/services/jobs/", "", ""))
-    return url if url.endswith("/") else url + "/"
+    if url:
+        return url if url.endswith("/") else url + "/"
+    api = env.get("JUPYTERHUB_API_URL", "")
+    if not api:
+        raise TrainingError(0, f"where is the jobs service? set {contract.JOBS_URL} (or "
+                            "JUPYTERHUB_API_URL), or pass url= / --url")
+    return jobs_url(api)
+
+
+def jobs_url(url: str) -> str:
+    """The jobs service's URL from a hub's: ``https://hub.example.org/`` or its API
+    (``…/hub/api``) → ``…/services/jobs/``; a ``…/services/<name>/`` URL as given."""
+    parts = urllib.parse.urlsplit(url)
+    base = parts.path.rstrip("/")
+    if "/services/" in base + "/":
+        return url if url.endswith("/") else url + "/"
+    for tail in ("/hub/api", "/hub"):
+        if base.endswith(tail):
+            base = base[:-len(tail)]
+            break
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{base}/services/jobs/",
+                                    "", ""))
 
 
 def api_token(environ: Mapping[str, str] | None = None) -> str:
@@ -89,7 +97,7 @@ class Client:
     """One jobs service and one user's token."""
 
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
-        self.url = (url.rstrip("/") + "/") if url else service_url()
+        self.url = jobs_url(url) if url else service_url()
         self.token = token or api_token()
 
     # --- HTTP -------------------------------------------------------------------------

@@ -131,6 +131,11 @@ def test_the_service_and_token_from_the_environment(monkeypatch: pytest.MonkeyPa
         == "http://h:8000/services/jobs/"
     assert training.api_token(env) == "server-token"
     assert training.api_token({**env, contract.API_TOKEN: "mine"}) == "mine"
+    assert training.jobs_url("https://hub.example.org") == \
+        "https://hub.example.org/services/jobs/"
+    assert training.jobs_url("https://example.org/lab/hub/") == \
+        "https://example.org/lab/services/jobs/"
+    assert training.jobs_url("http://h/services/jobs") == "http://h/services/jobs/"
     with pytest.raises(training.TrainingError, match=contract.JOBS_URL):
         training.service_url({})
     with pytest.raises(training.TrainingError, match=contract.API_TOKEN):

@@ -30,8 +30,9 @@ class CLIError(Exception):
 def add_jobs_parser(sub: Any) -> None:
     """``studiohub jobs …`` under the top-level parser's subcommands."""
     jobs = sub.add_parser("jobs", help="submit and follow training jobs (docs/training.md)")
-    jobs.add_argument("--url", help="the jobs service (default: $STUDIOHUB_JOBS_URL, or "
-                      "derived from $JUPYTERHUB_API_URL)")
+    jobs.add_argument("--url", help="the hub (https://hub.example.org/) or the jobs "
+                      "service's URL (default: $STUDIOHUB_JOBS_URL, or derived from "
+                      "$JUPYTERHUB_API_URL)")
     jobs.add_argument("--token", help="your API token (default: $STUDIOHUB_TOKEN, then "
                       "$JUPYTERHUB_API_TOKEN)")
     verbs = jobs.add_subparsers(dest="jobs_command", required=True)
