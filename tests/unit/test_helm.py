@@ -720,3 +720,10 @@ def test_jobs_values_outside_the_schema_are_refused(chart_dir: Path, key: str,
     with pytest.raises(helm.HelmValuesError) as info:
         render(chart_dir, jobs_values(**{key: value}))
     assert f"/studiohub/jobs/checkpoints/{key}" in str(info.value)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_lint_is_clean_with_jobs(chart_dir: Path, version: str) -> None:
+    report = helm.lint(str(chart_dir), jobs_values(), strict=True,
+                       kube_version=f"v{version}.0")
+    assert report["errors"] == [] and report["messages"] == []
