@@ -258,3 +258,37 @@ def test_pod_plan_keeps_the_local_plans_variables_except_addresses_and_gpus() ->
     assert all(e["WORLD_SIZE"] == "2" and "CUDA_VISIBLE_DEVICES" not in e
                for e in pods.per_index_env)
     assert json.dumps(pods.per_index_env).count("127.0.0.1") == 0
+
+
+def test_the_jobs_service_runs_a_job_through_the_kube_executor(tmp_path: Path) -> None:
+    """The real state machine (studiohub.jobs.service.Jobs) with this executor: the
+    attempt is created, its pods' exits end the job, a resume line becomes an event and
+    the replica's log is where the API serves it."""
+    from studiohub.jobs.service import Account, Jobs, Viewer
+    from studiohub.jobs.store import Store
+    from tests.unit.test_jobs_service import FakePlacing
+
+    api = RecordingAPI()
+    jobs = Jobs(Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"), executor(api), FakePlacing(),
+                catalog, state_dir=tmp_path,
+                accounts=lambda user: Account(f"jupyter-{user}", f"/home/jupyter-{user}"))
+
+    async def scenario() -> None:
+        job = await jobs.submit(Viewer("alice"), {"script": "train.py", "image": "pytorch",
+                                                  "size": "small", "workers": 2})
+        await jobs.tick()
+        [(_, created)] = api.made("create_namespaced_job")
+        validate(created)
+        name = created["metadata"]["name"]
+        assert name == kube.job_object_name(job.id, 1)
+        api.pods = [pod(name, i, exit_code=0, phase="Succeeded") for i in range(2)]
+        api.logs = {f"{name}-0-x0": f"{contract.RESUMED_FROM} /ck/ckpt-3.pt step 3\ndone\n"}
+        await jobs.tick()
+        ended = jobs.store.get(job.id)
+        assert ended.status == "succeeded"
+        events = [e.message for e in jobs.store.events(job.id) if e.kind == "resumed"]
+        assert events == ["attempt 1: worker-0 resumed from checkpoint /ck/ckpt-3.pt step 3"]
+        served = jobs.log_path(ended, 1, "worker-0")
+        assert served.read_text().endswith("done\n")
+
+    run(scenario())
