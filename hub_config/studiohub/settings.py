@@ -66,7 +66,14 @@ ENV_KEYS = {
 
 
 class SettingsError(ValueError):
-    """A config.yaml that cannot be used; names the file and the key."""
+    """A config.yaml that cannot be used: one ``<file>: <key>: <problem>`` line per problem.
+
+    ``problems`` holds every ``<key>: <problem>`` found, in the file's order of keys.
+    """
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, list(problems)
+        super().__init__("\n".join(f"{source}: {problem}" for problem in self.problems))
 
 
 def config_file() -> Path:
@@ -75,14 +82,26 @@ def config_file() -> Path:
 
 def load_settings(path: Path | None = None,
                   environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Defaults ← config.yaml ← STUDIOHUB_* environment variables, with paths resolved."""
+    """Defaults ← config.yaml ← STUDIOHUB_* environment variables, with paths resolved.
+
+    Every problem is found in one pass and raised together (:class:`SettingsError`), each
+    with its key, so an operator fixes them all after one ``studiohub up``.
+    """
     path = path or config_file()
     environ = dict(os.environ) if environ is None else environ
     settings = merge(DEFAULTS, _read(path))
+    found: list[str] = []
     for var, (key, cast) in ENV_KEYS.items():
         if environ.get(var):
-            settings = set_item(settings, key, cast(environ[var]))
-    check(settings, DEFAULTS, str(path))
+            try:
+                settings = set_item(settings, key, cast(environ[var]))
+            except ValueError:
+                found.append(f"{var} (environment): {environ[var]!r} is not "
+                             f"{_kind(cast())}")
+    found.extend(problems(settings, DEFAULTS))
+    found.extend(_auth_problems(settings.get("auth")))
+    if found:
+        raise SettingsError(str(path), found)
     settings = resolve(settings)
     if not settings["auth"]["type"]:
         # A hub that ran with the shared password before this default existed keeps it
@@ -91,15 +110,28 @@ def load_settings(path: Path | None = None,
         kept = (Path(settings["state_dir"]) / "password").exists()
         settings["auth"] = {**settings["auth"],
                             "type": "shared-password" if kept else default_type(system_mode())}
-    try:
-        check_type(settings["auth"]["type"])
-    except ValueError as e:
-        raise SettingsError(f"{path}: auth.type: {e}") from None
-    password = settings["auth"]["password"]
-    if settings["auth"]["type"] == "shared-password" and password and len(password) < 8:
-        raise SettingsError(f"{path}: auth.password: at least 8 characters, as JupyterHub's "
-                            "shared-password authenticator requires")
+        found = _auth_problems(settings["auth"])  # the password, now the type is known
+        if found:
+            raise SettingsError(str(path), found)
     return settings
+
+
+def _auth_problems(auth: Any) -> list[str]:
+    """The authenticator named and the shared password's length, when they are text."""
+    if not isinstance(auth, dict):
+        return []
+    found = []
+    kind, password = auth.get("type"), auth.get("password")
+    if isinstance(kind, str) and kind:
+        try:
+            check_type(kind)
+        except ValueError as e:
+            found.append(f"auth.type: {e}")
+    if kind == "shared-password" and isinstance(password, str) and password \
+            and len(password) < 8:
+        found.append("auth.password: at least 8 characters, as JupyterHub's "
+                     "shared-password authenticator requires")
+    return found
 
 
 #: Settings whose value is free-form (checked by what reads them).
@@ -108,32 +140,53 @@ FREE_FORM = {"auth.config", "sharing", "jobs"}
 
 def check(settings: dict[str, Any], defaults: dict[str, Any], path: str,
           prefix: str = "") -> None:
-    """Refuse unknown keys and values of the wrong type, naming the file and the key."""
-    unknown = sorted(set(settings) - set(defaults))
+    """Refuse unknown keys and values of the wrong type, naming the file and every key."""
+    found = problems(settings, defaults, prefix)
+    if found:
+        raise SettingsError(path, found)
+
+
+def problems(settings: dict[str, Any], defaults: dict[str, Any],
+             prefix: str = "") -> list[str]:
+    """Every unknown key and value of the wrong type under ``prefix``, as ``key: problem``.
+
+    Sections left empty (``sharing:`` with its lines commented out) are filled with
+    their defaults in ``settings`` on the way, so what follows reads plain values.
+    """
+    found: list[str] = []
+    unknown = sorted(set(settings) - set(defaults), key=str)
     if unknown:
         where = f" under {prefix.rstrip('.')}" if prefix else ""
-        raise SettingsError(f"{path}: unknown setting(s) {', '.join(prefix + k for k in unknown)}"
-                            f"; known settings{where}: {', '.join(sorted(defaults))}")
+        found.append(f"unknown setting(s) {', '.join(prefix + str(k) for k in unknown)}"
+                     f"; known settings{where}: {', '.join(sorted(defaults))}")
     for key, default in defaults.items():
         name, value = prefix + key, settings.get(key)  # null removes a key: None
         if name in FREE_FORM:
             if value is None:  # a section with every line commented out: its defaults
                 settings[key] = value = {}
             if not isinstance(value, dict):
-                raise SettingsError(f"{path}: {name}: must be a mapping")
-            if name == "auth.config":
-                for cls, traits in value.items():
-                    if not isinstance(traits, dict):
-                        raise SettingsError(f"{path}: {name}.{cls}: must be a mapping of "
-                                            "the class's settings")
+                found.append(f"{name}: must be a mapping, not {_what(value)}")
+            elif name == "auth.config":
+                found.extend(f"{name}.{cls}: must be a mapping of the class's settings"
+                             for cls, traits in value.items() if not isinstance(traits, dict))
         elif isinstance(default, dict):
             if not isinstance(value, dict):
-                raise SettingsError(f"{path}: {name}: must be a mapping of "
-                                    f"{', '.join(sorted(default))}")
-            check(value, default, path, name + ".")
+                found.append(f"{name}: must be a mapping of {', '.join(sorted(default))}"
+                             + ("" if value is None else f", not {_what(value)}"))
+            else:
+                found.extend(problems(value, default, name + "."))
         elif not _fits(value, default):
-            kind = _kind(default)
-            raise SettingsError(f"{path}: {name}: {value!r} is not {kind}")
+            found.append(f"{name}: {value!r} is not {_kind(default)}")
+        elif isinstance(default, list):
+            found.extend(f"{name}[{i}]: {item!r} is not text" for i, item in enumerate(value)
+                         if not isinstance(item, str))
+    return found
+
+
+def _what(value: Any) -> str:
+    """``a list``, ``text``…: what the operator wrote instead, for a message."""
+    return {list: "a list", str: "text", bool: "true or false", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
 
 
 def _fits(value: Any, default: Any) -> bool:
@@ -174,12 +227,21 @@ def set_item(settings: dict[str, Any], dotted: str, value: Any) -> dict[str, Any
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The file's mapping; a file that is not one is a :class:`SettingsError`, never a
+    traceback (unreadable, not UTF-8, not YAML, or a list or text at the top)."""
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(str(path), [f"cannot be read: {e}"]) from None
     except yaml.YAMLError as e:
-        raise SettingsError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SettingsError(str(path), [f"not valid YAML: {where}{problem}"]) from None
     if not isinstance(data, dict):
-        raise SettingsError(f"{path}: must be a mapping of settings")
+        raise SettingsError(str(path), [
+            f"must be a mapping of settings (`key: value` lines, e.g. `port: 8000`), "
+            f"not {_what(data)}"])
     return data
