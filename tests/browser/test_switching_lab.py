@@ -426,3 +426,43 @@ def test_a_notebook_on_an_image_outside_my_domains_says_why_and_offers_one(
     finally:
         browser.close()
     user.stop()
+
+
+PREFIX_CELL = ("import sys\nopen('runs.txt', 'a').write(sys.prefix + '\\n')\n"
+               "print('prefix', sys.prefix)")
+
+
+def test_a_cell_run_right_after_switch_runs_once_on_the_new_kernel(
+        hub: Hub, browser: Browser) -> None:
+    """Shift+Enter a tenth of a second after Switch: the cell waits for the new kernel
+    and runs there, once (each run appends its ``sys.prefix`` to runs.txt)."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    user = lab_user(hub, "swquick", {"quick.ipynb": notebook(PREFIX_CELL)})
+    page = browser.login(hub.url, user.name, hub.password, viewport=VIEWPORT)
+    try:
+        page.goto(f"{hub.url}/user/{user.name}/lab")
+        panel = open_notebook(page, "quick.ipynb")
+        cell = panel.locator(".jp-Cell").nth(0)
+        choice_item(panel).click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.get_by_text("PyTorch 2.13 · CPU", exact=True).click()
+        dialog.get_by_text("1 vCPU + 512 MiB", exact=True).click()
+        dialog.get_by_role("button", name="Switch").click()
+        page.wait_for_timeout(100)
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        out = cell.locator(STDOUT)
+        expect(out).to_contain_text("prefix", timeout=120_000)
+        expect(cell.locator(".jp-InputPrompt")).to_contain_text("[1]")
+        wait_idle(page, panel, "PyTorch 2.13 · CPU")
+        page.wait_for_timeout(2000)  # a second run, were there one, would show by now
+        page.screenshot(path=str(ARTIFACTS / "switching-run-right-after-switch.png"))
+        runs = user.server_api("GET", "/contents/runs.txt").json()["content"].splitlines()
+        assert len(runs) == 1, runs
+        assert Path(runs[0]).name == "pytorch", runs
+        assert out.inner_text().strip() == f"prefix {runs[0]}"
+        expect(choice_item(panel)).to_contain_text("PyTorch 2.13 · CPU · 1 vCPU + 512 MiB")
+    finally:
+        user.stop()

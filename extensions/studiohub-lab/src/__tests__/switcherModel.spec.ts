@@ -1,5 +1,10 @@
 import { StudioHubAPIError } from '../api';
-import { STILL_SWITCHING, SwitcherModel } from '../switcher/model';
+import { afterSwitch } from '../switcher/executions';
+import {
+  NotebookKernelModel,
+  STILL_SWITCHING,
+  SwitcherModel
+} from '../switcher/model';
 import {
   IChoice,
   IKernelNotice,
@@ -192,6 +197,71 @@ describe('SwitcherModel', () => {
     await until(() => kernel.report?.id === 'k2');
     expect(kernel.pending).toBeNull();
     expect(kernel.report!.choice.image).toBe('pytorch');
+  });
+
+  it('holds cells run during a switch until the new kernel runs, then runs each once there', async () => {
+    const session = new FakeSession();
+    let open!: () => void;
+    session.restartGate = new Promise(resolve => (open = resolve));
+    const server = fakeServer({
+      'kernel-choices': init => verdict(JSON.parse(init!.body as string)),
+      'kernels/k1': () => report('k1'),
+      'kernels/k2': () => report('k2', { image: 'pytorch' })
+    });
+    const kernel = track(model(server), session) as NotebookKernelModel;
+    expect(kernel.switched).toBeNull(); // no switch: cells run at once
+    const done = kernel.switchTo({ image: 'pytorch', size: 'small' });
+    // Held from the click on, before any answer of the server.
+    const switched = kernel.switched;
+    expect(switched).not.toBeNull();
+    const ranOn: string[] = [];
+    const refused: string[] = [];
+    const run = () =>
+      afterSwitch(
+        kernel.switched,
+        async () => {
+          ranOn.push(session.kernel!);
+          return session.kernel;
+        },
+        reason => refused.push(reason)
+      );
+    const first = run();
+    await until(() => session.restarts.length === 1);
+    const second = run(); // during the sessions PATCH
+    await new Promise(resolve => setTimeout(resolve, 20));
+    expect(ranOn).toEqual([]); // never on the old kernel k1
+    open();
+    await expect(first).resolves.toBe('k2');
+    await expect(second).resolves.toBe('k2');
+    await done;
+    expect(ranOn).toEqual(['k2', 'k2']); // each once, in order
+    expect(refused).toEqual([]);
+    expect(kernel.switched).toBeNull();
+    await run();
+    expect(ranOn).toEqual(['k2', 'k2', 'k2']);
+  });
+
+  it('refuses, with the reason, cells run during a switch that fails; none runs', async () => {
+    const session = new FakeSession();
+    session.refuse = 'no room for 4 vCPU + 16 GiB: 1 vCPU free';
+    const server = fakeServer({
+      'kernel-choices': init => verdict(JSON.parse(init!.body as string)),
+      'kernels/k1': () => report('k1')
+    });
+    const kernel = track(model(server), session) as NotebookKernelModel;
+    const done = kernel.switchTo({ image: 'pytorch', size: 'small' });
+    const ran: string[] = [];
+    const refused: string[] = [];
+    const held = afterSwitch(
+      kernel.switched,
+      async () => ran.push(session.kernel!),
+      reason => refused.push(reason)
+    );
+    await expect(done).rejects.toThrow('no room');
+    await expect(held).rejects.toThrow(/^Canceled: A cell was not run/);
+    expect(ran).toEqual([]);
+    expect(refused).toEqual(['no room for 4 vCPU + 16 GiB: 1 vCPU free']);
+    expect(kernel.switched).toBeNull();
   });
 
   it('starts a kernel the usual way for a notebook that runs none', async () => {

@@ -1,3 +1,4 @@
+import { PromiseDelegate } from '@lumino/coreutils';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -181,6 +182,16 @@ export class NotebookKernelModel implements INotebookKernel {
     return this._switching;
   }
 
+  /**
+   * While a switch is under way: a promise that resolves once the new kernel is this
+   * notebook's (cells run then go to it) and rejects with the reason when the switch
+   * failed; null when no switch runs. Cells the user runs meanwhile wait on it, so
+   * none reaches the old kernel or is dropped with it.
+   */
+  get switched(): Promise<void> | null {
+    return this._switched?.promise ?? null;
+  }
+
   get changed(): ISignal<INotebookKernel, void> {
     return this._changed;
   }
@@ -225,6 +236,10 @@ export class NotebookKernelModel implements INotebookKernel {
     if (this._switching) {
       throw new Error(STILL_SWITCHING);
     }
+    const switched = new PromiseDelegate<void>();
+    // Nobody may be waiting: a refusal is then no unhandled rejection.
+    switched.promise.catch(() => undefined);
+    this._switched = switched;
     this._setSwitching(true);
     try {
       const old = await this.session.liveKernel();
@@ -238,11 +253,15 @@ export class NotebookKernelModel implements INotebookKernel {
       this._changed.emit();
       await this.session.restart(verdict.kernel_name, old);
       this.session.saveChoice({ image: verdict.image, size: verdict.size });
+      this._switched = null;
+      switched.resolve();
       return label;
     } catch (error) {
       // Refused: the old kernel runs on; show where it runs again.
       this._pending = null;
       void this.refresh();
+      this._switched = null;
+      switched.reject(error);
       throw error;
     } finally {
       this._setSwitching(false);
@@ -332,5 +351,6 @@ export class NotebookKernelModel implements INotebookKernel {
   private _pending: string | null = null;
   private _poll: Poll;
   private _report: IKernelReport | null = null;
+  private _switched: PromiseDelegate<void> | null = null;
   private _switching = false;
 }

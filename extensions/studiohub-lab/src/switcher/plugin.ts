@@ -18,7 +18,8 @@ import {
   ISwitcher,
   PLUGIN_IDS
 } from '../tokens';
-import { STILL_SWITCHING, SwitcherModel } from './model';
+import { holdExecutionsDuringSwitch } from './executions';
+import { NotebookKernelModel, STILL_SWITCHING, SwitcherModel } from './model';
 import { pickChoice } from './picker';
 import { NotebookSession } from './session';
 import { addSwitchKeyBindings } from './shortcuts';
@@ -46,6 +47,11 @@ const switcherPlugin: JupyterFrontEndPlugin<ISwitcher> = {
     palette: ICommandPalette | null
   ): ISwitcher => {
     const switcher = new SwitcherModel();
+    holdExecutionsDuringSwitch(context => {
+      const panel = tracker.find(p => p.sessionContext === context);
+      const kernel = panel ? switcher.find(panel) : undefined;
+      return kernel instanceof NotebookKernelModel ? kernel.switched : null;
+    });
     addSwitchCommand(app, tracker, switcher);
     addChangeServerCommand(app, switcher);
     addSwitchKeyBindings(app.commands);
