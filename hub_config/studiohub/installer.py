@@ -165,6 +165,68 @@ def ensure_proxy(p: Paths) -> None:
     step(f"configurable-http-proxy installed under {p.prefix / 'npm'}")
 
 
+class LinkRefused(StepError):
+    """Where the command link goes there is already something that is not ours."""
+
+
+def command_link() -> Path:
+    """Where a shell finds ``studiohub``: ``/usr/local/bin`` for root (on every Debian
+    PATH, sudo's ``secure_path`` included), ``~/.local/bin`` for a personal hub."""
+    if system_mode():
+        return Path("/usr/local/bin/studiohub")
+    return Path.home() / ".local" / "bin" / "studiohub"
+
+
+def link_command(target: Path, link: Path) -> bool:
+    """Make ``link`` a symlink to ``target``; False when it already is one (a no-op).
+
+    Replaced only when it is ours: a symlink to ``target``, or a dangling one to another
+    StudioHub hub environment's ``hub/bin/studiohub`` (a prefix since removed). Anything
+    else there, a file or a link elsewhere, is someone else's: :class:`LinkRefused`.
+    """
+    if link.is_symlink():
+        current = Path(os.readlink(link))
+        if current == target or (link.exists() and link.resolve() == target.resolve()):
+            return False
+        if link.exists() or current.parts[-3:] != ("hub", "bin", "studiohub"):
+            raise LinkRefused(f"{link} already exists and is not StudioHub's (a link to "
+                              f"{current}): left as it is; run {target}, or remove {link} "
+                              "and run studiohub up again")
+        link.unlink()
+    elif link.exists():
+        raise LinkRefused(f"{link} already exists and is not StudioHub's link: left as it "
+                          f"is; run {target}, or remove {link} and run studiohub up again")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    return True
+
+
+def ensure_command_link(target: Path | None = None, link: Path | None = None,
+                        path_env: str | None = None) -> None:
+    """``studiohub`` on the PATH of a new shell, so ``studiohub env build …`` as the
+    README, the spawn page and ``doctor`` say works (a link, never a copy: upgrades
+    follow). A place already taken is said and left alone; the hub still starts."""
+    target = target or Path(sys.prefix) / "bin" / "studiohub"
+    link = link or command_link()
+    path_env = os.environ.get("PATH", "") if path_env is None else path_env
+    if not target.exists():
+        print(f"  ! {target} not found: not linked into {link.parent}", flush=True)
+        return
+    try:
+        made = link_command(target, link)
+    except LinkRefused as e:
+        print(f"  ! {e}", flush=True)
+        return
+    except OSError as e:
+        print(f"  ! could not link {link} to {target}: {e}", flush=True)
+        return
+    step(f"{'linked' if made else 'command'} {link} → {target}")
+    if str(link.parent) not in path_env.split(os.pathsep):
+        print(f"    {link.parent} is not on your PATH: add it (Debian's ~/.profile does "
+              "when it exists at login: log in again), or run "
+              f"{target}", flush=True)
+
+
 def ensure_base_env(settings: dict[str, Any]) -> None:
     from .envs import build_command
 
@@ -200,18 +262,28 @@ def ensure_password(settings: dict[str, Any]) -> str | None:
     return password if fresh else None
 
 
-def ensure_admin_passwords(settings: dict[str, Any]) -> None:
-    """Under first-use passwords, the admins' password is set before anyone can claim it."""
-    if settings["auth"]["type"] != "firstuse" or not settings["auth"]["admin_users"]:
-        return
+def ensure_admin_passwords(settings: dict[str, Any]) -> str | None:
+    """The admins' password, made before the hub starts so the banner can show it once.
+
+    Under first-use passwords it is also set for each admin before anyone can claim the
+    name. Returned only when made now (None after: the banner says where it is kept).
+    """
+    kind, admins = settings["auth"]["type"], settings["auth"]["admin_users"]
+    if kind not in ("firstuse", "shared-password") or not admins:
+        return None
+    path = Path(settings["state_dir"]) / "admin-password"
+    fresh = not path.exists()
     password = configurer.read_secret(settings, "admin-password", 32)
-    dbm_path = Path(settings["state_dir"]) / auth.PASSWORDS_DBM
-    for name in settings["auth"]["admin_users"]:
-        auth.seed_firstuse_password(dbm_path, name.lower(), password)
-    step(f"admins' password kept in {Path(settings['state_dir']) / 'admin-password'}")
+    if kind == "firstuse":
+        dbm_path = Path(settings["state_dir"]) / auth.PASSWORDS_DBM
+        for name in admins:
+            auth.seed_firstuse_password(dbm_path, name.lower(), password)
+    step(f"admins' password kept in {path}")
+    return password if fresh else None
 
 
-def login_lines(settings: dict[str, Any], password: str | None) -> list[str]:
+def login_lines(settings: dict[str, Any], password: str | None,
+                admin_password: str | None = None) -> list[str]:
     """How to log in, for the banner: what to type at a first login, and as an admin."""
     kind, state = settings["auth"]["type"], settings["state_dir"]
     admins = ", ".join(settings["auth"]["admin_users"])
@@ -232,18 +304,24 @@ def login_lines(settings: dict[str, Any], password: str | None) -> list[str]:
     else:
         lines.append(f"Log in through {kind} (auth.type).")
     if admins and kind in ("shared-password", "firstuse"):
-        lines.append(f"Admins ({admins}) log in with the password in {state}/admin-password.")
+        if admin_password:
+            lines.append(f"Admins ({admins}) log in with their name and the admin password: "
+                         f"{admin_password} (shown once; kept in {state}/admin-password)")
+        else:
+            lines.append(f"Admins ({admins}) log in with the password in "
+                         f"{state}/admin-password (sudo cat {state}/admin-password).")
     return lines
 
 
-def banner(settings: dict[str, Any], password: str | None) -> str:
+def banner(settings: dict[str, Any], password: str | None,
+           admin_password: str | None = None) -> str:
     host = "localhost" if settings["ip"] in ("127.0.0.1", "0.0.0.0", "") else settings["ip"]
     url = f"http://{host}:{settings['port']}{settings['base_url']}"
     lines = [f"StudioHub is starting at {url}"]
     if not system_mode():
         lines.append(f"Personal hub: not run as root, so only {os.environ.get('USER', 'you')} "
                      "can log in, and servers run as that account.")
-    lines.extend(login_lines(settings, password))
+    lines.extend(login_lines(settings, password, admin_password))
     lines.append("Stop it with Ctrl-C; users' servers keep running and are picked up again.")
     return "\n".join(lines)
 
@@ -265,17 +343,19 @@ def up_command(args: argparse.Namespace) -> int:
         if not args.no_start:
             ensure_no_leftovers(settings)
         ensure_hub_env_reachable()
+        ensure_command_link()
         ensure_proxy(p)
         ensure_base_env(settings)
         ensure_tensorboard_env()
         password = ensure_password(settings)
-        ensure_admin_passwords(settings)
+        admin_password = ensure_admin_passwords(settings)
     except (CatalogError, SettingsError, StepError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        for line in str(e).splitlines():  # one per problem of a file
+            print(f"error: {line}", file=sys.stderr)
         return 1
     if args.no_start:
         return 0
-    print(banner(settings, password), flush=True)
+    print(banner(settings, password, admin_password), flush=True)
     os.chdir(settings["state_dir"])
     # This process becomes the hub (execv keeps the pid): recorded so that the services'
     # parent-death check and the next `up` know it (studiohub.pidrecords).

@@ -177,7 +177,7 @@ def problems(settings: dict[str, Any], defaults: dict[str, Any],
                 found.extend(problems(value, default, name + "."))
         elif not _fits(value, default):
             found.append(f"{name}: {value!r} is not {_kind(default)}")
-        elif isinstance(default, list):
+        elif isinstance(default, list) and isinstance(value, list):
             found.extend(f"{name}[{i}]: {item!r} is not text" for i, item in enumerate(value)
                          if not isinstance(item, str))
     return found

@@ -16,12 +16,15 @@ import pytest
 from studiohub import pidrecords
 from studiohub.doctor import check_login
 from studiohub.installer import (
+    LinkRefused,
     StepError,
     banner,
     ensure_admin_passwords,
+    ensure_command_link,
     ensure_no_leftovers,
     ensure_password,
     ensure_state_private,
+    link_command,
 )
 from studiohub.settings import load_settings
 
@@ -148,3 +151,81 @@ def test_doctor_warns_of_a_shared_password_on_a_system_hub(
     finding = check_login(load_settings(config, environ={}))
     assert finding.level == "WARN" and "log in as any non-admin user" in finding.text
     assert check_login(firstuse_settings(tmp_path)).level == "OK"
+
+
+def test_a_fresh_admin_password_is_shown_once_then_where_it_is(tmp_path: Path) -> None:
+    settings = firstuse_settings(tmp_path)
+    fresh = ensure_admin_passwords(settings)
+    assert fresh == (tmp_path / "state" / "admin-password").read_text().strip()
+    assert f"Admins (Ada) log in with their name and the admin password: {fresh}" \
+        in banner(settings, None, fresh)
+    assert ensure_admin_passwords(settings) is None  # the next start: not shown again
+    text = banner(settings, None, None)
+    assert fresh not in text and f"sudo cat {tmp_path / 'state'}/admin-password" in text
+
+
+def test_shared_password_admins_get_their_password_before_the_hub_starts(
+        tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n"
+                      "auth:\n  type: shared-password\n  admin_users: [ada]\n")
+    fresh = ensure_admin_passwords(load_settings(config, environ={}))
+    assert fresh and (tmp_path / "state" / "admin-password").read_text().strip() == fresh
+
+
+def fake_hub_command(tmp_path: Path) -> Path:
+    target = tmp_path / "opt" / "hub" / "bin" / "studiohub"
+    target.parent.mkdir(parents=True)
+    target.write_text("#!/bin/sh\n")
+    return target
+
+
+def test_the_command_is_linked_where_a_shell_finds_it_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target, link = fake_hub_command(tmp_path), tmp_path / "usr" / "local" / "bin" / "studiohub"
+    bin_dir = str(link.parent)
+    ensure_command_link(target, link, path_env=f"/usr/bin:{bin_dir}")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert f"linked {link} → {target}" in capsys.readouterr().out
+    before = link.lstat()
+    ensure_command_link(target, link, path_env=f"/usr/bin:{bin_dir}")  # again: a no-op
+    after = link.lstat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    out = capsys.readouterr().out
+    assert f"command {link} → {target}" in out and f"linked {link}" not in out
+    assert link_command(target, link) is False
+
+
+def test_a_link_dir_off_the_path_is_said(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    target, link = fake_hub_command(tmp_path), tmp_path / "home" / ".local" / "bin" / "studiohub"
+    ensure_command_link(target, link, path_env="/usr/bin:/bin")
+    assert link.is_symlink()
+    assert f"{link.parent} is not on your PATH" in capsys.readouterr().out
+
+
+def test_someone_elses_command_is_never_replaced(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    target = fake_hub_command(tmp_path)
+    link = tmp_path / "bin" / "studiohub"
+    link.parent.mkdir()
+    link.write_text("#!/bin/sh\necho another studiohub\n")
+    with pytest.raises(LinkRefused, match="already exists and is not StudioHub's"):
+        link_command(target, link)
+    ensure_command_link(target, link, path_env="")  # up goes on, saying so
+    assert "not StudioHub's" in capsys.readouterr().out
+    assert link.read_text() == "#!/bin/sh\necho another studiohub\n" and not link.is_symlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("x")
+    link.unlink()
+    link.symlink_to(elsewhere)
+    with pytest.raises(LinkRefused, match=f"a link to {elsewhere}"):
+        link_command(target, link)
+    assert os.readlink(link) == str(elsewhere)
+
+
+def test_a_dangling_link_of_a_removed_studiohub_is_replaced(tmp_path: Path) -> None:
+    target, link = fake_hub_command(tmp_path), tmp_path / "bin" / "studiohub"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "old-prefix" / "hub" / "bin" / "studiohub")
+    assert link_command(target, link) is True and os.readlink(link) == str(target)
