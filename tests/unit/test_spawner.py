@@ -16,7 +16,7 @@ import yaml
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
-from studiohub import gpus
+from studiohub import contract, gpus
 from studiohub import placement as placements
 from studiohub.catalog import Catalog, load_catalog
 from studiohub.cgroups import Capabilities
@@ -384,14 +384,19 @@ def test_args_name_the_images_kernel_when_registered(catalog_file: Path, tmp_pat
     spawner.apply_choice({"image": "pytorch"})
     spawner.args = ["--debug"]
     cull = make_cull_args(600, 120, False, False)
-    assert spawner.get_args() == [*cull, "--debug"]
+    # Only the kernels of the images this user's domains allow, built or not yet (one
+    # built while the server runs then shows there); the default only once registered.
+    allowed = [f"--KernelSpecManager.allowed_kernelspecs={contract.kernel_name(i.id)}"
+               for i in load_catalog(catalog_file).allowed_images([])]
+    assert "--KernelSpecManager.allowed_kernelspecs=studiohub-pytorch" in allowed
+    assert "--KernelSpecManager.allowed_kernelspecs=studiohub-pytorch-gpu" not in allowed
+    assert spawner.get_args() == [*cull, *allowed, "--debug"]
     spec = tmp_path / "share" / "jupyter" / "kernels" / "studiohub-pytorch"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text("{}")
-    # Only the kernels of the images this user's domains allow, and only those built.
     assert spawner.get_args() == [
         *cull, "--MappingKernelManager.default_kernel_name=studiohub-pytorch",
-        "--KernelSpecManager.allowed_kernelspecs=studiohub-pytorch", "--debug"]
+        *allowed, "--debug"]
 
 
 def test_traits_are_documented_config() -> None:

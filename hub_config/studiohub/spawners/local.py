@@ -95,7 +95,9 @@ def make_cull_args(idle_timeout: int, interval: int, busy: bool, connected: bool
 def make_args(default_kernel: str | None, cull: Sequence[str] = (),
               kernels: Sequence[str] = ()) -> list[str]:
     """Server arguments: the chosen image's kernel as default (if registered), culling,
-    and only the kernels of the images the user's domains allow (one Launcher card each)."""
+    and only the kernels of the images the user's domains allow (one Launcher card each,
+    once built: the names of images not built yet are allowed too, so that a build
+    while the server runs shows there without a restart)."""
     args = list(cull)
     if default_kernel:
         args.append(f"--MappingKernelManager.default_kernel_name={default_kernel}")
@@ -424,8 +426,10 @@ class StudioSpawner(CatalogChoice, LocalProcessSpawner):
     def get_args(self) -> list[str]:
         assert self.choice is not None
         image = self.choice.image.id
-        allowed = [i.id for i in self.catalog.allowed_images(self.groups)]
-        kernels = [envs.kernel_name(i) for i in allowed if envs.kernel_registered(i)]
+        # Every image the domains allow, built or not: one built while this server runs
+        # then shows in it (jupyter_server reads kernel specs from disk on each request;
+        # an unbuilt image has none, so it shows nowhere until it is built).
+        kernels = [envs.kernel_name(i.id) for i in self.catalog.allowed_images(self.groups)]
         cull = make_cull_args(self.kernel_cull_idle_timeout, self.kernel_cull_interval,
                               self.kernel_cull_busy, self.kernel_cull_connected)
         default = envs.kernel_name(image) if envs.kernel_registered(image) else None
