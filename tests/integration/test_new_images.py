@@ -57,13 +57,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory, kernels_dir: Path) -> Iterator
     shut_down(hub)
 
 
-def register(hub: Hub, kernels_dir: Path, image_id: str) -> None:
+def register(hub: Hub, kernels_dir: Path, image_id: str,
+             python: Path = Path(sys.executable)) -> None:
     """Write the image's kernel spec as ``studiohub env build`` does (its label, a
     python, which image it is), world-readable."""
     image = load_catalog(hub.workdir / "catalog.yaml").images[image_id]
     spec_dir = kernels_dir / contract.kernel_name(image_id)
     spec_dir.mkdir(mode=0o755)
-    spec = make_kernel_spec(image, Path(sys.executable))
+    spec = make_kernel_spec(image, python)
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     (spec_dir / "kernel.json").chmod(0o644)
 

@@ -175,6 +175,10 @@ function addSwitchCommand(
       if (!panel || !kernel) {
         return null;
       }
+      // An image built since this page loaded is offered by the hub: fetch the kernel
+      // specs now (Lab polls them only each minute) so that its name, logo and Launcher
+      // card are there when the notebook runs on it.
+      void app.serviceManager.kernelspecs.refreshSpecs().catch(() => undefined);
       if (typeof args.image === 'string' && typeof args.size === 'string') {
         return runSwitch(kernel, { image: args.image, size: args.size });
       }
