@@ -12,24 +12,37 @@ Nothing here imports a spawner, psutil or cgroups: the Kubernetes side stays lig
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
 
-from .catalog import Catalog, Choice, ChoiceError, load_catalog
+from .catalog import Catalog, CatalogError, Choice, ChoiceError, load_catalog
+
+log = logging.getLogger(__name__)
 
 _catalogs: dict[str, tuple[float, Catalog]] = {}
 
 
 def cached_catalog(path: str) -> Catalog:
-    """The catalog, reloaded when its file changes (a spawn page must not re-validate it)."""
+    """The catalog, reloaded when its file changes (a spawn page must not re-validate it).
+
+    A file saved with a mistake does not reach the running hub: the last good catalog
+    stays, with one warning per bad version (``studiohub reload`` prints the problems).
+    """
     key = path or ""
     mtime = Path(path).stat().st_mtime if path else 0.0
     cached = _catalogs.get(key)
     if cached is None or cached[0] != mtime:
-        _catalogs[key] = (mtime, load_catalog(path or None))
+        try:
+            _catalogs[key] = (mtime, load_catalog(path or None))
+        except CatalogError as e:
+            if cached is None:
+                raise
+            log.warning("%s; the last good catalog stays in use", e)
+            _catalogs[key] = (mtime, cached[1])
     return _catalogs[key][1]
 
 
@@ -58,7 +71,12 @@ class CatalogChoice:
     def validate_options(self, catalog: Catalog, options: Mapping[str, Any]) -> Choice:
         """The catalog's verdict (:class:`ChoiceError` when refused); spawners that speak
         another vocabulary (KubeSpawner's ``profile``) translate it here."""
-        return catalog.choose(self.groups, options)
+        return catalog.choose(self.groups, options, note=self.choice_note)
+
+    def choice_note(self, kind: str, item: str) -> str | None:
+        """Why an allowed image or size (``kind``) would still be refused here, or None:
+        refusals mark those in the lists of allowed values. Nothing by default."""
+        return None
 
     def choose(self, options: Mapping[str, Any]) -> Choice:
         """The catalog's verdict on ``options`` for this user, as a SpawnException(400).

@@ -42,6 +42,12 @@ def _up(args: argparse.Namespace) -> int:
     return up_command(args)
 
 
+def _reload(args: argparse.Namespace) -> int:
+    from .reload import reload_command
+
+    return reload_command()
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor_command
 
@@ -80,6 +86,10 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--config", default=None, help="StudioHub config.yaml")
     up.add_argument("--no-start", action="store_true", help="run the install steps only")
     up.set_defaults(func=_up)
+
+    reload = sub.add_parser("reload", help="check config.yaml and the catalog, then apply "
+                            "domains, members and admins to the running hub")
+    reload.set_defaults(func=_reload)
 
     doctor = sub.add_parser("doctor", help="report what this host can and cannot enforce")
     doctor.add_argument("--catalog", help="operator catalog file")

@@ -33,6 +33,7 @@ def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
     update_culler(c, settings)
     update_services(c, settings)
     update_hubapi(c, settings)
+    update_reload(c, settings)
     update_service_records(c, settings)
 
 
@@ -41,6 +42,15 @@ def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
     from .hubapi import update_hubapi as update
 
     update(c, settings)
+
+
+def update_reload(c: Config, settings: dict[str, Any]) -> None:
+    """``studiohub reload`` (``studiohub.reload``): its handler and the CLI's service,
+    whose token is kept in ``state/cli-token``."""
+    from .reload import CLI_TOKEN_FILE
+    from .reload import update_reload as update
+
+    update(c, settings, read_secret(settings, CLI_TOKEN_FILE, 32))
 
 
 def update_hub(c: Config, settings: dict[str, Any]) -> None:

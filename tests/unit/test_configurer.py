@@ -219,10 +219,29 @@ def test_managed_services_start_through_the_pid_recording_wrapper(settings: dict
     configurer.apply(c, settings, load_catalog())
     configurer.apply(c, settings, load_catalog())  # wrapped once, however often applied
     run = f"{settings['state_dir']}/run"
-    for service in c.JupyterHub.services:
+    # studiohub-cli is a token only (studiohub reload), no process.
+    assert [s["name"] for s in c.JupyterHub.services if "command" not in s] == ["studiohub-cli"]
+    for service in (s for s in c.JupyterHub.services if "command" in s):
         command = service["command"]
         assert command[1:6] == ["-m", "studiohub.servicewrap", run, service["name"], "--"]
         assert command.count("studiohub.servicewrap") == 1
     culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
     assert culler["command"][7:9] == ["-m", "jupyterhub_idle_culler"]
     assert c.JupyterHub.proxy_class == "studiohub.hubapp.StudioProxy"
+
+
+def test_reload_is_mounted_with_a_service_token_of_narrow_scopes(settings: dict) -> None:
+    """Issue 14.3: `studiohub reload` calls the hub with state/cli-token (0600)."""
+    c = Config()
+    configurer.apply(c, settings, load_catalog())
+    configurer.apply(c, settings, load_catalog())  # once, however often applied
+    token_file = Path(settings["state_dir"]) / "cli-token"
+    assert token_file.stat().st_mode & 0o077 == 0
+    cli = [s for s in c.JupyterHub.services if s["name"] == "studiohub-cli"]
+    assert cli == [{"name": "studiohub-cli", "api_token": token_file.read_text().strip(),
+                    "display": False}]
+    role = [r for r in c.JupyterHub.load_roles if r["name"] == "studiohub-cli"]
+    assert role[0]["scopes"] == ["admin:users", "admin:groups", "list:users", "list:groups"]
+    assert role[0]["services"] == ["studiohub-cli"] and len(role) == 1
+    paths = [h[0] for h in c.JupyterHub.extra_handlers]
+    assert paths.count("/api/studiohub/reload") == 1

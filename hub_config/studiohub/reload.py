@@ -1,0 +1,226 @@
+"""``studiohub reload``: catalog domains, their members and admin users applied to the
+running hub, without a restart (issue 14.3).
+
+What is live without this: images, sizes and which domain may use them. Every spawner,
+the hub's kernel API and the jobs service read the catalog through
+:func:`studiohub.catalog_choice.cached_catalog`, which reloads the file when its mtime
+changes, so new spawns and kernel switches see the new catalog at once.
+
+What JupyterHub reads only at its start, and this applies: each domain as a group with
+its listed ``members`` (``JupyterHub.load_groups``, run again through JupyterHub's own
+``init_groups``), ``auth.admin_users`` (the authenticator's set, which decides admin at
+every login, and each listed user's admin flag), and the sharing service's copy of the
+domains (the service is restarted when the domains changed). Nothing is removed, as at
+a start: a user taken out of ``members`` or ``admin_users`` keeps the group or the admin
+flag until an admin changes it in the admin panel.
+
+The CLI validates ``config.yaml`` and the catalog first and sends nothing when either
+has a problem; the hub validates again what *it* reads (its own ``STUDIOHUB_*``
+environment) and answers 400 with every problem, changing nothing. The CLI calls with
+the token of the ``studiohub-cli`` service (``state/cli-token``, root's only).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+from jupyterhub import orm, roles
+from jupyterhub.apihandlers.base import APIHandler
+from tornado import web
+
+from .catalog import Catalog, CatalogError, load_catalog
+from .settings import SettingsError, load_settings
+
+#: The handler's path under the hub's API (``/hub/api/studiohub/reload``).
+PATH = "/api/studiohub/reload"
+#: The hub service whose token the CLI uses, and the file that token is kept in.
+CLI_SERVICE, CLI_TOKEN_FILE = "studiohub-cli", "cli-token"
+SCOPES = ["admin:users", "admin:groups"]
+SHARING_SERVICE = "sharing"
+
+
+def load_checked() -> tuple[dict[str, Any], Catalog]:
+    """Settings and catalog, or a ``ValueError`` listing every problem of both files."""
+    problems: list[str] = []
+    settings: dict[str, Any] | None = None
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        problems.extend(str(e).splitlines())
+    try:
+        catalog = load_catalog(settings["catalog_path"] if settings else None)
+    except CatalogError as e:
+        problems.extend(str(e).splitlines())
+    if problems:
+        raise ValueError("\n".join(problems))
+    assert settings is not None
+    return settings, catalog
+
+
+# --- in the hub ---------------------------------------------------------------------------
+
+async def apply_live(app: Any, settings: dict[str, Any], catalog: Catalog) -> list[str]:
+    """Apply domains, members and admins to the running hub; what changed, one line each."""
+    changes = _apply_admins(app, settings)
+    changes += await _apply_groups(app, catalog)
+    if await _restart_sharing(app, catalog):
+        changes.append(f"restarted the {SHARING_SERVICE} service (it reads the domains "
+                       "at its start)")
+    return changes
+
+
+def _apply_admins(app: Any, settings: dict[str, Any]) -> list[str]:
+    authenticator, db = app.authenticator, app.db
+    admins = {authenticator.normalize_username(n) for n in settings["auth"]["admin_users"]}
+    bad = sorted(n for n in admins if not authenticator.validate_username(n))
+    if bad:
+        raise ValueError(f"auth.admin_users: not valid user names here: {', '.join(bad)}")
+    changes = [f"admin at login: {n}" for n in sorted(admins - authenticator.admin_users)]
+    authenticator.admin_users = set(admins)
+    if authenticator.allowed_users:
+        authenticator.allowed_users |= admins
+    for name in sorted(admins):
+        user = orm.User.find(db, name)
+        if user is None:
+            user = orm.User(name=name, admin=True)
+            db.add(user)
+            changes.append(f"created admin user {name}")
+        elif user.admin:
+            continue
+        else:
+            user.admin = True
+            changes.append(f"admin flag set: {name}")
+        roles.assign_default_roles(db, entity=user)
+    db.commit()
+    return changes
+
+
+async def _apply_groups(app: Any, catalog: Catalog) -> list[str]:
+    """Domains as groups with their members, by JupyterHub's own start-up code."""
+    if app.authenticator.manage_groups:
+        return ["groups left to the authenticator (manage_groups): members not applied"]
+    normalize, changes = app.authenticator.normalize_username, []
+    for domain in catalog.domains.values():
+        group = orm.Group.find(app.db, domain.id)
+        if group is None:
+            changes.append(f"created group {domain.id}")
+        have = {u.name for u in group.users} if group is not None else set()
+        added = sorted({normalize(m) for m in domain.members} - have)
+        if added:
+            changes.append(f"group {domain.id}: added {', '.join(added)}")
+    app.load_groups = {d.id: {"users": list(d.members)} for d in catalog.domains.values()}
+    await app.init_groups()
+    return changes
+
+
+async def _restart_sharing(app: Any, catalog: Catalog) -> bool:
+    """Restart the sharing service when the domains differ from those it started with."""
+    from .hubapp import stop_process
+
+    domains = {d.id: d.display_name for d in catalog.domains.values()}
+    service = app._service_map.get(SHARING_SERVICE)
+    started_with = getattr(app, "studiohub_sharing_domains", None)
+    app.studiohub_sharing_domains = domains
+    if started_with is None:  # the first reload: the domains the hub started with
+        started_with = dict.fromkeys(app.config.JupyterHub.get("load_groups", {}))
+        if set(started_with) == set(domains):
+            return False
+    elif started_with == domains:
+        return False
+    if service is None or not service.managed or service.proc is None:
+        return False
+    service.spawner.stop_polling()  # the old process is not restarted by its poller
+    await stop_process(service.proc.pid, service.proc)
+    await service.start()
+    return True
+
+
+class ReloadHandler(APIHandler):
+    """``POST /hub/api/studiohub/reload``: validate, then apply (or 400, nothing changed)."""
+
+    async def post(self) -> None:
+        if not set(SCOPES) <= set(self.parsed_scopes):
+            raise web.HTTPError(403, f"reload needs the scopes {', '.join(SCOPES)}")
+        try:
+            settings, catalog = load_checked()
+        except ValueError as e:
+            self.set_status(400)
+            self.write({"status": 400, "message": f"nothing changed: {e}",
+                        "problems": str(e).splitlines()})
+            return
+        try:
+            changes = await apply_live(self.app, settings, catalog)
+        except ValueError as e:
+            self.set_status(400)
+            self.write({"status": 400, "message": str(e), "problems": [str(e)]})
+            return
+        self.log.info("studiohub reload by %s: %s", self.current_user.name,
+                      "; ".join(changes) or "nothing to change")
+        self.write({"status": 200, "changes": changes})
+
+
+def update_reload(c: Any, settings: dict[str, Any], token: str) -> None:
+    """The handler, and the CLI's service with just the scopes it needs."""
+    c.JupyterHub.extra_handlers = [
+        *[h for h in c.JupyterHub.get("extra_handlers", []) if h[0] != PATH],
+        (PATH, ReloadHandler)]
+    c.JupyterHub.services = [
+        *[s for s in c.JupyterHub.get("services", []) if s["name"] != CLI_SERVICE],
+        {"name": CLI_SERVICE, "api_token": token, "display": False}]
+    c.JupyterHub.load_roles = [
+        *[r for r in c.JupyterHub.get("load_roles", []) if r["name"] != CLI_SERVICE],
+        {"name": CLI_SERVICE, "description": "studiohub reload: groups and admins",
+         "scopes": [*SCOPES, "list:users", "list:groups"], "services": [CLI_SERVICE]}]
+
+
+# --- the command --------------------------------------------------------------------------
+
+def hub_api_url(settings: dict[str, Any]) -> str:
+    """The hub's own API, beside the proxy (``configurer.update_hub``: port + 81)."""
+    base = settings["base_url"].rstrip("/")
+    return f"http://127.0.0.1:{int(settings['port']) + 81}{base}/hub/api"
+
+
+def reload_command() -> int:
+    """Check both files (every problem, nothing sent), then have the hub apply them."""
+    try:
+        settings, _ = load_checked()
+    except ValueError as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        print("error: nothing was changed", file=sys.stderr)
+        return 1
+    token_file = Path(settings["state_dir"]) / CLI_TOKEN_FILE
+    try:
+        token = token_file.read_text().strip()
+    except OSError:
+        print(f"error: no {token_file}: start the hub with studiohub up (a hub started "
+              "before studiohub reload existed needs one restart)", file=sys.stderr)
+        return 1
+    url = hub_api_url(settings) + PATH.removeprefix("/api")
+    try:
+        r = requests.post(url, headers={"Authorization": f"token {token}"}, timeout=120)
+    except requests.ConnectionError:
+        print(f"error: no hub answers at {url}: the files are valid and take effect when "
+              "it starts (studiohub up)", file=sys.stderr)
+        return 1
+    try:
+        body = r.json()
+    except json.JSONDecodeError:
+        body = {"message": r.text[:500]}
+    if r.status_code == 404:
+        print("error: the running hub has no reload (it was started by an older "
+              "StudioHub): restart it once", file=sys.stderr)
+        return 1
+    if r.status_code != 200:
+        for line in str(body.get("message") or r.reason).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    print("StudioHub reloaded: " + ("; ".join(body["changes"]) or "nothing to change"))
+    print("Live now: images, sizes and domains for new servers and kernel switches, "
+          "group members, admins.")
+    return 0
