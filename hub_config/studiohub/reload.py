@@ -152,6 +152,14 @@ class ReloadHandler(APIHandler):
             self.write({"status": 400, "message": f"nothing changed: {e}",
                         "problems": str(e).splitlines()})
             return
+        started = self.app.config.StudioSpawner.get("catalog_path", "")
+        if (settings["catalog_path"] or "") != started:
+            self.set_status(409)
+            message = (f"the catalog is now {settings['catalog_path'] or 'the built-in one'}"
+                       f", the hub started with {started or 'the built-in one'}: nothing "
+                       "changed; restart the hub once (Ctrl-C, make up) to change files")
+            self.write({"status": 409, "message": message, "problems": [message]})
+            return
         try:
             changes = await apply_live(self.app, settings, catalog)
         except ValueError as e:
