@@ -66,6 +66,10 @@ CATALOG_ENV = "STUDIOHUB_CATALOG"
 SHARING_ENV = "STUDIOHUB_SHARING"
 SHARING_DB_URL_ENV = "STUDIOHUB_SHARING_DB_URL"
 POD_IP_ENV = "STUDIOHUB_POD_IP"
+#: On Kubernetes (the chart's hub env): whether the jobs service runs, its checkpoint claim.
+JOBS_ENV = "STUDIOHUB_JOBS"
+JOBS_CHECKPOINT_CLAIM_ENV = "STUDIOHUB_JOBS_CHECKPOINT_CLAIM"
+JOBS_DB_URL_ENV = "STUDIOHUB_JOBS_DB_URL"
 
 #: Variables of math libraries that size their thread pools from them, not from the host.
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

@@ -156,7 +156,8 @@ def test_catalog_configmap_is_what_values_gave(case: tuple[dict[str, Any], Rende
     studiohub = values.get("studiohub", {})
     assert yaml.safe_load(cm["data"]["catalog.yaml"]) == studiohub.get("catalog", {})
     files = studiohub.get("catalogFiles", {})
-    assert set(cm["data"]) == {"catalog.yaml", "sharing", *files}
+    assert set(cm["data"]) == {"catalog.yaml", "sharing", "jobs", "jobsCheckpointClaim",
+                               *files}
     assert all(cm["data"][name] == content for name, content in files.items())
     assert cm["data"]["sharing"] == "true"
     labels = cm["metadata"]["labels"]
@@ -536,8 +537,8 @@ def test_schema_refuses_bad_values_naming_the_key(
      "studiohub.sharing.enabled is true but jupyterhub.hub.extraVolumes and "
      "extraVolumeMounts do not mount the PersistentVolumeClaim studiohub-sharing"),
     ({"studiohub": {"sharing": {"enabled": False}}},
-     "studiohub.sharing.enabled is false but jupyterhub.hub.extraVolumes still names the "
-     "PersistentVolumeClaim studiohub-sharing"),
+     "studiohub.sharing.enabled and studiohub.jobs.enabled are false but "
+     "jupyterhub.hub.extraVolumes still names the PersistentVolumeClaim studiohub-sharing"),
     ({"jupyterhub": {"hub": {"extraConfig": {"studiohub": None}}}},
      "jupyterhub.hub.extraConfig.studiohub is missing"),
     ({"jupyterhub": {"fullnameOverride": "lab"}},
@@ -727,3 +728,72 @@ def test_lint_is_clean_with_jobs(chart_dir: Path, version: str) -> None:
     report = helm.lint(str(chart_dir), jobs_values(), strict=True,
                        kube_version=f"v{version}.0")
     assert report["errors"] == [] and report["messages"] == []
+
+
+# --- training jobs: the service in the hub pod -----------------------------------------------
+
+
+def test_jobs_on_turns_the_jobs_service_on_in_the_hub(
+        chart_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(chart_dir, jobs_values(claimName="ckpts"))
+    for obj in rendered.objects:
+        validate(obj)
+    data = rendered.get("ConfigMap", "studiohub-catalog")["data"]
+    assert (data["jobs"], data["jobsCheckpointClaim"]) == ("true", "ckpts")
+    env = {e["name"]: e for e in rendered.hub_container()["env"]}
+    assert env["STUDIOHUB_JOBS"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "studiohub-catalog", "key": "jobs"}
+    c, catalog_path = hub_config(rendered, tmp_path, monkeypatch)
+    [jobs] = [s for s in c.JupyterHub.services if s["name"] == "jobs"]
+    assert jobs["url"] == f"http://{POD_IP}:{kube.JOBS_PORT}"
+    for arg in ("--executor=kubernetes", "--checkpoint-claim=ckpts",
+                f"--state-dir={kube.JOBS_STATE_DIR}", f"--catalog={catalog_path}"):
+        assert arg in jobs["command"], arg
+    # The official chart's claims: KubeSpawner's default template (the chart sets none).
+    assert "--home-claim-template=claim-{username}" in jobs["command"]
+    assert c.KubeSpawner.environment["STUDIOHUB_JOBS_URL"] == \
+        f"http://hub:{kube.JOBS_PORT}/services/jobs/"
+    # Its store and logs: the studiohub volume, mounted in the hub pod.
+    mounts = {m["mountPath"] for m in rendered.hub_container()["volumeMounts"]}
+    assert kube.JOBS_STATE_DIR in mounts
+    assert "studiohub-sharing" in rendered.names("PersistentVolumeClaim")
+
+
+def test_the_jobs_service_is_reachable(chart_dir: Path) -> None:
+    rendered = render(chart_dir, jobs_values())
+    assert {"name": "jobs", "port": kube.JOBS_PORT, "targetPort": kube.JOBS_PORT,
+            "protocol": "TCP"} in rendered.get("Service", "hub")["spec"]["ports"]
+    hub_np = rendered.get("NetworkPolicy", "hub")["spec"]
+    assert any({"port": kube.JOBS_PORT, "protocol": "TCP"} in r["ports"]
+               for r in hub_np["ingress"])
+    for policy in ("singleuser", "proxy"):
+        egress = rendered.get("NetworkPolicy", policy)["spec"]["egress"]
+        assert any({"port": kube.JOBS_PORT, "protocol": "TCP"} in r["ports"] for r in egress)
+
+
+def test_jobs_off_leaves_the_jobs_service_out(chart_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(chart_dir)
+    assert rendered.get("ConfigMap", "studiohub-catalog")["data"]["jobs"] == "false"
+    c, _ = hub_config(rendered, tmp_path, monkeypatch)
+    assert not [s for s in c.JupyterHub.services if s["name"] == "jobs"]
+    assert "STUDIOHUB_JOBS_URL" not in c.KubeSpawner.environment
+
+
+def test_jobs_without_sharing_keep_their_volume(chart_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = yaml.safe_load((chart_dir / "values.yaml").read_text())["jupyterhub"]["hub"]
+    values = with_values(jobs_values(), "studiohub.sharing.enabled", False)
+    rendered = render(chart_dir, values)
+    assert "studiohub-sharing" in rendered.names("PersistentVolumeClaim")
+    c, _ = hub_config(rendered, tmp_path, monkeypatch)
+    assert [s["name"] for s in c.JupyterHub.services] == ["jobs"]
+    # Without the volume the jobs service would have nowhere to keep its store: refused.
+    values = with_values(values, "jupyterhub.hub.extraVolumes",
+                         [v for v in hub["extraVolumes"] if "persistentVolumeClaim" not in v])
+    values = with_values(values, "jupyterhub.hub.extraVolumeMounts",
+                         [m for m in hub["extraVolumeMounts"]
+                          if m["name"] != "studiohub-sharing"])
+    with pytest.raises(helm.HelmRenderError) as info:
+        render(chart_dir, values)
+    assert "studiohub.jobs.enabled is true but jupyterhub.hub.extraVolumes" in str(info.value)

@@ -266,7 +266,7 @@ def test_the_jobs_service_runs_a_job_through_the_kube_executor(tmp_path: Path) -
     the replica's log is where the API serves it."""
     from studiohub.jobs.service import Account, Jobs, Viewer
     from studiohub.jobs.store import Store
-    from tests.unit.test_jobs_service import FakePlacing
+    from tests.jobtools import FakePlacing
 
     api = RecordingAPI()
     jobs = Jobs(Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"), executor(api), FakePlacing(),
@@ -290,5 +290,95 @@ def test_the_jobs_service_runs_a_job_through_the_kube_executor(tmp_path: Path) -
         assert events == ["attempt 1: worker-0 resumed from checkpoint /ck/ckpt-3.pt step 3"]
         served = jobs.log_path(ended, 1, "worker-0")
         assert served.read_text().endswith("done\n")
+
+    run(scenario())
+
+
+# --- the service as the hub pod runs it (JobsApp --executor=kubernetes) ----------------------
+
+
+def test_the_app_on_kubernetes_uses_the_kube_executor_and_placing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JobsApp with Kubernetes settings: KubeExecutor.in_cluster with the chart's claims,
+    KubePlacing, no local executor, no snapshot, and no call to the hub's placement API."""
+    from kubespawner.slugs import safe_slug
+    from tornado.httpclient import AsyncHTTPClient
+
+    from studiohub.jobs import local
+    from studiohub.jobs.app import JobsApp
+    from studiohub.jobs.placing import KubePlacing
+    from studiohub.jobs.service import JobsError, Viewer
+
+    api = RecordingAPI()
+    made: dict[str, Any] = {}
+
+    async def in_cluster(cls: type[KubeExecutor], catalog_of: Any, **kwargs: Any
+                         ) -> KubeExecutor:
+        made.update(kwargs)
+        return KubeExecutor(api, api, NS, catalog_of, stop_wait=2, **kwargs)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("called on Kubernetes")
+
+    monkeypatch.setattr(KubeExecutor, "in_cluster", classmethod(in_cluster))
+    monkeypatch.setattr(local, "LocalExecutor", forbidden)
+    monkeypatch.setattr(AsyncHTTPClient, "fetch", forbidden)
+    app = JobsApp(executor="kubernetes", state_dir=str(tmp_path), catalog_path="",
+                  checkpoint_claim="ckpts", home_claim_template="claim-{username}")
+
+    async def scenario() -> None:
+        executor = await app.make_kube_executor()
+        assert made["checkpoint_claim"] == "ckpts"
+        jobs = app.make_jobs(executor)
+        assert jobs.executor is executor and isinstance(jobs.placing, KubePlacing)
+        user = "Alice@example.org"  # KubeSpawner's slug names her claim
+        with pytest.raises(JobsError) as refused:  # no snapshot in the hub pod
+            await jobs.submit(Viewer(user), {"script": "train.py", "image": "pytorch",
+                                             "size": "small"})
+        assert refused.value.status == 400
+        assert "script jobs are not supported on Kubernetes" in refused.value.message
+        with pytest.raises(JobsError) as outside:  # the catalog's domains still hold
+            await jobs.submit(Viewer(user), {"module": "train", "image": "pytorch",
+                                             "size": "gpu-medium"})
+        assert outside.value.status == 400 and "gpu-medium" in outside.value.message
+        assert jobs.store.active() == []
+        job = await jobs.submit(Viewer(user), {"module": "train", "image": "pytorch",
+                                               "size": "small", "workers": 2})
+        await jobs.tick()
+        [(_, created)] = api.made("create_namespaced_job")
+        validate(created)
+        pod_spec = created["spec"]["template"]["spec"]
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+                  for v in pod_spec["volumes"]}
+        assert claims == {"home": f"claim-{safe_slug(user, max_length=48)}",
+                          "checkpoints": "ckpts"}
+        command = pod_spec["containers"][0]["command"]
+        assert command[-3:] == ["python", "-m", "train"]
+        name = created["metadata"]["name"]
+        api.pods = [pod(name, i, exit_code=0, phase="Succeeded") for i in range(2)]
+        await jobs.tick()
+        assert jobs.store.get(job.id).status == "succeeded"
+
+    run(scenario())
+
+
+def test_kube_placing_checks_the_catalog_and_books_nothing() -> None:
+    from studiohub.jobs.placing import KubePlacing, PlacementRefused, ReplicaPlacement
+
+    placing = KubePlacing(catalog)
+
+    async def scenario() -> None:
+        assert await placing.place("alice", JOB, "pytorch", "gpu-medium",
+                                   ["worker-0", "worker-1"]) == {
+            "worker-0": ReplicaPlacement(), "worker-1": ReplicaPlacement()}
+        await placing.check("alice", JOB, "pytorch", "small", ["worker-0"])
+        for image, size, replicas, message in (
+                ("nope", "small", ["worker-0"], "image 'nope' is not in the catalog"),
+                ("pytorch", "huge", ["worker-0"], "size 'huge' is not in the catalog"),
+                ("pytorch", "small", [], "at least one replica")):
+            with pytest.raises(PlacementRefused) as info:
+                await placing.place("alice", JOB, image, size, replicas)
+            assert info.value.status == 400 and message in info.value.message
+        await placing.release("alice", JOB)
 
     run(scenario())

@@ -142,10 +142,13 @@ async def test_saved_options_are_left_as_given() -> None:
 @pytest.mark.parametrize(("groups", "options", "message"), [
     (["everyone"], {"image": "nope"},
      "unknown image 'nope': allowed values are base, mxnet, pytorch, tensorflow"),
-    (["everyone"], {"image": "pytorch-gpu"}, "unknown image 'pytorch-gpu'"),
+    (["everyone"], {"image": "pytorch-gpu"},
+     "image 'pytorch-gpu' is not allowed in your domains (everyone): allowed images are"),
     (["everyone"], {"size": "gpu-medium"},
-     "unknown size 'gpu-medium': allowed values are large, medium, small"),
-    (["everyone"], {"profile": "gpu-large", "image": "base"}, "unknown size 'gpu-large'"),
+     "size 'gpu-medium' is not allowed in your domains (everyone): allowed sizes are "
+     "large, medium, small"),
+    (["everyone"], {"profile": "gpu-large", "image": "base"},
+     "size 'gpu-large' is not allowed in your domains (everyone)"),
     (["ml-research"], {"image": "pytorch-gpu", "size": "small"},
      "size 'small' cannot run image 'pytorch-gpu' (it has no GPU); sizes that can: "
      "gpu-large, gpu-medium"),
@@ -359,3 +362,86 @@ def test_sharing_reaches_servers_through_the_proxys_plain_http_port(
     c = Config()
     kube.configure(c, "", sharing=True)
     assert "--servers-url=http://proxy-http:8000" in c.JupyterHub.services[0]["command"]
+
+
+# --- the training jobs service in the hub pod ----------------------------------------------
+
+
+def jobs_service(c: Config) -> dict[str, Any]:
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "jobs"]
+    return service
+
+
+def test_configure_runs_the_jobs_service_with_the_kubernetes_executor(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("{}\n")
+    monkeypatch.setenv("STUDIOHUB_POD_IP", "10.1.2.3")
+    monkeypatch.setenv("STUDIOHUB_JOBS_CHECKPOINT_CLAIM", "ckpts")
+    monkeypatch.setenv("STUDIOHUB_JOBS_DB_URL", "postgresql://u:secret@db/jobs")
+    c = Config()
+    c.JupyterHub.base_url = "/studio/"
+    c.KubeSpawner.environment = {"FROM_CHART": "1"}
+    kube.configure(c, str(catalog), jobs=True)
+    kube.configure(c, str(catalog), jobs=True)  # idempotent
+    service = jobs_service(c)
+    assert service["url"] == "http://10.1.2.3:8083"
+    command = service["command"]
+    assert command[1:3] == ["-m", "studiohub.jobs"]
+    for arg in ("--executor=kubernetes", "--checkpoint-claim=ckpts",
+                "--home-claim-template=claim-{username}", "--state-dir=/srv/studiohub",
+                f"--catalog={catalog}"):
+        assert command.count(arg) == 1, arg
+    assert not any("secret" in part for part in command)
+    # The password stays in the environment; no hub prefix (no image envs in the hub pod).
+    assert service["environment"] == {"STUDIOHUB_JOBS_DB_URL": "postgresql://u:secret@db/jobs"}
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    # No placement scope: the kube-scheduler places replicas, not the hub's placement API.
+    assert "jobs-service" not in roles
+    assert not any("jobs-placement" in scope for r in roles.values() for scope in r["scopes"])
+    assert "access:services!service=jobs" in roles["user"]["scopes"]
+    assert "access:services!service=jobs" in c.Spawner.server_token_scopes
+    url = "http://hub:8083/studio/services/jobs/"
+    assert c.KubeSpawner.environment["STUDIOHUB_JOBS_URL"] == url
+    assert c.KubeSpawner.environment["FROM_CHART"] == "1"
+    assert c.Spawner.environment["STUDIOHUB_JOBS_URL"] == url
+
+
+def test_the_jobs_service_names_home_claims_as_kubespawner_does() -> None:
+    c = Config()
+    kube.update_home(c)  # pvc_name_template claim-{user_server}
+    kube.configure(c, "", jobs=True)
+    assert "--home-claim-template=claim-{user_server}" in jobs_service(c)["command"]
+
+
+@pytest.mark.parametrize(("environ", "enabled"), [
+    ({}, False), ({"STUDIOHUB_JOBS": "true"}, True), ({"STUDIOHUB_JOBS": "False"}, False),
+])
+def test_jobs_switch_from_the_environment(environ: dict[str, str], enabled: bool) -> None:
+    assert kube.jobs_enabled(environ) is enabled
+
+
+def test_configure_without_jobs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STUDIOHUB_JOBS", raising=False)
+    c = Config()
+    kube.configure(c, "")
+    assert not [s for s in c.JupyterHub.services if s["name"] == "jobs"]
+    assert "STUDIOHUB_JOBS_URL" not in c.KubeSpawner.get("environment", {})
+    monkeypatch.setenv("STUDIOHUB_JOBS", "true")
+    c = Config()
+    kube.configure(c, "")
+    assert jobs_service(c)
+    monkeypatch.setenv("STUDIOHUB_JOBS", "yes")
+    with pytest.raises(ValueError, match="STUDIOHUB_JOBS='yes': use true or false"):
+        kube.configure(Config(), "")
+
+
+def test_the_jobs_service_reads_the_command_configure_gives_it() -> None:
+    from studiohub.jobs.app import JobsApp
+
+    c = Config()
+    kube.configure(c, "", jobs=True, sharing=False)
+    app = JobsApp()
+    app.parse_command_line(jobs_service(c)["command"][3:])
+    assert (app.executor, app.checkpoint_claim, app.home_claim_template, app.state_dir) == (
+        "kubernetes", "studiohub-jobs", "claim-{username}", "/srv/studiohub")

@@ -93,8 +93,11 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if and .Values.studiohub.sharing.enabled (not $sharingMounted) }}
 {{- fail (printf "studiohub.sharing.enabled is true but jupyterhub.hub.extraVolumes and extraVolumeMounts do not mount the PersistentVolumeClaim %s at %s: copy StudioHub's entries from the chart's values.yaml into yours" $claim (include "studiohub.sharing.mountPath" .)) }}
 {{- end }}
-{{- if and (not .Values.studiohub.sharing.enabled) $sharingVolume }}
-{{- fail (printf "studiohub.sharing.enabled is false but jupyterhub.hub.extraVolumes still names the PersistentVolumeClaim %s, which is then not created and the hub pod would never start: remove that volume and its mount" $claim) }}
+{{- if and .Values.studiohub.jobs.enabled (not $sharingMounted) }}
+{{- fail (printf "studiohub.jobs.enabled is true but jupyterhub.hub.extraVolumes and extraVolumeMounts do not mount the PersistentVolumeClaim %s at %s (the jobs service's store and logs): copy StudioHub's entries from the chart's values.yaml into yours" $claim (include "studiohub.sharing.mountPath" .)) }}
+{{- end }}
+{{- if and (not .Values.studiohub.sharing.enabled) (not .Values.studiohub.jobs.enabled) $sharingVolume }}
+{{- fail (printf "studiohub.sharing.enabled and studiohub.jobs.enabled are false but jupyterhub.hub.extraVolumes still names the PersistentVolumeClaim %s, which is then not created and the hub pod would never start: remove that volume and its mount" $claim) }}
 {{- end }}
 {{- if not (get ($hub.extraConfig | default dict) "studiohub") }}
 {{- fail "jupyterhub.hub.extraConfig.studiohub is missing: it calls studiohub.kube.configure(c), which installs StudioHub's spawner, groups and sharing service in the hub" }}

@@ -6,6 +6,11 @@ passes where it listens (``JUPYTERHUB_SERVICE_URL``), its prefix, the hub's API 
 token in the environment; HubOAuth reads those itself. On start the service reconciles
 its store with what the executor still runs (:meth:`.service.Jobs.reconcile`), then
 runs its scheduler loop.
+
+``--executor=kubernetes`` (set by :func:`studiohub.kube.configure` in the hub pod) runs
+attempts as Indexed Jobs with :class:`.kube_executor.KubeExecutor` and places them with
+:class:`.placing.KubePlacing` (:mod:`.kube_setup`); the default ``local`` runs them on
+this host, placed by the hub (:class:`.placing.HubPlacing`).
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import pwd
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Enum, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from .. import envs, users
@@ -127,6 +133,14 @@ class JobsApp(Application):
     auth_cache_seconds = Integer(10, help="How long a user's identity and groups are reused."
                                  ).tag(config=True)
 
+    executor = Enum(["local", "kubernetes"], "local", help="""Where replicas run: this host
+        (placed by the hub's placement API) or Indexed Jobs in the hub pod's namespace
+        (placed by the kube-scheduler).""").tag(config=True)
+    checkpoint_claim = Unicode("studiohub-jobs", help="Kubernetes: the shared checkpoint "
+                               "PersistentVolumeClaim (the chart's).").tag(config=True)
+    home_claim_template = Unicode("claim-{username}", help="""Kubernetes: users' home claims,
+        KubeSpawner's pvc_name_template ({username}: KubeSpawner's slug).""").tag(config=True)
+
     aliases = {  # noqa: RUF012  (traitlets reads the class attribute)
         "state-dir": "JobsApp.state_dir",
         "db-url": "JobsApp.db_url",
@@ -134,15 +148,37 @@ class JobsApp(Application):
         "unix-user-prefix": "JobsApp.unix_user_prefix",
         "poll-interval": "JobsApp.poll_interval",
         "auth-cache-seconds": "JobsApp.auth_cache_seconds",
+        "executor": "JobsApp.executor",
+        "checkpoint-claim": "JobsApp.checkpoint_claim",
+        "home-claim-template": "JobsApp.home_claim_template",
     }
 
-    def make_jobs(self) -> Jobs:
-        from .local import LocalExecutor
-        from .snapshot import prepare
+    async def make_kube_executor(self) -> Any:
+        """The Kubernetes executor, with the hub pod's service account and namespace."""
+        from .kube_executor import KubeExecutor
+        from .kube_setup import home_claim_name
 
+        catalog_path, template = self.catalog_path, self.home_claim_template
+        return await KubeExecutor.in_cluster(
+            lambda: cached_catalog(catalog_path), checkpoint_claim=self.checkpoint_claim,
+            home_claim=lambda user: home_claim_name(user, template))
+
+    def make_jobs(self, executor: Any = None) -> Jobs:
+        """The service; with ``executor="kubernetes"``, ``executor`` is the
+        :meth:`make_kube_executor` one."""
         state = Path(self.state_dir)
         (state / "jobs").mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(state / "jobs", 0o700)
+        if self.executor == "kubernetes":
+            from .kube_setup import make_kube_jobs
+
+            kube_catalog = self.catalog_path
+            return make_kube_jobs(Store(self.db_url), executor,
+                                  lambda: cached_catalog(kube_catalog), state_dir=state,
+                                  poll_interval=self.poll_interval)
+        from .local import LocalExecutor
+        from .snapshot import prepare
+
         placing = HubPlacing(os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
                              os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         prefix = self.unix_user_prefix
@@ -155,7 +191,10 @@ class JobsApp(Application):
     def start(self) -> None:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
-        jobs = self.make_jobs()
+        executor = None
+        if self.executor == "kubernetes":
+            executor = IOLoop.current().run_sync(self.make_kube_executor)
+        jobs = self.make_jobs(executor)
         hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
         app = create_app(jobs, hub_auth)
         listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))

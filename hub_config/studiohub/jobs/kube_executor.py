@@ -138,7 +138,7 @@ class KubeExecutor:
 
     def __init__(self, batch: Any, core: Any, namespace: str,
                  catalog: Callable[[], Catalog], *,
-                 home_claim: Callable[[str], str] = lambda user: f"claim-{user}",
+                 home_claim: Callable[[str], str] = lambda user: f"claim-{safe_slug(user)}",
                  checkpoint_claim: str = "studiohub-jobs", uid: int = 1000,
                  gid: int = 100, stop_wait: float = STOP_WAIT) -> None:
         self.batch, self.core, self.namespace = batch, core, namespace
@@ -174,7 +174,7 @@ class KubeExecutor:
         job = kube.make_job(pod.name, labels=pod.labels, image=pod.image, size=size,
                             per_index_env=pod.per_index_env, command=pod.command,
                             common_env=pod.common_env,
-                            home_claim=self.home_claim(safe_slug(plan.user, 63)),
+                            home_claim=self.home_claim(plan.user),  # the hub user's name
                             checkpoint_claim=self.checkpoint_claim, job_dir=pod.job_dir,
                             timeout=plan.timeout, uid=self.uid, gid=self.gid)
         return kube.make_service(pod.name, pod.labels), job

@@ -10,17 +10,22 @@ asks it, with the service's own token (scope ``custom:studiohub:jobs-placement``
 A refusal comes back as :class:`PlacementRefused` with the hub's status and message as
 they are (400: the catalog refuses it for the user's domains or it can never fit here;
 409: no room now); a hub that cannot be reached is :class:`HubUnreachable`.
+
+On Kubernetes the service uses :class:`KubePlacing` instead: the kube-scheduler places
+the replicas' pods (see its docstring); the hub's placement API is not called.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from ..catalog import Catalog
 
 
 class PlacementRefused(Exception):
@@ -112,3 +117,45 @@ class HubPlacing:
         except PlacementRefused as e:
             if e.status != 404:  # nothing placed: nothing to release
                 raise
+
+
+class KubePlacing:
+    """:class:`Placing` on Kubernetes: the catalog is checked, nothing is booked here.
+
+    On Kubernetes the cluster places pods: the kube-scheduler is the placement owner for
+    job replicas exactly as it is for users' servers (KubeSpawner's pods), with the
+    size's requests = limits, node selector and tolerations on every replica's pod
+    (:func:`studiohub.jobs.kube.make_job`). The hub's ``studiohub.placement`` (its book,
+    cgroups, GPU allocator) only knows this host and is not asked, so this is not a
+    second placer: it answers "the cluster decides" for every replica, after checking
+    that the job's image and size are still in the catalog (the user's domains were
+    checked by the service at submit with ``Catalog.choose``; the domains' job quotas
+    stay the service's, :mod:`.quotas`). A job whose pods find no room waits ``Pending``
+    in the cluster, as a server's pod would.
+    """
+
+    def __init__(self, catalog: Callable[[], Catalog]) -> None:
+        self.catalog = catalog
+
+    def _known(self, image: str, size: str, replicas: Sequence[str]) -> None:
+        catalog = self.catalog()
+        if image not in catalog.images:
+            raise PlacementRefused(400, f"image {image!r} is not in the catalog")
+        if size not in catalog.sizes:
+            raise PlacementRefused(400, f"size {size!r} is not in the catalog")
+        if not replicas:
+            raise PlacementRefused(400, "a job needs at least one replica")
+
+    async def check(self, user: str, job_id: str, image: str, size: str,
+                    replicas: Sequence[str]) -> None:
+        self._known(image, size, replicas)
+
+    async def place(self, user: str, job_id: str, image: str, size: str,
+                    replicas: Sequence[str]) -> dict[str, ReplicaPlacement]:
+        self._known(image, size, replicas)
+        # No GPUs, cgroups or limits variables here: the device plugin and the pod's
+        # resources set them in each replica's container.
+        return {name: ReplicaPlacement() for name in replicas}
+
+    async def release(self, user: str, job_id: str) -> None:
+        """Nothing was booked: deleting the attempt's Job frees its room in the cluster."""

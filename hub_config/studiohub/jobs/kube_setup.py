@@ -1,0 +1,65 @@
+"""What the jobs service uses instead of the local pieces when it runs on Kubernetes.
+
+Selected by ``JobsApp.executor = "kubernetes"`` (``--executor=kubernetes``, which
+:func:`studiohub.kube.configure` puts on the service's command line in the hub pod):
+
+- the executor is :class:`.kube_executor.KubeExecutor` (Indexed Jobs in the release's
+  namespace, with the hub pod's service account), never the local one (no keepers,
+  cgroups or network namespaces on the hub pod);
+- placement is :class:`.placing.KubePlacing`: the kube-scheduler places the pods, the
+  hub's placement API is not called;
+- a user's replicas run as the image's user in a pod whose home is the user's home
+  claim (KubeSpawner's ``claim-<user>``, :func:`home_claim_name`) mounted at
+  ``/home/jovyan``: :func:`kube_account`;
+- no code snapshot: the hub pod does not mount users' homes, so a notebook, script or
+  Git job is refused at submit with the reason (:func:`refuse_snapshot`); a module or a
+  command job runs from the home.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog
+from . import kube
+from .placing import KubePlacing
+from .service import Account, Jobs
+
+#: KubeSpawner's ``pvc_name_template`` for users' homes (the official chart's claims).
+HOME_CLAIM_TEMPLATE = "claim-{username}"
+#: The image's user (the Jupyter images' ``jovyan``) owns the home inside a pod.
+POD_USER = "jovyan"
+
+
+def home_claim_name(user: str, template: str = HOME_CLAIM_TEMPLATE) -> str:
+    """The claim KubeSpawner made for ``user``'s home: ``template`` expanded with
+    KubeSpawner's own slug of the name (its ``safe`` scheme, as for the default server)."""
+    from kubespawner.slugs import safe_slug
+
+    slug = safe_slug(user, max_length=48)  # KubeSpawner's _slug_max_length
+    return template.format(username=slug, user_server=slug, servername="", unescaped_username=user)
+
+
+def kube_account(user: str) -> Account:
+    """A user's replicas in a pod: the image's user, the home claim's mount, its python."""
+    return Account(POD_USER, kube.HOME_MOUNT, python_of=lambda image: "python")
+
+
+async def refuse_snapshot(job_id: str, spec: Any, account: Account) -> None:
+    """The ``prepare`` hook on Kubernetes: jobs that need a snapshot are refused (400)."""
+    for entry in ("notebook", "script"):
+        if getattr(spec, entry, None):
+            raise ValueError(f"{entry} jobs are not supported on Kubernetes yet (the code "
+                             "snapshot is not made there): run a module or a command")
+    if getattr(spec, "git", None):
+        raise ValueError("git jobs are not supported on Kubernetes yet: run a module or a "
+                         "command from your home")
+
+
+def make_kube_jobs(store: Any, executor: Any, catalog: Callable[[], Catalog], *,
+                   state_dir: Path, poll_interval: float = 1.0) -> Jobs:
+    """The service on Kubernetes: the Kubernetes executor and placing, no snapshot."""
+    return Jobs(store, executor, KubePlacing(catalog), catalog, state_dir=state_dir,
+                accounts=kube_account, prepare=refuse_snapshot, poll_interval=poll_interval)
