@@ -11,6 +11,7 @@ from studiohub import contract
 from studiohub.configurer import update_services
 from studiohub.hubapi import JOBS_PLACEMENT_SCOPE
 from studiohub.jobs.config import DEFAULTS, jobs_settings, update_jobs
+from studiohub.paths import paths
 
 
 def settings(**jobs: Any) -> dict[str, Any]:
@@ -27,7 +28,8 @@ def test_the_service_its_narrow_role_and_users_access() -> None:
     assert "--state-dir=/var/lib/sh" in service["command"]
     assert "--catalog=/etc/sh/catalog.yaml" in service["command"]
     assert not any("secret" in part for part in service["command"])
-    assert service["environment"] == {"STUDIOHUB_JOBS_DB_URL": "postgresql://u:secret@db/jobs"}
+    assert service["environment"] == {"STUDIOHUB_JOBS_DB_URL": "postgresql://u:secret@db/jobs",
+                                      contract.PREFIX: str(paths().prefix)}
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["jobs-service"]["scopes"] == [JOBS_PLACEMENT_SCOPE]
     assert roles["jobs-service"]["services"] == ["jobs"]

@@ -25,6 +25,7 @@ from traitlets.config import Config
 
 from .. import contract
 from ..hubapi import JOBS_PLACEMENT_SCOPE
+from ..paths import paths
 from ..sharing.config import servers_url
 
 SERVICE = "jobs"
@@ -80,9 +81,12 @@ def make_service(settings: dict[str, Any], jobs: dict[str, Any]) -> dict[str, An
         "oauth_no_confirm": True, "oauth_client_allowed_scopes": [], "display": False,
         "info": {"description": "Training jobs"},
     }
+    # The hub's prefix: jobs run the image environments the hub's kernels use (JupyterHub
+    # passes a managed service only a few variables of its own environment).
+    service["environment"] = {contract.PREFIX: str(paths().prefix)}
     if jobs["db_url"]:
         # In the environment, not the command line: a password stays out of `ps`.
-        service["environment"] = {"STUDIOHUB_JOBS_DB_URL": jobs["db_url"]}
+        service["environment"]["STUDIOHUB_JOBS_DB_URL"] = jobs["db_url"]
     return service
 
 
