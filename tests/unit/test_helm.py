@@ -797,3 +797,17 @@ def test_jobs_without_sharing_keep_their_volume(chart_dir: Path, tmp_path: Path,
     with pytest.raises(helm.HelmRenderError) as info:
         render(chart_dir, values)
     assert "studiohub.jobs.enabled is true but jupyterhub.hub.extraVolumes" in str(info.value)
+
+
+def test_jobs_replicas_accept_connections_from_replicas_only(chart_dir: Path) -> None:
+    from studiohub.jobs.kube import make_labels
+
+    assert "studiohub-jobs" not in render(chart_dir).names("NetworkPolicy")
+    policy = render(chart_dir, jobs_values()).get("NetworkPolicy", "studiohub-jobs")
+    validate(policy)
+    labels = make_labels("0123456789ab", "alice", 1)  # what every replica's pod carries
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = policy["spec"]["ingress"]
+    assert rule == {"from": [{"podSelector": {"matchLabels": selector}}]}
