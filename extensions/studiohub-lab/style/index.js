@@ -1,3 +1,4 @@
 import './base.css';
 import './switcher.css';
 import './sharing.css';
+import './training.css';

@@ -133,6 +133,16 @@ describe('the training model', () => {
     ]);
     await model.cancel('0123456789ab');
     expect(model.find('0123456789ab')?.reason).toBe('cancelled by ada');
+    expect(statusLine(model.find('0123456789ab')!)).toBe('cancelled by ada');
+    expect(
+      statusLine(
+        makeJob({
+          status: 'failed',
+          reason: 'exit code 2 (worker-0)',
+          attempt: 2
+        })
+      )
+    ).toBe('failed (attempt 2 of 3): exit code 2 (worker-0)');
     await model.rerun('0123456789ab');
     expect(model.jobs.map(j => j.id)).toEqual(['ba9876543210', '0123456789ab']);
     expect(calls.map(c => c[0]).slice(1)).toEqual([

@@ -563,6 +563,9 @@ export function statusLine(job: IJob): string {
     job.attempt > 1
       ? ` (attempt ${job.attempt} of ${job.max_retries + 1})`
       : '';
+  if (why && why.startsWith(job.status)) {
+    return `${why}${attempt}`; // "cancelled by ada" says the status already
+  }
   return `${job.status}${attempt}${why ? `: ${why}` : ''}`;
 }
 

@@ -156,6 +156,8 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
         }
       });
       const widget = new MainAreaWidget({ content: view });
+      // MainAreaWidget names its content "main area content": keep the job's name.
+      view.node.setAttribute('aria-label', `Training job ${id}`);
       widget.id = `studiohub-training-job-${id}`;
       widget.title.icon = trainingIcon;
       widget.title.closable = true;

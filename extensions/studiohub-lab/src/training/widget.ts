@@ -13,6 +13,8 @@ import {
 } from './model';
 
 const SVG = 'http://www.w3.org/2000/svg';
+/** Reads after a job ended (its last log lines and events may come a moment later). */
+const FINAL_ROUNDS = 3;
 
 /**
  * One training job in a main-area tab: status and reason, attempt, per-replica logs
@@ -78,7 +80,7 @@ export class JobView extends Widget {
     const logsTitle = document.createElement('h3');
     logsTitle.textContent = 'Logs';
     this._replica = document.createElement('select');
-    this._replica.className = 'jp-mod-styled';
+    this._replica.className = 'jp-mod-styled jp-StudioHub-JobView-replica';
     this._replica.setAttribute('aria-label', 'Replica');
     this._replica.addEventListener('change', () => this._follow(true));
     this._download = document.createElement('a');
@@ -129,6 +131,11 @@ export class JobView extends Widget {
 
   readonly jobId: string;
 
+  /** Our own name for screen readers (MainAreaWidget names its content "main area content"). */
+  protected onAfterAttach(): void {
+    this.node.setAttribute('aria-label', `Training job ${this.jobId}`);
+  }
+
   get job(): IJob | null {
     return this._job;
   }
@@ -150,7 +157,6 @@ export class JobView extends Widget {
   private async _tick(): Promise<void> {
     try {
       const job = await this._model.get(this.jobId);
-      const wasFinal = this._job !== null && isFinal(this._job.status);
       this._job = job;
       this._renderJob(job);
       this._follow(false);
@@ -166,8 +172,9 @@ export class JobView extends Widget {
         this._renderMetrics(metrics);
       }
       this._error.textContent = '';
-      if (isFinal(job.status) && wasFinal) {
-        // Everything the ended job wrote is shown: stop asking.
+      this._finalRounds = isFinal(job.status) ? this._finalRounds + 1 : 0;
+      if (this._finalRounds >= FINAL_ROUNDS) {
+        // The ended job's last lines and events are shown: stop asking.
         void this._poll.stop();
       }
     } catch (error) {
@@ -253,7 +260,7 @@ export class JobView extends Widget {
     ]
       .filter(Boolean)
       .join(' · ');
-    this._cancel.disabled = isFinal(job.status);
+    this._cancel.hidden = isFinal(job.status);
   }
 
   private _renderEvents(events: IJobEvent[]): void {
@@ -304,6 +311,7 @@ export class JobView extends Widget {
   private _job: IJob | null = null;
   private _follower: LogFollower | null = null;
   private _round = 0;
+  private _finalRounds = 0;
   private _poll: Poll;
   private _heading: HTMLElement;
   private _status: HTMLElement;

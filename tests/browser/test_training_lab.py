@@ -1,0 +1,184 @@
+"""Training jobs from JupyterLab, in Debian's Chromium against a real hub and jobs service.
+
+A user right-clicks a small script in the file browser, chooses Run as Training Job…, sees
+the service's refusal of a size that cannot fit before submitting, then runs it on a size
+that can; the job appears in the Training sidebar, its tab shows log lines arriving while
+it runs and ends succeeded; Open in TensorBoard opens a TensorBoard tab on the job's
+folder. A second, long-running job is cancelled from its tab and shows cancelled. Every
+call goes through the Lab extension's server side, which forwards to the hub's jobs
+service with the server's own token. Screenshots: ``test-artifacts/training-lab-*``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Browser
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, quiet_lab
+from tests.hubtools import TEST_CATALOG, Hub, User, shut_down
+
+pytestmark = BROWSER_MARKS
+
+TRAIN = """import time
+for step in range(8):
+    print(f"step {step} loss {1 / (step + 1):.3f}", flush=True)
+    time.sleep(1)
+print("done training", flush=True)
+"""
+SLEEPER = """import time
+print("waiting for a long time", flush=True)
+time.sleep(900)
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    workdir = tmp_path_factory.mktemp("training-lab")
+    workdir.chmod(0o755)
+    started = Hub(workdir, catalog=TEST_CATALOG, settings={
+        "jobs": {"enabled": True, "poll_interval": 0.2, "auth_cache_seconds": 1}})
+    try:
+        started.start(timeout=180)
+        yield started
+    finally:
+        shut_down(started)
+
+
+@pytest.fixture(scope="module")
+def user(hub: Hub) -> User:
+    trainer = hub.new_user("trainer")
+    trainer.spawn(image="base", size="tiny")
+    quiet_lab(trainer.name)
+    for name, text in (("train.py", TRAIN), ("sleeper.py", SLEEPER)):
+        r = trainer.server_api("PUT", f"/contents/{name}", json={
+            "type": "file", "format": "text", "content": text})
+        assert r.status_code in (200, 201), r.text
+    return trainer
+
+
+def show_sidebar(page: Any, name: Any) -> None:
+    """Bring a left sidebar forward (a click on the tab already shown would close it)."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=name).first
+    expect(tab).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1000)  # the layout is restored once the tabs are there
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
+
+
+def run_from_file_browser(page: Any, name: str) -> Any:
+    """Right-click ``name`` in the file browser, Run as Training Job…: the form's dialog."""
+    from playwright.sync_api import expect
+
+    show_sidebar(page, re.compile(r"^File Browser"))
+    item = page.get_by_role("listitem").filter(has_text=name)
+    expect(item.first).to_be_visible(timeout=60_000)
+    item.first.click(button="right")
+    page.get_by_role("menuitem", name="Run as Training Job…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"Run {name} as a training job")
+    return dialog
+
+
+def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
+                                                   browser: Browser) -> None:
+    from playwright.sync_api import expect
+
+    # Through the real stack, the service's refusals keep their status and message.
+    refused = user.lab_api("POST", "/training/jobs?check=true",
+                           json={"script": "train.py", "image": "base", "size": "giant"})
+    assert refused.status_code == 400, refused.text
+    too_big = refused.json()["message"]
+    assert "cannot run here: needs 4 TiB" in too_big, too_big
+    bad = user.lab_api("POST", "/training/jobs", json={"script": "../etc/passwd"})
+    assert bad.status_code == 400 and "outside your home" in bad.json()["message"], bad.text
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.login(hub.url, user.name, hub.password)
+    try:
+        page.goto(f"{hub.url}/user/{user.name}/lab")
+        dialog = run_from_file_browser(page, "train.py")
+        verdict = dialog.get_by_role("status", name="Can this job run")
+        expect(verdict).to_contain_text("Ready to run", timeout=30_000)
+        expect(dialog.get_by_label("Image")).to_have_value("base")
+        expect(dialog.get_by_label("Size")).to_have_value("tiny")
+        # A size that cannot fit: the service's reason in the form, Run disabled.
+        dialog.get_by_label("Size").select_option("giant")
+        expect(verdict).to_have_text(too_big, timeout=30_000)
+        expect(dialog.get_by_role("button", name="Run")).to_be_disabled()
+        page.screenshot(path=str(ARTIFACTS / "training-lab-form-refused.png"))
+        dialog.get_by_label("Size").select_option("tiny")
+        dialog.get_by_label("Arguments").fill("--epochs 8")
+        expect(verdict).to_contain_text("Ready to run", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "training-lab-form.png"))
+        dialog.get_by_role("button", name="Run").click()
+
+        # The job's tab: log lines arrive while it runs, then it succeeds.
+        job_tab = page.get_by_role("region", name=re.compile(r"^Training job [0-9a-f]{12}$"))
+        expect(job_tab).to_be_visible(timeout=30_000)
+        log = job_tab.get_by_role("log", name="Job log")
+        expect(log).to_contain_text("step 1 loss", timeout=90_000)
+        status = job_tab.get_by_role("status", name="Job status")
+        expect(status).to_have_text("running")
+        first_seen = log.inner_text()
+        assert "done training" not in first_seen, first_seen
+        page.screenshot(path=str(ARTIFACTS / "training-lab-job-running.png"))
+        expect(log).to_contain_text("done training", timeout=60_000)
+        expect(status).to_have_text("succeeded", timeout=30_000)
+        expect(job_tab.get_by_role("list", name="Events")).to_contain_text("exited")
+        job_id = job_tab.get_attribute("aria-label").split()[-1]
+        # Download: the whole log as a file, through the same route.
+        href = job_tab.get_by_role("link", name="Download this log").get_attribute("href")
+        assert "download=1" in href, href
+        download = page.request.get(href if href.startswith("http") else f"{hub.url}{href}")
+        assert download.ok and "step 7 loss 0.125" in download.text(), download.text()
+        assert "attachment" in download.headers["content-disposition"]
+
+        # The Training sidebar lists it with its status.
+        show_sidebar(page, "Training jobs")
+        sidebar = page.get_by_role("region", name="Training jobs")
+        entry = sidebar.get_by_role("listitem", name=f"Training job train.py ({job_id})")
+        expect(entry).to_contain_text("succeeded", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "training-lab-sidebar.png"))
+
+        # Open in TensorBoard: a TensorBoard tab on the job's folder.
+        job_tab.get_by_role("button", name="Open in TensorBoard").click()
+        expect(page.get_by_role("tab", name="TensorBoard: tensorboard")).to_be_visible(
+            timeout=60_000)
+        boards = user.lab_api("GET", "/tensorboards").json()["tensorboards"]
+        folders = [f for board in boards for f in board["folders"]]
+        assert any(f.rstrip("/").endswith(f"studiohub-jobs/{job_id}/tensorboard")
+                   for f in folders), folders
+        page.screenshot(path=str(ARTIFACTS / "training-lab-tensorboard.png"))
+
+        # A long job, cancelled from its tab.
+        dialog = run_from_file_browser(page, "sleeper.py")
+        expect(dialog.get_by_role("status", name="Can this job run")).to_contain_text(
+            "Ready to run", timeout=30_000)
+        dialog.get_by_role("button", name="Run").click()
+        sleeper = page.get_by_role("region", name=re.compile(r"^Training job [0-9a-f]{12}$")
+                                   ).filter(has_text="sleeper.py")
+        expect(sleeper.get_by_role("log", name="Job log")).to_contain_text(
+            "waiting for a long time", timeout=90_000)
+        sleeper.get_by_role("button", name="Cancel this job").click()
+        page.get_by_role("dialog").get_by_role("button", name="Cancel job").click()
+        expect(sleeper.get_by_role("status", name="Job status")).to_have_text(
+            f"cancelled by {user.name}", timeout=60_000)
+        expect(sleeper.get_by_role("button", name="Cancel this job")).to_be_hidden()
+        page.screenshot(path=str(ARTIFACTS / "training-lab-cancelled.png"))
+        show_sidebar(page, "Training jobs")
+        expect(sidebar.get_by_role("listitem", name=re.compile(r"^Training job sleeper\.py"))
+               ).to_contain_text(f"cancelled by {user.name}", timeout=30_000)
+        sleeper_id = sleeper.get_attribute("aria-label").split()[-1]
+        job = user.lab_api("GET", f"/training/jobs/{sleeper_id}").json()
+        assert job["status"] == "cancelled" and user.name in job["reason"], job
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "training-lab-failure.png"))
+        raise
+    finally:
+        browser.close()
