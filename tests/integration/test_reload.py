@@ -119,3 +119,12 @@ def test_a_bad_catalog_or_config_is_refused_and_nothing_changes(hub: Hub) -> Non
         hub.catalog = good
         hub.settings.pop("culling", None)
         hub.write_config()
+
+
+def test_a_root_login_shell_finds_the_command(hub: Hub) -> None:
+    """Issue 14.4: after `studiohub up`, `studiohub …` works in a new root shell."""
+    found = subprocess.run(["env", "-i", "bash", "-lc", "command -v studiohub"],
+                           capture_output=True, text=True, timeout=30)
+    assert found.stdout.strip() == "/usr/local/bin/studiohub", found.stdout + found.stderr
+    assert os.readlink("/usr/local/bin/studiohub") == str(HUB_BIN / "studiohub")
+    assert "/usr/local/bin/studiohub → " in hub.log_path.read_text()
