@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,12 @@ class ChoiceError(ValueError):
     """A user's image/size choice the catalog does not allow; the message lists what is."""
 
 
+#: ``note(kind, id)``: why an allowed image or size (``kind`` "image" or "size") would
+#: still be refused on this machine ("not built here"), or None. Refusals mark those in
+#: their lists of allowed values, so nobody is sent from a 400 to a 409.
+ChoiceNote = Callable[[str, str], "str | None"]
+
+
 #: Characters of a bad value quoted back in an answer or a log line.
 QUOTE_LIMIT = 60
 
@@ -307,14 +313,18 @@ class Catalog:
         return [Choice(i, s) for i in self.allowed_images(groups)
                 for s in self.allowed_sizes(groups) if s.can_run(i)]
 
-    def choose(self, groups: Iterable[str], options: Mapping[str, Any]) -> Choice:
+    def choose(self, groups: Iterable[str], options: Mapping[str, Any],
+               note: ChoiceNote | None = None) -> Choice:
         """Validate user_options ``{image, size}`` for a user in ``groups``.
 
         Missing keys take the catalog default (or, when that is not allowed, the
         first allowed value). Raises :class:`ChoiceError` naming the bad key or
-        value and listing the allowed ones.
+        value and listing the allowed ones (each marked with ``note``'s reason when
+        it would still be refused here). A real image or size outside the user's
+        domains is said to be so, with the domains named.
         """
         groups = list(groups)
+        pick = _Picker(self, groups, note)
         unknown = sorted(set(options) - {"image", "size"})
         if unknown:
             raise ChoiceError(f"unknown option(s) {', '.join(map(quote_value, unknown[:5]))}: "
@@ -324,30 +334,51 @@ class Catalog:
         if not images or not sizes:
             raise ChoiceError("your domains allow no image or no size: ask an administrator "
                               "to add you to a domain")
-        image = self._pick("image", options.get("image"), images, self.default_image)
+        image = pick("image", options.get("image"), images, self.default_image)
         size_id = options.get("size")
         if size_id is None:
             fitting = {k: s for k, s in sizes.items() if s.can_run(image)}
             if not fitting:
                 raise ChoiceError(f"no size you may use can run image {image.id!r}")
-            size = self._pick("size", None, fitting, self.default_size)
+            size = pick("size", None, fitting, self.default_size)
         else:
-            size = self._pick("size", size_id, sizes, self.default_size)
+            size = pick("size", size_id, sizes, self.default_size)
         if not size.can_run(image):
-            fits = sorted(k for k, s in sizes.items() if s.can_run(image))
+            fits = [k for k, s in sizes.items() if s.can_run(image)]
             reason = "it has no GPU" if image.gpu and not size.gpus else "it does not list it"
             raise ChoiceError(f"size {size.id!r} cannot run image {image.id!r} ({reason}); "
-                              f"sizes that can: {', '.join(fits) or 'none'}")
+                              f"sizes that can: {pick.listing('size', fits) or 'none'}")
         return Choice(image, size)
 
-    @staticmethod
-    def _pick(key: str, value: Any, allowed: Mapping[str, Any], default: str) -> Any:
+
+@dataclass(frozen=True)
+class _Picker:
+    """One value of a choice, checked against what the user's domains allow."""
+
+    catalog: Catalog
+    groups: list[str]
+    note: ChoiceNote | None
+
+    def __call__(self, key: str, value: Any, allowed: Mapping[str, Any], default: str) -> Any:
         if value is None:
             return allowed.get(default) or next(iter(allowed.values()))
-        if not isinstance(value, str) or value not in allowed:
-            raise ChoiceError(f"unknown {key} {quote_value(value)}: allowed values are "
-                              f"{', '.join(sorted(allowed))}")
-        return allowed[value]
+        if isinstance(value, str) and value in allowed:
+            return allowed[value]
+        listed = self.listing(key, allowed)
+        defined = self.catalog.images if key == "image" else self.catalog.sizes
+        if isinstance(value, str) and value in defined:
+            domains = ", ".join(d.id for d in self.catalog.domains_for(self.groups))
+            raise ChoiceError(f"{key} {value!r} is not allowed in your domains ({domains}): "
+                              f"allowed {key}s are {listed}")
+        raise ChoiceError(f"unknown {key} {quote_value(value)}: allowed values are {listed}")
+
+    def listing(self, key: str, ids: Iterable[str]) -> str:
+        """``base, pytorch (not built here)``: sorted, each with the note on it, if any."""
+        marked = []
+        for item in sorted(ids):
+            why = self.note(key, item) if self.note else None
+            marked.append(f"{item} ({why})" if why else item)
+        return ", ".join(marked)
 
 
 def _matches(item: str, patterns: Iterable[str]) -> bool:

@@ -36,7 +36,7 @@ from jupyterhub.scopes import has_scope
 from tornado import web
 from traitlets.config import Config
 
-from . import contract, placement
+from . import contract, placement, serverapi
 from .catalog import Catalog, Choice, Image, Size, quote_value
 from .placement import Placement, Placer, Refused, describe, limits_env
 from .placement import jobs as placement_jobs
@@ -55,6 +55,7 @@ PENDING_WORDS = {"spawn": "starting", "stop": "stopping", "check": "being checke
 def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
     """Mount the handlers, define the scope, give it to users and their server tokens."""
     kw = {"book_path": str(Path(settings["state_dir"]) / "placements.json")}
+    serverapi.install()
     c.JupyterHub.extra_handlers = [
         (rf"{PREFIX}/kernel-options", KernelOptionsHandler, kw),
         (rf"{PREFIX}/kernels", KernelsHandler, kw),
@@ -129,10 +130,10 @@ class StudioHubAPIHandler(APIHandler):
             raise web.HTTPError(403, "Missing or invalid credentials.")
         if not has_scope(f"{KERNELS_SCOPE}!user={user_name}", self.parsed_scopes, db=self.db):
             raise web.HTTPError(403, f"this token may not place kernels for "
-                                     f"{quote_value(user_name)}")
+                                     f"{quote_value(user_name)}: use your hub user name")
         user = self.find_user(user_name)
         if user is None:
-            raise web.HTTPError(404, f"no user {quote_value(user_name)}")
+            raise serverapi.no_user(user_name)
         return user
 
     def running_spawner(self, user: Any) -> Any:

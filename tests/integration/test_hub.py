@@ -57,8 +57,10 @@ def test_rest_user_options_are_validated_against_the_catalog(hub: Hub) -> None:
     cases = [
         ({"image": "nope"}, "unknown image 'nope': allowed values are base"),
         ({"image": "base", "colour": "red"}, "unknown option(s) 'colour'"),
-        ({"image": "pytorch"}, "unknown image 'pytorch': allowed values are base"),
-        ({"size": "medium"}, "unknown size 'medium': allowed values are half, tiny"),
+        ({"image": "pytorch"},
+         "image 'pytorch' is not allowed in your domains (team-a): allowed images are base"),
+        ({"size": "medium"},
+         "size 'medium' is not allowed in your domains (team-a): allowed sizes are half, tiny"),
     ]
     for options, message in cases:
         r = user.api("POST", f"/users/{user.name}/server", json=options)

@@ -39,7 +39,7 @@ def test_groups_from_the_identity_provider_decide_the_domain(
         refused = hub.api("POST", f"/users/{name}/server", token=token,
                           json={"image": "pytorch", "size": "tiny"})
         assert refused.status_code == 400, refused.text
-        assert "allowed values are base" in refused.json()["message"]
+        assert "allowed images are base" in refused.json()["message"]
     finally:  # no server was started, and this hub has no admin account to ask with
         try:
             hub.stop()

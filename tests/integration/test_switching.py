@@ -173,8 +173,9 @@ def test_refused_choices_say_why(hub: Hub, alice: User) -> None:
     unknown = choose(image="base", size="enormous")
     assert unknown.status_code == 400
     # The hub's own words (Catalog.choose), as every client shows them.
-    assert unknown.json()["message"] == ("unknown size 'enormous': allowed values are giant, "
-                                         "half, medium, small, tiny")
+    assert unknown.json()["message"] == ("unknown size 'enormous': allowed values are giant "
+                                         "(too big for this machine), half, medium, small, "
+                                         "tiny")
     no_room = choose(image="base", size="giant")
     assert no_room.status_code == 409
     assert "4 TiB" in no_room.json()["message"], no_room.text

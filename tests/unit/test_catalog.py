@@ -47,8 +47,8 @@ def test_domains_limit_choices_and_default_domain_applies() -> None:
     assert [d.id for d in catalog.domains_for(["some-other-group"])] == ["everyone"]
     with pytest.raises(ChoiceError) as e:
         catalog.choose([], {"image": "pytorch-gpu"})
-    assert str(e.value) == ("unknown image 'pytorch-gpu': allowed values are base, mxnet, "
-                            "pytorch, tensorflow")
+    assert str(e.value) == ("image 'pytorch-gpu' is not allowed in your domains (everyone): "
+                            "allowed images are base, mxnet, pytorch, tensorflow")
     assert catalog.choose(["ml-research"], {"image": "pytorch-gpu"}).size.gpus == 1
 
 
@@ -234,3 +234,25 @@ def test_a_huge_bad_value_is_quoted_short() -> None:
     assert len(str(e.value)) < 300
     assert quote_value("base") == "'base'"
     assert quote_value(["a"] * 100).endswith("(500 characters)")
+
+
+def test_refusals_mark_allowed_values_that_would_still_be_refused_here() -> None:
+    """A 400's list of allowed values says which of them would then be a 409."""
+    catalog = load_catalog()
+
+    def note(kind: str, item: str) -> str | None:
+        return {("image", "pytorch"): "not built here",
+                ("size", "large"): "too big for this machine"}.get((kind, item))
+
+    with pytest.raises(ChoiceError) as e:
+        catalog.choose([], {"image": "julia"}, note=note)
+    assert str(e.value) == ("unknown image 'julia': allowed values are base, mxnet, "
+                            "pytorch (not built here), tensorflow")
+    with pytest.raises(ChoiceError) as e:
+        catalog.choose(["ml-research"], {"image": "mxnet-gpu", "size": "tiny"}, note=note)
+    assert "allowed values are gpu-large, gpu-medium, large (too big for this machine)" \
+        in str(e.value)
+    with pytest.raises(ChoiceError) as e:
+        catalog.choose([], {"size": "gpu-medium"}, note=note)
+    assert str(e.value) == ("size 'gpu-medium' is not allowed in your domains (everyone): "
+                            "allowed sizes are large (too big for this machine), medium, small")

@@ -235,7 +235,8 @@ def test_form_with_one_gpu_offers_the_one_gpu_size(catalog: Catalog) -> None:
     ({"image": ["nope"]}, "unknown image 'nope': allowed values are base"),
     ({"image": ["base"], "colour": ["red"]},
      "unknown option(s) 'colour': allowed options are 'image' and 'size'"),
-    ({"size": ["medium"]}, "unknown size 'medium': allowed values are half, tiny"),
+    ({"size": ["medium"]},
+     "size 'medium' is not allowed in your domains (team-a): allowed sizes are half, tiny"),
 ])
 def test_form_refusals_are_400_naming_allowed_values(catalog_file: Path, form: dict[str, Any],
                                                      message: str) -> None:
@@ -303,8 +304,13 @@ async def test_a_size_this_machine_cannot_hold_is_refused_and_disabled(catalog_f
 
 def test_gpu_size_for_a_user_without_the_domain(catalog_file: Path) -> None:
     spawner = make_spawner(catalog_file)
-    with pytest.raises(SpawnException, match="unknown size 'gpu-medium'"):
+    with pytest.raises(SpawnException) as e:
         spawner.apply_choice({"image": "base", "size": "gpu-medium"})
+    # A real size outside the domains is said to be so; the one that would then be a 409
+    # (this machine can never hold it) is marked in the list.
+    assert e.value.message == ("size 'gpu-medium' is not allowed in your domains (everyone): "
+                               "allowed sizes are giant (too big for this machine), half, "
+                               "medium, small, tiny")
 
 
 def test_busy_gpus_are_a_409_naming_holders(catalog_file: Path) -> None:
@@ -594,9 +600,9 @@ async def test_a_start_validates_its_options_once(catalog_file: Path,
     calls = []
     original = Catalog.choose
 
-    def counted(self: Catalog, groups: Any, options: Any) -> Any:
+    def counted(self: Catalog, groups: Any, options: Any, note: Any = None) -> Any:
         calls.append(dict(options))
-        return original(self, groups, options)
+        return original(self, groups, options, note)
 
     monkeypatch.setattr(Catalog, "choose", counted)
     options = spawner.options_from_form({"image": ["base"], "size": ["half"], "_xsrf": ["t"]})
@@ -639,3 +645,13 @@ def test_the_kubernetes_spawner_imports_nothing_of_the_local_one() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_refusals_mark_images_not_built_here(catalog_file: Path) -> None:
+    spawner = make_spawner(catalog_file, built=("base",))
+    with pytest.raises(SpawnException) as e:
+        spawner.apply_choice({"image": "julia"})
+    assert e.value.status_code == 400
+    assert e.value.message == ("unknown image 'julia': allowed values are base, mxnet (not "
+                               "built here), pytorch (not built here), tensorflow (not built "
+                               "here)")

@@ -50,7 +50,8 @@ def choose(spawner: Any, image: Any, size: Any) -> Choice:
         raise Refused(400, f"{' and '.join(missing)} required: give the image and the size "
                            "by id")
     try:
-        choice: Choice = spawner.catalog.choose(spawner.groups, {"image": image, "size": size})
+        choice: Choice = spawner.catalog.choose(spawner.groups, {"image": image, "size": size},
+                                                note=getattr(spawner, "choice_note", None))
     except ChoiceError as e:
         raise Refused(400, str(e)) from None
     return choice

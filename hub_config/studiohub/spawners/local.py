@@ -358,6 +358,14 @@ class StudioSpawner(CatalogChoice, LocalProcessSpawner):
         host = placement.Host.detect(len(self.allocator.gpus))
         return placement.host_reason(size, host, self.memory_overcommit)
 
+    def choice_note(self, kind: str, item: str) -> str | None:
+        """Images not built here and sizes this machine can never hold, as refusals'
+        lists of allowed values mark them (choosing one would be a 409)."""
+        if kind == "image":
+            return None if self.image_built(item) else "not built here"
+        size = self.catalog.sizes.get(item)
+        return "too big for this machine" if size and self.too_big(size) else None
+
     def image_built(self, image_id: str) -> bool:
         """Whether the image's environment is built here (its kernel is registered)."""
         return envs.kernel_registered(image_id)
