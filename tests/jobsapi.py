@@ -1,7 +1,7 @@
 """The jobs service's real API (``create_app`` + ``Jobs``) on a port, for the SDK and CLI tests.
 
 The service runs in a thread with its own event loop; its executor and the hub's
-placement are the in-memory fakes of tests/jobtools.py, and HubOAuth
+placement are the in-memory fakes of tests/jobfakes.py, and HubOAuth
 knows two users by token (``alice-token``, ``bob-token``) without a hub. The test drives
 the service (``tick``, replicas' exits, their log lines) through :class:`JobsAPI`.
 """
@@ -21,7 +21,7 @@ from tornado.testing import bind_unused_port
 
 from studiohub.jobs.app import create_app
 from studiohub.jobs.service import Jobs
-from tests.jobtools import make_jobs
+from tests.jobfakes import make_jobs
 
 PREFIX = "/services/jobs/"
 USERS = {"alice-token": "alice", "bob-token": "bob"}

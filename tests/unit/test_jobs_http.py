@@ -23,7 +23,7 @@ from tornado.testing import bind_unused_port
 from studiohub.jobs.app import create_app
 from studiohub.jobs.service import Jobs
 from studiohub.sharing.base import HUB_UNREACHABLE
-from tests.jobtools import make_jobs
+from tests.jobfakes import make_jobs
 from tests.unit.test_sharing_http import closed_port
 
 PREFIX = "/services/jobs/"

@@ -266,7 +266,7 @@ def test_the_jobs_service_runs_a_job_through_the_kube_executor(tmp_path: Path) -
     the replica's log is where the API serves it."""
     from studiohub.jobs.service import Account, Jobs, Viewer
     from studiohub.jobs.store import Store
-    from tests.jobtools import FakePlacing
+    from tests.jobfakes import FakePlacing
 
     api = RecordingAPI()
     jobs = Jobs(Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"), executor(api), FakePlacing(),

@@ -1,6 +1,6 @@
 """The jobs service's state machine, with an in-memory executor and placement client.
 
-The fake executor (tests/jobtools.py) implements :class:`studiohub.jobs.model.Executor`;
+The fake executor (tests/jobfakes.py) implements :class:`studiohub.jobs.model.Executor`;
 each test says what its replicas report. The fake hub places every replica (or refuses
 with the hub's status and message) and records releases.
 """
@@ -18,7 +18,7 @@ from studiohub.jobs.model import Status
 from studiohub.jobs.placing import PlacementRefused
 from studiohub.jobs.service import GONE, JobsError, Viewer
 from studiohub.jobs.store import Store
-from tests.jobtools import catalog_with, make_jobs
+from tests.jobfakes import catalog_with, make_jobs
 
 ALICE, BOB = Viewer("alice"), Viewer("bob")
 SCRIPT = {"script": "train.py", "image": "base", "size": "small"}
