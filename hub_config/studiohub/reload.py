@@ -23,17 +23,20 @@ the token of the ``studiohub-cli`` service (``state/cli-token``, root's only).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from jupyterhub import orm, roles
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
 from .catalog import Catalog, CatalogError, load_catalog
-from .settings import SettingsError, load_settings
+from .paths import paths
+from .settings import SettingsError, config_file, load_settings
 
 #: The handler's path under the hub's API (``/hub/api/studiohub/reload``).
 PATH = "/api/studiohub/reload"
@@ -52,13 +55,27 @@ def load_checked() -> tuple[dict[str, Any], Catalog]:
     except SettingsError as e:
         problems.extend(str(e).splitlines())
     try:
-        catalog = load_catalog(settings["catalog_path"] if settings else None)
+        catalog = load_catalog(settings["catalog_path"] if settings else _catalog_path())
     except CatalogError as e:
         problems.extend(str(e).splitlines())
     if problems:
         raise ValueError("\n".join(problems))
     assert settings is not None
     return settings, catalog
+
+
+def _catalog_path() -> str | None:
+    """The catalog a config.yaml with problems names, so both files are checked at once."""
+    if os.environ.get("STUDIOHUB_CATALOG"):
+        return os.environ["STUDIOHUB_CATALOG"]
+    try:
+        raw = yaml.safe_load(config_file().read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = None
+    if isinstance(raw, dict) and isinstance(raw.get("catalog_path"), str):
+        return str(raw["catalog_path"])
+    default = paths().etc / "catalog.yaml"
+    return str(default) if default.exists() else None
 
 
 # --- in the hub ---------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""``studiohub reload`` before it calls the hub (issue 14.3): both files checked, every
+problem printed, nothing sent; a hub that is not there or too old is said plainly. The
+hub's side is tested on a real hub in tests/integration/test_reload.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from studiohub import reload
+from studiohub.cli import main
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"state_dir: {tmp_path / 'state'}\nport: 8999\n"
+                    "auth:\n  type: shared-password\n")
+    monkeypatch.setenv("STUDIOHUB_CONFIG", str(path))
+    for var in ("STUDIOHUB_PORT", "STUDIOHUB_CATALOG", "STUDIOHUB_STATE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return path
+
+
+@pytest.fixture
+def posts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call the command makes to the hub (none answers)."""
+    sent: list[str] = []
+
+    def post(url: str, **kwargs: Any) -> None:
+        sent.append(url)
+        raise requests.ConnectionError("refused")
+
+    monkeypatch.setattr(reload.requests, "post", post)
+    return sent
+
+
+def test_every_problem_of_both_files_and_nothing_sent(
+        config: Path, posts: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = config.parent / "catalog.yaml"
+    catalog.write_text("domains:\n  team-x:\n    images: [base]\n    sizes: [small]\n"
+                       "sizes:\n  odd:\n    display_name: Odd\n    cpus: many\n"
+                       "    memory: 1G\n")
+    config.write_text(config.read_text() + f"catalog_path: {catalog}\nprot: 1\n"
+                      "culling:\n  enabled: 'no'\n")
+    assert main(["reload"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert f"error: {config}: unknown setting(s) prot; known settings: auth, base_url, " \
+        "catalog_path, culling, db_url, ip, jobs, port, sharing, spawner, state_dir" in err
+    assert f"error: {config}: culling.enabled: 'no' is not true or false" in err
+    # The catalog is checked too, even though config.yaml already failed.
+    assert any("team-x: 'display_name' is a required property" in line for line in err), err
+    assert any("sizes.odd.cpus: 'many'" in line for line in err), err
+    assert err[-1] == "error: nothing was changed"
+    assert posts == []
+
+
+def test_a_hub_never_started_has_no_token(config: Path, posts: list[str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reload"]) == 1
+    assert "cli-token: start the hub with studiohub up" in capsys.readouterr().err
+    assert posts == []
+
+
+def test_no_hub_answering_is_said(config: Path, posts: list[str],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    state = config.parent / "state"
+    state.mkdir()
+    (state / "cli-token").write_text("t0ken\n")
+    assert main(["reload"]) == 1
+    assert posts == ["http://127.0.0.1:9080/hub/api/studiohub/reload"]
+    assert "no hub answers at http://127.0.0.1:9080/hub/api/studiohub/reload: the files " \
+        "are valid" in capsys.readouterr().err
+
+
+def test_the_hub_api_url_follows_port_and_base_url() -> None:
+    assert reload.hub_api_url({"port": 8000, "base_url": "/studio/"}) == \
+        "http://127.0.0.1:8081/studio/hub/api"
