@@ -23,10 +23,51 @@ from tests.hubtools import TEST_CATALOG, Hub, User, shut_down
 
 pytestmark = BROWSER_MARKS
 
-TRAIN = """import time
-for step in range(8):
-    print(f"step {step} loss {1 / (step + 1):.3f}", flush=True)
-    time.sleep(1)
+#: A tiny "training": log lines, and a TensorBoard scalar per step written by hand (the
+#: base image has no TensorBoard): TFRecord framing with masked CRC-32C, an ``Event`` with
+#: ``summary.value {tag, simple_value}``.
+TRAIN = """import os, struct, time
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+def masked(data):
+    crc = crc32c(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+def varint(n):
+    out = b""
+    while n > 0x7F:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+def field(number, wire, payload):
+    key = varint(number << 3 | wire)
+    return key + (varint(len(payload)) + payload if wire == 2 else payload)
+
+def record(step, tag, value):
+    value = field(1, 2, tag.encode()) + field(2, 5, struct.pack("<f", value))
+    event = (field(1, 1, struct.pack("<d", time.time())) + field(2, 0, varint(step))
+             + field(5, 2, field(1, 2, value)))
+    head = struct.pack("<Q", len(event))
+    return (head + struct.pack("<I", masked(head)) + event
+            + struct.pack("<I", masked(event)))
+
+assert crc32c(b"123456789") == 0xE3069283
+events = os.path.join(os.environ["STUDIOHUB_TENSORBOARD_DIR"], "events.out.tfevents.1.train")
+with open(events, "ab") as out:
+    for step in range(8):
+        loss = 1 / (step + 1)
+        print(f"step {step} loss {loss:.3f}", flush=True)
+        out.write(record(step, "loss", loss))
+        out.flush()
+        time.sleep(1)
 print("done training", flush=True)
 """
 SLEEPER = """import time
@@ -131,6 +172,11 @@ def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
         expect(log).to_contain_text("done training", timeout=60_000)
         expect(status).to_have_text("succeeded", timeout=30_000)
         expect(job_tab.get_by_role("list", name="Events")).to_contain_text("exited")
+        # The job's scalars: the latest value and a curve per tag.
+        metric = job_tab.get_by_role("listitem", name="Metric loss")
+        expect(metric).to_contain_text("loss: 0.1250 (step 7)", timeout=30_000)
+        expect(metric.get_by_role("img", name="loss curve")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "training-lab-job-done.png"))
         job_id = job_tab.get_attribute("aria-label").split()[-1]
         # Download: the whole log as a file, through the same route.
         href = job_tab.get_by_role("link", name="Download this log").get_attribute("href")
@@ -154,6 +200,10 @@ def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
         folders = [f for board in boards for f in board["folders"]]
         assert any(f.rstrip("/").endswith(f"studiohub-jobs/{job_id}/tensorboard")
                    for f in folders), folders
+        frame = page.frame_locator("iframe[title='TensorBoard: tensorboard']")
+        expect(frame.locator("card-view").filter(has_text="loss").first).to_be_visible(
+            timeout=90_000)
+        page.wait_for_timeout(1500)  # let the chart finish drawing for the screenshot
         page.screenshot(path=str(ARTIFACTS / "training-lab-tensorboard.png"))
 
         # A long job, cancelled from its tab.
