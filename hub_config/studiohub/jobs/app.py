@@ -172,6 +172,9 @@ class JobsApp(Application):
         if self.executor == "kubernetes":
             from .kube_setup import make_kube_jobs
 
+            if executor is None:
+                raise ValueError("--executor=kubernetes: pass make_kube_executor()'s executor")
+
             kube_catalog = self.catalog_path
             return make_kube_jobs(Store(self.db_url), executor,
                                   lambda: cached_catalog(kube_catalog), state_dir=state,
