@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 
 from studiohub import contract
-from studiohub.paths import paths
 from studiohub.users import ensure_user
 from tests.hubtools import User, shut_down
-from tests.integration.test_frameworks import ENVS_PREFIX, IMAGES
+from tests.integration.test_frameworks import IMAGES
 from tests.integration.test_jobs import (
     CATALOG,
     JobsHub,
@@ -34,6 +33,7 @@ from tests.integration.test_jobs import (
     wait_for,
     write_script,
 )
+from tests.jobtools import ENVS_PREFIX, FrameworkHub, env_python
 
 pytestmark = pytest.mark.integration
 
@@ -41,22 +41,17 @@ SIZE = "small"  # 1 vCPU + 2 GiB: TensorFlow's import alone needs more than "tin
 
 
 def need_env(image: str) -> None:
-    if not (ENVS_PREFIX / "envs" / image / "bin" / "python").exists():
+    if not env_python(image).exists():
         pytest.skip(f"no {image} environment in {ENVS_PREFIX}: run test_frameworks.py first")
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobsHub]:
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrameworkHub]:
     workdir = tmp_path_factory.mktemp("jobsfw")
     workdir.chmod(0o755)
-    started = JobsHub(workdir, catalog=CATALOG)
+    started = FrameworkHub(workdir, catalog=CATALOG)
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            # The hub finds its proxy under its prefix: keep finding the installed one.
-            proxy = paths().prefix / "npm" / "node_modules" / ".bin"
-            mp.setenv("PATH", f"{proxy}{os.pathsep}{os.environ['PATH']}")
-            mp.setenv(contract.PREFIX, str(ENVS_PREFIX))
-            started.start()
+        started.start()
         yield started
     finally:
         shut_down(started)
