@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,19 @@ def check_proxy() -> Finding:
     return Finding("OK", "proxy", f"configurable-http-proxy {version} at {command}")
 
 
+def check_command(path_env: str | None = None) -> Finding:
+    """Whether ``studiohub`` in a new shell is this installation's (``studiohub up`` links it)."""
+    ours = Path(sys.prefix) / "bin" / "studiohub"
+    found = shutil.which("studiohub", path=path_env)
+    if found is None:
+        return Finding("WARN", "command", f"studiohub is not on PATH: studiohub up links it "
+                                          f"(or run {ours})")
+    if Path(found).resolve() != ours.resolve():
+        return Finding("WARN", "command", f"studiohub on PATH is {found}, not this "
+                                          f"installation's {ours}")
+    return Finding("OK", "command", f"studiohub on PATH: {found} → {ours}")
+
+
 def check_envs(catalog: Catalog) -> list[Finding]:
     from .envs import env_status
 
@@ -105,7 +119,7 @@ def run_checks(catalog_path: str | None) -> list[Finding]:
                                          f"{len(catalog.sizes)} sizes, "
                                          f"{len(catalog.domains)} domains")]
     checks: list[Callable[[], Finding]] = [check_mode, check_login, check_limits, check_gpus,
-                                           check_proxy]
+                                           check_proxy, check_command]
     findings += [check() for check in checks]
     findings += check_envs(catalog)
     return findings

@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 
 from studiohub import pidrecords
-from studiohub.doctor import check_login
+from studiohub.doctor import check_command, check_login
 from studiohub.installer import (
     LinkRefused,
     StepError,
@@ -229,3 +229,16 @@ def test_a_dangling_link_of_a_removed_studiohub_is_replaced(tmp_path: Path) -> N
     link.parent.mkdir()
     link.symlink_to(tmp_path / "old-prefix" / "hub" / "bin" / "studiohub")
     assert link_command(target, link) is True and os.readlink(link) == str(target)
+
+
+def test_doctor_says_whether_a_shell_finds_this_command(tmp_path: Path) -> None:
+    ours = Path(sys.prefix) / "bin" / "studiohub"
+    linked, other, empty = (tmp_path / d for d in ("linked", "other", "empty"))
+    for d in (linked, other, empty):
+        d.mkdir()
+    (linked / "studiohub").symlink_to(ours)
+    (other / "studiohub").write_text("#!/bin/sh\n")
+    (other / "studiohub").chmod(0o755)
+    assert check_command(str(linked)).level == "OK"
+    assert check_command(str(other)).text.startswith(f"studiohub on PATH is {other}")
+    assert "not on PATH: studiohub up links it" in check_command(str(empty)).text
