@@ -46,6 +46,10 @@ SCOPES = ["admin:users", "admin:groups"]
 SHARING_SERVICE = "sharing"
 
 
+class ReloadIncomplete(RuntimeError):
+    """Applied, but a part failed on the hub's side (a 503 naming it, not a 500)."""
+
+
 def load_checked() -> tuple[dict[str, Any], Catalog]:
     """Settings and catalog, or a ``ValueError`` listing every problem of both files."""
     problems: list[str] = []
@@ -81,7 +85,18 @@ def _catalog_path() -> str | None:
 # --- in the hub ---------------------------------------------------------------------------
 
 async def apply_live(app: Any, settings: dict[str, Any], catalog: Catalog) -> list[str]:
-    """Apply domains, members and admins to the running hub; what changed, one line each."""
+    """Apply domains, members and admins to the running hub; what changed, one line each.
+
+    Every name is checked first: a ``ValueError`` here has changed nothing.
+    """
+    authenticator = app.authenticator
+    names = {*settings["auth"]["admin_users"],
+             *(m for d in catalog.domains.values() for m in d.members)}
+    bad = sorted(n for n in names
+                 if not authenticator.validate_username(authenticator.normalize_username(n)))
+    if bad:
+        raise ValueError(f"not valid user names for this hub: {', '.join(bad)} "
+                         "(auth.admin_users, domains.*.members); nothing changed")
     changes = _apply_admins(app, settings)
     changes += await _apply_groups(app, catalog)
     if await _restart_sharing(app, catalog):
@@ -93,9 +108,6 @@ async def apply_live(app: Any, settings: dict[str, Any], catalog: Catalog) -> li
 def _apply_admins(app: Any, settings: dict[str, Any]) -> list[str]:
     authenticator, db = app.authenticator, app.db
     admins = {authenticator.normalize_username(n) for n in settings["auth"]["admin_users"]}
-    bad = sorted(n for n in admins if not authenticator.validate_username(n))
-    if bad:
-        raise ValueError(f"auth.admin_users: not valid user names here: {', '.join(bad)}")
     changes = [f"admin at login: {n}" for n in sorted(admins - authenticator.admin_users)]
     authenticator.admin_users = set(admins)
     if authenticator.allowed_users:
@@ -152,7 +164,13 @@ async def _restart_sharing(app: Any, catalog: Catalog) -> bool:
         return False
     service.spawner.stop_polling()  # the old process is not restarted by its poller
     await stop_process(service.proc.pid, service.proc)
-    await service.start()
+    try:
+        await service.start()
+    except Exception:  # the groups are applied: say it, do not turn it into a 500
+        app.log.exception("studiohub reload: restarting the %s service failed", service.name)
+        raise ReloadIncomplete(f"groups and admins applied, but the {service.name} service "
+                               "did not start again: see the hub log, then restart the hub"
+                               ) from None
     return True
 
 
@@ -179,9 +197,10 @@ class ReloadHandler(APIHandler):
             return
         try:
             changes = await apply_live(self.app, settings, catalog)
-        except ValueError as e:
-            self.set_status(400)
-            self.write({"status": 400, "message": str(e), "problems": [str(e)]})
+        except (ValueError, ReloadIncomplete) as e:
+            status = 503 if isinstance(e, ReloadIncomplete) else 400
+            self.set_status(status)
+            self.write({"status": status, "message": str(e), "problems": [str(e)]})
             return
         self.log.info("studiohub reload by %s: %s", self.current_user.name,
                       "; ".join(changes) or "nothing to change")

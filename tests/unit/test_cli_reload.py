@@ -79,3 +79,24 @@ def test_no_hub_answering_is_said(config: Path, posts: list[str],
 def test_the_hub_api_url_follows_port_and_base_url() -> None:
     assert reload.hub_api_url({"port": 8000, "base_url": "/studio/"}) == \
         "http://127.0.0.1:8081/studio/hub/api"
+
+
+def test_a_name_the_authenticator_refuses_changes_nothing(tmp_path: Path) -> None:
+    """The hub's side checks every member and admin name before changing anything."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from jupyterhub.auth import Authenticator
+
+    from studiohub.catalog import load_catalog
+
+    catalog_file = tmp_path / "catalog.yaml"
+    catalog_file.write_text("domains:\n  team-x:\n    display_name: Team X\n"
+                            "    images: [base]\n    sizes: [small]\n"
+                            "    members: [ada, 'a/b']\n")
+    authenticator = Authenticator(admin_users={"root"})
+    app = SimpleNamespace(authenticator=authenticator, db=None)  # any use of db would fail
+    settings = {"auth": {"admin_users": ["root", "bob"]}}
+    with pytest.raises(ValueError, match=r"not valid user names for this hub: a/b "):
+        asyncio.run(reload.apply_live(app, settings, load_catalog(str(catalog_file))))
+    assert authenticator.admin_users == {"root"}
