@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,26 @@ def submit_to_line(hub: FrameworkHub, user: User, marker: str, **spec: Any) -> f
     done = wait_for(hub, user, job["id"], finished, timeout=120)
     if done["status"] != "succeeded":
         raise RuntimeError(f"job {job['id']}: {done['status']} {done['reason']}")
+    STARTS.append(event_seconds(hub, user, job["id"], "queued", "started"))
     return seconds
+
+
+#: Per StudioHub round: seconds from the job's "queued" event to its "started" event.
+STARTS: list[float] = []
+
+
+def note_starts(result: dict[str, Any]) -> None:
+    """Add the StudioHub rounds' queued → started seconds to ``result`` (and print them)."""
+    result["queued_to_started_s"] = [round(x, 2) for x in STARTS]
+    print(f"  of which queued → started (the service's events): {result['queued_to_started_s']}")
+    STARTS.clear()
+
+
+def event_seconds(hub: FrameworkHub, user: User, job_id: str, first: str, last: str) -> float:
+    """Seconds between two of the job's events, by the service's own clock."""
+    events = call(hub, user, "GET", f"jobs/{job_id}/events").json()["events"]
+    when = {e["kind"]: datetime.fromisoformat(e["time"]) for e in reversed(events)}
+    return (when[last] - when[first]).total_seconds()
 
 
 def compare(name: str, rounds: int, hand: Callable[[], float], ours: Callable[[], float],
@@ -214,6 +234,8 @@ def kill_and_resume(hub: FrameworkHub, user: User) -> dict[str, Any]:
     if len(back) < 2:
         raise RuntimeError(f"job {job['id']}: attempt 2 not running from a checkpoint: {texts}")
     done = wait_for(hub, user, job["id"], finished, timeout=120)
+    for event in call(hub, user, "GET", f"jobs/{job['id']}/events").json()["events"]:
+        print(f"  {event['time']} {event['kind']}: {event['message']}")
     step = int(texts["worker-0"].split("running from step ")[1].split()[0])
     imports = [b - a for r in texts.values()
                for a, b in zip(times(r, "started"), times(r, "imported"), strict=False)]
@@ -303,6 +325,7 @@ def main() -> int:
                             "first line"),
             lambda: submit_to_line(hub, user, "first line", image="base", size="tiny",
                                    script="hello.py"), 0.5))
+        note_starts(results[-1])
         torchrun = env_python("pytorch").parent / "torchrun"
         results.append(compare(
             "2-worker DDP submit → first all-reduce", max(3, args.rounds - 2),
@@ -310,6 +333,7 @@ def main() -> int:
                                    str(home / "ddp.py")], "all_reduce 3"),
             lambda: submit_to_line(hub, user, "all_reduce 3", image="pytorch", size="small",
                                    script="ddp.py", workers=2), 1.0))
+        note_starts(results[-1])
         results.append(log_latency(hub, user))
         results.append(kill_and_resume(hub, user))
         results.append(queue_of_fifty(hub))

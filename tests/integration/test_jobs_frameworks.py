@@ -135,6 +135,10 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint_on_attempt_two(
             logs(hub, user, job["id"], attempt=1)
         time.sleep(0.3)
     os.kill(replica_pid(hub, job["id"], 1, "worker-0"), signal.SIGKILL)
+    # The resume should be reported while attempt 2 trains (≈ 8 s more here), not after.
+    shown_while_running = wait_for(hub, user, job["id"], lambda j: finished(j) or (
+        j["attempt"] == 2 and any("resumed from checkpoint" in e["message"]
+                                  for e in events(hub, user, job["id"]))), timeout=120)
     done = wait_for(hub, user, job["id"], finished, timeout=120)
     second = logs(hub, user, job["id"], attempt=2)
     assert (done["status"], done["attempt"]) == ("succeeded", 2), (done, second)
@@ -147,6 +151,10 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint_on_attempt_two(
     kinds = events(hub, user, job["id"])
     assert any("resumed from checkpoint" in e["message"] and f"step {step}" in e["message"]
                for e in kinds), kinds
+    assert shown_while_running["status"] == "running", \
+        "the 'resumed from checkpoint' event appeared only once attempt 2 had ended: the " \
+        "keeper writes attempt-N.pids (where the service reads resume lines) only when a " \
+        f"replica exits, not when it prints the line: {kinds}"
 
 
 DDP = """
@@ -167,6 +175,50 @@ def test_a_two_worker_ddp_job_all_reduces(hub: JobsHub, user: User) -> None:
     for rank in (0, 1):
         assert f"rank {rank} of 2 all_reduce 3" in logs(hub, user, done["id"],
                                                         replica=f"worker-{rank}")
+
+
+MULTI_WORKER = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+tf.random.set_seed(index)
+X = tf.random.normal((64, 4)); y = X @ tf.constant([[1.0], [2.0], [3.0], [4.0]])
+with strategy.scope():
+    w = tf.Variable(tf.zeros((4, 1)))
+
+@tf.function
+def step():
+    def replica_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((X @ w - y) ** 2)
+        ctx = tf.distribute.get_replica_context()
+        grad = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, tape.gradient(loss, w))
+        w.assign_sub(0.1 * grad)
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.constant(float(index + 1))), loss
+    return strategy.run(replica_step)
+
+total, first = step()
+for _ in range(30):
+    _, last = step()
+print(f"worker {index} of {strategy.num_replicas_in_sync}: all_reduce {float(total):g}, "
+      f"loss {float(first):.4f} -> {float(last):.4f}", flush=True)
+"""
+
+
+def test_a_two_worker_tf_multi_worker_mirrored_job_trains_together(hub: JobsHub,
+                                                                   user: User) -> None:
+    need_env("tensorflow")
+    write_script(user, "mwms.py", MULTI_WORKER)
+    done = run(hub, user, image="tensorflow", script="mwms.py", workers=2)
+    texts = {r: logs(hub, user, done["id"], replica=r) for r in ("worker-0", "worker-1")}
+    assert done["status"] == "succeeded", (done, texts)
+    for index, text in enumerate(texts.values()):
+        line = next(x for x in text.splitlines() if x.startswith(f"worker {index} of 2"))
+        assert "all_reduce 3," in line, line
+        before, after = (float(v) for v in line.split("loss ")[1].split(" -> "))
+        assert after < 0.5 * before, line
 
 
 PARAMETER_SERVER = """
