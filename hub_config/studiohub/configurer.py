@@ -76,9 +76,25 @@ PROXY_PID_FILE = "jupyterhub-proxy.pid"
 def update_proxy(c: Config, settings: dict[str, Any]) -> None:
     state = Path(settings["state_dir"])
     c.JupyterHub.proxy_class = "studiohub.hubapp.StudioProxy"
-    c.ConfigurableHTTPProxy.command = [proxy_command()]
+    c.ConfigurableHTTPProxy.command = make_proxy_command(proxy_command(), shutil.which("node"))
     c.ConfigurableHTTPProxy.pid_file = str(state / PROXY_PID_FILE)
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(settings['port']) + 1}"
+
+
+#: Loaded into the proxy: a URL path that is not valid UTF-8 is a 400, not the proxy's 500.
+PROXY_FIX = Path(__file__).with_name("proxyfix.js")
+
+
+def make_proxy_command(proxy: str, node: str | None) -> list[str]:
+    """The proxy with :data:`PROXY_FIX` preloaded (node runs its script with ``--require``).
+
+    configurable-http-proxy 5.x answers its own 500 to a path such as ``/%ED%A0%80``
+    (``decodeURIComponent`` throws) before the hub or a service sees the request.
+    Without node on PATH the proxy's own command is used as it is.
+    """
+    if not node:
+        return [proxy]
+    return [node, "--require", str(PROXY_FIX), proxy]
 
 
 def proxy_command() -> str:
