@@ -117,7 +117,11 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
       } catch {
         options = switcher?.options ?? null;
       }
-      const saved = notebookChoice(panel);
+      const saved = panel
+        ? notebookChoice(panel)
+        : isNotebookPath(path)
+          ? await savedChoice(path)
+          : {};
       return {
         options,
         values: {
@@ -131,6 +135,19 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
           timeout: ''
         }
       };
+    };
+
+    /** `metadata.studiohub` of a notebook that is not open, read from the server. */
+    const savedChoice = async (path: string): Promise<Partial<IChoice>> => {
+      try {
+        const model = await app.serviceManager.contents.get(path, {
+          content: true
+        });
+        const saved = model.content?.metadata?.studiohub;
+        return saved && typeof saved === 'object' ? saved : {};
+      } catch {
+        return {};
+      }
     };
 
     const openJob = (id: string): MainAreaWidget<JobView> => {
