@@ -173,8 +173,9 @@ def compare(name: str, rounds: int, hand: Callable[[], float], ours: Callable[[]
     for i in range(rounds):
         for first in ((hand, a), (ours, b)) if i % 2 == 0 else ((ours, b), (hand, a)):
             first[1].append(first[0]())
-    result = {"name": name, "by_hand_s": statistics.median(a), "studiohub_s": statistics.median(b),
-              "by_hand_all": [round(x, 2) for x in a], "studiohub_all": [round(x, 2) for x in b]}
+    result: dict[str, Any] = {
+        "name": name, "by_hand_s": statistics.median(a), "studiohub_s": statistics.median(b),
+        "by_hand_all": [round(x, 2) for x in a], "studiohub_all": [round(x, 2) for x in b]}
     result["difference_s"] = result["studiohub_s"] - result["by_hand_s"]
     result["ratio"] = result["studiohub_s"] / result["by_hand_s"]
     result["goal"] = f"difference <= {goal} s"
