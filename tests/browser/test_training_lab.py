@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from studiohub.contract import kernel_name
 from tests.browser.conftest import Browser
 from tests.browsertools import ARTIFACTS, BROWSER_MARKS, quiet_lab
 from tests.hubtools import TEST_CATALOG, Hub, User, shut_down
@@ -70,6 +71,21 @@ with open(events, "ab") as out:
         time.sleep(1)
 print("done training", flush=True)
 """
+def sweep_notebook() -> dict[str, Any]:
+    """A notebook with a ``parameters`` cell, saved for the base image on the half size."""
+    cells = [
+        {"cell_type": "code", "id": "params", "metadata": {"tags": ["parameters"]},
+         "source": "steps = 1", "outputs": [], "execution_count": None},
+        {"cell_type": "code", "id": "loop", "metadata": {},
+         "source": "for i in range(steps):\n    print(f'nb step {i} of {steps}')",
+         "outputs": [], "execution_count": None},
+    ]
+    return {"nbformat": 4, "nbformat_minor": 5, "cells": cells, "metadata": {
+        "kernelspec": {"name": kernel_name("base"), "display_name": "Base",
+                       "language": "python"},
+        "studiohub": {"image": "base", "size": "half"}}}
+
+
 SLEEPER = """import time
 print("waiting for a long time", flush=True)
 time.sleep(900)
@@ -98,6 +114,9 @@ def user(hub: Hub) -> User:
         r = trainer.server_api("PUT", f"/contents/{name}", json={
             "type": "file", "format": "text", "content": text})
         assert r.status_code in (200, 201), r.text
+    r = trainer.server_api("PUT", "/contents/sweep.ipynb", json={
+        "type": "notebook", "content": sweep_notebook()})
+    assert r.status_code in (200, 201), r.text
     return trainer
 
 
@@ -227,6 +246,32 @@ def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
         sleeper_id = sleeper.get_attribute("aria-label").split()[-1]
         job = user.lab_api("GET", f"/training/jobs/{sleeper_id}").json()
         assert job["status"] == "cancelled" and user.name in job["reason"], job
+        # A notebook from the file browser's context menu: its saved image and size are
+        # the form's, its parameters cell gets the form's values; outputs in the browser.
+        dialog = run_from_file_browser(page, "sweep.ipynb")
+        expect(dialog.get_by_label("Size")).to_have_value("half")
+        dialog.get_by_label("Parameters (name=value, one a line)").fill("steps=3")
+        expect(dialog.get_by_role("status", name="Can this job run")).to_contain_text(
+            "Ready to run", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "training-lab-form-notebook.png"))
+        dialog.get_by_role("button", name="Run").click()
+        sweep = page.get_by_role("region", name=re.compile(r"^Training job [0-9a-f]{12}$")
+                                 ).filter(has_text="sweep.ipynb")
+        expect(sweep.get_by_role("status", name="Job status")).to_have_text(
+            "succeeded", timeout=120_000)
+        expect(sweep.get_by_role("log", name="Job log")).to_contain_text(
+            "nb step 2 of 3", timeout=30_000)
+        sweep_id = sweep.get_attribute("aria-label").split()[-1]
+        sweep.get_by_role("button", name="Open outputs").click()
+        expect(page.get_by_role("listitem").filter(has_text="sweep.ipynb")).to_be_visible()
+        # The breadcrumbs: "/ … / <id> / outputs /".
+        expect(page.get_by_text(sweep_id, exact=True).first).to_be_visible()
+        expect(page.get_by_text("outputs", exact=True).first).to_be_visible()
+        executed = user.server_api(
+            "GET", f"/contents/studiohub-jobs/{sweep_id}/outputs/sweep.ipynb").json()
+        assert "nb step 2 of 3" in str(executed["content"]["cells"]), executed
+        page.screenshot(path=str(ARTIFACTS / "training-lab-outputs.png"))
+
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "training-lab-failure.png"))
         raise
