@@ -3,7 +3,7 @@
     sudo /opt/studiohub/hub/bin/python -m benchmarks.training.run [--rounds 5]
 
 One hub (StudioHub's own config, the jobs service on with its production poll interval
-of 1 s, the local executor; tests/frameworkhub.py's :class:`FrameworkHub`) runs the image
+of 1 s, the local executor; tests/jobtools.py's :class:`FrameworkHub`) runs the image
 environments that tests/integration/test_frameworks.py builds (``$STUDIOHUB_TEST_ENVS``).
 Each measurement runs the baseline and StudioHub in the same run, alternating:
 
@@ -48,9 +48,9 @@ from typing import Any
 import requests
 
 from studiohub.users import ensure_user
-from tests.frameworkhub import FrameworkHub, env_python
 from tests.hubtools import User, shut_down
 from tests.integration.test_jobs import CATALOG, call, finished, submit, wait_for, write_script
+from tests.jobtools import FrameworkHub, env_python
 
 HELLO = "print('first line', flush=True)\n"
 DDP = """

@@ -21,7 +21,6 @@ import pytest
 
 from studiohub import contract
 from studiohub.users import ensure_user
-from tests.frameworkhub import ENVS_PREFIX, FrameworkHub, env_python
 from tests.hubtools import User, shut_down
 from tests.integration.test_frameworks import IMAGES
 from tests.integration.test_jobs import (
@@ -34,6 +33,7 @@ from tests.integration.test_jobs import (
     wait_for,
     write_script,
 )
+from tests.jobtools import ENVS_PREFIX, FrameworkHub, env_python
 
 pytestmark = pytest.mark.integration
 
