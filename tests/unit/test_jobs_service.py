@@ -250,3 +250,26 @@ def test_reconcile_adopts_running_attempts_and_retries_or_fails_gone_ones(
 
     run(after())
     assert Status(store.get(retried).status) is Status.RUNNING
+
+
+def test_a_parameter_server_job_succeeds_when_its_chief_does(tmp_path: Path) -> None:
+    """TF's workers and ps tasks serve until stopped: the chief's exit 0 ends the job."""
+    jobs, executor, placing, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {"script": "train.py", "image": "tensorflow",
+                                        "size": "small", "workers": 2,
+                                        "parameter_servers": 1})
+        await jobs.tick()
+        names = [r.name for r in executor.started[0].replicas]
+        assert names == ["chief-0", "worker-0", "worker-1", "ps-0"]
+        executor.exit(job.id, 1, 0, replica="worker-0")  # a worker alone ends nothing
+        await jobs.tick()
+        assert jobs.store.get(job.id).status == "running"
+        executor.exit(job.id, 1, 0, replica="chief-0")
+        await jobs.tick()
+        done = jobs.store.get(job.id)
+        assert (done.status, done.reason) == ("succeeded", "")
+        assert executor.stopped == [(job.id, 1)] and placing.released == [job.id]
+
+    run(scenario())

@@ -239,7 +239,10 @@ class Keeper:
                 except BlockingIOError:
                     continue
                 if data:
+                    resumes = len(r.resumed)
                     r.copy(data)
+                    if len(r.resumed) != resumes:
+                        self.save()  # the service tells "resumed from" while the job runs
                 else:
                     selector.unregister(key.fd)
                     os.close(key.fd)

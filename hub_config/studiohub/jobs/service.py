@@ -53,6 +53,9 @@ JOBS_DIR = "studiohub-jobs"
 GONE = "the jobs service restarted and the attempt was gone"
 
 
+#: The replica whose success is the job's (TensorFlow with parameter servers).
+CHIEF = "chief-0"
+
 class JobsError(Exception):
     """A refusal for the user: HTTP status and message."""
 
@@ -470,6 +473,16 @@ class Jobs:
             await self._attempt_failed(job, plan, failed[0])
         elif states and all(not s.running and s.exit_code == 0 for s in states):
             self.store.update_attempt(job.id, job.attempt, ended=self.clock())
+            self._end(job, Status.SUCCEEDED, "")
+            await self._release(job)
+        elif any(s.name == CHIEF and not s.running and s.exit_code == 0 for s in states):
+            # TensorFlow's parameter-server strategy: the chief runs the training loop;
+            # workers and ps tasks serve until they are stopped, so the chief's success
+            # is the job's, and the others are stopped (their exits are no failure).
+            await self.executor.stop(plan)
+            self.store.update_attempt(job.id, job.attempt, ended=self.clock())
+            self.store.add_event(job.id, "stopped", "the chief finished: the other "
+                                 "replicas were stopped")
             self._end(job, Status.SUCCEEDED, "")
             await self._release(job)
 
