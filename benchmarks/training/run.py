@@ -49,8 +49,16 @@ import requests
 
 from studiohub.users import ensure_user
 from tests.hubtools import User, shut_down
-from tests.integration.test_jobs import CATALOG, call, finished, submit, wait_for, write_script
-from tests.jobtools import FrameworkHub, env_python
+from tests.jobtools import (
+    CATALOG,
+    FrameworkHub,
+    call,
+    env_python,
+    finished,
+    submit,
+    wait_for,
+    write_script,
+)
 
 HELLO = "print('first line', flush=True)\n"
 DDP = """

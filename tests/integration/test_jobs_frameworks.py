@@ -23,17 +23,19 @@ from studiohub import contract
 from studiohub.users import ensure_user
 from tests.hubtools import User, shut_down
 from tests.integration.test_frameworks import IMAGES
-from tests.integration.test_jobs import (
+from tests.jobtools import (
     CATALOG,
+    ENVS_PREFIX,
+    FrameworkHub,
     JobsHub,
     call,
+    env_python,
     finished,
     logs,
     submit,
     wait_for,
     write_script,
 )
-from tests.jobtools import ENVS_PREFIX, FrameworkHub, env_python
 
 pytestmark = pytest.mark.integration
 
