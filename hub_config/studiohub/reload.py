@@ -108,6 +108,7 @@ async def apply_live(app: Any, settings: dict[str, Any], catalog: Catalog) -> li
 def _apply_admins(app: Any, settings: dict[str, Any]) -> list[str]:
     authenticator, db = app.authenticator, app.db
     admins = {authenticator.normalize_username(n) for n in settings["auth"]["admin_users"]}
+    _seed_admin_passwords(settings, admins)
     changes = [f"admin at login: {n}" for n in sorted(admins - authenticator.admin_users)]
     authenticator.admin_users = set(admins)
     if authenticator.allowed_users:
@@ -126,6 +127,20 @@ def _apply_admins(app: Any, settings: dict[str, Any]) -> list[str]:
         roles.assign_default_roles(db, entity=user)
     db.commit()
     return changes
+
+
+def _seed_admin_passwords(settings: dict[str, Any], admins: set[str]) -> None:
+    """Under first-use passwords a new admin's name gets the admins' password before it
+    exists in the hub, as ``studiohub up`` does: else whoever logged in first as that
+    name would choose its password, and be an admin."""
+    if settings["auth"]["type"] != "firstuse" or not admins:
+        return
+    from . import auth, configurer
+
+    password = configurer.read_secret(settings, "admin-password", 32)
+    dbm_path = Path(settings["state_dir"]) / auth.PASSWORDS_DBM
+    for name in sorted(admins):
+        auth.seed_firstuse_password(dbm_path, name, password)
 
 
 async def _apply_groups(app: Any, catalog: Catalog) -> list[str]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.hubtools import Hub, User
+from tests.hubtools import HUB_BIN, Hub, User
 from tests.integration.conftest import TEST_CATALOG, shut_down
 
 PASSWORD = "chosen-at-first-login"
@@ -67,6 +68,25 @@ def test_the_admin_logs_in_with_the_admin_password_only(hub: Hub) -> None:
     _, response = hub.login_response(hub.admin, PASSWORD)  # claiming the admin's name
     assert response.status_code == 403
     assert hub.api("GET", "/users").status_code == 200  # admin-password login, admin token
+
+
+def test_an_admin_added_by_reload_cannot_be_claimed_at_first_login(hub: Hub) -> None:
+    """``studiohub reload`` gives a new admin's name the admins' password before the hub
+    knows the name: else whoever logged in first as it would choose its password."""
+    new_admin = f"na{uuid.uuid4().hex[:6]}"
+    hub.created_users.append(new_admin)
+    hub.settings["auth"] = {"admin_users": [hub.admin, new_admin]}
+    env = {**os.environ, "STUDIOHUB_CONFIG": str(hub.write_config())}
+    done = subprocess.run([str(HUB_BIN / "studiohub"), "reload"], env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"created admin user {new_admin}" in done.stdout
+    _, response = hub.login_response(new_admin, "attacker-chosen-1")
+    assert response.status_code == 403
+    admin_password = (hub.state_dir / "admin-password").read_text().strip()
+    _, response = hub.login_response(new_admin, admin_password)
+    assert response.status_code == 302
+    assert hub.api("GET", f"/users/{new_admin}").json()["admin"] is True
 
 
 def test_every_file_of_a_started_hubs_state_is_private(hub: Hub) -> None:

@@ -117,6 +117,10 @@ def test_submit_describe_and_owner_checks(tmp_path: Path) -> None:
     (b"[" * 100000, 413, "at most 65536"),
     (json.dumps({"script": "x.py", "workers": 10**6}).encode(), 400, "workers: 1000000"),
     (json.dumps({"script": "x.py", "image": "nope"}).encode(), 400, "unknown image 'nope'"),
+    (json.dumps({"command": ["true"], "timeout": "9" * 5000 + "d"}).encode(), 400,
+     "is not a duration"),
+    (b'{"notebook": "n.ipynb", "parameters": {"x": 1e400}}', 400,
+     "parameters.x: must be a string, finite number"),
 ])
 def test_bad_bodies_are_4xx_and_store_nothing(tmp_path: Path, body: bytes, status: int,
                                               words: str) -> None:
@@ -142,6 +146,8 @@ def test_logs_of_an_attempt_and_bad_log_arguments(tmp_path: Path) -> None:
         ("ada", "GET", f"api/jobs/{job_id}/logs?follow=true", None),
         ("ada", "GET", f"api/jobs/{job_id}/logs?replica=../../x", None),
         ("ada", "GET", f"api/jobs/{job_id}/logs?attempt=-1", None))
+    superscript, = calls(jobs, ("ada", "GET", f"api/jobs/{job_id}/logs?offset=%C2%B2", None))
+    assert "offset '²': an integer from 0" in message(superscript, 400)
     assert whole.body == b"epoch 1\nepoch 2\n" and tail.body == b"epoch 2\n"
     assert followed.body == whole.body  # the job is over: the stream ends
     assert "a name like worker-0" in message(bad_replica, 400)

@@ -74,3 +74,12 @@ def test_only_the_accounts_own_regular_files_are_read(tmp_path: Path) -> None:
     mine.write_bytes(tfrecord(simple_event(1, "loss", 2.0)))
     assert set(read_scalars(str(tb), os.geteuid())) == {"loss"}
     assert read_scalars(str(tb), os.geteuid() + 12345) == {}
+
+
+def test_a_diverged_loss_is_null_not_nan_or_infinity(tmp_path: Path) -> None:
+    """JSON has no NaN or Infinity: a browser's JSON.parse refuses the whole answer."""
+    (tmp_path / "x.tfevents.3").write_bytes(tfrecord(
+        simple_event(0, "loss", 1.0), simple_event(1, "loss", float("nan")),
+        simple_event(2, "loss", float("inf"))))
+    loss = read_scalars(str(tmp_path), os.geteuid())["loss"]
+    assert loss == {"latest": None, "step": 2, "points": [[0, 1.0], [1, None], [2, None]]}

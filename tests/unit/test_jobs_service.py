@@ -273,3 +273,23 @@ def test_a_parameter_server_job_succeeds_when_its_chief_does(tmp_path: Path) -> 
         assert executor.stopped == [(job.id, 1)] and placing.released == [job.id]
 
     run(scenario())
+
+
+def test_an_admin_cannot_run_a_users_job_again_as_themselves(tmp_path: Path) -> None:
+    """An admin's "Run again" would run the owner's code as the admin: refused."""
+    jobs, executor, _, _ = make_jobs(tmp_path)
+    admin = Viewer("boss", admin=True)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {"command": ["true"], "image": "base",
+                                        "size": "small"})
+        assert jobs.get(admin, job.id).id == job.id  # admins may look
+        with pytest.raises(JobsError) as refused:
+            await jobs.rerun(admin, job.id)
+        assert (refused.value.status, str(refused.value)) == (
+            403, f"only alice can run job {job.id} again: it would run their code as you")
+        assert [j.id for j in jobs.store.jobs()] == [job.id]
+        again = await jobs.rerun(ALICE, job.id)
+        assert again.user == "alice" and again.id != job.id
+
+    run(scenario())

@@ -55,6 +55,8 @@ def job_model(jobs: Jobs, job: Any) -> dict[str, Any]:
 class JobsBase(APIHandler):
     """The jobs service's handlers: a viewer from the hub's identity, JobsError as 4xx."""
 
+    service_name = "jobs"
+
     @property
     def jobs(self) -> Jobs:
         jobs: Jobs = self.settings["jobs"]
@@ -199,7 +201,8 @@ class LogsHandler(JobsBase):
         raw = self.get_argument(name, None)
         if raw is None:
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or \
+                not low <= int(raw) <= high:
             raise web.HTTPError(400, f"{name} {raw[:20]!r}: an integer from {low} to {high}")
         return int(raw)
 

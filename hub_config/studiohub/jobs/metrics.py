@@ -14,6 +14,7 @@ link planted there cannot make the service read anyone else's file. Reading is b
 
 from __future__ import annotations
 
+import math
 import os
 import pwd
 import stat
@@ -159,7 +160,13 @@ def summarise(points: dict[int, float]) -> dict[str, Any]:
         stride = len(ordered) / (MAX_POINTS - 1)
         ordered = [ordered[int(i * stride)] for i in range(MAX_POINTS - 1)] + [ordered[-1]]
     step, latest = ordered[-1]
-    return {"latest": latest, "step": step, "points": [[s, v] for s, v in ordered]}
+    return {"latest": finite(latest), "step": step,
+            "points": [[s, finite(v)] for s, v in ordered]}
+
+
+def finite(value: float) -> float | None:
+    """A NaN or an infinity (a diverged loss) as null: JSON, and browsers, have neither."""
+    return value if math.isfinite(value) else None
 
 
 def read_job_scalars(home: str, job_id: str, unix_user: str) -> dict[str, Any]:

@@ -257,9 +257,11 @@ class Jobs:
 
     async def rerun(self, viewer: Viewer, job_id: str) -> Any:
         job = self.get(viewer, job_id)
+        if job.user != viewer.name:  # an admin: the owner's code would run as the admin
+            raise JobsError(403, f"only {job.user} can run job {job.id} again: it would run "
+                                 "their code as you")
         spec = {k: v for k, v in job.spec.items() if v not in (None, [], {}, "")}
-        return await self.submit(Viewer(job.user, viewer.groups, viewer.admin)
-                                 if job.user == viewer.name else viewer, spec)
+        return await self.submit(viewer, spec)
 
     # --- the loop -------------------------------------------------------------------------------
 

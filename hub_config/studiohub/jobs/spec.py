@@ -10,6 +10,7 @@ the catalog (``Catalog.choose``) for the user's domains, the paths against the u
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ MAX_RETRIES = 10
 MAX_TIMEOUT = 30 * 24 * 3600
 MAX_ARGS = 256
 MAX_TEXT = 4096
-_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_DURATION = re.compile(r"^([0-9]{1,12})\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _RESERVED_ENV = re.compile(r"^(STUDIOHUB_|TF_CONFIG$|MASTER_ADDR$|MASTER_PORT$|WORLD_SIZE$|"
@@ -202,9 +203,10 @@ def _parameters(values: Mapping[str, Any], allowed: bool) -> dict[str, Any]:
     for key, value in values.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise SpecError("parameters", f"{quote(key)} is not a Python name")
-        if not isinstance(value, (str, int, float, bool, type(None))):
-            raise SpecError(f"parameters.{key}", "must be a string, number, boolean or "
-                            f"null, not {quote(value)}")
+        if not isinstance(value, (str, int, float, bool, type(None))) or \
+                (isinstance(value, float) and not math.isfinite(value)):
+            raise SpecError(f"parameters.{key}", "must be a string, finite number, boolean "
+                            f"or null, not {quote(value)}")
     return dict(values)
 
 

@@ -42,7 +42,7 @@ TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object", int: "a
 #: Bodies beyond this are cut off by the HTTP server instead of being read and refused.
 MAX_DRAINED_BYTES = 1024 * 1024 * 1024
 Method = TypeVar("Method", bound=Callable[..., Any])
-INTERNAL_ERROR = ("internal error in the sharing service: an administrator can find the "
+INTERNAL_ERROR = ("internal error in the {service} service: an administrator can find the "
                   "details in the hub's log")
 HUB_UNREACHABLE = ("the hub is not reachable: try again in a minute (if it lasts, an "
                    "administrator can check that JupyterHub runs)")
@@ -53,6 +53,9 @@ log = logging.getLogger("studiohub.sharing")
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Authentication, the viewer, security headers."""
+
+    #: How an unexpected error names this service ("internal error in the … service").
+    service_name = "sharing"
 
     def initialize(self) -> None:
         self.hub_auth: HubOAuth = self.settings["hub_auth"]
@@ -105,7 +108,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if isinstance(value, web.HTTPError):
             log.warning("%d %s %s: %s", value.status_code, self.request.method,
                         clipped(self.request.path, 200),
-                        error_message(value.status_code, (typ, value, tb)))
+                        error_message(value.status_code, (typ, value, tb), self.service_name))
         else:
             super().log_exception(typ, value, tb)
 
@@ -192,7 +195,7 @@ class APIHandler(BaseHandler):
         self.finish(json.dumps(data))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        message = error_message(status_code, kwargs.get("exc_info"))
+        message = error_message(status_code, kwargs.get("exc_info"), self.service_name)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status_code, "message": message}))
 
@@ -206,7 +209,8 @@ class PageHandler(BaseHandler):
                     **kwargs)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.render_error(status_code, error_message(status_code, kwargs.get("exc_info")))
+        self.render_error(status_code, error_message(status_code, kwargs.get("exc_info"),
+                                                     self.service_name))
 
     def render_error(self, status: int, message: str, reason: str = "",
                      action_text: str = "", action_url: str = "") -> None:
@@ -272,7 +276,7 @@ def format_time(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def error_message(status_code: int, exc_info: Any) -> str:
+def error_message(status_code: int, exc_info: Any, service: str = "sharing") -> str:
     """The refusal's own message (at most :data:`MAX_MESSAGE_CHARS`); a generic one for
     anything unexpected."""
     error = exc_info[1] if exc_info else None
@@ -282,7 +286,8 @@ def error_message(status_code: int, exc_info: Any) -> str:
         if not message and error.log_message:
             message = error.log_message % error.args if error.args else error.log_message
     if not message:
-        message = INTERNAL_ERROR if status_code >= 500 else responses.get(status_code, "error")
+        message = INTERNAL_ERROR.format(service=service) if status_code >= 500 \
+            else responses.get(status_code, "error")
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS - 1] + "…"
     return message
