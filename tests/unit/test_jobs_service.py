@@ -277,7 +277,7 @@ def test_a_parameter_server_job_succeeds_when_its_chief_does(tmp_path: Path) -> 
 
 def test_an_admin_cannot_run_a_users_job_again_as_themselves(tmp_path: Path) -> None:
     """An admin's "Run again" would run the owner's code as the admin: refused."""
-    jobs, executor, _, _ = make_jobs(tmp_path)
+    jobs = make_jobs(tmp_path)[0]
     admin = Viewer("boss", admin=True)
 
     async def scenario() -> None:
