@@ -40,6 +40,10 @@ class UserError(RuntimeError):
     """An account that could not be created; the message says what to check."""
 
 
+class AccountTaken(UserError):
+    """The hub name maps to an account StudioHub made for another hub name."""
+
+
 def ensure_user(name: str, prefix: str = DEFAULT_UNIX_PREFIX,
                 run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
                 ) -> pwd.struct_passwd:
@@ -50,14 +54,33 @@ def ensure_user(name: str, prefix: str = DEFAULT_UNIX_PREFIX,
     except KeyError:
         with _creating:
             entry = _create(account, name, run)
+    check_owner(entry, name)
     ensure_private_home(entry)
     return entry
+
+
+def check_owner(entry: pwd.struct_passwd, name: str) -> None:
+    """Refuse an account StudioHub made for another hub user.
+
+    Names that are not already safe become ``<cleaned>--<8 hex digits>`` (studiohub.slugs):
+    another name with the same cleaned form and the same 32-bit hash would be handed this
+    account and its home. The account's comment says whose it is.
+    """
+    owner = entry.pw_gecos.removeprefix(GECOS_PREFIX) \
+        if entry.pw_gecos.startswith(GECOS_PREFIX) else None
+    if owner is not None and owner != _gecos(name):
+        raise AccountTaken(f"unix account {entry.pw_name} belongs to another hub user: "
+                        f"{name[:60]!r} cannot use it; log in with another user name")
+
+
+#: The comment of every account StudioHub creates: ``StudioHub user <hub name>``.
+GECOS_PREFIX = "StudioHub user "
 
 
 def _create(account: str, hub_name: str,
             run: Callable[..., subprocess.CompletedProcess[str]]) -> pwd.struct_passwd:
     cmd = ["useradd", "--create-home", "--shell", "/bin/bash", "-K", f"HOME_MODE=0{HOME_MODE:o}",
-           "--comment", f"StudioHub user {_gecos(hub_name)}", account]
+           "--comment", f"{GECOS_PREFIX}{_gecos(hub_name)}", account]
     result = run(cmd, capture_output=True, text=True, check=False)
     if result.returncode not in (0, USERADD_NAME_IN_USE):
         raise UserError(f"could not create unix account {account} for hub user {hub_name!r}: "
@@ -96,6 +119,8 @@ async def create_on_login(authenticator: Any, handler: Any,
         prefix = spawner.get("unix_user_prefix", DEFAULT_UNIX_PREFIX)
         try:
             await asyncio.to_thread(ensure_user, authentication["name"], prefix)
+        except AccountTaken as e:
+            raise web.HTTPError(403, str(e)) from None
         except UserError as e:
             raise web.HTTPError(500, str(e)) from None
     return authentication

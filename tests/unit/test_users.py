@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from pathlib import Path
 
 import pytest
 
+from studiohub import users
 from studiohub.users import ensure_private_dir, personal_socket_dir
 
 
@@ -64,3 +66,19 @@ def test_the_account_s_tmpdir_is_private_and_made_without_following_links(
     with pytest.raises(RuntimeError, match="is not a directory: remove it"):
         ensure_tmp_dir(account)
     assert stat.S_IMODE(victim.stat().st_mode) == 0o755
+
+
+def test_an_account_made_for_another_hub_name_is_refused(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Two names with the same cleaned form and 32-bit hash map to one account: the
+    account's comment says whose it is, and the other name is refused."""
+    entry = pwd.struct_passwd(("jupyter-alice-example-org--1a2b3c4d", "x", 4242, 4242,
+                               "StudioHub user alice@example.org", "/nonexistent",
+                               "/bin/bash"))
+    monkeypatch.setattr(users.pwd, "getpwnam", lambda name: entry)
+    with pytest.raises(users.AccountTaken, match="belongs to another hub user: "
+                       "'alice_example_org' cannot use it"):
+        users.ensure_user("alice_example_org")
+    users.check_owner(entry, "alice@example.org")  # its own hub name is fine
+    by_hand = pwd.struct_passwd((*entry[:4], "made by hand", *entry[5:]))
+    users.check_owner(by_hand, "anyone")  # accounts StudioHub did not make are left alone
