@@ -23,6 +23,7 @@ import re
 import stat
 import subprocess
 import threading
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,29 @@ def ensure_private_home(entry: pwd.struct_passwd) -> None:
         os.chmod(home, stat.S_IMODE(st.st_mode) & ~0o077)
 
 
+def lookalike_reason(name: str) -> str | None:
+    """Why ``name`` could pass for another user's, or None.
+
+    ``"boss\u200b"`` (a zero-width space) and ``"ｂｏｓｓ"`` (full-width letters) show as
+    "boss" wherever a name is rendered (shares, lists); invisible characters and forms
+    that Unicode's compatibility normalisation (NFKC) changes are refused.
+    """
+    invisible = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+                 or (unicodedata.category(c) == "Zs" and c != " ")]
+    if invisible or name != name.strip() or unicodedata.normalize("NFKC", name) != name:
+        return ("user names may not hold invisible or look-alike characters (such as "
+                "zero-width spaces or full-width letters): log in with plain letters")
+    return None
+
+
 async def create_on_login(authenticator: Any, handler: Any,
                           authentication: dict[str, Any] | None) -> dict[str, Any] | None:
     """``Authenticator.post_auth_hook``: the account exists from the first login, like
     The Littlest JupyterHub's, whatever authenticator let the user in."""
     if authentication:
+        why = lookalike_reason(authentication["name"])
+        if why:
+            raise web.HTTPError(403, why)
         config = getattr(authenticator, "config", None)
         spawner = config.get("StudioSpawner", {}) if config is not None else {}
         prefix = spawner.get("unix_user_prefix", DEFAULT_UNIX_PREFIX)

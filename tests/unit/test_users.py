@@ -82,3 +82,15 @@ def test_an_account_made_for_another_hub_name_is_refused(monkeypatch: pytest.Mon
     users.check_owner(entry, "alice@example.org")  # its own hub name is fine
     by_hand = pwd.struct_passwd((*entry[:4], "made by hand", *entry[5:]))
     users.check_owner(by_hand, "anyone")  # accounts StudioHub did not make are left alone
+
+
+@pytest.mark.parametrize("name", ["boss\u200b", "ｂｏｓｓ", "boss ", "bo\u00a0ss", "boss\u2028",
+                                  "ﬁle"])
+def test_lookalike_names_are_refused(name: str) -> None:
+    assert "invisible or look-alike characters" in (users.lookalike_reason(name) or "")
+
+
+@pytest.mark.parametrize("name", ["boss", "alice@example.org", "josé", "李雷", "a.b_c-d",
+                                  "john smith"])
+def test_plain_names_pass(name: str) -> None:
+    assert users.lookalike_reason(name) is None
