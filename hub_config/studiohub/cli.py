@@ -10,9 +10,18 @@ from . import __version__
 from .catalog import CatalogError, load_catalog
 
 
+def _operator_catalog(path: str | None) -> str | None:
+    """The file given, else the one the hub reads (etc/catalog.yaml, config.yaml's)."""
+    if path:
+        return path
+    from .reload import catalog_path_in_use
+
+    return catalog_path_in_use()
+
+
 def _catalog_check(args: argparse.Namespace) -> int:
     try:
-        catalog = load_catalog(args.file)
+        catalog = load_catalog(_operator_catalog(args.file))
     except CatalogError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -27,13 +36,14 @@ def _catalog_check(args: argparse.Namespace) -> int:
 def _env_build(args: argparse.Namespace) -> int:
     from .envs import build_command
 
-    return build_command(args.images, catalog_path=args.catalog, force=args.force)
+    return build_command(args.images, catalog_path=_operator_catalog(args.catalog),
+                         force=args.force)
 
 
 def _env_list(args: argparse.Namespace) -> int:
     from .envs import list_command
 
-    return list_command(catalog_path=args.catalog)
+    return list_command(catalog_path=_operator_catalog(args.catalog))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -51,7 +61,7 @@ def _reload(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor_command
 
-    return doctor_command(catalog_path=args.catalog)
+    return doctor_command(catalog_path=_operator_catalog(args.catalog))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -63,7 +73,10 @@ def make_parser() -> argparse.ArgumentParser:
     catalog = sub.add_parser("catalog", help="check the catalog of images, sizes and domains")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     check = catalog_sub.add_parser("check", help="validate a catalog file (merged with defaults)")
-    check.add_argument("file", nargs="?", help="operator catalog file; default: the built-in one")
+    check.add_argument("file", nargs="?",
+                       help="operator catalog file; default: the one the hub reads "
+                       "(etc/catalog.yaml or config.yaml's catalog_path), merged with "
+                       "the built-in one")
     check.set_defaults(func=_catalog_check)
 
     env = sub.add_parser("env", help="build the Python environment of each image")

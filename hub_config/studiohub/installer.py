@@ -58,6 +58,35 @@ def ensure_dirs(p: Paths, settings: dict[str, Any]) -> None:
     step(f"directories under {p.prefix}")
 
 
+OPERATOR_CATALOG = """\
+# This machine's catalog: images, sizes and domains, merged into StudioHub's built-in
+# one (its format is documented at the top of the built-in catalog.yaml). Check it with
+# `studiohub catalog check`, then apply it with `studiohub reload` (no restart).
+# For example, a team and who is in it:
+#
+# domains:
+#   ml-team:
+#     display_name: ML team
+#     sizes: [small, medium]
+#     members: [alice, bob]
+"""
+
+
+def ensure_operator_catalog(p: Paths) -> None:
+    """``etc/catalog.yaml``, commented out, so the hub reads it from its first start and
+    the tour's first ``studiohub reload`` applies what is added to it (a catalog file
+    created after the start needs a restart)."""
+    path = p.etc / "catalog.yaml"
+    if path.exists() or os.environ.get("STUDIOHUB_CATALOG"):
+        return
+    try:
+        p.etc.mkdir(parents=True, exist_ok=True)
+        path.write_text(OPERATOR_CATALOG)
+    except OSError:
+        return  # ensure_dirs says what is wrong with the prefix
+    step(f"an empty catalog of this machine's own: {path}")
+
+
 def ensure_state_private(settings: dict[str, Any]) -> None:
     """Every file under ``state/`` 0600 and every directory 0700, not only ``state/`` itself.
 
@@ -333,6 +362,7 @@ def up_command(args: argparse.Namespace) -> int:
         if getattr(args, flag, None) is not None:
             os.environ[var] = str(getattr(args, flag))
     try:
+        ensure_operator_catalog(paths())
         settings = load_settings()
         load_catalog(settings["catalog_path"])
         p = paths()

@@ -59,7 +59,7 @@ def load_checked() -> tuple[dict[str, Any], Catalog]:
     except SettingsError as e:
         problems.extend(str(e).splitlines())
     try:
-        catalog = load_catalog(settings["catalog_path"] if settings else _catalog_path())
+        catalog = load_catalog(settings["catalog_path"] if settings else catalog_path_in_use())
     except CatalogError as e:
         problems.extend(str(e).splitlines())
     if problems:
@@ -68,7 +68,7 @@ def load_checked() -> tuple[dict[str, Any], Catalog]:
     return settings, catalog
 
 
-def _catalog_path() -> str | None:
+def catalog_path_in_use() -> str | None:
     """The catalog a config.yaml with problems names, so both files are checked at once."""
     if os.environ.get("STUDIOHUB_CATALOG"):
         return os.environ["STUDIOHUB_CATALOG"]

@@ -130,7 +130,11 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_catalog(latin)
 
 
-def test_cli_catalog_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_catalog_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIOHUB_PREFIX", str(tmp_path / "empty-prefix"))
+    monkeypatch.delenv("STUDIOHUB_CATALOG", raising=False)
+    monkeypatch.delenv("STUDIOHUB_CONFIG", raising=False)
     assert main(["catalog", "check"]) == 0
     assert "OK — 7 images, 6 sizes, 2 domains" in capsys.readouterr().out
     path = write(tmp_path, {"defaults": {"size": "galactic"}})
@@ -256,3 +260,23 @@ def test_refusals_mark_allowed_values_that_would_still_be_refused_here() -> None
         catalog.choose([], {"size": "gpu-medium"}, note=note)
     assert str(e.value) == ("size 'gpu-medium' is not allowed in your domains (everyone): "
                             "allowed sizes are large (too big for this machine), medium, small")
+
+
+def test_catalog_check_reads_the_catalog_the_hub_reads(tmp_path: Path, capsys:
+                                                       pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a file it checks etc/catalog.yaml (what the hub merges), not the built-in
+    one: a newcomer who edited etc/catalog.yaml was told "OK" about another file."""
+    from studiohub.installer import OPERATOR_CATALOG
+
+    monkeypatch.setenv("STUDIOHUB_PREFIX", str(tmp_path))
+    monkeypatch.delenv("STUDIOHUB_CATALOG", raising=False)
+    monkeypatch.delenv("STUDIOHUB_CONFIG", raising=False)
+    (tmp_path / "etc").mkdir()
+    operator = tmp_path / "etc" / "catalog.yaml"
+    operator.write_text(OPERATOR_CATALOG)  # what `studiohub up` writes: the built-in catalog
+    assert main(["catalog", "check"]) == 0
+    assert f"{operator}: OK — 7 images, 6 sizes, 2 domains" in capsys.readouterr().out
+    operator.write_text("domains: {vision: {display_name: Vision, sizes: [smal]}}\n")
+    assert main(["catalog", "check"]) == 1
+    assert f"catalog {operator}: domains.vision.sizes.0: 'smal'" in capsys.readouterr().err

@@ -242,3 +242,22 @@ def test_doctor_says_whether_a_shell_finds_this_command(tmp_path: Path) -> None:
     assert check_command(str(linked)).level == "OK"
     assert check_command(str(other)).text.startswith(f"studiohub on PATH is {other}")
     assert "not on PATH: studiohub up links it" in check_command(str(empty)).text
+
+
+def test_up_writes_an_empty_operator_catalog_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """So the hub reads etc/catalog.yaml from its first start, and the first
+    `studiohub reload` after editing it applies (a file made later needs a restart)."""
+    from studiohub.catalog import load_catalog
+    from studiohub.installer import ensure_operator_catalog
+    from studiohub.paths import paths
+
+    monkeypatch.setenv("STUDIOHUB_PREFIX", str(tmp_path))
+    monkeypatch.delenv("STUDIOHUB_CATALOG", raising=False)
+    ensure_operator_catalog(paths())
+    path = tmp_path / "etc" / "catalog.yaml"
+    assert "studiohub reload" in path.read_text()
+    assert load_catalog(path).images.keys() == load_catalog(None).images.keys()
+    path.write_text("# mine\n")
+    ensure_operator_catalog(paths())
+    assert path.read_text() == "# mine\n"  # never overwritten
