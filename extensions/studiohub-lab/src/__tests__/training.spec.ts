@@ -1,6 +1,7 @@
 import { StudioHubAPIError } from '../api';
 import { IJob, IJobSpec } from '../tokens';
 import {
+  allowedOr,
   IFormValues,
   JobFormModel,
   LogFollower,
@@ -290,5 +291,17 @@ describe('metric curves', () => {
     ).toBe('0.0,0.0 100.0,20.0');
     expect(sparklinePoints([[5, 3]], 100, 20)).toBe('50.0,10.0');
     expect(sparklinePoints([], 100, 20)).toBe('');
+  });
+});
+
+describe('allowedOr', () => {
+  it('keeps the saved choice only while the domains allow it', () => {
+    const sizes = ['small', 'tiny'];
+    expect(allowedOr('tiny', 'small', sizes)).toBe('tiny');
+    // saved in another domain: the server's size, else the first allowed one
+    expect(allowedOr('medium', 'small', sizes)).toBe('small');
+    expect(allowedOr('medium', 'giant', sizes)).toBe('');
+    expect(allowedOr(undefined, undefined, undefined)).toBe('');
+    expect(allowedOr('medium', undefined, undefined)).toBe('medium');
   });
 });

@@ -592,3 +592,24 @@ export function sparklinePoints(
     .map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`)
     .join(' ');
 }
+
+/**
+ * The notebook's saved choice when the user's domains still allow it, else the server's,
+ * else '' (the form starts on the first allowed one): a choice saved in another domain
+ * must not open the form on a refusal.
+ */
+export function allowedOr(
+  saved: string | undefined,
+  server: string | undefined,
+  allowed: string[] | undefined
+): string {
+  if (!allowed) {
+    return saved ?? server ?? '';
+  }
+  for (const id of [saved, server]) {
+    if (id && allowed.includes(id)) {
+      return id;
+    }
+  }
+  return '';
+}

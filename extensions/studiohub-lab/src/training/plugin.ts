@@ -28,6 +28,7 @@ import {
 } from '../tokens';
 import { JobForm } from './form';
 import {
+  allowedOr,
   errorText,
   IFormValues,
   isNotebookPath,
@@ -126,8 +127,16 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
         options,
         values: {
           path,
-          image: saved.image ?? options?.server.image ?? '',
-          size: saved.size ?? options?.server.size ?? '',
+          image: allowedOr(
+            saved.image,
+            options?.server.image,
+            options?.images.map(i => i.id)
+          ),
+          size: allowedOr(
+            saved.size,
+            options?.server.size,
+            options?.sizes.map(s => s.id)
+          ),
           workers: 1,
           parameters: '',
           args: '',
