@@ -65,3 +65,19 @@ def browser(chromium: Any) -> Iterator[Browser]:
     pages = Browser(chromium)
     yield pages
     pages.close()
+
+
+# pytest-jupyter (loaded by the Lab extension's unit tests through ``pytest_plugins``,
+# which registers it for the whole session) adds two autouse fixtures to every test: a
+# fresh event loop closed after the test, and a Jupyter server cleanup run on it. Sync
+# Playwright keeps the session's Chromium on an event loop that is running across tests,
+# which that loop fixture then finds and fails to close. Browser tests start no
+# in-process Jupyter server: both are no-ops here.
+@pytest.fixture
+def jp_asyncio_loop() -> Iterator[None]:
+    yield None
+
+
+@pytest.fixture
+def jp_server_cleanup() -> Iterator[None]:
+    yield None
