@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from studiohub.jobs.snapshot import SnapshotError, snapshot, source_of
+from studiohub.jobs.service import Account, JobsError, Viewer
+from studiohub.jobs.snapshot import SnapshotError, prepare, snapshot, source_of
 from studiohub.jobs.spec import parse_spec
 from tests.integration.test_jobs_local import new_account
+from tests.jobfakes import make_jobs
 
 if os.geteuid() != 0:
     pytest.skip("snapshots are made as another account: run as root",
@@ -86,7 +88,8 @@ def test_a_file_in_the_home_alone_and_only_what_the_user_may_read(
     # A link planted at the entry, to a file only root may read: the copy runs as the
     # user, so it fails instead of copying /etc/shadow into the user's home.
     os.symlink("/etc/shadow", Path(account.pw_dir) / "s.py")
-    with pytest.raises(SnapshotError, match=r"could not copy s\.py: Permission denied"):
+    with pytest.raises(SnapshotError, match=r"^s\.py is not a file you can read in your "
+                       r"home \(it is missing, or your account may not read it\)$"):
         run("c" * 12, {"script": "s.py"}, account)
     assert not (Path(account.pw_dir) / "studiohub-jobs" / ("c" * 12)).exists()
 
@@ -149,3 +152,74 @@ def test_a_personal_hub_copies_as_itself(account: pwd.struct_passwd) -> None:
                                 "a personal hub cannot copy files as root"]
     assert (Path(account.pw_dir) / "studiohub-jobs" / ("5" * 12) / "code" / "t.py"
             ).read_text() == "print(1)"
+
+
+@pytest.fixture
+def root_only(tmp_path: Path) -> Path:
+    """A folder only root may enter, in a folder anyone may enter: an account can stat it
+    (and so tell it from a missing one) but not list it."""
+    tmp_path.chmod(0o755)
+    secret = tmp_path / "secret"
+    (secret / "pkg").mkdir(parents=True)
+    (secret / "pkg" / "__init__.py").write_text("TOKEN = 'root only'")
+    (secret / "train.py").write_text("print('root only')")
+    secret.chmod(0o700)
+    return secret
+
+
+def submit_as(account: pwd.struct_passwd, tmp_path: Path, spec: dict[str, object]) -> str:
+    """The jobs service's submit with the real snapshot as ``account``: its refusal."""
+    jobs = make_jobs(tmp_path)[0]
+    jobs.accounts = lambda user: Account(account.pw_name, account.pw_dir)
+    jobs.prepare = prepare
+    with pytest.raises(JobsError) as refused:
+        asyncio.run(jobs.submit(Viewer("someone"), {"image": "base", "size": "small",
+                                                     **spec}))
+    assert not list(jobs.store.jobs(user="someone"))
+    return f"{refused.value.status} {refused.value.message}"
+
+
+def test_links_to_a_folder_the_user_cannot_read_are_refused_like_missing_ones(
+        account: pwd.struct_passwd, root_only: Path, tmp_path: Path) -> None:
+    """Every probe of the home (is the module a folder or a file? is the script's folder
+    there?) runs as the user: a link into a root-only folder is refused with the same
+    4xx as a link to nothing, nothing is made, and nothing of the folder is copied."""
+    home = Path(account.pw_dir)
+    (home / "pkg").symlink_to(root_only / "pkg")  # a module: ~/pkg
+    (home / "proj").symlink_to(root_only)  # a script's folder: ~/proj
+    (home / "gone").symlink_to(root_only.parent / "missing")
+    (home / "gonepkg").symlink_to(root_only.parent / "missing")
+    answers = {
+        "pkg": submit_as(account, tmp_path / "1", {"module": "pkg.main"}),
+        "gonepkg": submit_as(account, tmp_path / "2", {"module": "gonepkg.main"}),
+        "proj": submit_as(account, tmp_path / "3", {"script": "proj/train.py"}),
+        "gone": submit_as(account, tmp_path / "4", {"script": "gone/train.py"}),
+    }
+    assert answers["pkg"] == "400 could not snapshot the code: pkg (or pkg.py) is not a " \
+        "folder or file you can read in your home (it is missing, or your account may not " \
+        "read it)"
+    assert answers["gonepkg"] == answers["pkg"].replace("pkg", "gonepkg")
+    assert answers["proj"] == "400 could not snapshot the code: proj is not a folder you " \
+        "can read in your home (it is missing, or your account may not read it)"
+    assert answers["gone"] == answers["proj"].replace("proj", "gone")
+    assert not (home / "studiohub-jobs").exists()
+
+
+def test_an_unreadable_folder_inside_the_project_is_named_not_skipped(
+        account: pwd.struct_passwd) -> None:
+    """A folder of the project the user cannot list would be missing from the snapshot
+    without a word: the job is refused, naming it. A link to a folder is kept as a link."""
+    put(account, "proj/train.py")
+    put(account, "proj/locked/data.bin")
+    os.symlink("/usr/share", Path(account.pw_dir) / "proj" / "shared")
+    locked = Path(account.pw_dir) / "proj" / "locked"
+    os.chown(locked, 0, 0)
+    locked.chmod(0o700)
+    with pytest.raises(SnapshotError, match=r"^cannot read proj/locked in proj: Permission "
+                       r"denied$"):
+        run("7" * 12, {"script": "proj/train.py"}, account)
+    assert not (Path(account.pw_dir) / "studiohub-jobs").exists()
+    locked.chmod(0o755)
+    job = run("8" * 12, {"script": "proj/train.py"}, account)
+    assert tree(job / "code") == ["locked", "locked/data.bin", "shared", "train.py"]
+    assert os.readlink(job / "code" / "shared") == "/usr/share"

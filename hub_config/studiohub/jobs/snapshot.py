@@ -46,7 +46,8 @@ GIT_TIMEOUT = 600.0
 SUBDIRS = ("code", "outputs", "checkpoints", "tensorboard")
 
 #: Runs as the user (``python -I -S -c``; standard library only). argv: home-relative job
-#: folder, source (or ""), kind (folder|file|none|measure), max bytes, max files.
+#: folder, source (or ""), kind (folder|file|package|git|none|measure), max bytes, max files.
+#: Every probe of the user's paths happens here, as the user: never as root.
 AS_USER = r"""
 import os, shutil, sys
 job, source, kind, max_bytes, max_files = sys.argv[1], sys.argv[2], sys.argv[3], \
@@ -59,35 +60,67 @@ def fail(message):
     print(message, file=sys.stderr)
     sys.exit(3)
 
+def unreadable(error):
+    raise error
+
 def walk(top):
-    for root, dirs, files in os.walk(top):
+    for root, dirs, files in os.walk(top, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
                          not (root == top and d == "studiohub-jobs"))
+        for name in [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            dirs.remove(name)  # a link to a folder: copied as a link, like any link
+            yield os.path.join(root, name)
         for name in sorted(files):
             if not name.startswith("."):
                 yield os.path.join(root, name)
 
 def measure(top):
     count = size = 0
-    for path in walk(top):
-        count += 1
-        size += os.lstat(path).st_size
-        if count > max_files or size > max_bytes:
-            what = (f"more than {max_files} files" if count > max_files else
-                    f"more than {max_bytes / 2**20:g} MiB")
-            fail(f"{top} holds {what} (hidden files not counted; a job copies at most "
-                 f"{max_files} files and {max_bytes / 2**20:g} MiB): move the notebook "
-                 "or script into a folder with only what it needs, or run it from Git")
+    try:
+        for path in walk(top):
+            count += 1
+            size += os.lstat(path).st_size
+            if count > max_files or size > max_bytes:
+                what = (f"more than {max_files} files" if count > max_files else
+                        f"more than {max_bytes / 2**20:g} MiB")
+                fail(f"{top} holds {what} (hidden files not counted; a job copies at most "
+                     f"{max_files} files and {max_bytes / 2**20:g} MiB): move the notebook "
+                     "or script into a folder with only what it needs, or run it from Git")
+    except OSError as e:
+        fail(f"cannot read {os.path.relpath(e.filename or top)} in {top}: {e.strerror}")
+
+# Whether this account may read the folder (list it) or the file (open it): a missing
+# path, one it may not read and one of the other kind all answer False alike.
+def readable(path, folder):
+    try:
+        if folder:
+            os.listdir(path)
+            return os.path.isdir(path)
+        with open(path, "rb"):
+            return os.path.isfile(path)
+    except OSError:
+        return False
+
+def no_such(source, what):
+    fail(f"{source} is not a {what} you can read in your home (it is missing, or your "
+         "account may not read it)")
 
 if kind == "measure":
     measure(job)
     sys.exit(0)
+if kind == "package":  # pkg.mod: the folder ~/pkg, else the file ~/pkg.py
+    if readable(source, True):
+        kind = "folder"
+    elif readable(source + ".py", False):
+        source, kind = source + ".py", "file"
+    else:
+        no_such(f"{source} (or {source}.py)", "folder or file")
 if kind == "folder":
-    if not os.path.isdir(source):
-        fail(f"{source} is not a folder in your home")
+    if not readable(source, True):
+        no_such(source, "folder")
     measure(source)
-elif kind == "file" and not os.path.isfile(source):
-    fail(f"{source} is not a file in your home")
+elif kind == "file" and not readable(source, False):
+    no_such(source, "file")
 os.makedirs(os.path.dirname(job), mode=0o700, exist_ok=True)
 os.mkdir(job, 0o700)
 for sub in ("outputs", "checkpoints", "tensorboard"):
@@ -194,10 +227,7 @@ async def snapshot(job_id: str, spec: JobSpec | Mapping[str, Any], unix_user: st
             await _as_user(unix_user, ["/bin/rm", "-rf", "--", job], 60)
             raise
         return dirs
-    source, kind = source_of(spec)
-    if kind == "package":
-        kind = "folder" if Path(home, source).is_dir() else "file"
-        source = source if kind == "folder" else source + ".py"
+    source, kind = source_of(spec)  # a package's folder-or-file is decided as the user
     await _as_user(unix_user, _helper(job, source, kind, max_bytes, max_files), 600)
     return dirs
 
