@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from tests.ports import free_port
 
@@ -61,6 +63,19 @@ def private_cluster() -> Iterator[PostgresCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def fresh_store(url: str, store_module: ModuleType) -> Iterator[Any]:
+    """A ``Store`` of ``store_module`` (the jobs or the sharing store) on empty tables."""
+    engine = store_module.make_engine(url)
+    store_module.Base.metadata.drop_all(engine)
+    engine.dispose()
+    store = store_module.Store(url)
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
 
 
 def _as_postgres(cmd: list[str]) -> None:

@@ -17,6 +17,7 @@ from tests.hubtools import (  # noqa: F401 (TEST_CATALOG, shut_down: imported fr
     shut_down,
     stop_all_servers,
 )
+from tests.pgcluster import PostgresCluster, private_cluster
 
 #: Low, so that the cap is reached before the machine's memory is.
 MAX_PLACED_KERNELS = 4
@@ -43,6 +44,15 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     hub.start()
     yield hub
     shut_down(hub)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL 15 cluster, the production path's database, for one module."""
+    if os.geteuid() != 0:
+        pytest.skip("starts PostgreSQL as the postgres account: run as root")
+    with private_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from studiohub.jobs.store import Base, Store, make_engine
-from tests.pgcluster import PostgresCluster, start_cluster
+from studiohub.jobs import store as jobs_store
+from studiohub.jobs.store import Store
+from tests.pgcluster import PostgresCluster, fresh_store
 from tests.unit.test_jobs_store import (  # noqa: F401  (collected again, on PostgreSQL)
     test_store_attempts_and_events,
     test_store_job_round_trip_and_update,
@@ -19,23 +16,7 @@ from tests.unit.test_jobs_store import (  # noqa: F401  (collected again, on Pos
 )
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    if os.geteuid() != 0:
-        pytest.skip("starts PostgreSQL as the postgres account: run as root")
-    workdir = Path(tempfile.mkdtemp(prefix="jobs-pg-"))
-    workdir.chmod(0o755)
-    cluster = start_cluster(workdir / "cluster")
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture
 def store(postgres: PostgresCluster) -> Iterator[Store]:
-    engine = make_engine(postgres.url)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
-    store = Store(postgres.url)
-    yield store
-    store.engine.dispose()
+    with fresh_store(postgres.url, jobs_store) as store:
+        yield store

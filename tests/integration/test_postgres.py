@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.hubtools import Hub
 from tests.integration.conftest import TEST_CATALOG, shut_down
-from tests.pgcluster import PostgresCluster, private_cluster
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    with private_cluster() as cluster:
-        yield cluster
+from tests.pgcluster import PostgresCluster
 
 
 def test_hub_runs_on_postgresql(postgres: PostgresCluster,

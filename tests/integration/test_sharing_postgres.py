@@ -7,17 +7,14 @@ keeps its tables there serves a share, a preview and a copy.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from studiohub.sharing.store import Base, Store, make_engine
-from tests.pgcluster import PostgresCluster, start_cluster
+from studiohub.sharing import store as sharing_store
+from studiohub.sharing.store import Store
+from tests.pgcluster import PostgresCluster, fresh_store
 from tests.sharinghub import (
     call,
     code_cell,
@@ -36,35 +33,17 @@ from tests.unit.test_sharing_store import (  # noqa: F401  (collected again, on 
 )
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    """A cluster under /tmp itself: pytest's own temporary tree is closed to other accounts."""
-    if os.geteuid() != 0:
-        pytest.skip("starts PostgreSQL as the postgres account: run as root")
-    workdir = Path(tempfile.mkdtemp(prefix="sharing-pg-"))
-    workdir.chmod(0o755)
-    cluster = start_cluster(workdir / "cluster")
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture
 def store(postgres: PostgresCluster) -> Iterator[Store]:
     """Fresh sharing tables for each test."""
-    engine = make_engine(postgres.url)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
-    store = Store(postgres.url)
-    yield store
-    store.engine.dispose()
+    with fresh_store(postgres.url, sharing_store) as store:
+        yield store
 
 
 def test_the_service_keeps_its_tables_in_postgresql(
         postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory) -> None:
-    engine = make_engine(postgres.url)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+    with fresh_store(postgres.url, sharing_store):
+        pass  # the service creates its tables anew
     with running_sharing_hub(tmp_path_factory.mktemp("pgsharing"), db_url=postgres.url) as hub:
         author = hub.new_user("pga", groups=("team-a",))
         reader = hub.new_user("pgb", groups=("team-a",))
