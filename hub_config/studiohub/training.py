@@ -8,6 +8,7 @@ and the ``studiohub jobs`` command::
         print(line)
     job.wait()                       # -> the job, final
     job.watch()                      # in a notebook: a live progress view (ipywidgets)
+    job.delete()                     # once finished: its logs and snapshot go, outputs stay
 
 **Standard library only** (``ipywidgets`` is imported by :func:`watch` alone): this
 module, :mod:`studiohub.contract` and :mod:`studiohub.checkpoints` are what every image
@@ -153,6 +154,13 @@ class Client:
     def rerun(self, job_id: str) -> Job:
         return Job(self, self.request("POST", f"api/jobs/{_id(job_id)}/rerun"))
 
+    def delete(self, job_id: str, outputs: bool = False) -> None:
+        """Forget a finished job (a running one is refused: cancel it first): its logs
+        and code snapshot go; its outputs, checkpoints and TensorBoard files stay in
+        ``~/studiohub-jobs/<id>/`` unless ``outputs``."""
+        self.request("DELETE", f"api/jobs/{_id(job_id)}",
+                     {"outputs": "true" if outputs else None})
+
     def events(self, job_id: str) -> builtins.list[dict[str, Any]]:
         events: builtins.list[dict[str, Any]] = \
             self.request("GET", f"api/jobs/{_id(job_id)}/events").get("events", [])
@@ -285,6 +293,10 @@ class Job:
     def rerun(self) -> Job:
         return self.client.rerun(self.data["id"])
 
+    def delete(self, outputs: bool = False) -> None:
+        """Forget this finished job (see :meth:`Client.delete`)."""
+        self.client.delete(self.data["id"], outputs)
+
     def watch(self, interval: float = 1.0) -> Any:
         return watch(self, interval=interval)
 
@@ -339,6 +351,11 @@ def cancel(job: Job | str) -> Job:
 
 def rerun(job: Job | str) -> Job:
     return client().rerun(_job_id(job))
+
+
+def delete(job: Job | str, outputs: bool = False) -> None:
+    """Forget a finished job: its logs and snapshot (its outputs too with ``outputs``)."""
+    client().delete(_job_id(job), outputs)
 
 
 def _job_id(job: Job | str) -> str:

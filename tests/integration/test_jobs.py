@@ -120,6 +120,48 @@ def test_another_user_gets_404_for_a_job_that_is_not_theirs(hub: JobsHub, alice:
                    p.info["uids"].real == account.pw_uid)
 
 
+def test_delete_a_finished_job_keeps_its_outputs_unless_asked(hub: JobsHub, alice: User,
+                                                             bob: User) -> None:
+    """Another user's delete is a 404 and a running job's a 409, and neither removes
+    anything; the owner's delete of a finished job removes its rows, its logs and its
+    code snapshot and keeps its outputs; ``?outputs=true`` removes its home folder."""
+    write_script(alice, "saver.py", "import os\nout = os.environ['STUDIOHUB_OUTPUT_DIR']\n"
+                 "open(os.path.join(out, 'model.txt'), 'w').write('weights')\n"
+                 "print('saved', flush=True)\n")
+    write_script(alice, "holder.py", "import time\nprint('holding', flush=True)\n"
+                 "time.sleep(600)\n")
+    done = wait_for(hub, alice, submit(hub, alice, script="saver.py")["id"], finished)
+    assert done["status"] == "succeeded", done
+    running = submit(hub, alice, script="holder.py")
+    wait_for(hub, alice, running["id"], lambda j: j["status"] == "running")
+    home = Path(ensure_user(alice.name).pw_dir) / "studiohub-jobs"
+    state = hub.state_dir / "jobs"
+    for job in (done, running):
+        assert (state / job["id"] / "logs").is_dir() and (home / job["id"] / "code").is_dir()
+    r = call(hub, bob, "DELETE", f"jobs/{done['id']}")
+    assert r.status_code == 404 and r.json()["message"] == f"no job {done['id']!r}", r.text
+    r = call(hub, alice, "DELETE", f"jobs/{running['id']}")
+    assert r.status_code == 409, r.text
+    assert r.json()["message"] == f"job {running['id']} is running: cancel it first, " \
+        "then delete it"
+    assert wait_for(hub, alice, running["id"], lambda j: True)["status"] == "running"
+    assert "holding" in logs(hub, alice, running["id"])
+    for job in (done, running):
+        assert (state / job["id"] / "logs").is_dir() and (home / job["id"] / "code").is_dir()
+
+    r = call(hub, alice, "DELETE", f"jobs/{done['id']}")
+    assert r.status_code == 204 and r.content == b"", r.text
+    assert call(hub, alice, "GET", f"jobs/{done['id']}").status_code == 404
+    assert done["id"] not in [j["id"] for j in call(hub, alice, "GET", "jobs").json()["jobs"]]
+    assert not (state / done["id"]).exists() and not (home / done["id"] / "code").exists()
+    assert (home / done["id"] / "outputs" / "model.txt").read_text() == "weights"
+
+    assert call(hub, alice, "POST", f"jobs/{running['id']}/cancel").status_code == 200
+    r = call(hub, alice, "DELETE", f"jobs/{running['id']}", params={"outputs": "true"})
+    assert r.status_code == 204, r.text
+    assert not (home / running["id"]).exists() and not (state / running["id"]).exists()
+
+
 def test_only_the_jobs_service_may_place_jobs_at_the_hub(hub: JobsHub, alice: User) -> None:
     """A user's own token (or an admin's) cannot place or release job replicas."""
     path = f"/studiohub/users/{alice.name}/jobs/0123456789ab/placement"
@@ -197,6 +239,10 @@ def test_the_service_restarted_while_a_job_runs_keeps_it_and_never_runs_it_twice
     its services): a job still running is adopted, one that ended meanwhile is reported
     with its outcome, and neither is started again."""
     account = ensure_user(alice.name)
+    write_script(alice, "gone.py", "print('soon forgotten')\n")
+    gone = submit(hub, alice, script="gone.py")
+    wait_for(hub, alice, gone["id"], finished)
+    assert call(hub, alice, "DELETE", f"jobs/{gone['id']}").status_code == 204
     write_script(alice, "gate.py", "import os, time\nprint('gate started', flush=True)\n"
                  "while not os.path.exists(os.path.expanduser('~/open-gate')):\n"
                  "    time.sleep(0.1)\nprint('gate passed', flush=True)\n")
@@ -217,6 +263,9 @@ def test_the_service_restarted_while_a_job_runs_keeps_it_and_never_runs_it_twice
     assert hub.service_process().pid != old
     running = wait_for(hub, alice, long["id"], lambda j: True)
     assert (running["status"], running["attempt"]) == ("running", 1), running
+    # A job deleted before the restart stays deleted.
+    assert call(hub, alice, "GET", f"jobs/{gone['id']}").status_code == 404
+    assert gone["id"] not in [j["id"] for j in call(hub, alice, "GET", "jobs").json()["jobs"]]
     ended = wait_for(hub, alice, quick["id"], finished)
     assert (ended["status"], ended["attempt"]) == ("succeeded", 1), ended
     (Path(account.pw_dir) / "open-gate").touch()

@@ -176,3 +176,46 @@ def test_list_describe_events_logs_rerun(api: JobsAPI,
     assert len(api.all_jobs()) == 2
     assert jobs("cancel", job.id) == 3  # already succeeded: the service's 409
     assert "already succeeded" in capsys.readouterr().err
+
+
+def test_delete_a_finished_job_only(api: JobsAPI, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    assert jobs("submit", "--script", "a.py", "--image", "base", "--size", "small") == 0
+    job = only_job(api)
+    api.tick()
+    capsys.readouterr()
+    assert jobs("delete", job.id) == 3
+    assert capsys.readouterr().err == f"error: job {job.id} is running: cancel it first, " \
+        "then delete it (409)\n"
+    api.exit(job.id, 1, 0)
+    assert jobs("delete", job.id, "--token", "bob-token") == 3
+    assert f"no job {job.id!r} (404)" in capsys.readouterr().err
+    assert api.job(job.id).status == "succeeded"
+    assert jobs("delete", job.id) == 0
+    assert capsys.readouterr().out == f"deleted job {job.id}; its outputs and checkpoints " \
+        f"stay in ~/studiohub-jobs/{job.id}/\n"
+    assert api.all_jobs() == []
+    assert jobs("describe", job.id) == 3
+
+
+def test_url_and_token_go_before_or_after_the_verb(api: JobsAPI,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from studiohub.cli import make_parser
+
+    parse = make_parser().parse_args
+    for argv in (["jobs", "--url", "U", "--token", "T", "describe", "x"],
+                 ["jobs", "describe", "x", "--url", "U", "--token", "T"],
+                 ["jobs", "--url", "U", "describe", "--token", "T", "x"]):
+        args = parse(argv)
+        assert (args.url, args.token, args.job) == ("U", "T", "x"), argv
+    args = parse(["jobs", "list"])
+    assert (args.url, args.token) == (None, None)
+    # Against the service: nothing in the environment, both after the verb.
+    monkeypatch.delenv(contract.JOBS_URL)
+    monkeypatch.delenv(contract.API_TOKEN)
+    assert jobs("list", "--url", api.url, "--token", "bob-token", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"jobs": []}
+    assert jobs("submit", "--script", "a.py", "--image", "base", "--size", "small",
+                "--url", api.url, "--token", "bob-token") == 0
+    assert only_job(api).user == "bob"

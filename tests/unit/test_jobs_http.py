@@ -152,3 +152,70 @@ def test_logs_of_an_attempt_and_bad_log_arguments(tmp_path: Path) -> None:
     assert followed.body == whole.body  # the job is over: the stream ends
     assert "a name like worker-0" in message(bad_replica, 400)
     assert "an integer from 1" in message(bad_attempt, 400)
+
+
+def test_delete_only_the_owners_finished_job_and_it_stays_gone(tmp_path: Path) -> None:
+    """Another user: 404, an admin: 403, a running job: 409, each changing nothing; a
+    finished one: 204, its rows and logs gone, its home files handed to ``discard``
+    (outputs kept unless asked), and still gone for a service started on the same store."""
+    jobs, executor, _, _ = make_jobs(tmp_path)
+    discarded: list[tuple[str, str, bool]] = []
+
+    async def discard(job_id: str, account: Any, outputs: bool) -> None:
+        discarded.append((job_id, account.unix_user, outputs))
+
+    jobs.discard = discard
+    (created,) = calls(jobs, ("ada", "POST", "api/jobs", SPEC))
+    job_id = json.loads(created.body)["id"]
+    asyncio.run(jobs.tick())
+    logs = tmp_path / "jobs" / job_id / "logs" / "attempt-1"
+    logs.mkdir(parents=True)
+    (logs / "worker-0.log").write_text("epoch 1\n")
+    theirs, admin, running = calls(jobs, ("bob", "DELETE", f"api/jobs/{job_id}", None),
+                                   ("root", "DELETE", f"api/jobs/{job_id}", None),
+                                   ("ada", "DELETE", f"api/jobs/{job_id}", None))
+    assert message(theirs, 404) == f"no job {job_id!r}"
+    assert message(admin, 403) == f"only ada can delete job {job_id}"
+    assert message(running, 409) == f"job {job_id} is running: cancel it first, then " \
+        "delete it"
+    assert jobs.store.get(job_id).status == "running" and logs.exists() and not discarded
+    executor.exit(job_id, 1, 0)
+    asyncio.run(jobs.tick())
+    assert jobs.store.get(job_id).status == "succeeded"
+    deleted, again, listed, events = calls(
+        jobs, ("ada", "DELETE", f"api/jobs/{job_id}", None),
+        ("ada", "DELETE", f"api/jobs/{job_id}", None), ("ada", "GET", "api/jobs", None),
+        ("ada", "GET", f"api/jobs/{job_id}/events", None))
+    assert deleted.code == 204 and deleted.body == b""
+    assert message(again, 404) == f"no job {job_id!r}" and message(events, 404)
+    assert json.loads(listed.body)["jobs"] == []
+    assert not (tmp_path / "jobs" / job_id).exists()
+    assert discarded == [(job_id, "jupyter-ada", False)]
+    assert jobs.store.events(job_id) == [] and jobs.store.attempt(job_id, 1) is None
+    # The service again, on the same database: the job does not come back.
+    restarted = make_jobs(tmp_path)[0]
+    asyncio.run(restarted.reconcile())
+    (listed,) = calls(restarted, ("ada", "GET", "api/jobs", None))
+    assert json.loads(listed.body)["jobs"] == [] and restarted.store.get(job_id) is None
+
+
+def test_delete_with_outputs_and_a_failed_removal_keeps_the_job(tmp_path: Path) -> None:
+    jobs, _, _, _ = make_jobs(tmp_path)
+    asked: list[bool] = []
+
+    async def discard(job_id: str, account: Any, outputs: bool) -> None:
+        asked.append(outputs)
+        if len(asked) == 1:
+            raise OSError("rm: cannot remove: Device or resource busy")
+
+    jobs.discard = discard
+    (created,) = calls(jobs, ("ada", "POST", "api/jobs", SPEC))
+    job_id = json.loads(created.body)["id"]
+    (cancelled,) = calls(jobs, ("ada", "POST", f"api/jobs/{job_id}/cancel", None))
+    assert json.loads(cancelled.body)["status"] == "cancelled"
+    (failed,) = calls(jobs, ("ada", "DELETE", f"api/jobs/{job_id}?outputs=true", None))
+    assert "Device or resource busy" in message(failed, 503)
+    assert jobs.store.get(job_id).status == "cancelled" and jobs.store.events(job_id)
+    (deleted,) = calls(jobs, ("ada", "DELETE", f"api/jobs/{job_id}?outputs=true", None))
+    assert deleted.code == 204 and asked == [True, True]
+    assert jobs.store.get(job_id) is None

@@ -123,6 +123,20 @@ def test_wait_times_out_then_cancel_ends_the_job(api: JobsAPI) -> None:
     assert again.id != job.id and again.spec["script"] == "train.py"
 
 
+def test_delete_a_queued_job_is_refused_a_cancelled_one_goes(api: JobsAPI) -> None:
+    job = alice(api).submit(SCRIPT)
+    assert job is not None
+    with pytest.raises(training.TrainingError) as e:
+        job.delete()
+    assert e.value.status == 409 and "cancel it first" in e.value.message
+    with pytest.raises(training.TrainingError) as e:
+        training.Client(api.url, "bob-token").delete(job.id)
+    assert e.value.status == 404 and api.job(job.id).status == "queued"
+    job.cancel()
+    assert job.delete() is None
+    assert api.all_jobs() == [] and alice(api).list() == []
+
+
 def test_the_service_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"JUPYTERHUB_API_URL": "http://127.0.0.1:8081/base/hub/api",
            "JUPYTERHUB_API_TOKEN": "server-token"}

@@ -9,6 +9,7 @@
 | ``GET api/jobs/ID/events``                          | queued, placed, started, exited, …     |
 | ``GET api/jobs/ID/metrics``                         | scalars of the job's TensorBoard files |
 | ``POST api/jobs/ID/cancel`` / ``POST api/jobs/ID/rerun`` | cancel (200) / same spec again (201) |
+| ``DELETE api/jobs/ID`` (``?outputs=true``: its home folder too) | forget a finished job (204) |
 
 Handlers parse and answer; :mod:`.service` decides. Authentication, the streamed and
 bounded body, the JSON parse (``RecursionError`` a 400) and the ``{status, message}``
@@ -134,6 +135,14 @@ class EventsHandler(JobsBase):
         job = self.job(job_id)
         self.write_json({"events": [{"time": iso(e.time), "kind": e.kind, "message": e.message}
                                     for e in self.jobs.store.events(job.id)]})
+
+    @authenticated
+    async def delete(self, job_id: str) -> None:
+        """Forget a finished job (204); ``?outputs=true``: its home folder too."""
+        outputs = self.get_argument("outputs", "false").lower() in ("1", "true", "yes")
+        await self.answer_async(self.jobs.delete(self.viewer, job_id, outputs=outputs))
+        self.set_status(204)
+        self.finish()
 
 
 class MetricsHandler(JobsBase):

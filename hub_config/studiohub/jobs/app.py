@@ -180,6 +180,7 @@ class JobsApp(Application):
                                   lambda: cached_catalog(kube_catalog), state_dir=state,
                                   poll_interval=self.poll_interval)
         from .local import LocalExecutor
+        from .removal import discard
         from .snapshot import prepare
 
         placing = HubPlacing(os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
@@ -189,7 +190,7 @@ class JobsApp(Application):
         return Jobs(Store(self.db_url), LocalExecutor(state), placing,
                     lambda: cached_catalog(catalog_path), state_dir=state,
                     accounts=lambda user: account_of(user, prefix), prepare=prepare,
-                    poll_interval=self.poll_interval)
+                    poll_interval=self.poll_interval, discard=discard)
 
     def start(self) -> None:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,

@@ -1,4 +1,5 @@
-"""``studiohub jobs submit|list|describe|logs|events|cancel|rerun``: the jobs API from a shell.
+"""``studiohub jobs submit|list|describe|logs|events|cancel|rerun|delete``: the jobs API
+from a shell.
 
 Every command is a call of :class:`studiohub.training.Client` (the SDK), so the CLI,
 the SDK and the Lab see the same API and the same refusals. A spec comes from flags,
@@ -6,6 +7,7 @@ from a YAML or JSON file (``-f spec.yaml``), or both (flags win); the service ch
 (:func:`studiohub.jobs.spec.parse_spec`), the CLI only shapes it. Errors print the
 service's message and exit 3 (a usage error: argparse's 2), never a traceback;
 ``logs -f`` exits with the job's outcome: 0 succeeded, 1 failed, 2 cancelled.
+``--url`` and ``--token`` go before or after the verb (:func:`connection_options`).
 """
 
 from __future__ import annotations
@@ -27,17 +29,32 @@ class CLIError(Exception):
     """A problem the CLI found itself (a bad spec file, a bad ``-p``)."""
 
 
+def connection_options(default: Any) -> argparse.ArgumentParser:
+    """``--url`` and ``--token``, as a parent parser: ``jobs`` holds them with ``None`` as
+    the default, every verb with ``SUPPRESS`` (a verb sets them only when given there), so
+    ``studiohub jobs --url U list`` and ``studiohub jobs list --url U`` both work."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--url", default=default, help="the hub (https://hub.example.org/) "
+                         "or the jobs service's URL (default: $STUDIOHUB_JOBS_URL, or "
+                         "derived from $JUPYTERHUB_API_URL)")
+    options.add_argument("--token", default=default, help="your API token (default: "
+                         "$STUDIOHUB_TOKEN, then $JUPYTERHUB_API_TOKEN)")
+    return options
+
+
 def add_jobs_parser(sub: Any) -> None:
     """``studiohub jobs …`` under the top-level parser's subcommands."""
-    jobs = sub.add_parser("jobs", help="submit and follow training jobs (docs/training.md)")
-    jobs.add_argument("--url", help="the hub (https://hub.example.org/) or the jobs "
-                      "service's URL (default: $STUDIOHUB_JOBS_URL, or derived from "
-                      "$JUPYTERHUB_API_URL)")
-    jobs.add_argument("--token", help="your API token (default: $STUDIOHUB_TOKEN, then "
-                      "$JUPYTERHUB_API_TOKEN)")
-    verbs = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs = sub.add_parser("jobs", help="submit and follow training jobs (docs/training.md)",
+                          parents=[connection_options(None)])
+    subparsers = jobs.add_subparsers(dest="jobs_command", required=True)
+    connection = connection_options(argparse.SUPPRESS)
 
-    submit = verbs.add_parser("submit", help="submit a job (flags and/or -f spec.yaml)")
+    def verb(name: str, helptext: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers.add_parser(
+            name, help=helptext, parents=[connection])
+        return parser
+
+    submit = verb("submit", "submit a job (flags and/or -f spec.yaml)")
     submit.add_argument("-f", "--file", help="a YAML or JSON spec file (flags override it)")
     entry = submit.add_mutually_exclusive_group()
     entry.add_argument("--notebook", help="a notebook in your home (or the repository)")
@@ -67,17 +84,17 @@ def add_jobs_parser(sub: Any) -> None:
                         help="then follow its logs (exit with its outcome)")
     submit.set_defaults(func=_wrap(_submit))
 
-    lst = verbs.add_parser("list", help="your jobs, newest first")
+    lst = verb("list", "your jobs, newest first")
     lst.add_argument("--user", help="(admins) another user's jobs")
     lst.add_argument("--json", action="store_true", help="the API's JSON")
     lst.set_defaults(func=_wrap(_list))
 
-    describe = verbs.add_parser("describe", help="one job's status, reason, replicas, dirs")
+    describe = verb("describe", "one job's status, reason, replicas, dirs")
     describe.add_argument("job")
     describe.add_argument("--json", action="store_true", help="the API's JSON")
     describe.set_defaults(func=_wrap(_describe))
 
-    logs = verbs.add_parser("logs", help="a replica's output")
+    logs = verb("logs", "a replica's output")
     logs.add_argument("job")
     logs.add_argument("-f", "--follow", action="store_true",
                       help="follow until the job ends; exit 0 succeeded, 1 failed, "
@@ -86,14 +103,22 @@ def add_jobs_parser(sub: Any) -> None:
     logs.add_argument("--attempt", type=int, help="one attempt (default: every attempt)")
     logs.set_defaults(func=_wrap(_logs))
 
-    events = verbs.add_parser("events", help="queued, placed, started, exited, resumed…")
+    events = verb("events", "queued, placed, started, exited, resumed…")
     events.add_argument("job")
     events.set_defaults(func=_wrap(_events))
 
-    for verb, helptext in (("cancel", "stop a job"), ("rerun", "the same spec as a new job")):
-        p = verbs.add_parser(verb, help=helptext)
+    for name, helptext in (("cancel", "stop a job"), ("rerun", "the same spec as a new job")):
+        p = verb(name, helptext)
         p.add_argument("job")
-        p.set_defaults(func=_wrap(_cancel if verb == "cancel" else _rerun))
+        p.set_defaults(func=_wrap(_cancel if name == "cancel" else _rerun))
+
+    delete = verb("delete", "forget a finished job: its logs and code snapshot (its "
+                  "outputs and checkpoints stay in your home unless --outputs)")
+    delete.add_argument("job")
+    delete.add_argument("--outputs", action="store_true",
+                        help="also delete ~/studiohub-jobs/<id>/ (outputs, checkpoints, "
+                        "TensorBoard files)")
+    delete.set_defaults(func=_wrap(_delete))
 
 
 def run(args: argparse.Namespace, command: Callable[[training.Client, argparse.Namespace],
@@ -325,3 +350,11 @@ def _rerun(client: training.Client, args: argparse.Namespace) -> int:
     print(f"submitted job {job.id} ({job.status}), the same spec as {args.job}")
     return 0
 
+
+
+def _delete(client: training.Client, args: argparse.Namespace) -> int:
+    client.delete(args.job, outputs=args.outputs)
+    kept = "" if args.outputs else f"; its outputs and checkpoints stay in ~/studiohub-jobs/" \
+        f"{args.job}/"
+    print(f"deleted job {args.job}{kept}")
+    return 0

@@ -27,6 +27,7 @@ import contextlib
 import fnmatch
 import logging
 import secrets
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -132,6 +133,8 @@ def demand_of(job: Any) -> Demand:
 
 
 Prepare = Callable[[str, JobSpec, Account], Awaitable[None]]
+#: Removes a deleted job's files in the user's home: (job id, account, outputs too).
+Discard = Callable[[str, Account, bool], Awaitable[None]]
 
 
 class Jobs:
@@ -141,10 +144,12 @@ class Jobs:
                  catalog: Callable[[], Catalog], *, state_dir: Path,
                  accounts: Callable[[str], Account], prepare: Prepare | None = None,
                  poll_interval: float = 1.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 discard: Discard | None = None) -> None:
         self.store, self.executor, self.placing = store, executor, placing
         self.catalog, self.state_dir, self.accounts = catalog, state_dir, accounts
         self.prepare, self.poll_interval, self.clock = prepare, poll_interval, clock
+        self.discard = discard
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -262,6 +267,31 @@ class Jobs:
                                  "their code as you")
         spec = {k: v for k, v in job.spec.items() if v not in (None, [], {}, "")}
         return await self.submit(viewer, spec)
+
+    async def delete(self, viewer: Viewer, job_id: str, outputs: bool = False) -> None:
+        """Forget the owner's finished job: its rows, its logs (``<state>/jobs/<id>``) and
+        its code snapshot; with ``outputs``, its whole folder in the home too. A job not
+        over yet is refused (cancel first); if the files cannot go, nothing is forgotten."""
+        job = self.get(viewer, job_id)
+        if job.user != viewer.name:
+            raise JobsError(403, f"only {job.user} can delete job {job.id}")
+        async with self._lock:
+            job = self.store.get(job.id)
+            if job is None:
+                raise JobsError(404, f"no job {job_id[:64]!r}")
+            if not job.final:
+                raise JobsError(409, f"job {job.id} is {job.status}: cancel it first, then "
+                                     "delete it")
+            folder = self.state_dir / "jobs" / job.id
+            try:
+                if self.discard is not None:
+                    await self.discard(job.id, self.accounts(job.user), outputs)
+                if folder.exists():
+                    await asyncio.to_thread(shutil.rmtree, folder)
+            except (ValueError, OSError) as e:
+                raise JobsError(503, f"could not remove the files of job {job.id} ({e}): "
+                                     "it is kept; try again") from None
+            self.store.delete(job.id)
 
     # --- the loop -------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy import delete as sql_delete
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -238,6 +239,18 @@ class Store:
             for key, value in values.items():
                 setattr(row, key, json.dumps(dict(value)) if key == "spec" else value)
             return _job(row)
+
+    def delete(self, job_id: str) -> bool:
+        """Forget a job: its events, attempts and row, in one transaction (False when
+        there was none)."""
+        with self.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                return False
+            s.execute(sql_delete(EventRow).where(EventRow.job_id == job_id))
+            s.execute(sql_delete(AttemptRow).where(AttemptRow.job_id == job_id))
+            s.delete(row)
+        return True
 
     def jobs(self, user: str | None = None, statuses: Iterable[str] | None = None,
              limit: int = 500) -> list[Job]:
