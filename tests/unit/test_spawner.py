@@ -32,18 +32,9 @@ from studiohub.spawners.local import (
     make_options_form,
     process_start_ticks,
 )
+from tests.hubtools import TEST_CATALOG
 
-CATALOG = {
-    "sizes": {
-        "tiny": {"display_name": "1 vCPU + 512 MiB", "cpus": 1, "memory": "512M"},
-        "half": {"display_name": "0.5 vCPU + 1 GiB", "cpus": 0.5, "memory": "1G"},
-        "giant": {"display_name": "1 vCPU + 4 TiB", "cpus": 1, "memory": "4T"},
-    },
-    "domains": {
-        "everyone": {"sizes": ["tiny", "half", "small", "medium", "giant"]},
-        "team-a": {"display_name": "Team A", "images": ["base"], "sizes": ["tiny", "half"]},
-    },
-}
+
 V1 = Capabilities("v1", {"memory": Path("/sys/fs/cgroup/memory")}, memory=True, cpu=True,
                   pids=True, swap=True)
 NONE = Capabilities("none", reason="no cgroup mounted")
@@ -52,7 +43,7 @@ NONE = Capabilities("none", reason="no cgroup mounted")
 @pytest.fixture
 def catalog_file(tmp_path: Path) -> Path:
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump(CATALOG))
+    path.write_text(yaml.safe_dump(TEST_CATALOG))
     return path
 
 
