@@ -4,7 +4,9 @@ A user right-clicks a small script in the file browser, chooses Run as Training 
 the service's refusal of a size that cannot fit before submitting, then runs it on a size
 that can; the job appears in the Training sidebar, its tab shows log lines arriving while
 it runs and ends succeeded; Open in TensorBoard opens a TensorBoard tab on the job's
-folder. A second, long-running job is cancelled from its tab and shows cancelled. Every
+folder. A second, long-running job is cancelled from its tab and shows cancelled, then
+is deleted from its tab (after a confirmation; its outputs stay), and the first one from
+the sidebar with its files. Every
 call goes through the Lab extension's server side, which forwards to the hub's jobs
 service with the server's own token. Screenshots: ``test-artifacts/training-lab-*``.
 """
@@ -271,6 +273,35 @@ def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
             "GET", f"/contents/studiohub-jobs/{sweep_id}/outputs/sweep.ipynb").json()
         assert "nb step 2 of 3" in str(executed["content"]["cells"]), executed
         page.screenshot(path=str(ARTIFACTS / "training-lab-outputs.png"))
+
+        # Delete the cancelled job from its tab: a confirmation, then the tab closes and
+        # the job is gone from the sidebar and the service; its outputs folder stays.
+        sleeper_tab = page.get_by_role("tab", name=re.compile(r"^sleeper\.py \(cancelled\)"))
+        sleeper_tab.click()
+        sleeper.get_by_role("button", name="Delete this job").click()
+        confirm = page.get_by_role("dialog")
+        expect(confirm).to_contain_text("Delete the training job sleeper.py?")
+        expect(confirm.get_by_role("checkbox")).not_to_be_checked()
+        page.screenshot(path=str(ARTIFACTS / "training-lab-delete-confirm.png"))
+        confirm.get_by_role("button", name="Delete").click()
+        expect(sleeper).to_be_hidden(timeout=30_000)
+        show_sidebar(page, "Training jobs")
+        expect(sidebar.get_by_role("listitem", name=re.compile(r"^Training job sleeper\.py"))
+               ).to_have_count(0, timeout=30_000)
+        assert user.lab_api("GET", f"/training/jobs/{sleeper_id}").status_code == 404
+        kept = user.server_api("GET", f"/contents/studiohub-jobs/{sleeper_id}").json()
+        assert {c["name"] for c in kept["content"]} == {"outputs", "checkpoints",
+                                                      "tensorboard"}, kept
+        # The first job, from the sidebar, its files too (the box ticked).
+        entry.get_by_role("button", name=f"Delete training job train.py ({job_id})").click()
+        confirm = page.get_by_role("dialog")
+        confirm.get_by_role("checkbox").check()
+        confirm.get_by_role("button", name="Delete").click()
+        expect(entry).to_have_count(0, timeout=30_000)
+        expect(sidebar.get_by_role("listitem", name=f"Training job sweep.ipynb ({sweep_id})")
+               ).to_contain_text("succeeded")
+        assert user.server_api("GET", f"/contents/studiohub-jobs/{job_id}").status_code == 404
+        page.screenshot(path=str(ARTIFACTS / "training-lab-deleted.png"))
 
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "training-lab-failure.png"))

@@ -100,6 +100,16 @@ class FakeJobs(web.RequestHandler):
             self.refuse(404, "no job 'ffffffffffff'")
 
 
+    def delete(self, path: str) -> None:
+        if path == "jobs/0123456789ab":
+            self.set_status(204)
+            self.finish()
+        elif path == "jobs/busy":
+            self.refuse(409, "job busy is running: cancel it first, then delete it")
+        else:
+            self.refuse(404, "no job 'ffffffffffff'")
+
+
 @pytest.fixture
 def seen() -> list[dict[str, Any]]:
     return []
@@ -186,6 +196,20 @@ def test_submit_dry_run_and_actions(fetch: Any, service: str,
     assert r.code == 200 and json.loads(r.body)["reason"] == "cancelled by alice"
     r = fetch("jobs", "0123456789ab", "rerun", **post())
     assert r.code == 201 and json.loads(r.body)["id"] == "ba9876543210"
+
+
+def test_delete_is_forwarded_and_its_refusals_kept(fetch: Any, service: str,
+                                                   seen: list[dict[str, Any]]) -> None:
+    r = fetch("jobs", "0123456789ab", method="DELETE")
+    assert r.code == 204 and r.body == b""
+    assert (seen[-1]["method"], seen[-1]["path"], seen[-1]["query"], seen[-1]["auth"]) == \
+        ("DELETE", "/services/jobs/api/jobs/0123456789ab", "", f"token {TOKEN}")
+    r = fetch("jobs", "0123456789ab", method="DELETE", params={"outputs": "true"})
+    assert r.code == 204 and seen[-1]["query"] == "outputs=true"
+    assert fetch_error(fetch, "jobs", "busy", method="DELETE") == \
+        (409, "job busy is running: cancel it first, then delete it")
+    assert fetch_error(fetch, "jobs", "ffffffffffff", method="DELETE") == \
+        (404, "no job 'ffffffffffff'")
 
 
 def test_service_refusals_keep_their_status_and_message(fetch: Any, service: str) -> None:

@@ -22,6 +22,7 @@ export enum CommandIDs {
   openTrainingJob = 'studiohub:open-training-job',
   cancelTrainingJob = 'studiohub:cancel-training-job',
   rerunTrainingJob = 'studiohub:rerun-training-job',
+  deleteTrainingJob = 'studiohub:delete-training-job',
   showTrainingJobs = 'studiohub:show-training-jobs'
 }
 
@@ -437,6 +438,11 @@ export interface ITrainingModel {
   metrics(id: string): Promise<IJobMetrics>;
   cancel(id: string): Promise<IJob>;
   rerun(id: string): Promise<IJob>;
+  /**
+   * Forget a finished job: its logs and code snapshot; with `outputs`, its outputs,
+   * checkpoints and TensorBoard files too. A job not over yet is refused (409).
+   */
+  delete(id: string, outputs?: boolean): Promise<void>;
   /** A replica's log from byte `offset` (no follow): the bytes past it. */
   logs(
     id: string,

@@ -1,5 +1,9 @@
+import { CommandRegistry } from '@lumino/commands';
+
 import { StudioHubAPIError } from '../api';
-import { IJob, IJobSpec } from '../tokens';
+import { CommandIDs, IJob, IJobSpec, ITrainingModel } from '../tokens';
+import { TrainingPanel } from '../training/panel';
+import { JobView } from '../training/widget';
 import {
   allowedOr,
   IFormValues,
@@ -154,6 +158,141 @@ describe('the training model', () => {
       'http://localhost/studiohub/api/v1/training/jobs/0123456789ab/logs?replica=worker-1&attempt=2&download=1'
     );
     model.dispose();
+  });
+});
+
+describe('deleting a finished job', () => {
+  const running = makeJob();
+  const done = makeJob({
+    id: 'ba9876543210',
+    name: 'old.py',
+    status: 'succeeded',
+    finished: '2026-12-02T05:01:00+00:00'
+  });
+
+  function listModel(calls: [string, RequestInit | undefined][]) {
+    return new TrainingModel({
+      request: (async (endPoint: string, init?: RequestInit) => {
+        calls.push([endPoint, init]);
+        return init?.method === 'DELETE' ? '' : { jobs: [running, done] };
+      }) as any,
+      refreshInterval: 1000
+    });
+  }
+
+  it('asks the service, with outputs only when asked, and drops the job from the list', async () => {
+    const calls: [string, RequestInit | undefined][] = [];
+    const model = listModel(calls);
+    await model.refresh();
+    let changes = 0;
+    model.changed.connect(() => changes++);
+    await model.delete(done.id);
+    expect(calls[1]).toEqual([
+      'training/jobs/ba9876543210',
+      { method: 'DELETE' }
+    ]);
+    expect(model.jobs.map(j => j.id)).toEqual([running.id]);
+    expect(changes).toBe(1);
+    await model.delete(done.id, true);
+    expect(calls[2][0]).toBe('training/jobs/ba9876543210?outputs=true');
+    model.dispose();
+  });
+
+  it('keeps the job when the service refuses', async () => {
+    const model = new TrainingModel({
+      request: (async (_: string, init?: RequestInit) => {
+        if (init?.method === 'DELETE') {
+          throw new StudioHubAPIError(
+            409,
+            'job 0123456789ab is running: cancel it first, then delete it'
+          );
+        }
+        return { jobs: [running] };
+      }) as any,
+      refreshInterval: 1000
+    });
+    await model.refresh();
+    await expect(model.delete(running.id)).rejects.toThrow('cancel it first');
+    expect(model.jobs).toHaveLength(1);
+    model.dispose();
+  });
+
+  it('the sidebar offers Cancel on a running job and Delete on a finished one', async () => {
+    const model = listModel([]);
+    await model.refresh();
+    const commands = new CommandRegistry();
+    const executed: [string, unknown][] = [];
+    for (const id of [
+      CommandIDs.cancelTrainingJob,
+      CommandIDs.deleteTrainingJob,
+      CommandIDs.openTrainingJob
+    ]) {
+      commands.addCommand(id, {
+        execute: args => executed.push([id, args.id])
+      });
+    }
+    const panel = new TrainingPanel({ model, commands });
+    const button = (label: string) =>
+      panel.node.querySelector<HTMLButtonElement>(`[aria-label="${label}"]`);
+    expect(button('Delete training job train.py (0123456789ab)')).toBeNull();
+    expect(button('Cancel training job old.py (ba9876543210)')).toBeNull();
+    button('Cancel training job train.py (0123456789ab)')!.click();
+    button('Delete training job old.py (ba9876543210)')!.click();
+    await tick();
+    expect(executed).toEqual([
+      [CommandIDs.cancelTrainingJob, running.id],
+      [CommandIDs.deleteTrainingJob, done.id]
+    ]);
+    await model.delete(done.id);
+    expect(
+      panel.node.querySelector(
+        '[aria-label="Training job old.py (ba9876543210)"]'
+      )
+    ).toBeNull();
+    panel.dispose();
+    model.dispose();
+  });
+
+  it('the job tab shows Delete only once the job is over', async () => {
+    let job = running;
+    const deleted: string[] = [];
+    const model = {
+      get: async () => job,
+      events: async () => [],
+      metrics: async () => ({ tags: {} }),
+      logs: async () => new Uint8Array(),
+      logDownloadUrl: () => 'http://localhost/log'
+    } as unknown as ITrainingModel;
+    const view = new JobView({
+      jobId: running.id,
+      model,
+      interval: 60_000,
+      actions: {
+        cancel: () => undefined,
+        rerun: () => undefined,
+        tensorboard: () => undefined,
+        outputs: () => undefined,
+        delete: id => deleted.push(id)
+      }
+    });
+    const del = () =>
+      view.node.querySelector<HTMLButtonElement>(
+        '[aria-label="Delete this job"]'
+      )!;
+    const cancel = () =>
+      view.node.querySelector<HTMLButtonElement>(
+        '[aria-label="Cancel this job"]'
+      )!;
+    await view.refresh();
+    await tick(10);
+    expect([del().hidden, cancel().hidden]).toEqual([true, false]);
+    job = { ...running, status: 'failed', reason: 'exit code 2 (worker-0)' };
+    await view.refresh();
+    await tick(10);
+    expect([del().hidden, cancel().hidden]).toEqual([false, true]);
+    del().click();
+    expect(deleted).toEqual([running.id]);
+    view.dispose();
   });
 });
 

@@ -187,6 +187,15 @@ export class TrainingModel implements ITrainingModel {
     return job;
   }
 
+  async delete(id: string, outputs = false): Promise<void> {
+    await this._request(
+      `${ROOT}/${encodeURIComponent(id)}${outputs ? '?outputs=true' : ''}`,
+      { method: 'DELETE' }
+    );
+    this._jobs = this._jobs.filter(j => j.id !== id);
+    this._changed.emit();
+  }
+
   logs(
     id: string,
     replica: string,

@@ -7,7 +7,8 @@ import { formatElapsed, isFinal, statusLine } from './model';
 
 /**
  * The Training sidebar: my jobs, newest first, with their live status; a click opens
- * the job's tab. Renders the model (which polls); every action is a command.
+ * the job's tab, Cancel stops a job still going, Delete forgets a finished one.
+ * Renders the model (which polls); every action is a command.
  */
 export class TrainingPanel extends Widget {
   constructor(options: TrainingPanel.IOptions) {
@@ -86,18 +87,17 @@ export class TrainingPanel extends Widget {
         void this._commands.execute(CommandIDs.openTrainingJob, { id: job.id });
       });
       item.append(open);
-      if (!isFinal(job.status)) {
-        item.append(
-          makeButton({
-            text: 'Cancel',
-            label: `Cancel training job ${job.name} (${job.id})`,
-            onClick: () =>
-              this._commands.execute(CommandIDs.cancelTrainingJob, {
-                id: job.id
-              })
-          })
-        );
-      }
+      // A job still going can be cancelled; a finished one deleted (both confirm).
+      const [verb, command] = isFinal(job.status)
+        ? ['Delete', CommandIDs.deleteTrainingJob]
+        : ['Cancel', CommandIDs.cancelTrainingJob];
+      item.append(
+        makeButton({
+          text: verb,
+          label: `${verb} training job ${job.name} (${job.id})`,
+          onClick: () => this._commands.execute(command, { id: job.id })
+        })
+      );
       this._list.append(item);
     }
   }

@@ -174,6 +174,8 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
             commands.execute(CommandIDs.cancelTrainingJob, { id: jobId }),
           rerun: jobId =>
             commands.execute(CommandIDs.rerunTrainingJob, { id: jobId }),
+          delete: jobId =>
+            commands.execute(CommandIDs.deleteTrainingJob, { id: jobId }),
           tensorboard: job =>
             commands.execute(CommandIDs.openTensorBoard, {
               folders: [`~/${job.dirs.tensorboard}`]
@@ -279,6 +281,43 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
         tabs.forEach(w => {
           if (w.content.jobId === id) {
             void w.content.refresh();
+          }
+        });
+      }
+    });
+
+    commands.addCommand(CommandIDs.deleteTrainingJob, {
+      label: 'Delete Training Job…',
+      caption: 'Forget a finished job: its logs and code snapshot',
+      execute: async args => {
+        const id = args.id as string;
+        const job = model.find(id);
+        const name = job?.name ?? id;
+        const folder = `~/${job?.dirs.home ?? `studiohub-jobs/${id}`}`;
+        const answer = await showDialog({
+          title: `Delete the training job ${name}?`,
+          body: `Its logs, events and code snapshot are deleted for good. Its outputs, checkpoints and TensorBoard files stay in ${folder} unless you tick the box.`,
+          checkbox: {
+            label: `Also delete ${folder} (outputs, checkpoints, TensorBoard files)`,
+            checked: false
+          },
+          buttons: [
+            Dialog.cancelButton(),
+            Dialog.warnButton({ label: 'Delete' })
+          ]
+        });
+        if (!answer.button.accept) {
+          return;
+        }
+        try {
+          await model.delete(id, answer.isChecked === true);
+        } catch (error) {
+          await showErrorMessage(`Cannot delete ${name}`, errorText(error));
+          return;
+        }
+        tabs.forEach(w => {
+          if (w.content.jobId === id) {
+            w.dispose();
           }
         });
       }

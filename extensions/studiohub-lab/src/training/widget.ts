@@ -51,6 +51,13 @@ export class JobView extends Widget {
       label: 'Cancel this job',
       onClick: () => this._actions.cancel(this.jobId)
     });
+    this._delete = makeButton({
+      text: 'Delete',
+      label: 'Delete this job',
+      title: 'Forget this finished job: its logs and code snapshot',
+      onClick: () => this._actions.delete(this.jobId)
+    });
+    this._delete.hidden = true;
     actions.append(
       makeButton({
         text: 'Open in TensorBoard',
@@ -70,7 +77,8 @@ export class JobView extends Widget {
         label: 'Run again',
         title: 'Submit the same spec as a new job',
         onClick: () => this._actions.rerun(this.jobId)
-      })
+      }),
+      this._delete
     );
 
     // Logs: a replica picker, the text, a Download link.
@@ -261,6 +269,7 @@ export class JobView extends Widget {
       .filter(Boolean)
       .join(' · ');
     this._cancel.hidden = isFinal(job.status);
+    this._delete.hidden = !isFinal(job.status);
   }
 
   private _renderEvents(events: IJobEvent[]): void {
@@ -318,6 +327,7 @@ export class JobView extends Widget {
   private _details: HTMLElement;
   private _error: HTMLElement;
   private _cancel: HTMLButtonElement;
+  private _delete: HTMLButtonElement;
   private _replica: HTMLSelectElement;
   private _download: HTMLAnchorElement;
   private _log: HTMLPreElement;
@@ -336,6 +346,8 @@ export namespace JobView {
   export interface IActions {
     cancel(id: string): unknown;
     rerun(id: string): unknown;
+    /** Only offered once the job is over. */
+    delete(id: string): unknown;
     tensorboard(job: IJob): unknown;
     outputs(job: IJob): unknown;
   }

@@ -13,6 +13,7 @@ streamed through chunk by chunk while the job runs.
 | ``GET training/jobs/<id>/events`` and ``/metrics`` | the same |
 | ``GET training/jobs/<id>/logs?…&download=1`` | ``GET api/jobs/<id>/logs`` (streamed) |
 | ``POST training/jobs/<id>/cancel`` and ``/rerun`` | the same |
+| ``DELETE training/jobs/<id>`` (``?outputs=true``) | ``DELETE api/jobs/<id>`` |
 """
 
 from __future__ import annotations
@@ -106,11 +107,19 @@ class JobsHandler(TrainingHandler):
 
 
 class JobHandler(TrainingHandler):
-    """``GET training/jobs/<id>``: one job."""
+    """``GET training/jobs/<id>``: one job; ``DELETE`` forgets a finished one (204;
+    ``?outputs=true``: its outputs and checkpoints too)."""
 
     @web.authenticated
     async def get(self, job_id: str) -> None:
         self.write_json(await self.client.call("GET", f"jobs/{job_id}"))
+
+    @web.authenticated
+    async def delete(self, job_id: str) -> None:
+        query = {"outputs": "true"} if flag(self.request.arguments, "outputs") else None
+        await self.client.call("DELETE", f"jobs/{job_id}", query=query)
+        self.set_status(204)
+        self.finish()
 
 
 class JobPartHandler(TrainingHandler):
