@@ -689,6 +689,7 @@ def test_jobs_on_gives_the_hubs_account_a_role_in_the_namespace_only(chart_dir: 
     assert rules == {
         (("batch",), ("jobs",)): ["create", "get", "list", "watch", "delete"],
         (("",), ("services",)): ["create", "get", "list", "delete"],
+        (("networking.k8s.io",), ("networkpolicies",)): ["create", "get", "list", "delete"],
         (("",), ("pods",)): ["get", "list", "watch"],
         (("",), ("pods/log",)): ["get"],
     }
@@ -799,8 +800,10 @@ def test_jobs_without_sharing_keep_their_volume(chart_dir: Path, tmp_path: Path,
     assert "studiohub.jobs.enabled is true but jupyterhub.hub.extraVolumes" in str(info.value)
 
 
-def test_jobs_replicas_accept_connections_from_replicas_only(chart_dir: Path) -> None:
-    from studiohub.jobs.kube import make_labels
+def test_jobs_replicas_accept_no_connection_but_their_attempts_policy(chart_dir: Path) -> None:
+    """The chart's policy selects every replica and allows nothing; the only ingress a
+    replica gets is its attempt's own NetworkPolicy's (made by the executor)."""
+    from studiohub.jobs.kube import make_labels, make_network_policy
 
     assert "studiohub-jobs" not in render(chart_dir).names("NetworkPolicy")
     policy = render(chart_dir, jobs_values()).get("NetworkPolicy", "studiohub-jobs")
@@ -809,5 +812,9 @@ def test_jobs_replicas_accept_connections_from_replicas_only(chart_dir: Path) ->
     selector = policy["spec"]["podSelector"]["matchLabels"]
     assert selector.items() <= labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    [rule] = policy["spec"]["ingress"]
-    assert rule == {"from": [{"podSelector": {"matchLabels": selector}}]}
+    assert policy["spec"]["ingress"] == []
+    own = make_network_policy("job-0123456789ab-a1", labels)["spec"]
+    assert own["podSelector"]["matchLabels"].items() <= labels.items()
+    other_job = make_labels("ba9876543210", "alice", 1)
+    assert not own["ingress"][0]["from"][0]["podSelector"]["matchLabels"].items() <= \
+        other_job.items()

@@ -109,3 +109,27 @@ def test_an_unknown_index_exits_instead_of_running_without_its_variables() -> No
 def test_names_are_dns_labels_even_for_long_ids() -> None:
     name = kube.job_object_name("x" * 80, 12)
     assert len(name) <= 52 and name == name.lower()
+
+
+def test_each_attempt_gets_a_network_policy_for_its_own_replicas_only() -> None:
+    """Ingress to the attempt's pods from the attempt's pods only: every port between
+    replicas, none from anyone else (another job, another attempt, a server)."""
+    name = kube.job_object_name("7f3a", 2)
+    labels = kube.make_labels("7f3a", "Alice", 2)
+    policy = kube.make_network_policy(name, labels)
+    validate(policy)
+    spec = policy["spec"]
+    selector = spec["podSelector"]["matchLabels"]
+    assert selector == {"studiohub.io/job": labels["studiohub.io/job"],
+                        "studiohub.io/attempt": "2"}
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+    assert spec["ingress"] == [{"from": [{"podSelector": {"matchLabels": selector}}]}]
+
+    def admitted(peer: dict[str, str]) -> bool:
+        return selector.items() <= peer.items()
+
+    assert admitted(labels)
+    assert not admitted(kube.make_labels("8e4b", "Alice", 2))  # another job
+    assert not admitted(kube.make_labels("7f3a", "Alice", 1))  # an earlier attempt
+    assert not admitted({"component": "singleuser-server", "hub.jupyter.org/username":
+                         "mallory"})

@@ -161,8 +161,8 @@ def test_delete_only_the_owners_finished_job_and_it_stays_gone(tmp_path: Path) -
     jobs, executor, _, _ = make_jobs(tmp_path)
     discarded: list[tuple[str, str, bool]] = []
 
-    async def discard(job_id: str, account: Any, outputs: bool) -> None:
-        discarded.append((job_id, account.unix_user, outputs))
+    async def discard(job: Any, account: Any, outputs: bool) -> None:
+        discarded.append((job.id, account.unix_user, outputs))
 
     jobs.discard = discard
     (created,) = calls(jobs, ("ada", "POST", "api/jobs", SPEC))
@@ -203,7 +203,7 @@ def test_delete_with_outputs_and_a_failed_removal_keeps_the_job(tmp_path: Path) 
     jobs, _, _, _ = make_jobs(tmp_path)
     asked: list[bool] = []
 
-    async def discard(job_id: str, account: Any, outputs: bool) -> None:
+    async def discard(job: Any, account: Any, outputs: bool) -> None:
         asked.append(outputs)
         if len(asked) == 1:
             raise OSError("rm: cannot remove: Device or resource busy")

@@ -98,8 +98,8 @@ def plan(workers: int = 2, attempt: int = 2, image: str = "pytorch",
 
 
 def executor(api: RecordingAPI, tmp_path: Path | None = None) -> KubeExecutor:
-    return KubeExecutor(api, api, NS, catalog, checkpoint_claim="studiohub-jobs",
-                        stop_wait=2)
+    return KubeExecutor(api, api, NS, catalog, networking=api,
+                        checkpoint_claim="studiohub-jobs", stop_wait=2)
 
 
 def with_dir(p: AttemptPlan, tmp_path: Path) -> AttemptPlan:
@@ -131,12 +131,16 @@ def test_start_creates_the_service_then_the_indexed_job_all_valid(tmp_path: Path
     api = RecordingAPI()
     run(executor(api).start(plan()))
     assert [m for m, _, _ in api.calls] == ["create_namespaced_service",
+                                             "create_namespaced_network_policy",
                                              "create_namespaced_job"]
     [(ns, service)] = api.made("create_namespaced_service")
     [(ns2, job)] = api.made("create_namespaced_job")
-    assert ns == ns2 == NS
+    [(ns3, policy)] = api.made("create_namespaced_network_policy")
+    assert ns == ns2 == ns3 == NS
     validate(service)
     validate(job)
+    validate(policy)
+    assert policy["metadata"]["name"] == job["metadata"]["name"]
     name = kube.job_object_name(JOB, 2)
     assert service["metadata"]["name"] == job["metadata"]["name"] == name
     assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "studiohub"
@@ -148,7 +152,9 @@ def test_start_creates_the_service_then_the_indexed_job_all_valid(tmp_path: Path
     assert {"name": "checkpoints", "mountPath": kube.CHECKPOINTS_MOUNT,
             "subPath": f"alice/{JOB}"} in mounts
     command = pod_spec["containers"][0]["command"]
-    assert command[-4:] == ["python", f"{kube.HOME_MOUNT}/studiohub-jobs/{JOB}/code/train.py",
+    # The image environment's python (not the hub environment's, first on the image's PATH).
+    assert command[-4:] == [f"{kube.image_bin('pytorch')}/python",
+                            f"{kube.HOME_MOUNT}/studiohub-jobs/{JOB}/code/train.py",
                             "--epochs", "2"]
     script = command[2]
     # Each index's variables: addresses are the Service's DNS names, not 127.0.0.1.
@@ -158,7 +164,8 @@ def test_start_creates_the_service_then_the_indexed_job_all_valid(tmp_path: Path
     assert "RANK=1" in script and "OMP_NUM_THREADS=2" in script
     assert "CUDA_VISIBLE_DEVICES" not in script  # the device plugin's, not the host's
     env = {e["name"]: e["value"] for e in pod_spec["containers"][0]["env"]}
-    assert env == {"SEED": "7"}
+    assert env == {"SEED": "7", "PATH": f"{kube.image_bin('pytorch')}:{kube.POD_PATH}"}
+    assert "initContainers" not in pod_spec  # no snapshot order: none to make
 
 
 def test_a_job_that_cannot_be_created_leaves_nothing() -> None:
@@ -167,7 +174,9 @@ def test_a_job_that_cannot_be_created_leaves_nothing() -> None:
     with pytest.raises(ApiException):
         run(executor(api).start(plan()))
     assert [m for m, _, _ in api.calls] == ["create_namespaced_service",
+                                             "create_namespaced_network_policy",
                                              "create_namespaced_job",
+                                             "delete_namespaced_network_policy",
                                              "delete_namespaced_service"]
 
 
@@ -225,10 +234,12 @@ def test_stop_deletes_the_job_pods_first_then_the_service() -> None:
     run(executor(api).stop(plan()))
     assert [(m, a, k) for m, a, k in api.calls if m.startswith("delete")] == [
         ("delete_namespaced_job", (name, NS), {"propagation_policy": "Foreground"}),
-        ("delete_namespaced_service", (name, NS), {})]
+        ("delete_namespaced_service", (name, NS), {}),
+        ("delete_namespaced_network_policy", (name, NS), {})]
     assert api.pods == []
-    api.fail["delete_namespaced_job"] = ApiException(status=404, reason="Not Found")
-    api.fail["delete_namespaced_service"] = ApiException(status=404, reason="Not Found")
+    for method in ("delete_namespaced_job", "delete_namespaced_service",
+                   "delete_namespaced_network_policy"):
+        api.fail[method] = ApiException(status=404, reason="Not Found")
     run(executor(api).stop(plan()))  # twice: safe
 
 
@@ -300,7 +311,8 @@ def test_the_jobs_service_runs_a_job_through_the_kube_executor(tmp_path: Path) -
 def test_the_app_on_kubernetes_uses_the_kube_executor_and_placing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """JobsApp with Kubernetes settings: KubeExecutor.in_cluster with the chart's claims,
-    KubePlacing, no local executor, no snapshot, and no call to the hub's placement API."""
+    KubePlacing, no local executor, the snapshot ordered for the pods, and no call to the
+    hub's placement API."""
     from kubespawner.slugs import safe_slug
     from tornado.httpclient import AsyncHTTPClient
 
@@ -315,7 +327,7 @@ def test_the_app_on_kubernetes_uses_the_kube_executor_and_placing(
     async def in_cluster(cls: type[KubeExecutor], catalog_of: Any, **kwargs: Any
                          ) -> KubeExecutor:
         made.update(kwargs)
-        return KubeExecutor(api, api, NS, catalog_of, stop_wait=2, **kwargs)
+        return KubeExecutor(api, api, NS, catalog_of, networking=api, stop_wait=2, **kwargs)
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("called on Kubernetes")
@@ -332,11 +344,10 @@ def test_the_app_on_kubernetes_uses_the_kube_executor_and_placing(
         jobs = app.make_jobs(executor)
         assert jobs.executor is executor and isinstance(jobs.placing, KubePlacing)
         user = "Alice@example.org"  # KubeSpawner's slug names her claim
-        with pytest.raises(JobsError) as refused:  # no snapshot in the hub pod
-            await jobs.submit(Viewer(user), {"script": "train.py", "image": "pytorch",
-                                             "size": "small"})
-        assert refused.value.status == 400
-        assert "script jobs are not supported on Kubernetes" in refused.value.message
+        script = await jobs.submit(Viewer(user), {"script": "train.py", "image": "pytorch",
+                                                  "size": "small"})
+        assert (tmp_path / "jobs" / script.id / "snapshot.json").exists()  # the order only
+        await jobs.cancel(Viewer(user), script.id)
         with pytest.raises(JobsError) as outside:  # the catalog's domains still hold
             await jobs.submit(Viewer(user), {"module": "train", "image": "pytorch",
                                              "size": "gpu-medium"})
@@ -353,7 +364,8 @@ def test_the_app_on_kubernetes_uses_the_kube_executor_and_placing(
         assert claims == {"home": f"claim-{safe_slug(user, max_length=48)}",
                           "checkpoints": "ckpts"}
         command = pod_spec["containers"][0]["command"]
-        assert command[-3:] == ["python", "-m", "train"]
+        assert command[-3:] == [f"{kube.image_bin('pytorch')}/python", "-m", "train"]
+        assert "initContainers" not in pod_spec  # a module runs from the home
         name = created["metadata"]["name"]
         api.pods = [pod(name, i, exit_code=0, phase="Succeeded") for i in range(2)]
         await jobs.tick()

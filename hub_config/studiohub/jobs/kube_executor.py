@@ -13,15 +13,23 @@ the pure builders of :mod:`studiohub.jobs.kube` only:
 - ``STUDIOHUB_CHECKPOINT_DIR`` is the shared checkpoint claim's mount (subPath
   ``<user>/<job id>``, the same for every attempt), the outputs and TensorBoard folders
   the user's home claim mounted at ``/home/jovyan``;
-- the command runs the container's ``python`` instead of the host's environment.
+- the command runs the image environment's python in the container
+  (``/opt/studiohub/envs/<image>/bin/python``; a notebook's papermill the hub
+  environment's, ``/opt/studiohub/hub/bin/python``), with that environment's ``bin``
+  first on ``PATH``;
+- a notebook, script or Git job runs in its code snapshot, made by the first attempt's
+  init container on the checkpoint claim and mounted read-only at ``/srv/studiohub/code``
+  (:mod:`.kube_snapshot`; the order the service wrote at submit is
+  ``<job_dir>/snapshot.json``).
 
 ``poll`` reads the attempt's pods by the Job's label: a pod's index (its
 ``batch.kubernetes.io/job-completion-index`` annotation) is the replica's rank, a
 terminated container gives its exit code, ``OOMKilled`` from the container's terminated
 reason. It also copies each pod's log into ``<job_dir>/logs/attempt-N/<replica>.log``
 (the file the service's API serves) and notes ``STUDIOHUB_RESUMED_FROM`` lines.
-``stop`` deletes the Job (``propagationPolicy: Foreground``: its pods go first) and the
-Service; ``running`` lists the Jobs labelled ``app.kubernetes.io/managed-by=studiohub``
+``start`` creates the Service, the attempt's NetworkPolicy, then the Job; ``stop``
+deletes the Job (``propagationPolicy: Foreground``: its pods go first), the Service and
+the NetworkPolicy; ``running`` lists the Jobs labelled ``app.kubernetes.io/managed-by=studiohub``
 that have not finished.
 """
 
@@ -40,7 +48,7 @@ from .. import contract
 from ..catalog import Catalog
 from ..slugs import safe_slug
 from ..units import format_memory
-from . import kube
+from . import kube, kube_snapshot
 from .model import AttemptPlan, ReplicaState
 from .replicas import Replica, framework_kind, make_replica_env
 
@@ -53,6 +61,8 @@ MANAGED = "app.kubernetes.io/managed-by=studiohub"
 #: the rest in the pod's log until the pod is deleted).
 MAX_LOG_BYTES = 8 * 1024 * 1024
 STOP_WAIT = 120.0
+#: The job's folder in the user's home (outputs, tensorboard), as on every executor.
+JOBS_DIR = "studiohub-jobs"
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class PodPlan:
     command: list[str]
     common_env: dict[str, str]
     job_dir: str  # the checkpoint claim's subPath
+    working_dir: str = kube.HOME_MOUNT
 
 
 def replicas_of(plan: AttemptPlan) -> list[Replica]:
@@ -90,16 +101,30 @@ def in_pod(path: str, home: str) -> str:
     return path
 
 
-def pod_command(command: Sequence[str], home: str) -> list[str]:
-    """The container's ``python`` for the host environment's; home paths moved."""
-    argv = [in_pod(a, home) for a in command]
-    if argv and posixpath.basename(argv[0]).startswith("python") and "/" in argv[0]:
-        argv[0] = "python"
+def in_snapshot(path: str, code_dir: str) -> str:
+    """A path in the job's ``code/`` on this host as the pod sees it (the snapshot mount)."""
+    if code_dir and (path == code_dir or path.startswith(code_dir.rstrip("/") + "/")):
+        return kube_snapshot.CODE_MOUNT + path[len(code_dir.rstrip("/")):]
+    return path
+
+
+def pod_command(command: Sequence[str], home: str, image_id: str,
+                code_dir: str = "") -> list[str]:
+    """The image environment's python stays; any other python path (the hub's, which
+    runs papermill) becomes the image's hub environment's; ``code/`` paths go to the
+    snapshot mount (with ``code_dir``), home paths to the home claim's."""
+    argv = [in_pod(in_snapshot(a, code_dir), home) for a in command]
+    own = f"{kube.image_bin(image_id)}/"
+    if argv and argv[0].startswith("/") and not argv[0].startswith(own) and \
+            posixpath.basename(argv[0]).startswith("python"):
+        argv[0] = kube.POD_HUB_PYTHON
     return argv
 
 
-def pod_plan(plan: AttemptPlan, kind: str, container_image: str) -> PodPlan:
-    """Translate the service's plan (see the module's docstring)."""
+def pod_plan(plan: AttemptPlan, kind: str, container_image: str,
+             snapshot: bool = False) -> PodPlan:
+    """Translate the service's plan (see the module's docstring); ``snapshot``: the job
+    runs in its code snapshot."""
     name = kube.job_object_name(plan.job_id, plan.attempt)
     replicas = replicas_of(plan)
     addresses = kube.replica_addresses(name, replicas)
@@ -122,9 +147,13 @@ def pod_plan(plan: AttemptPlan, kind: str, container_image: str) -> PodPlan:
         per_index.append({**extra, **env})
     return PodPlan(name=name, labels=kube.make_labels(plan.job_id, plan.user, plan.attempt),
                    image=container_image, per_index_env=per_index,
-                   command=pod_command(plan.command, home),
-                   common_env={k: v for k, v in plan.env.items() if k not in generated_keys},
-                   job_dir=f"{safe_slug(plan.user, 63)}/{plan.job_id}")
+                   command=pod_command(plan.command, home, plan.image,
+                                       plan.workdir if snapshot else ""),
+                   common_env={"PATH": f"{kube.image_bin(plan.image)}:{kube.POD_PATH}",
+                               **{k: v for k, v in plan.env.items()
+                                  if k not in generated_keys}},
+                   job_dir=f"{safe_slug(plan.user, 63)}/{plan.job_id}",
+                   working_dir=kube_snapshot.CODE_MOUNT if snapshot else kube.HOME_MOUNT)
 
 
 def _is_framework_key(key: str) -> bool:
@@ -137,11 +166,12 @@ class KubeExecutor:
     """Attempts as Indexed Jobs in one namespace (the release's)."""
 
     def __init__(self, batch: Any, core: Any, namespace: str,
-                 catalog: Callable[[], Catalog], *,
+                 catalog: Callable[[], Catalog], *, networking: Any,
                  home_claim: Callable[[str], str] = lambda user: f"claim-{safe_slug(user)}",
                  checkpoint_claim: str = "studiohub-jobs", uid: int = 1000,
                  gid: int = 100, stop_wait: float = STOP_WAIT) -> None:
-        self.batch, self.core, self.namespace = batch, core, namespace
+        self.batch, self.core, self.networking = batch, core, networking
+        self.namespace = namespace
         self.catalog, self.home_claim, self.checkpoint_claim = catalog, home_claim, \
             checkpoint_claim
         self.uid, self.gid, self.stop_wait = uid, gid, stop_wait
@@ -157,39 +187,65 @@ class KubeExecutor:
         namespace = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace"
                          ).read_text().strip()
         return cls(client.BatchV1Api(api), client.CoreV1Api(api), namespace, catalog,
-                   **kwargs)
+                   networking=client.NetworkingV1Api(api), **kwargs)
 
     # --- the objects --------------------------------------------------------------------
 
-    def objects(self, plan: AttemptPlan) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(Service, Job) of the attempt: :mod:`studiohub.jobs.kube`'s builders only."""
+    def objects(self, plan: AttemptPlan) -> tuple[dict[str, Any], dict[str, Any],
+                                                  dict[str, Any]]:
+        """(Service, NetworkPolicy, Job) of the attempt: the pure builders of
+        :mod:`studiohub.jobs.kube` and :mod:`studiohub.jobs.kube_snapshot` only."""
         catalog = self.catalog()
         image = catalog.images.get(plan.image)
         size = catalog.sizes.get(plan.size)
         if image is None or size is None:
             raise ValueError(f"image {plan.image!r} or size {plan.size!r} is no longer in "
                              "the catalog")
+        order = kube_snapshot.read_order(plan.job_dir) if plan.job_dir else None
         pod = pod_plan(plan, framework_kind(image.framework),
-                       plan.container_image or image.container_image)
+                       plan.container_image or image.container_image, order is not None)
+        init, mounts = self._snapshot_parts(plan, pod, order, size)
         job = kube.make_job(pod.name, labels=pod.labels, image=pod.image, size=size,
                             per_index_env=pod.per_index_env, command=pod.command,
                             common_env=pod.common_env,
                             home_claim=self.home_claim(plan.user),  # the hub user's name
                             checkpoint_claim=self.checkpoint_claim, job_dir=pod.job_dir,
-                            timeout=plan.timeout, uid=self.uid, gid=self.gid)
-        return kube.make_service(pod.name, pod.labels), job
+                            timeout=plan.timeout, uid=self.uid, gid=self.gid,
+                            working_dir=pod.working_dir, init_containers=init,
+                            extra_mounts=mounts)
+        return (kube.make_service(pod.name, pod.labels),
+                kube.make_network_policy(pod.name, pod.labels), job)
+
+    def _snapshot_parts(self, plan: AttemptPlan, pod: PodPlan,
+                        order: kube_snapshot.SnapshotOrder | None, size: Any
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The init container that makes the snapshot and the replica's read-only mount
+        of it; none for a job without a snapshot order (a module or a command)."""
+        if order is None:
+            return [], []
+        subpath = kube_snapshot.snapshot_subpath(safe_slug(plan.user, 63), plan.job_id)
+        folders = [f"{JOBS_DIR}/{plan.job_id}/{sub}" for sub in ("outputs", "tensorboard")]
+        init = kube_snapshot.make_snapshot_container(
+            pod.image, order, subpath=subpath, home_folders=folders,
+            resources=kube.make_resources(size), security=kube.CONTAINER_SECURITY,
+            home_mount=kube.HOME_MOUNT)
+        return [init], [{"name": "checkpoints", "mountPath": kube_snapshot.CODE_MOUNT,
+                         "subPath": f"{subpath}/code", "readOnly": True}]
 
     # --- Executor -----------------------------------------------------------------------
 
     async def start(self, plan: AttemptPlan) -> None:
-        """Create the Service, then the Job; all or none (a failed Job removes both)."""
-        service, job = self.objects(plan)
+        """Create the Service, the NetworkPolicy (before any pod: replicas reach each
+        other from their first packet), then the Job; all or none."""
+        service, policy, job = self.objects(plan)
+        name = service["metadata"]["name"]
         await self._create(self.core.create_namespaced_service, service)
         try:
+            await self._create(self.networking.create_namespaced_network_policy, policy)
             await self._create(self.batch.create_namespaced_job, job)
         except Exception:
-            await self._delete(self.core.delete_namespaced_service,
-                               service["metadata"]["name"])
+            await self._delete(self.networking.delete_namespaced_network_policy, name)
+            await self._delete(self.core.delete_namespaced_service, name)
             raise
 
     async def poll(self, plan: AttemptPlan) -> Sequence[ReplicaState]:
@@ -218,6 +274,13 @@ class KubeExecutor:
         return states
 
     def _state(self, plan: AttemptPlan, replica: str, pod: Any) -> ReplicaState:
+        snapshot = _terminated(pod, kube_snapshot.INIT_CONTAINER, "init_container_statuses")
+        if snapshot is not None and snapshot.exit_code:
+            # Exit 2: the user's code (a missing file, a refused clone) — not retried.
+            lines = (snapshot.message or "").strip().splitlines()
+            why = lines[-1].removeprefix("snapshot: ") if lines else \
+                f"exit code {snapshot.exit_code}"
+            return ReplicaState(replica, False, 2, reason=f"the code snapshot failed: {why}")
         terminated = _terminated(pod)
         if terminated is None:
             if getattr(pod.status, "phase", "") == "Failed":  # evicted, never ran
@@ -233,11 +296,13 @@ class KubeExecutor:
         return ReplicaState(replica, False, code)
 
     async def stop(self, plan: AttemptPlan) -> None:
-        """Delete the Job (pods first) and the Service; wait until no pod is left."""
+        """Delete the Job (pods first), the Service and the NetworkPolicy; wait until no
+        pod is left."""
         name = kube.job_object_name(plan.job_id, plan.attempt)
         await self._delete(self.batch.delete_namespaced_job, name,
                            propagation_policy="Foreground")
         await self._delete(self.core.delete_namespaced_service, name)
+        await self._delete(self.networking.delete_namespaced_network_policy, name)
         deadline = asyncio.get_running_loop().time() + self.stop_wait
         while await self._pods(name):
             if asyncio.get_running_loop().time() > deadline:
@@ -260,6 +325,26 @@ class KubeExecutor:
             if labels.get("studiohub.io/job") and attempt.isdigit():
                 found.append((labels["studiohub.io/job"], int(attempt)))
         return sorted(found)
+
+    async def discard(self, job: Any, account: Any, outputs: bool) -> None:
+        """The service's ``discard`` hook: a clean-up Job removes a deleted job's snapshot
+        (and with ``outputs`` its checkpoints and home folder); created, not awaited."""
+        catalog = self.catalog()
+        image = catalog.images.get(job.image) or next(iter(catalog.images.values()), None)
+        if image is None:
+            raise ValueError("the catalog has no image to run the clean-up with")
+        body = kube_snapshot.make_cleanup_job(
+            job.id, user_slug=safe_slug(job.user, 63), image=image.container_image,
+            home_claim=self.home_claim(job.user), checkpoint_claim=self.checkpoint_claim,
+            outputs=outputs, home_mount=kube.HOME_MOUNT, uid=self.uid, gid=self.gid)
+        try:
+            await self._create(self.batch.create_namespaced_job, body)
+        except Exception as e:
+            status = getattr(e, "status", None)
+            if not status:
+                raise
+            raise OSError(f"Kubernetes refused the clean-up Job ({status} "
+                          f"{getattr(e, 'reason', '')})") from None
 
     def resumed(self, plan: AttemptPlan) -> list[tuple[str, str]]:
         """(replica, ``<path> step <n>``) of each ``STUDIOHUB_RESUMED_FROM`` line seen."""
@@ -347,8 +432,9 @@ def _created(pod: Any) -> Any:
     return pod.metadata.creation_timestamp or ""
 
 
-def _terminated(pod: Any) -> Any:
-    for status in (getattr(pod.status, "container_statuses", None) or []):
-        if status.name == "replica" and status.state and status.state.terminated:
+def _terminated(pod: Any, container: str = "replica",
+                statuses: str = "container_statuses") -> Any:
+    for status in (getattr(pod.status, statuses, None) or []):
+        if status.name == container and status.state and status.state.terminated:
             return status.state.terminated
     return None

@@ -10,10 +10,12 @@ Selected by ``JobsApp.executor = "kubernetes"`` (``--executor=kubernetes``, whic
   hub's placement API is not called;
 - a user's replicas run as the image's user in a pod whose home is the user's home
   claim (KubeSpawner's ``claim-<user>``, :func:`home_claim_name`) mounted at
-  ``/home/jovyan``: :func:`kube_account`;
-- no code snapshot: the hub pod does not mount users' homes, so a notebook, script or
-  Git job is refused at submit with the reason (:func:`refuse_snapshot`); a module or a
-  command job runs from the home.
+  ``/home/jovyan``, with the image environment's python: :func:`kube_account`;
+- the code snapshot of a notebook, script or Git job is made in the job's own pods (the
+  hub pod mounts no user's home): at submit the service only writes the order
+  (:func:`order_snapshot`, :mod:`.kube_snapshot`); a module or a command job runs from
+  the home. A deleted job's snapshot is removed by a clean-up Job
+  (:meth:`.kube_executor.KubeExecutor.discard`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog
-from . import kube
+from . import kube, kube_snapshot
 from .placing import KubePlacing
-from .service import Account, Jobs
+from .service import Account, Jobs, Prepare
 
 #: KubeSpawner's ``pvc_name_template`` for users' homes (the official chart's claims).
 HOME_CLAIM_TEMPLATE = "claim-{username}"
@@ -43,23 +45,28 @@ def home_claim_name(user: str, template: str = HOME_CLAIM_TEMPLATE) -> str:
 
 
 def kube_account(user: str) -> Account:
-    """A user's replicas in a pod: the image's user, the home claim's mount, its python."""
-    return Account(POD_USER, kube.HOME_MOUNT, python_of=lambda image: "python")
+    """A user's replicas in a pod: the image's user, the home claim's mount, and the
+    image environment's python (``/opt/studiohub/envs/<image>/bin/python``)."""
+    return Account(POD_USER, kube.HOME_MOUNT,
+                   python_of=lambda image: f"{kube.image_bin(image)}/python")
 
 
-async def refuse_snapshot(job_id: str, spec: Any, account: Account) -> None:
-    """The ``prepare`` hook on Kubernetes: jobs that need a snapshot are refused (400)."""
-    for entry in ("notebook", "script"):
-        if getattr(spec, entry, None):
-            raise ValueError(f"{entry} jobs are not supported on Kubernetes yet (the code "
-                             "snapshot is not made there): run a module or a command")
-    if getattr(spec, "git", None):
-        raise ValueError("git jobs are not supported on Kubernetes yet: run a module or a "
-                         "command from your home")
+def order_snapshot(state_dir: Path) -> Prepare:
+    """The ``prepare`` hook on Kubernetes: the snapshot's order in the job's folder
+    (``<state>/jobs/<id>/snapshot.json``), for the init container of its pods."""
+
+    async def prepare(job_id: str, spec: Any, account: Account) -> None:
+        order = kube_snapshot.order_for(spec)
+        if order is not None:
+            kube_snapshot.write_order(state_dir / "jobs" / job_id, order)
+
+    return prepare
 
 
 def make_kube_jobs(store: Any, executor: Any, catalog: Callable[[], Catalog], *,
                    state_dir: Path, poll_interval: float = 1.0) -> Jobs:
-    """The service on Kubernetes: the Kubernetes executor and placing, no snapshot."""
+    """The service on Kubernetes: the Kubernetes executor and placing, the snapshot made
+    by the pods."""
     return Jobs(store, executor, KubePlacing(catalog), catalog, state_dir=state_dir,
-                accounts=kube_account, prepare=refuse_snapshot, poll_interval=poll_interval)
+                accounts=kube_account, prepare=order_snapshot(state_dir),
+                poll_interval=poll_interval, discard=getattr(executor, "discard", None))

@@ -26,7 +26,7 @@ def home_target(job_id: str, outputs: bool) -> str:
     return f"{JOBS_DIR}/{job_id}" if outputs else f"{JOBS_DIR}/{job_id}/code"
 
 
-async def discard(job_id: str, account: Any, outputs: bool) -> None:
+async def discard(job: Any, account: Any, outputs: bool) -> None:
     """The jobs service's ``discard`` hook on this host: ``rm -rf`` as ``account``."""
-    await _as_user(account.unix_user, ["/bin/rm", "-rf", "--", home_target(job_id, outputs)],
+    await _as_user(account.unix_user, ["/bin/rm", "-rf", "--", home_target(job.id, outputs)],
                    REMOVE_TIMEOUT)

@@ -133,8 +133,8 @@ def demand_of(job: Any) -> Demand:
 
 
 Prepare = Callable[[str, JobSpec, Account], Awaitable[None]]
-#: Removes a deleted job's files in the user's home: (job id, account, outputs too).
-Discard = Callable[[str, Account, bool], Awaitable[None]]
+#: Removes a deleted job's files outside the service: (the job, account, outputs too).
+Discard = Callable[[Any, Account, bool], Awaitable[None]]
 
 
 class Jobs:
@@ -285,7 +285,7 @@ class Jobs:
             folder = self.state_dir / "jobs" / job.id
             try:
                 if self.discard is not None:
-                    await self.discard(job.id, self.accounts(job.user), outputs)
+                    await self.discard(job, self.accounts(job.user), outputs)
                 if folder.exists():
                     await asyncio.to_thread(shutil.rmtree, folder)
             except (ValueError, OSError) as e:
