@@ -35,6 +35,21 @@ def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
     update_hubapi(c, settings)
     update_reload(c, settings)
     update_service_records(c, settings)
+    update_pages(c)
+
+
+def update_pages(c: Config) -> None:
+    """The hub's pages as StudioHub's (``studiohub.hubpages``): its templates before
+    JupyterHub's, its logo, and the data its home page shows. An operator's
+    ``jupyterhub_config.d`` file, loaded after, may set ``logo_file`` or add to these."""
+    from . import hubpages
+
+    templates = str(hubpages.TEMPLATES)
+    c.JupyterHub.template_paths = [templates, *(p for p in c.JupyterHub.get(
+        "template_paths", []) if p != templates)]
+    c.JupyterHub.logo_file = str(hubpages.LOGO)
+    c.JupyterHub.template_vars = {**hubpages.template_vars(),
+                                  **c.JupyterHub.get("template_vars", {})}
 
 
 def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
