@@ -1,4 +1,16 @@
 // Loaded into configurable-http-proxy with `node --require` (studiohub.configurer.update_proxy).
+// Two changes, each to what the proxy answers or logs, never to where it routes:
+//
+// 1. A URL path that is not valid UTF-8 is a 400 (below).
+// 2. A quiet start. The proxy starts before the hub listens and before the hub has added
+//    any route; a request then (a browser tab of a server that outlived a hub restart
+//    polls every few seconds) was a 404 logged as an error, and the proxy's fetch of the
+//    hub's error page for it failed with an ECONNREFUSED stack. While the proxy has no
+//    route at all, a request is answered 503 "StudioHub is starting" (Retry-After) and
+//    logged at debug level; once the hub has added its routes every answer is the
+//    proxy's own. And an error from the network (ECONNREFUSED, ECONNRESET, EHOSTUNREACH,
+//    ETIMEDOUT) is logged as one line, its message, as the proxy already does for a
+//    backend's: the error is still an error line, without the stack.
 //
 // configurable-http-proxy 5.x looks a request's route up with
 // decodeURIComponent(path), which throws URIError on a path that is not valid
@@ -43,4 +55,56 @@ ConfigurableProxy.prototype.handleProxy = function (kind, req, res) {
   res.writeHead(400, { "Content-Type": "application/json" });
   res.end(BODY);
   return Promise.resolve();
+};
+
+// --- 2. A quiet start ---------------------------------------------------------------
+
+const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ETIMEDOUT"]);
+const STARTING = JSON.stringify({
+  status: 503,
+  message: "StudioHub is starting: try again in a few seconds",
+});
+
+// A logger whose error lines name a network error by its message, without its stack.
+function quietNetworkErrors(log) {
+  if (log.studiohubQuiet) {
+    return;
+  }
+  const error = log.error.bind(log);
+  log.error = function (format, ...args) {
+    const shown = args.map((a) => (a instanceof Error && NETWORK_ERRORS.has(a.code) ? a.message : a));
+    return error(format, ...shown);
+  };
+  log.studiohubQuiet = true;
+}
+
+function answerStarting(kind, res) {
+  if (kind === "ws") {  // res is the upgrade's socket
+    res.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\n" +
+      "Content-Type: application/json\r\nConnection: close\r\n\r\n" + STARTING);
+    return;
+  }
+  if (res.headersSent || res.writableEnded) {
+    return;
+  }
+  res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "2" });
+  res.end(STARTING);
+}
+
+const handleProxyError = ConfigurableProxy.prototype.handleProxyError;
+ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e) {
+  quietNetworkErrors(this.log);
+  if (code !== 404 || e || !res) {
+    return handleProxyError.apply(this, arguments);
+  }
+  // 404 is "no route for this path": before the hub's first routes, it is "starting".
+  const args = arguments;
+  return this._routes.getAll().then((routes) => {
+    if (Object.keys(routes).length > 0) {
+      return handleProxyError.apply(this, args);
+    }
+    this.log.debug("503 %s %s: no routes yet (the hub is starting)", req.method,
+      req.url.split("?", 1)[0]);
+    answerStarting(kind, res);
+  });
 };

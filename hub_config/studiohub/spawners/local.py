@@ -374,6 +374,26 @@ class StudioSpawner(CatalogChoice, LocalProcessSpawner):
         """Form fields to ``{image, size}``, refused here (HTTP 400) when not allowed."""
         return self.choose(form_to_options(formdata)).as_options()
 
+    def check_choice(self, user_options: Mapping[str, Any]) -> Choice:
+        """The choice of ``user_options`` if a server can start on it here, else a
+        SpawnException (400 not allowed, 409 too big or not built).
+
+        The server API asks it before JupyterHub starts anything
+        (``serverapi.StudioServerAPIHandler``): JupyterHub logs a refusal raised in its
+        ``apply_user_options`` hook as an error with a traceback.
+        """
+        choice = self.choose(user_options)
+        too_big = self.too_big(choice.size)
+        if too_big:
+            raise SpawnException(f"{choice.size.display_name} cannot run here: {too_big}; "
+                                 "choose a smaller size", reason="size", status_code=409)
+        if not self.image_built(choice.image.id):
+            raise SpawnException(
+                f"{choice.image.label} is not built on this machine: choose another "
+                f"image, or ask an administrator to run `studiohub env build "
+                f"{choice.image.id}`", reason="image", status_code=409)
+        return choice
+
     def apply_choice(self, user_options: Mapping[str, Any]) -> Choice:
         """Validate user_options and size the server (the default ``apply_user_options``).
 
@@ -381,16 +401,7 @@ class StudioSpawner(CatalogChoice, LocalProcessSpawner):
         request does not become this user's default.
         """
         try:
-            choice = self.choose(user_options)
-            too_big = self.too_big(choice.size)
-            if too_big:
-                raise SpawnException(f"{choice.size.display_name} cannot run here: {too_big}; "
-                                     "choose a smaller size", reason="size", status_code=409)
-            if not self.image_built(choice.image.id):
-                raise SpawnException(
-                    f"{choice.image.label} is not built on this machine: choose another "
-                    f"image, or ask an administrator to run `studiohub env build "
-                    f"{choice.image.id}`", reason="image", status_code=409)
+            choice = self.check_choice(user_options)
         except SpawnException:
             if self.orm_spawner is not None:
                 self.orm_spawner.user_options = {}
