@@ -172,6 +172,7 @@ def update_spawner(c: Config, settings: dict[str, Any]) -> None:
     c.Spawner.term_timeout = int(spawner["stop_timeout"])
     c.StudioSpawner.server_log_dir = str(Path(settings["state_dir"]) / "servers")
     c.StudioSpawner.max_placed_kernels = int(spawner["max_placed_kernels"])
+    c.StudioSpawner.jupyter_news = bool(settings["lab"]["jupyter_news"])
     # Idle kernels are culled by each user's server (MappingKernelManager.cull_*).
     enabled = bool(culling["enabled"])
     c.StudioSpawner.kernel_cull_idle_timeout = int(culling["idle_kernel_timeout"]) \

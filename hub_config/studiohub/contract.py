@@ -7,7 +7,8 @@ variable's name and format live in one place.
 - :func:`make_server_env` / :func:`read_server_env`: what a user's server runs on (image,
   size, limits, how switching works there). Written by both spawners (local processes and
   KubeSpawner pods), read by the Lab extension.
-- :func:`make_kernel_env` / :func:`read_kernel_env`: what a placed kernel runs on.
+- :func:`make_kernel_env` / :func:`read_kernel_env`: what a kernel runs on (a placed
+  kernel's own; every other kernel inherits its server's, see :func:`make_server_env`).
 - :func:`kernel_name` / :func:`image_of_kernel`, :data:`KERNEL_ID`: the names of image
   kernels (``studiohub-<image>``) and the shape of a kernel's id.
 
@@ -117,7 +118,13 @@ def make_server_env(*, image_id: str | None = None, image_label: str | None = No
                     limits: str, limits_summary: str, switching: str, cgroup: str | None = None,
                     kernel_sockets: str | None = None) -> dict[str, str]:
     """A server's variables. ``image_*`` and ``cgroup``/``kernel_sockets`` are left out
-    when None (KubeSpawner sets the image's variables from the image profile option)."""
+    when None (KubeSpawner sets the image's variables from the image profile option).
+
+    They include the ``STUDIOHUB_KERNEL_*`` variables of the server's own image and size
+    (:func:`server_kernel_env`): kernels inherit the server's environment, so a kernel of
+    a notebook that never chose a size says where it runs as a placed one does (whose
+    placement overrides them).
+    """
     env = {
         SIZE: size_id,
         SIZE_LABEL: size_label,
@@ -127,9 +134,10 @@ def make_server_env(*, image_id: str | None = None, image_label: str | None = No
         LIMITS: limits or "none",
         LIMITS_SUMMARY: limits_summary,
         SWITCHING: switching,
+        **server_kernel_env(size_id=size_id, size_label=size_label, cpus=cpus, memory=memory),
     }
     if image_id is not None:
-        env[IMAGE] = image_id
+        env[IMAGE] = env[KERNEL_IMAGE] = image_id
     if image_label is not None:
         env[IMAGE_LABEL] = image_label
     if cgroup is not None:
@@ -140,7 +148,15 @@ def make_server_env(*, image_id: str | None = None, image_label: str | None = No
 
 
 def make_image_env(image_id: str, image_label: str) -> dict[str, str]:
-    return {IMAGE: image_id, IMAGE_LABEL: image_label}
+    """A server's image variables, with ``STUDIOHUB_KERNEL_IMAGE`` for its kernels."""
+    return {IMAGE: image_id, IMAGE_LABEL: image_label, KERNEL_IMAGE: image_id}
+
+
+def server_kernel_env(*, size_id: str, size_label: str, cpus: float, memory: int
+                      ) -> dict[str, str]:
+    """The ``STUDIOHUB_KERNEL_*`` size variables of a kernel on the server's own size."""
+    return {KERNEL_SIZE: size_id, KERNEL_SIZE_LABEL: size_label,
+            KERNEL_CPU_LIMIT: f"{cpus:g}", KERNEL_MEM_LIMIT: str(memory)}
 
 
 def _float(value: str | None) -> float | None:
@@ -180,7 +196,7 @@ def read_server_env(environ: Mapping[str, str] | None = None) -> ServerEnv:
 
 @dataclass(frozen=True)
 class KernelEnv:
-    """What a placed kernel runs on (None: a kernel on the server's own size)."""
+    """What a kernel runs on: its placement's, else its server's own image and size."""
 
     image: str
     size: str

@@ -64,10 +64,13 @@ def kernel_registered(image_id: str) -> bool:
 
 
 def make_kernel_spec(image: Image, python: Path) -> dict[str, Any]:
-    """kernel.json for an image: its label, its python, and which image it is."""
+    """kernel.json for an image: its label, its python, and which image it is (also
+    to the kernel: a kernel of this image that was not placed runs on the server's size,
+    whose ``STUDIOHUB_KERNEL_*`` it inherits, but on this image)."""
     return {
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": image.label,
+        "env": {contract.KERNEL_IMAGE: image.id},
         "language": "python",
         "metadata": {"studiohub": {"image": image.id}, "debugger": True},
     }

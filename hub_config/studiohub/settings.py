@@ -49,6 +49,12 @@ DEFAULTS: dict[str, Any] = {
         "default_url": "/lab",
         "max_placed_kernels": 16,  # per user, kernels on sizes of their own at once
     },
+    # Every user's JupyterLab (studiohub.labdefaults).
+    "lab": {
+        # JupyterLab's news feed and update check, for everyone: off on a managed hub
+        # (no user is asked about them either way).
+        "jupyter_news": False,
+    },
     # Notebook sharing service; keys and defaults in studiohub.sharing.config.DEFAULTS.
     "sharing": {},
     # Training jobs service; keys and defaults in studiohub.jobs.config.DEFAULTS.

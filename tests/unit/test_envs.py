@@ -106,6 +106,7 @@ def test_kernel_spec_names_the_label_python_and_image() -> None:
         "argv": ["/opt/studiohub/envs/pytorch/bin/python", "-m", "ipykernel_launcher",
                  "-f", "{connection_file}"],
         "display_name": "PyTorch 2.13 · CPU",
+        "env": {"STUDIOHUB_KERNEL_IMAGE": "pytorch"},
         "language": "python",
         "metadata": {"studiohub": {"image": "pytorch"}, "debugger": True},
     }

@@ -204,6 +204,10 @@ def test_profile_of_a_gpu_size() -> None:
                 "STUDIOHUB_GPU_LIMIT": "1", "STUDIOHUB_LIMITS": "memory,cpu",
                 "STUDIOHUB_LIMITS_SUMMARY": "CPU and memory limits enforced by Kubernetes",
                 "STUDIOHUB_SWITCHING": "server",
+                # A kernel that was not placed (every kernel on Kubernetes) runs on these.
+                "STUDIOHUB_KERNEL_SIZE": "gpu-medium",
+                "STUDIOHUB_KERNEL_SIZE_LABEL": "4 vCPU + 16 GiB + 1 GPU",
+                "STUDIOHUB_KERNEL_CPU_LIMIT": "4", "STUDIOHUB_KERNEL_MEM_LIMIT": str(16 * GIB),
             },
         },
         "profile_options": {"image": {"display_name": "Image", "choices": {
@@ -212,13 +216,15 @@ def test_profile_of_a_gpu_size() -> None:
                 "kubespawner_override": {
                     "image": "studiohub/pytorch-gpu:0.1.0",
                     "environment": {"STUDIOHUB_IMAGE": "pytorch-gpu",
-                                    "STUDIOHUB_IMAGE_LABEL": "PyTorch 2.13 · GPU"}}},
+                                    "STUDIOHUB_IMAGE_LABEL": "PyTorch 2.13 · GPU",
+                                    "STUDIOHUB_KERNEL_IMAGE": "pytorch-gpu"}}},
             "base": {
                 "display_name": "Base Python 3.11 · CPU", "default": False,
                 "kubespawner_override": {
                     "image": "studiohub/base-cpu:0.1.0",
                     "environment": {"STUDIOHUB_IMAGE": "base",
-                                    "STUDIOHUB_IMAGE_LABEL": "Base Python 3.11 · CPU"}}},
+                                    "STUDIOHUB_IMAGE_LABEL": "Base Python 3.11 · CPU",
+                                    "STUDIOHUB_KERNEL_IMAGE": "base"}}},
         }}},
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import yaml
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
-from studiohub import contract, gpus
+from studiohub import contract, gpus, labdefaults
 from studiohub import placement as placements
 from studiohub.catalog import Catalog, load_catalog
 from studiohub.cgroups import Capabilities
@@ -33,7 +34,6 @@ from studiohub.spawners.local import (
     process_start_ticks,
 )
 from tests.hubtools import TEST_CATALOG
-
 
 V1 = Capabilities("v1", {"memory": Path("/sys/fs/cgroup/memory")}, memory=True, cpu=True,
                   pids=True, swap=True)
@@ -132,6 +132,8 @@ def test_env_for_a_cpu_size(catalog: Catalog) -> None:
         "CUDA_VISIBLE_DEVICES": "",
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "JUPYTER_PATH": "/opt/studiohub/share/jupyter:/extra",
+        # The operator's JupyterLab defaults: no Jupyter news unless lab.jupyter_news.
+        "JUPYTER_CONFIG_PATH": str(labdefaults.config_dir(False)),
         "PATH": "/opt/studiohub/hub/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                 "/sbin:/bin",
         "STUDIOHUB_IMAGE": "base",
@@ -145,7 +147,25 @@ def test_env_for_a_cpu_size(catalog: Catalog) -> None:
         "STUDIOHUB_LIMITS_SUMMARY": V1.summary,
         "STUDIOHUB_CGROUP": "jupyter-alice",
         "STUDIOHUB_SWITCHING": "notebook",
+        # Inherited by every kernel that was not placed: it runs on the server's own.
+        "STUDIOHUB_KERNEL_IMAGE": "base",
+        "STUDIOHUB_KERNEL_SIZE": "half",
+        "STUDIOHUB_KERNEL_SIZE_LABEL": "0.5 vCPU + 1 GiB",
+        "STUDIOHUB_KERNEL_CPU_LIMIT": "0.5",
+        "STUDIOHUB_KERNEL_MEM_LIMIT": "1073741824",
     }
+
+
+def test_the_operator_turns_jupyter_news_on_for_everyone(catalog: Catalog) -> None:
+    choice = catalog.choose(["team-a"], {"size": "half"})
+    env = make_env(choice, gpu_ids=[], caps=V1, cgroup="", jupyter_data="/d",
+                   hub_bin="/hub/bin", jupyter_news=True)
+    overrides = Path(env["JUPYTER_CONFIG_PATH"]) / "labconfig/default_setting_overrides.json"
+    settings = json.loads(overrides.read_text())[labdefaults.NOTIFICATION_PLUGIN]
+    assert settings == {"checkForUpdates": True, "fetchNews": "true"}
+    off = labdefaults.config_dir(False) / "labconfig/default_setting_overrides.json"
+    assert json.loads(off.read_text())[labdefaults.NOTIFICATION_PLUGIN] == {
+        "checkForUpdates": False, "fetchNews": "false"}
 
 
 def test_env_for_a_gpu_size_without_cgroups(catalog: Catalog) -> None:

@@ -37,7 +37,7 @@ from jupyterhub.spawner import LocalProcessSpawner, SpawnException, set_user_set
 from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
-from .. import cgroups, contract, envs, gpus, placement, users
+from .. import cgroups, contract, envs, gpus, labdefaults, placement, users
 from ..catalog import Choice, Size
 from ..catalog_choice import CatalogChoice
 from ..paths import paths, system_mode
@@ -107,16 +107,18 @@ def make_args(default_kernel: str | None, cull: Sequence[str] = (),
 
 def make_env(choice: Choice, *, gpu_ids: Sequence[str], caps: cgroups.Capabilities,
              cgroup: str, jupyter_data: str, hub_bin: str, path: str = "",
-             jupyter_path: str = "", kernel_sockets: str = "", tmpdir: str = ""
-             ) -> dict[str, str]:
-    """Variables StudioHub adds for a server: GPUs, kernels' path, the size for the Lab UI
-    (the contract's ``STUDIOHUB_*``), and its account's private ``TMPDIR``."""
+             jupyter_path: str = "", kernel_sockets: str = "", tmpdir: str = "",
+             jupyter_news: bool = False) -> dict[str, str]:
+    """Variables StudioHub adds for a server: GPUs, kernels' path, the operator's JupyterLab
+    defaults, the size for the Lab UI (the contract's ``STUDIOHUB_*``), and its account's
+    private ``TMPDIR``."""
     size, image = choice.size, choice.image
     enforced = [n for n in ("memory", "cpu", "pids") if getattr(caps, n)] if cgroup else []
     env = {
         "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "JUPYTER_PATH": os.pathsep.join(p for p in (jupyter_data, jupyter_path) if p),
+        "JUPYTER_CONFIG_PATH": str(labdefaults.config_dir(jupyter_news)),
         "PATH": os.pathsep.join((hub_bin, path or SYSTEM_PATH)),
     }
     # The hub places this server's kernels per notebook (the Lab extension asks it).
@@ -268,6 +270,13 @@ class StudioSpawner(CatalogChoice, LocalProcessSpawner):
     kernel_cull_connected = Bool(
         False,
         help="""Cull idle kernels that still have a browser connected (cull_connected).""",
+    ).tag(config=True)
+
+    jupyter_news = Bool(
+        False,
+        help="""Whether users' JupyterLab fetches Jupyter news and checks for updates
+        (``lab.jupyter_news`` in config.yaml). Either way no user is asked: the server's
+        ``JUPYTER_CONFIG_PATH`` carries the operator's choice (``studiohub.labdefaults``).""",
     ).tag(config=True)
 
     placements_file = Unicode(
@@ -435,7 +444,8 @@ class StudioSpawner(CatalogChoice, LocalProcessSpawner):
                             jupyter_path=os.environ.get("JUPYTER_PATH", ""),
                             # Kernels listen on unix sockets there, not on TCP ports
                             # others could reach.
-                            kernel_sockets=self.socket_dir, tmpdir=self.tmp_dir))
+                            kernel_sockets=self.socket_dir, tmpdir=self.tmp_dir,
+                            jupyter_news=self.jupyter_news))
         # jupyter-resource-usage would measure every kernel of the server, placed ones
         # (with limits of their own) included, against the server's size and show a false
         # "over the limit": its status bar shows the total, the toolbar each kernel's limit.
