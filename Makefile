@@ -11,6 +11,8 @@ PYTHON ?= /usr/bin/python3
 PREFIX ?= $(if $(filter 0,$(shell id -u)),/opt/studiohub,$(HOME)/.local/share/studiohub)
 HUB := $(PREFIX)/hub
 PIP := $(HUB)/bin/pip --disable-pip-version-check -q
+# The long installs show what pip collects, builds and installs, one line per step.
+PIP_INSTALL := scripts/pip-install.sh $(HUB)/bin/pip
 export STUDIOHUB_PREFIX := $(PREFIX)
 
 .PHONY: up test require-root install install-test hub-env system-deps test-system-deps lint pytest images
@@ -29,11 +31,13 @@ require-root:
 	integration and browser tests create unix accounts and cgroups." >&2; exit 1; }
 
 install: system-deps hub-env
-	$(PIP) install .
+	@echo "Installing StudioHub into $(HUB) (its wheel build compiles the Lab extension: a few minutes)"
+	@$(PIP_INSTALL) .
 
 # The same install plus the test tools, in one pip run.
 install-test: test-system-deps hub-env
-	$(PIP) install ".[test,kubernetes]"
+	@echo "Installing StudioHub and its test tools into $(HUB) (a few minutes)"
+	@$(PIP_INSTALL) ".[test,kubernetes]"
 
 hub-env:
 	@test -x $(HUB)/bin/python || $(PYTHON) -m venv $(HUB)
