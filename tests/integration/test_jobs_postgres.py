@@ -11,6 +11,7 @@ from studiohub.jobs.store import Store
 from tests.pgcluster import PostgresCluster, fresh_store
 from tests.unit.test_jobs_store import (  # noqa: F401  (collected again, on PostgreSQL)
     test_store_attempts_and_events,
+    test_store_delete_forgets_a_job_its_attempts_and_events_only,
     test_store_job_round_trip_and_update,
     test_store_queue_is_submit_order_and_lists_filter,
 )

@@ -72,3 +72,15 @@ def test_store_attempts_and_events(store: Store) -> None:
     store.add_event("0123456789ab", "placed", "placed on tiny")
     assert [(e.kind, e.message) for e in store.events("0123456789ab")] == [
         ("queued", "queued"), ("placed", "placed on tiny")]
+
+
+def test_store_delete_forgets_a_job_its_attempts_and_events_only(store: Store) -> None:
+    for job_id in ("a1", "b2"):
+        store.add(make_job(job_id, status=Status.SUCCEEDED))
+        store.add_attempt(job_id, 1, {"replicas": []})
+        store.add_event(job_id, "queued", "queued")
+    assert store.delete("a1") is True
+    assert store.get("a1") is None and store.attempt("a1", 1) is None
+    assert store.events("a1") == [] and [j.id for j in store.jobs()] == ["b2"]
+    assert store.attempt("b2", 1) is not None and len(store.events("b2")) == 1
+    assert store.delete("a1") is False  # twice: nothing left, no error
