@@ -140,11 +140,12 @@ def follow(hub: FrameworkHub, user: User, job_id: str, replica: str = "worker-0"
 
 def submit_to_line(hub: FrameworkHub, user: User, marker: str, **spec: Any) -> float:
     """``POST api/jobs`` → the first line holding ``marker`` on the follow stream."""
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     job = submit(hub, user, **spec)
-    for line, _ in follow(hub, user, job["id"]):
+    answered = time.time() - wall
+    for line, received in follow(hub, user, job["id"]):
         if marker in line:
-            seconds = time.monotonic() - started
+            seconds, line_at = time.monotonic() - started, received
             break
     else:
         raise RuntimeError(f"job {job['id']}: no line with {marker!r}")
@@ -152,25 +153,41 @@ def submit_to_line(hub: FrameworkHub, user: User, marker: str, **spec: Any) -> f
     if done["status"] != "succeeded":
         raise RuntimeError(f"job {job['id']}: {done['status']} {done['reason']}")
     STARTS.append(event_seconds(hub, user, job["id"], "queued", "started"))
+    PHASES.append({"POST answered": answered,
+                   **{kind: t - wall for kind, t in event_times(hub, user, job["id"]).items()
+                      if kind in ("queued", "placed", "started")},
+                   "line received": line_at - wall})
     return seconds
 
 
 #: Per StudioHub round: seconds from the job's "queued" event to its "started" event.
 STARTS: list[float] = []
+#: Per StudioHub round: seconds from the POST to each step (the service's event times).
+PHASES: list[dict[str, float]] = []
 
 
 def note_starts(result: dict[str, Any]) -> None:
-    """Add the StudioHub rounds' queued → started seconds to ``result`` (and print them)."""
+    """Add the StudioHub rounds' queued → started seconds, and when each step came after
+    the POST, to ``result`` (and print them)."""
     result["queued_to_started_s"] = [round(x, 2) for x in STARTS]
+    result["phases_s"] = [{k: round(v, 3) for k, v in p.items()} for p in PHASES]
     print(f"  of which queued → started (the service's events): {result['queued_to_started_s']}")
+    for phases in result["phases_s"]:
+        print("  after the POST: " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
     STARTS.clear()
+    PHASES.clear()
+
+
+def event_times(hub: FrameworkHub, user: User, job_id: str) -> dict[str, float]:
+    """The first time of each kind of the job's events (the service's clock, this host's)."""
+    events = call(hub, user, "GET", f"jobs/{job_id}/events").json()["events"]
+    return {e["kind"]: datetime.fromisoformat(e["time"]).timestamp() for e in reversed(events)}
 
 
 def event_seconds(hub: FrameworkHub, user: User, job_id: str, first: str, last: str) -> float:
     """Seconds between two of the job's events, by the service's own clock."""
-    events = call(hub, user, "GET", f"jobs/{job_id}/events").json()["events"]
-    when = {e["kind"]: datetime.fromisoformat(e["time"]) for e in reversed(events)}
-    return (when[last] - when[first]).total_seconds()
+    when = event_times(hub, user, job_id)
+    return when[last] - when[first]
 
 
 def compare(name: str, rounds: int, hand: Callable[[], float], ours: Callable[[], float],
@@ -303,15 +320,40 @@ def queue_of_fifty(hub: FrameworkHub) -> dict[str, Any]:
     return result
 
 
+def others(hub: FrameworkHub, user: User, home: Path, rounds: int, idle_before: float,
+           results: list[dict[str, Any]]) -> None:
+    """Every measurement after the first log line (appended to ``results``)."""
+    torchrun = env_python("pytorch").parent / "torchrun"
+    results.append(compare(
+        "2-worker DDP submit → first all-reduce", max(3, rounds - 2),
+        lambda: by_hand(user.name, [str(torchrun), "--standalone", "--nproc-per-node=2",
+                               str(home / "ddp.py")], "all_reduce 3"),
+        lambda: submit_to_line(hub, user, "all_reduce 3", image="pytorch", size="small",
+                               script="ddp.py", workers=2), 1.0))
+    note_starts(results[-1])
+    results.append(log_latency(hub, user))
+    results.append(kill_and_resume(hub, user))
+    results.append(queue_of_fifty(hub))
+    time.sleep(3)
+    idle_after = service_rss_mib(hub)
+    results.append({"name": "jobs service idle RSS", "before_mib": idle_before,
+                    "after_mib": idle_after, "goal": "<= 150 MiB",
+                    "met": max(idle_before, idle_after) <= 150})
+    print(f"service idle RSS: {idle_before:.0f} MiB fresh, {idle_after:.0f} MiB after the "
+          f"runs above (goal ≤ 150 MiB: {'met' if results[-1]['met'] else 'NOT met'})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--only", choices=["first-line"], help="only this measurement "
+                        "(the others take minutes)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: jobs run as other unix accounts", file=sys.stderr)
         return 2
-    for image in ("base", "pytorch"):
+    for image in ("base",) if args.only else ("base", "pytorch"):
         if not env_python(image).exists():
             print(f"no {image} environment at {env_python(image)}: build it with "
                   "tests/integration/test_frameworks.py", file=sys.stderr)
@@ -335,24 +377,8 @@ def main() -> int:
             lambda: submit_to_line(hub, user, "first line", image="base", size="tiny",
                                    script="hello.py"), 0.5))
         note_starts(results[-1])
-        torchrun = env_python("pytorch").parent / "torchrun"
-        results.append(compare(
-            "2-worker DDP submit → first all-reduce", max(3, args.rounds - 2),
-            lambda: by_hand(user.name, [str(torchrun), "--standalone", "--nproc-per-node=2",
-                                   str(home / "ddp.py")], "all_reduce 3"),
-            lambda: submit_to_line(hub, user, "all_reduce 3", image="pytorch", size="small",
-                                   script="ddp.py", workers=2), 1.0))
-        note_starts(results[-1])
-        results.append(log_latency(hub, user))
-        results.append(kill_and_resume(hub, user))
-        results.append(queue_of_fifty(hub))
-        time.sleep(3)
-        idle_after = service_rss_mib(hub)
-        results.append({"name": "jobs service idle RSS", "before_mib": idle_before,
-                        "after_mib": idle_after, "goal": "<= 150 MiB",
-                        "met": max(idle_before, idle_after) <= 150})
-        print(f"service idle RSS: {idle_before:.0f} MiB fresh, {idle_after:.0f} MiB after the "
-              f"runs above (goal ≤ 150 MiB: {'met' if results[-1]['met'] else 'NOT met'})")
+        if not args.only:
+            others(hub, user, home, args.rounds, idle_before, results)
     finally:
         shut_down(hub)
     if args.json:

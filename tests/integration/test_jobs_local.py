@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from studiohub import users
+from studiohub.jobs import logfiles
 from studiohub.jobs import replicas as rp
 from studiohub.jobs.local import LocalExecutor
 from studiohub.jobs.model import AttemptPlan, ReplicaPlan
@@ -152,8 +153,9 @@ def test_one_replica_runs_as_the_user_and_its_output_is_kept(
 
 def test_exit_codes_and_the_log_bound(executor: LocalExecutor,
                                       account: pwd.struct_passwd) -> None:
-    executor.max_log_bytes = 1000
-    code = write_code(account, "fail.py", "print('x' * 5000)\nraise SystemExit(2)\n")
+    executor.max_log_bytes = 2000
+    code = write_code(account, "fail.py", "print('x' * 5000, flush=True)\n"
+                      "print('the end')\nraise SystemExit(2)\n")
     plan = make_plan(account, code, [sys.executable, "fail.py"])
 
     async def run() -> list[int | None]:
@@ -163,8 +165,67 @@ def test_exit_codes_and_the_log_bound(executor: LocalExecutor,
     assert asyncio.run(run()) == [2]
     state = asyncio.run(executor.poll(plan))[0]
     assert (state.running, state.reason) == (False, "exit code 2 (worker-0)")
-    log = read_log(executor, plan)
-    assert log.startswith("x" * 1000) and "reached 1000 bytes" in log
+    text = logs_answer(executor, plan)
+    assert text.startswith("[studiohub: the first 4000 bytes of this replica's output were "
+                           "not kept (jobs.max_log_bytes)"), text[:300]
+    # 5009 bytes in parts of 1000: the last two parts kept (from byte 4000 on).
+    assert text[logfiles.MARKER_BYTES:] == "x" * 1000 + "\nthe end\n"
+
+
+def logs_answer(executor: LocalExecutor, plan: AttemptPlan, offset: int = 0,
+                limit: int = 1 << 30) -> str:
+    """What the logs endpoint answers from ``offset`` (its own two calls)."""
+    path = executor.log_path(plan.job_id, 1, "worker-0")
+    position, marker = logfiles.to_logical(logfiles.parts(path), offset)
+    return (marker + logfiles.read(path, position, limit)[0]).decode()
+
+
+FLOOD = """
+for i in range(3000):
+    print(f"line {i:05d} " + "x" * 60)
+print("last line")
+raise SystemExit(2)
+"""
+
+
+def test_a_replica_printing_without_end_keeps_its_newest_output_within_the_bound(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """~3.3 × max_log_bytes of output: on disk, the two parts hold at most the bound (plus
+    a header line); the logs answer is the marker (how much was dropped), then the newest
+    output, whole lines in order up to the last; polling it by offset reads the same."""
+    cap = 64 * 1024
+    executor.max_log_bytes = cap
+    plan = make_plan(account, write_code(account, "flood.py", FLOOD),
+                     [sys.executable, "flood.py"])
+
+    async def run() -> list[int | None]:
+        await executor.start(plan)
+        return await wait_done(executor, plan)
+
+    assert asyncio.run(run()) == [2]
+    path = executor.log_path(plan.job_id, 1, "worker-0")
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["worker-0.log", "worker-0.log.1"]
+    assert sum(p.stat().st_size for p in path.parent.iterdir()) <= cap + 200
+    status = executor.status(plan.job_id, 1)
+    assert status is not None
+    dropped = status["replicas"]["worker-0"]["dropped_bytes"]
+    assert status["replicas"]["worker-0"]["output_bytes"] == 3000 * 72 + 10
+    assert dropped >= 3000 * 72 + 10 - cap
+    text = logs_answer(executor, plan)
+    first, rest = text.split("\n", 1)
+    assert first.startswith(f"[studiohub: the first {dropped} bytes of this replica's output "
+                            "were not kept (jobs.max_log_bytes); its newest output follows]")
+    assert len(first) + 1 == logfiles.MARKER_BYTES
+    lines = rest.splitlines()[1:]  # the first may be cut mid-line
+    numbers = [int(line.split()[1]) for line in lines[:-1]]
+    assert numbers == list(range(numbers[0], 3000)) and lines[-1] == "last line"
+    assert numbers[0] > 2000  # only the newest output
+    polled, offset = "", 0
+    while chunk := logs_answer(executor, plan, offset, limit=10_000):
+        polled += chunk
+        offset += len(chunk.encode())
+    assert polled == text
 
 
 LISTEN = """
@@ -614,3 +675,106 @@ def test_a_start_that_times_out_leaves_no_keeper_behind(
     asyncio.run(run())
     owned = subprocess.run(["pgrep", "-u", account.pw_name], capture_output=True, text=True)
     assert owned.stdout == ""
+
+
+NAMESPACE = """
+import os, time
+print("net", os.readlink("/proc/self/ns/net"), flush=True)
+"""
+
+
+def test_a_spare_keeper_starts_the_next_attempt_in_a_namespace_of_its_own(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """With a spare ready (the service's way), a start hands it the orders; the next
+    spare is prepared after it, so each attempt has a keeper, and a namespace, of its
+    own; close() ends the one left ready."""
+    from studiohub.jobs import local
+
+    code = write_code(account, "ns.py", NAMESPACE)
+    plans = [make_plan(account, code, [sys.executable, "ns.py"]) for _ in range(2)]
+
+    async def run() -> list[tuple[int | None, int]]:
+        executor.warm()
+        keepers = []
+        for plan in plans:
+            spare = executor.spare_pid
+            assert spare is not None
+            await executor.start(plan)
+            status = executor.status(plan.job_id, 1)
+            assert status is not None
+            keepers.append((spare, status["keeper"]["pid"]))
+            assert await wait_done(executor, plan) == [0]
+            await asyncio.sleep(local.REFILL_DELAY + 0.5)  # the next spare is prepared
+        return keepers
+
+    keepers = asyncio.run(run())
+    assert all(spare == keeper for spare, keeper in keepers), keepers
+    assert len({keeper for _, keeper in keepers}) == 2
+    nets = [read_log(executor, plan).split()[1] for plan in plans]
+    assert os.readlink("/proc/self/ns/net") not in nets, nets
+    last = executor.spare_pid
+    assert last is not None and last not in {k for _, k in keepers}
+    executor.close()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{last}").exists() and time.monotonic() < deadline:
+        subprocess.run(["true"])  # reaps nothing of ours; just lets time pass
+        time.sleep(0.1)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(last, os.WNOHANG)
+    assert not Path(f"/proc/{last}").exists(), "the discarded spare keeper still runs"
+
+
+HOST_LOOPBACK = """
+import errno, os, socket, time
+port = int(os.environ["STUDIOHUB_TEST_PORT"])
+for host in ("10.0.2.2", "127.0.0.1"):  # slirp4netns's gateway to the host; our own lo
+    try:
+        socket.create_connection((host, port), 3).close()
+        print(host, "connected", flush=True)
+    except OSError as e:
+        print(host, errno.errorcode.get(e.errno or 0, type(e).__name__), flush=True)
+print("probed", flush=True)
+while not os.path.exists("stop-now"):
+    time.sleep(0.05)
+"""
+
+
+def test_the_job_cannot_reach_the_hosts_loopback_and_slirp4netns_is_sandboxed(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """A service on the host's 127.0.0.1 (the hub's API, another user's server) is out
+    of the job's reach through slirp4netns's gateway; slirp4netns itself runs under a
+    seccomp filter in a mount namespace of its own (it parses every packet a job sends).
+    Reaching the host's other addresses: test_the_job_reaches_the_network_outside_…"""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    code = write_code(account, "loop.py", HOST_LOOPBACK)
+    plan = AttemptPlan(**{**make_plan(account, code, [sys.executable, "loop.py"]).__dict__,
+                          "env": {"STUDIOHUB_TEST_PORT": str(port)}})
+
+    async def run() -> dict[str, str]:
+        await executor.start(plan)
+        deadline = time.monotonic() + 30
+        while "probed" not in read_log(executor, plan) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        status = executor.status(plan.job_id, 1)
+        assert status is not None and status["slirp"], status
+        pid = status["slirp"]["pid"]
+        seen = {"seccomp": next(line.split()[1] for line in
+                                Path(f"/proc/{pid}/status").read_text().splitlines()
+                                if line.startswith("Seccomp:")),
+                "mnt": os.readlink(f"/proc/{pid}/ns/mnt")}
+        (code / "stop-now").touch()
+        assert await wait_done(executor, plan) == [0]
+        return seen
+
+    try:
+        seen = asyncio.run(run())
+    finally:
+        server.close()
+    log = read_log(executor, plan)
+    # Without --disable-host-loopback, 10.0.2.2 is the host's 127.0.0.1: "connected".
+    gateway, own = log.splitlines()[:2]
+    assert gateway in ("10.0.2.2 EHOSTUNREACH", "10.0.2.2 ENETUNREACH"), log
+    assert own == "127.0.0.1 ECONNREFUSED", log
+    assert seen["seccomp"] == "2"  # a filter is on
+    assert seen["mnt"] != os.readlink("/proc/self/ns/mnt")  # --enable-sandbox

@@ -56,3 +56,14 @@ def test_the_configurer_registers_it_by_default() -> None:
     c = Config()
     update_services(c, settings())
     assert [s["name"] for s in c.JupyterHub.services] == ["jobs"]
+
+
+def test_the_log_bound_reaches_the_service_and_a_bad_one_is_refused_by_name() -> None:
+    c = Config()
+    update_jobs(c, settings())
+    assert f"--max-log-bytes={100 * 1024 * 1024}" in c.JupyterHub.services[0]["command"]
+    update_jobs(c := Config(), settings(max_log_bytes=4096))
+    assert "--max-log-bytes=4096" in c.JupyterHub.services[0]["command"]
+    for bad in (100, "1G", True, 1.5):
+        with pytest.raises(ValueError, match=r"jobs\.max_log_bytes must be a number of bytes"):
+            update_jobs(Config(), settings(max_log_bytes=bad))

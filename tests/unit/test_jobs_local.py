@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from studiohub.jobs import keeper
+from studiohub.jobs import keeper, logfiles
 from studiohub.jobs.local import LocalExecutor, _exit_reason, job_dir, log_path
 from studiohub.jobs.model import AttemptPlan, ReplicaPlan
 
@@ -23,16 +23,35 @@ def replica(tmp_path: Path, limit: int = 10) -> keeper.Replica:
     return keeper.Replica(spec, tmp_path / "w.log", limit)
 
 
-def test_the_log_is_cut_at_its_bound_with_a_note(tmp_path: Path) -> None:
-    r = replica(tmp_path)
+def test_the_log_keeps_its_newest_output_in_two_parts_with_a_marker(tmp_path: Path) -> None:
+    r = replica(tmp_path)  # a bound of 10 bytes: parts of 5
     r.copy(b"12345")
     r.copy(b"6789abcdef")
     r.copy(b"more\n")
     r.close()
-    text = (tmp_path / "w.log").read_text()
-    assert text.startswith("123456789a\n[studiohub: this log reached 10 bytes")
-    assert "more" not in text and r.cut
-    assert (tmp_path / "w.log").stat().st_mode & 0o777 == 0o600
+    path = tmp_path / "w.log"
+    assert path.read_bytes() == b"[studiohub: part 3 of this replica's output, from byte 15]\n" \
+        b"more\n"
+    assert Path(f"{path}.1").read_bytes().endswith(b"]\nbcdef")
+    assert (r.total, r.dropped()) == (20, 10)
+    assert path.stat().st_mode & 0o777 == 0o600
+    position, marker = logfiles.to_logical(logfiles.parts(path), 0)
+    assert (position, len(marker)) == (10, logfiles.MARKER_BYTES)
+    assert marker.startswith(b"[studiohub: the first 10 bytes of this replica's output were "
+                             b"not kept")
+    assert logfiles.read(path, position, 100) == (b"bcdefmore\n", 20)
+    assert logfiles.read(path, 0, 100) == (b"bcdefmore\n", 20)  # dropped: the oldest kept
+    assert logfiles.read(path, 12, 4) == (b"defm", 16)  # across the two parts
+
+
+def test_a_log_that_never_rotated_is_read_as_written(tmp_path: Path) -> None:
+    r = replica(tmp_path, limit=1000)
+    r.copy(b"hello\n")
+    path = tmp_path / "w.log"
+    assert path.read_bytes() == b"hello\n" and not Path(f"{path}.1").exists()
+    assert logfiles.to_logical(logfiles.parts(path), 3) == (3, b"")
+    assert logfiles.read(path, 3, 100) == (b"lo\n", 6)
+    assert logfiles.read(tmp_path / "none.log", 0, 100) == (b"", 0)
 
 
 def test_resume_lines_are_found_across_reads(tmp_path: Path) -> None:

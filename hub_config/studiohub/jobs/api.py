@@ -19,6 +19,7 @@ errors are the sharing service's (:mod:`studiohub.sharing.base`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 from tornado import web
 
 from ..sharing.base import APIHandler, authenticated, error_message, parse_json
-from . import metrics
+from . import logfiles, metrics
+from .logwatch import LogWatch
 from .model import Status
 from .service import Jobs, JobsError, Viewer, job_dirs
 
@@ -34,6 +36,8 @@ from .service import Jobs, JobsError, Viewer, job_dirs
 MAX_SPEC_BYTES = 64 * 1024
 #: Largest piece of a log one answer carries without ``follow``.
 MAX_LOG_CHUNK = 8 * 1024 * 1024
+#: Longest wait of a follower between two looks at the job's status (new log bytes wake
+#: it at once: :mod:`.logwatch`).
 FOLLOW_INTERVAL = 0.2
 _REPLICA = re.compile(r"^[a-z]{1,16}-\d{1,3}$")
 log = logging.getLogger("studiohub.jobs")
@@ -184,18 +188,24 @@ class LogsHandler(JobsBase):
         path = self.jobs.log_path(job, attempt, replica)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("X-Accel-Buffering", "no")
-        while True:
-            offset, wrote = self._send(path, offset)
-            if wrote:
-                await self.flush()
-            if not follow:
-                break
-            current = self.jobs.store.get(job.id)
-            if current is None or (Status(current.status).final and not wrote):
-                break  # everything the ended job wrote was sent
-            if self._client_gone():
-                return
-            await asyncio.sleep(FOLLOW_INTERVAL)
+        # ``offset`` counts what this endpoint sent; past a rotation that dropped output,
+        # its first bytes are a marker (logfiles): from here on, logical positions.
+        position, pending = logfiles.to_logical(logfiles.parts(path), offset)
+        if pending:
+            self.write(pending)
+        with LogWatch(path) if follow else contextlib.nullcontext() as watch:
+            while True:
+                position, wrote = self._send(path, position)
+                if wrote:
+                    await self.flush()
+                if watch is None:
+                    break
+                current = self.jobs.store.get(job.id)
+                if current is None or (Status(current.status).final and not wrote):
+                    break  # everything the ended job wrote was sent
+                if self._client_gone():
+                    return
+                await watch.wait(FOLLOW_INTERVAL)  # woken by the keeper's next write
         self.finish()
 
     def _client_gone(self) -> bool:
@@ -215,17 +225,13 @@ class LogsHandler(JobsBase):
             raise web.HTTPError(400, f"{name} {raw[:20]!r}: an integer from {low} to {high}")
         return int(raw)
 
-    def _send(self, path: Any, offset: int) -> tuple[int, bool]:
-        """Write what the log holds past ``offset``; (new offset, whether any was sent)."""
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read(MAX_LOG_CHUNK)
-        except FileNotFoundError:
-            return offset, False
+    def _send(self, path: Any, position: int) -> tuple[int, bool]:
+        """Write the output the log holds past logical ``position``; (new position,
+        whether any was sent)."""
+        data, position = logfiles.read(path, position, MAX_LOG_CHUNK)
         if data:
             self.write(data)
-        return offset + len(data), bool(data)
+        return position, bool(data)
 
 
 class RootHandler(JobsBase):

@@ -132,6 +132,8 @@ class JobsApp(Application):
                           ).tag(config=True)
     auth_cache_seconds = Integer(10, help="How long a user's identity and groups are reused."
                                  ).tag(config=True)
+    max_log_bytes = Integer(100 * 1024 * 1024, help="""Most bytes of one replica's output
+        kept per attempt (local executor): the newest, in two rotating parts.""").tag(config=True)
 
     executor = Enum(["local", "kubernetes"], "local", help="""Where replicas run: this host
         (placed by the hub's placement API) or Indexed Jobs in the hub pod's namespace
@@ -148,6 +150,7 @@ class JobsApp(Application):
         "unix-user-prefix": "JobsApp.unix_user_prefix",
         "poll-interval": "JobsApp.poll_interval",
         "auth-cache-seconds": "JobsApp.auth_cache_seconds",
+        "max-log-bytes": "JobsApp.max_log_bytes",
         "executor": "JobsApp.executor",
         "checkpoint-claim": "JobsApp.checkpoint_claim",
         "home-claim-template": "JobsApp.home_claim_template",
@@ -187,7 +190,8 @@ class JobsApp(Application):
                              os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         prefix = self.unix_user_prefix
         catalog_path = self.catalog_path
-        return Jobs(Store(self.db_url), LocalExecutor(state), placing,
+        return Jobs(Store(self.db_url), LocalExecutor(state, max_log_bytes=self.max_log_bytes),
+                    placing,
                     lambda: cached_catalog(catalog_path), state_dir=state,
                     accounts=lambda user: account_of(user, prefix), prepare=prepare,
                     poll_interval=self.poll_interval, discard=discard)

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "db_url": None,  # None: SQLite <state_dir>/jobs.sqlite; postgresql://... in production
     "poll_interval": 1.0,  # seconds between polls of running jobs and the queue
     "auth_cache_seconds": 10,
+    # Most bytes of one replica's output kept on disk per attempt (local executor): the
+    # newest, in two rotating parts; a log that dropped older output says so first.
+    "max_log_bytes": 100 * 1024 * 1024,
 }
 
 
@@ -73,7 +76,8 @@ def make_service(settings: dict[str, Any], jobs: dict[str, Any]) -> dict[str, An
     port = int(jobs["port"] or int(settings["port"]) + PORT_OFFSET)
     command = [sys.executable, "-m", "studiohub.jobs", f"--state-dir={settings['state_dir']}",
                f"--poll-interval={float(jobs['poll_interval'])}",
-               f"--auth-cache-seconds={int(jobs['auth_cache_seconds'])}"]
+               f"--auth-cache-seconds={int(jobs['auth_cache_seconds'])}",
+               f"--max-log-bytes={max_log_bytes(jobs['max_log_bytes'])}"]
     if settings.get("catalog_path"):
         command.append(f"--catalog={settings['catalog_path']}")
     service: dict[str, Any] = {
@@ -88,6 +92,14 @@ def make_service(settings: dict[str, Any], jobs: dict[str, Any]) -> dict[str, An
         # In the environment, not the command line: a password stays out of `ps`.
         service["environment"]["STUDIOHUB_JOBS_DB_URL"] = jobs["db_url"]
     return service
+
+
+def max_log_bytes(value: Any) -> int:
+    """``jobs.max_log_bytes``: a whole number of bytes, at least 1 KiB (refused by name)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise ValueError(f"jobs.max_log_bytes must be a number of bytes, at least 1024: "
+                         f"{value!r}")
+    return value
 
 
 def service_url_for_servers(settings: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """The keeper of one job attempt: a small root process that outlives the jobs service.
 
     python -I -m studiohub.jobs.keeper <state>/jobs/<id>/attempt-N.json
+    python -I -m studiohub.jobs.keeper --spare OUTBOUND PRIVATE   (orders' path on stdin)
 
 Why a process of its own: a replica must keep running, its output must keep reaching its
 log, and its exit code must still be known, when the service restarts (an upgrade, a
@@ -14,14 +15,21 @@ executor) starts one keeper per attempt, in a session of its own, and the keeper
    (still root), becomes the user (groups, gid, uid), asks for SIGKILL when the keeper
    dies (so no replica outlives a killed keeper unnoticed), enters the code folder, execs;
 3. copies each replica's stdout+stderr pipe into ``logs/attempt-N/<replica>.log``
-   (root-owned, 0600; the user cannot point it anywhere), up to ``max_log_bytes`` each,
-   then a note that the rest was cut (the pipe is still drained, so a chatty replica never
-   blocks);
+   (root-owned, 0600; the user cannot point it anywhere), rotated into ``<replica>.log.1``
+   so that the two keep at most ``max_log_bytes``, the newest output (:mod:`.logfiles`;
+   the pipe is always drained, so a chatty replica never blocks);
 4. reaps replicas and records in ``attempt-N.pids`` (JSON, written atomically) every
    replica's pid and start time, its exit code (negative: the signal), the OOM-kill
    counter of its leaf before and after, the resume lines of the SDK's checkpoint helper;
 5. on SIGTERM (the executor's ``stop``) sends SIGTERM to every replica's group, SIGKILL
    after ``stop_grace`` seconds, and exits once every replica is reaped.
+
+A **spare** keeper (``--spare``) does step 1 before there are orders: the executor keeps
+one started, so a job's start does not wait for an interpreter, its imports, a namespace
+and slirp4netns (a few hundred milliseconds on a loaded host). It reads one line on
+stdin, the path of its orders, then sends its own output to the attempt's keeper log and
+goes on as above. Every spare serves one attempt: no namespace is ever reused. At end of
+file on stdin (the service discarded it or is gone) it exits, and its slirp4netns with it.
 
 Standard library only (plus :mod:`.netns`): it starts in a few tens of milliseconds.
 """
@@ -40,11 +48,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..spawners.serverlog import open_log, rotate
+from .logfiles import header
 from .netns import die_with_parent, isolate
 
 RESUMED = b"STUDIOHUB_RESUMED_FROM "
-CUT_NOTE = ("\n[studiohub: this log reached {limit} bytes; the rest of this replica's "
-            "output was not kept]\n")
 
 
 def start_ticks(pid: int) -> int | None:
@@ -118,10 +126,10 @@ def make_preexec(replica: dict[str, Any]) -> Any:
 
 class Replica:
     def __init__(self, spec: dict[str, Any], log_path: Path, limit: int) -> None:
-        self.spec, self.name, self.limit = spec, spec["name"], limit
-        self.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 (closed at EOF)
-        os.chmod(log_path, 0o600)
-        self.written, self.cut, self.partial = 0, False, b""
+        self.spec, self.name, self.log_path = spec, spec["name"], log_path
+        self.part_bytes = max(1, limit // 2)  # two parts on disk at most
+        self.fd: int | None = open_log(log_path)
+        self.part, self.in_part, self.total, self.partial = 0, 0, 0, b""
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.open = True
@@ -147,29 +155,43 @@ class Replica:
         return read_end
 
     def copy(self, data: bytes) -> None:
-        """Keep ``data`` in the log (up to the limit) and note the checkpoint lines."""
+        """Keep ``data`` in the log and note the checkpoint lines."""
         lines = (self.partial + data).split(b"\n")
         self.partial = lines.pop()[-4096:]
         self.resumed += [line[len(RESUMED):].decode(errors="replace").strip()
                          for line in lines if line.startswith(RESUMED)][:100]
-        if self.cut:
-            return
-        room = self.limit - self.written
-        self.log.write(data[:room])
-        self.written += min(room, len(data))
-        if len(data) > room:
-            self.cut = True
-            self.log.write(CUT_NOTE.format(limit=self.limit).encode())
+        self.write(data)
+
+    def write(self, data: bytes) -> None:
+        """Append to the newest part; a full part is rotated first (the older one goes)."""
+        view = memoryview(data)
+        while view and self.fd is not None:
+            if self.in_part >= self.part_bytes:
+                os.close(self.fd)
+                rotate(self.log_path)
+                self.fd, self.part, self.in_part = open_log(self.log_path), self.part + 1, 0
+                os.write(self.fd, header(self.part, self.total))
+            done = os.write(self.fd, view[:self.part_bytes - self.in_part])
+            self.in_part += done
+            self.total += done
+            view = view[done:]
+
+    def dropped(self) -> int:
+        """Bytes of output no longer on disk: everything before the older part."""
+        return 0 if self.part < 2 else (self.part - 1) * self.part_bytes
 
     def close(self) -> None:
         self.open = False
-        self.log.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def state(self) -> dict[str, Any]:
         pid = self.proc.pid if self.proc else None
         return {"pid": pid, "start": self.spec.get("start"), "exit_code": self.exit_code,
                 "oom_before": self.oom_before, "oom_after": self.oom_after,
-                "resumed": self.resumed, "cut": self.cut}
+                "resumed": self.resumed, "output_bytes": self.total,
+                "dropped_bytes": self.dropped()}
 
 
 class Keeper:
@@ -178,6 +200,7 @@ class Keeper:
         self.status_path = Path(config["status"])
         self.stopping: float | None = None
         self.network = ""
+        self.slirp: dict[str, Any] | None = None
         log_dir = Path(config["log_dir"])
         self.replicas = [Replica(r, log_dir / f"{r['name']}.log", config["max_log_bytes"])
                          for r in config["replicas"]]
@@ -186,7 +209,7 @@ class Keeper:
     def save(self, done: bool = False) -> None:
         write_json(self.status_path, {
             "keeper": {"pid": os.getpid(), "start": start_ticks(os.getpid())},
-            "network": self.network, "error": self.error, "done": done,
+            "network": self.network, "slirp": self.slirp, "error": self.error, "done": done,
             "started": all(r.proc for r in self.replicas),
             "replicas": {r.name: r.state() for r in self.replicas}})
 
@@ -201,14 +224,15 @@ class Keeper:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(r.proc.pid, sig)
 
+    def isolate(self) -> None:
+        """Step 1: the attempt's own network namespace (unless the orders say host)."""
+        self.network, self.slirp = make_network(self.config.get("private_network", True),
+                                                self.config.get("outbound", True))
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_term)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        if self.config.get("private_network", True):
-            self.network, _ = isolate(self.config.get("outbound", True))
-        else:
-            self.network = "host"
+        if not self.network:
+            self.isolate()
         selector = selectors.DefaultSelector()
         for r in self.replicas:
             if self.stopping is not None:
@@ -218,7 +242,7 @@ class Keeper:
             except Exception as e:  # any failure: stop what started
                 why = "see its log" if isinstance(e, subprocess.SubprocessError) else e
                 self.error = f"{r.name} could not start: {why}"
-                r.log.write(f"[studiohub: {self.error}]\n".encode())
+                r.write(f"[studiohub: {self.error}]\n".encode())
                 self.on_term()
                 break
             assert r.proc is not None
@@ -271,15 +295,60 @@ class Keeper:
         return changed
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    config = json.loads(Path(args[0]).read_text())
+def make_network(private: bool, outbound: bool) -> tuple[str, dict[str, Any] | None]:
+    """(what the namespace reaches, slirp4netns's pid and start time or None)."""
+    if not private:
+        return "host", None
+    network, pid = isolate(outbound)
+    return network, None if pid is None else {"pid": pid, "start": start_ticks(pid)}
+
+
+def read_orders(path: str) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(Path(path).read_text())
     for replica in config["replicas"]:  # the account is looked up once, as root
         account = pwd.getpwnam(replica["user"])
         replica.setdefault("uid", account.pw_uid)
         replica.setdefault("gid", account.pw_gid)
         replica.setdefault("groups", os.getgrouplist(account.pw_name, account.pw_gid))
-    return Keeper(config).run()
+    return config
+
+
+def keeper_log(orders: str) -> str:
+    """``attempt-N.keeper.log`` beside ``attempt-N.json``."""
+    return orders.removesuffix(".json") + ".keeper.log"
+
+
+def spare(private: bool, outbound: bool) -> int:
+    """Prepare the namespace, wait for the orders' path on stdin, then keep them."""
+    network, slirp = make_network(private, outbound)
+    orders = sys.stdin.readline().strip()
+    if not orders:
+        return 0  # discarded before any orders
+    fd = os.open(keeper_log(orders), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    for source, target in ((null, 0), (fd, 1), (fd, 2)):
+        os.dup2(source, target)
+    os.close(fd)
+    os.close(null)
+    keeper = Keeper(read_orders(orders))
+    if (keeper.config.get("private_network", True), keeper.config.get("outbound", True)) != \
+            (private, outbound):
+        keeper.error = "the spare keeper's network does not match the orders"
+        keeper.save(done=True)
+        return 1
+    keeper.network, keeper.slirp = network, slirp
+    return keeper.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if args[0] == "--spare":
+        # Until it has orders, a spare ends on SIGTERM as any process does.
+        return spare(args[1] == "1", args[2] == "1")
+    keeper = Keeper(read_orders(args[0]))
+    return keeper.run()
 
 
 if __name__ == "__main__":

@@ -7,13 +7,20 @@ reaps them. The executor only writes the keeper's orders (``attempt-N.json``), s
 and reads back what it records (``attempt-N.pids``): so the service may restart at any
 time, and a restarted service finds, polls and stops the attempts the old one started.
 
+Starting a keeper (an interpreter, its imports, a network namespace and slirp4netns)
+costs a few hundred milliseconds on a loaded host, so the executor keeps one *spare*
+keeper ready (:meth:`LocalExecutor.warm`): a start hands it the orders' path, and another
+spare is prepared a moment later, off the job's path. No start waits for a spare: without
+one, the keeper is started for the orders as before.
+
 Under ``<state>/jobs/<id>/`` (root-owned, 0700; files 0600):
 
 - ``attempt-N.json``: the orders (argv, environment, account, cgroup leaves, log bounds);
 - ``attempt-N.pids``: the keeper's and each replica's pid and start time (so a reused pid
   is never taken for ours), exit codes, OOM counters, resume lines;
 - ``attempt-N.keeper.log``: the keeper's own errors;
-- ``logs/attempt-N/<replica>.log``: each replica's stdout and stderr.
+- ``logs/attempt-N/<replica>.log`` (and ``.log.1``, the older part): each replica's
+  stdout and stderr, at most ``max_log_bytes`` of it, the newest.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import os
 import pwd
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,8 +46,13 @@ from . import keeper
 from .model import AttemptPlan, ReplicaState
 from .runner import make_base_env
 
-#: Most bytes kept of one replica's output per attempt (the rest is drained, not kept).
-MAX_LOG_BYTES = 64 * 1024 * 1024
+#: Most bytes kept on disk of one replica's output per attempt: its newest output, in two
+#: rotating parts (:mod:`.logfiles`); ``jobs.max_log_bytes`` in the settings.
+MAX_LOG_BYTES = 100 * 1024 * 1024
+#: Seconds after a start before the next spare keeper is prepared (off the start's path:
+#: its interpreter would compete with the new replicas' for the CPUs).
+REFILL_DELAY = 1.0
+KEEPER = [sys.executable, "-I", "-m", "studiohub.jobs.keeper"]
 _PIDS = re.compile(r"^attempt-(\d+)\.pids$")
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -98,7 +111,92 @@ class LocalExecutor:
         self.outbound, self.private_network = outbound, private_network
         self.max_log_bytes, self.stop_grace = max_log_bytes, stop_grace
         self.start_timeout = start_timeout
-        self._reapers: set[asyncio.Future[int]] = set()
+        self._spare: tuple[subprocess.Popen[bytes], tuple[bool, bool]] | None = None
+        self._keep_spare = False  # set by warm(): the service keeps one ready
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a test hands an executor to another process): without processes."""
+        return {**self.__dict__, "_spare": None, "_keep_spare": False, "_children": []}
+
+    # --- keepers --------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Have a spare keeper ready (its namespace made), unless one is; from now on,
+        prepare the next one after each start (until :meth:`close`)."""
+        self._keep_spare = True
+        self._reap()
+        network = (self.private_network, self.outbound)
+        if self._spare is not None:
+            proc, made_for = self._spare
+            if proc.poll() is None and made_for == network:
+                return
+            self._discard_spare()
+        proc = self._spawn([*KEEPER, "--spare", *("1" if x else "0" for x in network)],
+                           stdin=subprocess.PIPE, output=subprocess.DEVNULL)
+        self._spare = (proc, network)
+
+    @property
+    def spare_pid(self) -> int | None:
+        """The ready spare keeper's pid (None: none ready)."""
+        return self._spare[0].pid if self._spare and self._spare[0].poll() is None else None
+
+    def close(self) -> None:
+        """No spare any more (the one ready exits)."""
+        self._keep_spare = False
+        self._discard_spare()
+
+    def _refill(self) -> None:
+        if self._keep_spare:
+            self.warm()
+
+    def _take_spare(self) -> subprocess.Popen[bytes] | None:
+        """The spare keeper, if one is ready for this executor's network settings."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        proc, made_for = spare
+        if proc.poll() is None and made_for == (self.private_network, self.outbound):
+            return proc
+        self._spare = spare
+        self._discard_spare()
+        return None
+
+    def _discard_spare(self) -> None:
+        if self._spare is not None:
+            proc = self._spare[0]
+            self._spare = None
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()  # end of file: it exits (and its slirp4netns with it)
+
+    def _spawn(self, argv: list[str], stdin: Any, output: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=output, stderr=output,
+                                start_new_session=True, cwd="/", close_fds=True)
+        self._children.append(proc)
+        return proc
+
+    def _reap(self) -> None:
+        """Wait for the keepers this process started that have ended (no zombies)."""
+        self._children = [p for p in self._children if p.poll() is None]
+
+    async def _keeper_for(self, orders_path: Path, keeper_log: Path
+                          ) -> subprocess.Popen[bytes]:
+        """A keeper running ``orders_path``: the spare, or a new one."""
+        proc = self._take_spare()
+        if proc is not None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(f"{orders_path}\n".encode())
+                proc.stdin.close()
+                return proc
+            except OSError:  # it ended meanwhile
+                pass
+        fd = os.open(keeper_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            return self._spawn([*KEEPER, str(orders_path)], subprocess.DEVNULL, fd)
+        finally:
+            os.close(fd)
 
     # --- files --------------------------------------------------------------------------
 
@@ -164,40 +262,32 @@ class LocalExecutor:
         keeper.write_json(orders_path, orders)
         self._status_path(plan).unlink(missing_ok=True)
         keeper_log = directory / f"attempt-{plan.attempt}.keeper.log"
-        fd = os.open(keeper_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-m", "studiohub.jobs.keeper", str(orders_path),
-                stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=fd,
-                start_new_session=True, cwd="/")
-        finally:
-            os.close(fd)
+        proc = await self._keeper_for(orders_path, keeper_log)
+        if self._keep_spare:
+            asyncio.get_running_loop().call_later(REFILL_DELAY, self._refill)
         deadline = time.monotonic() + self.start_timeout
         while True:
             status = self.status(plan.job_id, plan.attempt)
             if status and (status.get("started") or status.get("error")):
                 break
-            if proc.returncode is not None or time.monotonic() > deadline:
+            if proc.poll() is not None or time.monotonic() > deadline:
                 break
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.02)
+            await asyncio.sleep(0.01)
         error = (status or {}).get("error") if status else None
         if not status or error or not status.get("started"):
-            if proc.returncode is None and not error:
+            if proc.poll() is None and not error:
                 # Still starting (a slow host): no later start. Its replicas die with it
                 # (PDEATHSIG). A keeper that reported an error stops what it started.
                 proc.kill()
-                await proc.wait()
+                await asyncio.to_thread(proc.wait)
             await self.stop(plan)
-            tail = keeper_log.read_text(errors="replace")[-2000:].strip()
+            tail = ""
+            with contextlib.suppress(OSError):  # a spare that ended before its orders
+                tail = keeper_log.read_text(errors="replace")[-2000:].strip()
             raise ExecutorError(error or f"the job's processes did not start: {tail}")
-        # The keeper is not our child to wait for: reap it in the background if it ends
-        # while this service runs (otherwise it would linger as a zombie).
-        reaper = asyncio.ensure_future(proc.wait())
-        self._reapers.add(reaper)
-        reaper.add_done_callback(self._reapers.discard)
 
     async def poll(self, plan: AttemptPlan) -> Sequence[ReplicaState]:
+        self._reap()
         status = self.status(plan.job_id, plan.attempt) or {}
         keeper_alive = _alive(status.get("keeper"))
         recorded = status.get("replicas", {})

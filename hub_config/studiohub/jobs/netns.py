@@ -11,8 +11,13 @@ born inside it (no ``setns`` race, no replica ever on the host's network):
   ps-lite have no authentication);
 - outbound, ``slirp4netns`` (Debian package) gives the namespace a ``tap0`` with a default
   route through user-mode NAT, as a rootless container gets: the job reads data from
-  wherever the host can. ``--disable-host-loopback``: the host's own ``127.0.0.1``
-  services stay out of reach. Nothing is forwarded into the namespace.
+  wherever the host can. Nothing is forwarded into the namespace. slirp4netns parses
+  every packet the job sends, so it runs hardened (:func:`slirp_command`):
+  ``--disable-host-loopback`` (the host's own ``127.0.0.1`` services, the hub's API and
+  other users' servers, stay out of reach through its gateway ``10.0.2.2``),
+  ``--enable-seccomp`` (a syscall filter) and, as root, ``--enable-sandbox`` (a mount
+  namespace of its own with only ``/etc`` and ``/run`` and every capability dropped but
+  ``CAP_NET_BIND_SERVICE``).
 
 Standard library only: the keeper imports nothing heavy before its replicas start.
 """
@@ -81,11 +86,18 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def slirp_command(target_pid: int, ready_fd: int, exit_fd: int) -> list[str]:
-    """slirp4netns for ``target_pid``'s namespace: tap0 configured, NAT out, no way in."""
+def slirp_command(target_pid: int, ready_fd: int, exit_fd: int, *, root: bool = True
+                  ) -> list[str]:
+    """slirp4netns for ``target_pid``'s namespace: tap0 configured, NAT out, no way in,
+    the host's loopback refused, a seccomp filter, and (as root) its own sandbox.
+
+    Unprivileged (a personal hub), ``--enable-sandbox`` would need a user namespace of
+    slirp4netns's own to make its mount namespace in; it runs as the hub's account then,
+    with no capability to drop, and keeps the other two."""
     return [shutil.which(SLIRP) or SLIRP, "--configure", "--mtu=65520",
-            "--disable-host-loopback", f"--ready-fd={ready_fd}", f"--exit-fd={exit_fd}",
-            str(target_pid), "tap0"]
+            "--disable-host-loopback", "--enable-seccomp",
+            *(["--enable-sandbox"] if root else []),
+            f"--ready-fd={ready_fd}", f"--exit-fd={exit_fd}", str(target_pid), "tap0"]
 
 
 def isolate(outbound: bool, timeout: float = 10.0) -> tuple[str, int | None]:
@@ -115,7 +127,8 @@ def isolate(outbound: bool, timeout: float = 10.0) -> tuple[str, int | None]:
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
-            os.execv(slirp_command(me, ready_w, exit_r)[0], slirp_command(me, ready_w, exit_r))
+            command = slirp_command(me, ready_w, exit_r, root=os.getuid() == 0)
+            os.execv(command[0], command)
         finally:
             os._exit(127)
     for fd in (go_r, ready_w, exit_r):

@@ -313,12 +313,15 @@ class Jobs:
             await self.reconcile()
         except Exception:
             log.exception("Reconciling the job store with the executor failed")
+        warm = getattr(self.executor, "warm", None)  # a spare keeper, ready for a start
+        if callable(warm):
+            warm()
         while True:
+            self._wake.clear()  # before the tick: a submit during it wakes the next one
             try:
                 await self.tick()
             except Exception:  # the loop must go on
                 log.exception("Jobs tick failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

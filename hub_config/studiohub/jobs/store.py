@@ -183,7 +183,7 @@ def _private_sqlite(url: str) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite with foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite with foreign keys, a busy timeout and a WAL."""
     if url.startswith("sqlite"):
         _private_sqlite(url)
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -192,6 +192,11 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Write-ahead log: a commit is one fsync of the log instead of a rollback
+            # journal's several (about 30 ms each on a busy disk; a job's start commits
+            # seven times), still durable (synchronous=FULL); readers never wait.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
         return engine
