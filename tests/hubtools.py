@@ -63,6 +63,8 @@ class Hub:
     env: dict[str, str] = field(default_factory=dict)  # extra environment of the hub
     #: When this hub was made: its processes are created after it.
     created: float = field(default_factory=processes.clock)
+    #: The installation whose ``studiohub up`` runs (benchmarks compare another one).
+    bin_dir: Path = HUB_BIN
 
     @property
     def url(self) -> str:
@@ -112,7 +114,7 @@ class Hub:
         # up means the hub's own "is now running" line, in this start's part of the log.
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([str(HUB_BIN / "studiohub"), "up"], env=env,
+            self.process = subprocess.Popen([str(self.bin_dir / "studiohub"), "up"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -31,13 +31,28 @@ picker's button to the notebook's new kernel idle, median of ``--lab-rounds``.
 
     sudo /opt/studiohub/hub/bin/python benchmarks/switch/run.py [--rounds 7] [--imports 3]
         [--lab-rounds 5]
+
+With ``--compare BIN`` (another installation's ``bin`` directory, e.g. a venv with an
+older commit installed: ``/usr/bin/python3 -m venv V && V/bin/pip install "OLD[test]"``)
+it measures instead the switch on both installations in the same run: one hub each, one
+user each, the switches alternating between the two (the order swapped every round, so
+neither always goes first), then ``--lab-rounds`` switches clicked in JupyterLab on
+each, back to back. It prints both medians, their steps and the ratio this/other, and
+the CPU time each switch took (the hub with its proxy, the user's server and kernels),
+which a busy machine inflates far less than the wall-clock time.
+
+    sudo /opt/studiohub/hub/bin/python benchmarks/switch/run.py --compare V/bin \
+        [--rounds 15] [--lab-rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
+import pwd
 import statistics
 import subprocess
 import sys
@@ -53,8 +68,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.stockhub import StockHub, login_token
 from benchmarks.switch.lab import measure_in_lab
+from studiohub.slugs import unix_name
 from tests.browsertools import CHROMIUM
-from tests.hubtools import Execution, Hub, User, execute
+from tests.hubtools import HUB_BIN, Execution, Hub, User, execute
 
 ENVS_PREFIX = Path(os.environ.get("STUDIOHUB_TEST_ENVS", "/var/tmp/studiohub-test-envs"))
 FRAMEWORKS = {"pytorch": "torch", "tensorflow": "tensorflow"}
@@ -302,20 +318,155 @@ def report(results: dict[str, Any], rounds: int, load: tuple[float, float]) -> N
               f"(imports: {' '.join(f'{i:.2f}' for _, i in samples)})")
 
 
+def compare(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """This installation's switch against ``args.compare``'s, alternating in one run."""
+    installs = {"this": HUB_BIN, "other": Path(args.compare).resolve()}
+    if not (installs["other"] / "studiohub").exists():
+        sys.exit(f"no studiohub in {installs['other']}: give an installation's bin directory")
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)
+        hubs: dict[str, Hub] = {}
+        try:
+            for label, bin_dir in installs.items():
+                workdir = Path(tmp) / label
+                workdir.mkdir(mode=0o755)
+                hubs[label] = Hub(workdir, catalog=CATALOG, env=env, bin_dir=bin_dir)
+                hubs[label].start()
+            results = measure_both(hubs, args.rounds, args.lab_rounds)
+        finally:
+            stop_hubs(list(hubs.values()))
+    report_both(results, installs, (load_start, os.getloadavg()[0]))
+    return 0
+
+
+def cpu_seconds(root: int, uid: int) -> tuple[float, float]:
+    """CPU time (user + system) so far of process ``root`` with its descendants (the hub,
+    its proxy and services) and of account ``uid``'s processes (the user's server and
+    kernels), each including their exited children's."""
+    import psutil
+
+    def used(procs: list[psutil.Process]) -> float:
+        total = 0.0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    user = [p for p in psutil.process_iter(["uids"])
+            if p.info["uids"] and p.info["uids"].real == uid]
+    theirs = {p.pid for p in user}
+    hub: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        hub = [p for p in [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+               if p.pid not in theirs]
+    return used(hub), used(user)
+
+
+def measure_both(hubs: dict[str, Hub], rounds: int, lab_rounds: int
+                 ) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """``rounds`` switches on each hub, alternating (one warm-up each not counted);
+    then ``lab_rounds`` clicked in JupyterLab on each, the other hub's first."""
+    users = {label: hub.new_user(f"swbench{label}") for label, hub in hubs.items()}
+    benches, sessions, sizes, cpu = {}, {}, {}, {}
+    for label, user in users.items():
+        user.spawn(image="base", size="tiny")
+        benches[label] = Bench(hubs[label].url, user.name, user.token, hubs[label].log_tail)
+        assert benches[label].call("PUT", f"/api/contents/{NOTEBOOK}", json={
+            "type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4,
+                                            "nbformat_minor": 5}}).ok
+        sessions[label] = benches[label].open_session()
+        benches[label].run(sessions[label]["kernel"]["id"])
+        sizes[label] = "tiny"
+        uid = pwd.getpwnam(unix_name(user.name)).pw_uid
+        process = hubs[label].process
+        assert process is not None, "the hub was started"
+        cpu[label] = functools.partial(cpu_seconds, process.pid, uid)
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        label: {"switch": [], "lab": []} for label in hubs}
+    for round_ in range(rounds + 1):  # round 0 warms both up
+        order = list(hubs) if round_ % 2 else list(reversed(hubs))
+        line = []
+        for label in order:
+            sizes[label] = other(sizes[label])
+            hub_cpu, user_cpu = cpu[label]()
+            sessions[label], steps = benches[label].switch(sessions[label], "base",
+                                                           sizes[label])
+            hub_after, user_after = cpu[label]()
+            steps["cpu hub"], steps["cpu server"] = hub_after - hub_cpu, user_after - user_cpu
+            steps["cpu"] = steps["cpu hub"] + steps["cpu server"]
+            if round_:
+                results[label]["switch"].append(steps)
+            line.append(f"{label} {steps['total']:.2f} s")
+        print(f"round {round_ or 'warm-up'}: " + ", ".join(line))
+    if lab_rounds and CHROMIUM.exists():
+        for label in reversed(hubs):  # the other first: a later run on a warmer machine
+            lab = measure_in_lab(hubs[label], users[label], SIZES, sizes[label], lab_rounds,
+                                 restarts=False)
+            results[label]["lab"] = lab["switch"]
+    return results
+
+
+def stop_hubs(hubs: list[Hub]) -> None:
+    """Stop the hubs and their users' servers; remove the users' accounts."""
+    for hub in hubs:
+        for name in hub.created_users:
+            User(hub, name, requests.Session(), hub.admin_token).stop()
+        hub.stop()
+        for name in hub.created_users:
+            subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True,
+                           check=False)
+
+
+def report_both(results: dict[str, dict[str, list[dict[str, float]]]],
+                installs: dict[str, Path], load: tuple[float, float]) -> None:
+    print(f"\nmachine: {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start, "
+          f"{load[1]:.2f} at the end")
+    for label, bin_dir in installs.items():
+        switches = results[label]["switch"]
+        print(f"{label} ({bin_dir}): switch through the APIs, median of {len(switches)}: "
+              f"{median(switches):.3f} s")
+        print("  runs: " + " ".join(f"{s['total']:.2f}" for s in switches))
+        print("  median steps: " + ", ".join(f"{k} {median(switches, k):.3f}"
+                                            for k in ("choice", "patch", "first reply")))
+        print(f"  CPU time per switch, median: {median(switches, 'cpu'):.3f} s (hub and "
+              f"proxy {median(switches, 'cpu hub'):.3f}, the user's server and kernels "
+              f"{median(switches, 'cpu server'):.3f}; runs: "
+              + " ".join(f"{s['cpu']:.2f}" for s in switches) + ")")
+        if results[label]["lab"]:
+            print(f"  clicked in JupyterLab, median of {len(results[label]['lab'])}: "
+                  f"{median(results[label]['lab']):.3f} s  (runs: "
+                  + " ".join(f"{s['total']:.2f}" for s in results[label]["lab"]) + ")")
+    this, theirs = results["this"], results["other"]
+    for key in ("total", "choice", "patch", "first reply", "cpu", "cpu hub", "cpu server"):
+        if median(theirs["switch"], key):
+            print(f"ratio this/other, {key}: "
+                  f"{median(this['switch'], key) / median(theirs['switch'], key):.2f}")
+    if this["lab"] and theirs["lab"]:
+        print(f"ratio this/other, clicked in JupyterLab: "
+              f"{median(this['lab']) / median(theirs['lab']):.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="switches and restarts (median)")
     parser.add_argument("--imports", type=int, default=3, help="framework imports (median)")
     parser.add_argument("--lab-rounds", type=int, default=5,
                         help="switches and restarts clicked in JupyterLab (0: none)")
+    parser.add_argument("--compare", metavar="BIN",
+                        help="another installation's bin directory: compare switches only")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: StudioHub creates a unix user and cgroups")
     env = {}
-    if frameworks_registered():
+    if frameworks_registered() or (ENVS_PREFIX / "share" / "jupyter" / "kernels" /
+                                   "studiohub-base" / "kernel.json").exists():
         env["JUPYTER_PATH"] = os.pathsep.join(
             [str(ENVS_PREFIX / "share" / "jupyter"), os.environ.get("JUPYTER_PATH", "")]
         ).strip(os.pathsep)
+    if args.compare:
+        return compare(args, env)
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)
@@ -335,14 +486,7 @@ def main() -> int:
                                                 server["user_options"]["size"],
                                                 args.lab_rounds)
         finally:
-            for name in hub.created_users:
-                User(hub, name, requests.Session(), hub.admin_token).stop()
-            hub.stop()
-            from studiohub.slugs import unix_name
-
-            for name in hub.created_users:
-                subprocess.run(["userdel", "-r", unix_name(name)], capture_output=True,
-                               check=False)
+            stop_hubs([hub])
         results["stock"] = measure_stock(Path(tmp) / "stock", args.rounds)
     report(results, args.rounds, (load_start, os.getloadavg()[0]))
     return 0
