@@ -223,6 +223,57 @@ def test_a_two_worker_tf_multi_worker_mirrored_job_trains_together(hub: JobsHub,
         assert after < 0.5 * before, line
 
 
+KERAS_FIT = """
+import json, os
+import tensorflow as tf
+
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+task = json.loads(os.environ["TF_CONFIG"])["task"]
+tf.random.set_seed(0)
+X = tf.random.normal((256, 4))
+y = X @ tf.constant([[1.0], [2.0], [3.0], [4.0]])
+data = tf.data.Dataset.from_tensor_slices((X, y)).repeat().batch(32)
+with strategy.scope():
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(1)])
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="mse")
+checkpoints = os.environ["STUDIOHUB_CHECKPOINT_DIR"]
+history = model.fit(data, epochs=5, steps_per_epoch=10, verbose=2, callbacks=[
+    tf.keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
+    tf.keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "model-{epoch}.keras")),
+])
+loss = history.history["loss"]
+print(f"{task['type']} {task['index']} with {tf.keras.__name__.split('.')[0]}: "
+      f"loss {loss[0]:.4f} -> {loss[-1]:.4f}", flush=True)
+"""
+
+
+def test_a_two_worker_keras_model_fit_job_trains_and_the_chief_checkpoints(
+        hub: JobsHub, user: User) -> None:
+    """The script a user writes from TensorFlow's multi-worker Keras tutorial: a
+    Sequential model compiled under MultiWorkerMirroredStrategy, ``model.fit`` on a
+    tf.data dataset with BackupAndRestore and ModelCheckpoint into the job's checkpoint
+    folder. Keras 3 (the image's ``keras``) fails in ``fit`` under this strategy, so the
+    job asks for the image's tf-keras with ``TF_USE_LEGACY_KERAS=1`` (docs/training.md)."""
+    need_env("tensorflow")
+    write_script(user, "keras_fit.py", KERAS_FIT)
+    done = run(hub, user, image="tensorflow", script="keras_fit.py", workers=2,
+               env={"TF_USE_LEGACY_KERAS": "1"})
+    texts = {r: logs(hub, user, done["id"], replica=r) for r in ("worker-0", "worker-1")}
+    assert done["status"] == "succeeded", (done, texts)
+    for index, text in enumerate(texts.values()):
+        line = next(x for x in text.splitlines() if x.startswith(f"worker {index} with"))
+        assert "with tf_keras:" in line, line
+        before, after = (float(v) for v in line.split("loss ")[1].split(" -> "))
+        assert after < 0.1 * before, line
+    account = ensure_user(user.name)
+    folder = Path(account.pw_dir) / done["dirs"]["checkpoints"]
+    saved = sorted(p.name for p in folder.glob("model-*.keras"))
+    assert saved == [f"model-{epoch}.keras" for epoch in range(1, 6)], sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert (folder / "model-5.keras").stat().st_uid == account.pw_uid
+    assert (folder / "model-5.keras").stat().st_size > 1000
+
+
 PARAMETER_SERVER = """
 import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

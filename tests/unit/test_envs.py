@@ -175,7 +175,7 @@ CPU_FILES = ["base-cpu/requirements.txt", "pytorch-cpu/requirements.txt",
              "mxnet-cpu/requirements.txt"]
 GPU_OF_CPU = {"pytorch-gpu/requirements.txt": ("pytorch-cpu/requirements.txt", "torch"),
               "tensorflow-gpu/requirements.txt": ("tensorflow-cpu/requirements.txt",
-                                                  "tensorflow-cpu"),
+                                                  "tensorflow"),
               "mxnet-gpu/requirements.txt": ("mxnet-cpu/requirements.txt", "mxnet")}
 
 
@@ -197,8 +197,10 @@ def test_framework_files_add_to_their_base_without_repeating_it() -> None:
 def test_framework_pins_the_issue_asks_for() -> None:
     d = images_dir()
     assert pins(d / "pytorch-cpu/requirements.txt")["torch"] == "torch==2.13.0+cpu"
-    assert pins(d / "tensorflow-cpu/requirements.txt")["tensorflow-cpu"] == \
-        "tensorflow_cpu==2.21.0"
+    # Issue 2 asked for tensorflow-cpu; issue 13's model.fit under MultiWorkerMirrored
+    # needs tf-keras, which requires the `tensorflow` distribution (docs/training.md).
+    assert pins(d / "tensorflow-cpu/requirements.txt")["tensorflow"] == "tensorflow==2.21.0"
+    assert pins(d / "tensorflow-cpu/requirements.txt")["tf-keras"] == "tf_keras==2.21.0"
     assert pins(d / "mxnet-cpu/requirements.txt")["mxnet"] == "mxnet==1.9.1"
     assert pins(d / "mxnet-cpu/base-requirements.txt")["numpy"] == "numpy==1.23.5"
     assert "tensorboard" in pins(d / "pytorch-cpu/requirements.txt")
@@ -213,7 +215,7 @@ def test_gpu_files_match_their_cpu_files_but_the_framework(gpu_file: str) -> Non
     cpu.pop(framework)
     assert {k: v for k, v in gpu.items() if v not in cpu.values()} == {
         "torch": {"torch": "torch==2.13.0"},
-        "tensorflow-cpu": {"tensorflow": "tensorflow[and-cuda]==2.21.0"},
+        "tensorflow": {"tensorflow": "tensorflow[and-cuda]==2.21.0"},
         "mxnet": {"mxnet-cu112": "mxnet-cu112==1.9.1"},
     }[framework]
     assert set(cpu.values()) <= set(gpu.values())
