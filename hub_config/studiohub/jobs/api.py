@@ -132,14 +132,6 @@ class JobHandler(JobsBase):
     def get(self, job_id: str) -> None:
         self.write_json(job_model(self.jobs, self.job(job_id)))
 
-
-class EventsHandler(JobsBase):
-    @authenticated
-    def get(self, job_id: str) -> None:
-        job = self.job(job_id)
-        self.write_json({"events": [{"time": iso(e.time), "kind": e.kind, "message": e.message}
-                                    for e in self.jobs.store.events(job.id)]})
-
     @authenticated
     async def delete(self, job_id: str) -> None:
         """Forget a finished job (204); ``?outputs=true``: its home folder too."""
@@ -147,6 +139,14 @@ class EventsHandler(JobsBase):
         await self.answer_async(self.jobs.delete(self.viewer, job_id, outputs=outputs))
         self.set_status(204)
         self.finish()
+
+
+class EventsHandler(JobsBase):
+    @authenticated
+    def get(self, job_id: str) -> None:
+        job = self.job(job_id)
+        self.write_json({"events": [{"time": iso(e.time), "kind": e.kind, "message": e.message}
+                                    for e in self.jobs.store.events(job.id)]})
 
 
 class MetricsHandler(JobsBase):
