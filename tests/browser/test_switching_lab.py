@@ -197,15 +197,15 @@ def test_switch_image_and_size_per_notebook(
         expect(item).to_contain_text(re.compile(r"CPU \d+% · [\d.]+ MiB / 512 MiB"),
                                      timeout=30_000)
 
-        # Past its memory limit: the kernel is stopped and the user is told why.
+        # Past its memory limit: the kernel is stopped and the user is told why, in the
+        # dialog that replaces JupyterLab's own "Kernel Restarting" one.
         run_cell(page, train, 0)
-        toast = page.locator(".Toastify__toast").filter(has_text="512 MiB memory limit")
-        expect(toast).to_be_visible(timeout=60_000)
-        expect(toast).to_contain_text("size tiny")
+        notice = page.locator(".jp-StudioHub-KernelExitDialog")
+        expect(notice).to_contain_text("512 MiB memory limit", timeout=60_000)
+        expect(notice).to_contain_text("size tiny")
+        expect(page.locator(".jp-Dialog")).to_have_count(1)
         page.screenshot(path=str(ARTIFACTS / "switching-oom-notification.png"))
-        for dialog in page.locator(".jp-Dialog").all():  # Lab's own "kernel restarting"
-            dialog.get_by_role("button").last.click()
-        toast.get_by_title("Hide notification").click()
+        notice.get_by_role("button", name="OK").click()
 
         # A larger size that fits; sizes that cannot run say why, in the picker.
         choice_item(train).click()

@@ -19,6 +19,7 @@ import {
   PLUGIN_IDS
 } from '../tokens';
 import { holdExecutionsDuringSwitch } from './executions';
+import { showExitDialog } from './exitDialog';
 import { NotebookKernelModel, STILL_SWITCHING, SwitcherModel } from './model';
 import { pickChoice } from './picker';
 import { NotebookSession } from './session';
@@ -273,9 +274,12 @@ function showNotice(
     nearest ? [{ label, callback: () => void runSwitch(kernel, nearest) }] : [];
 
   if (notice.kind === 'exit') {
-    Notification.error(`${name}: ${notice.exit.message}`, {
-      autoClose: false,
-      actions: [choose('Change size…')]
+    // A dialog, not a notification: JupyterLab's own modal "Kernel Restarting" dialog
+    // would cover a toast, and a toast cuts the reason short. This one replaces it.
+    void showExitDialog(name, kernel.session.path, notice.exit).then(change => {
+      if (change) {
+        choose('Change size…').callback();
+      }
     });
   } else if (notice.kind === 'fallback') {
     const { nearest } = notice;
