@@ -105,9 +105,8 @@ def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
         dialog.get_by_role("button", name="Share", exact=True).click()
 
         done = page.get_by_role("dialog").filter(has_text="Notebook shared")
-        expect(done).to_contain_text("Everyone in Team A can open this link")
-        link_box = done.get_by_label("Link to the shared notebook")
-        link = link_box.input_value()
+        expect(done).to_contain_text("Members of the Team A domain can open this link:")
+        link = done.locator(".jp-StudioHub-ShareLink-url").inner_text()
         assert link.startswith(f"{hub.url}/services/sharing/s/"), link
         done.get_by_role("button", name="Copy link").click()
         expect(done.get_by_role("button", name="Copy link")).to_have_text("Copied")
@@ -185,7 +184,7 @@ def test_share_from_lab_then_a_member_opens_copies_and_both_sidebars_list_it(
         dialog.get_by_role("button", name="Share", exact=True).click()
         done = page.get_by_role("dialog").filter(has_text="New version published")
         expect(done).to_contain_text("Version 2 is published")
-        assert done.get_by_label("Link to the shared notebook").input_value() == link
+        expect(done.locator(".jp-StudioHub-ShareLink-url")).to_have_text(link)
         done.get_by_role("button", name="Done").click()
         open_shared_sidebar(page)
         expect(mine).to_contain_text("Team A · v2")

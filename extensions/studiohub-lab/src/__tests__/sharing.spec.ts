@@ -8,6 +8,7 @@ import {
   isNotebookPath,
   liveSharesNamed,
   shareLink,
+  shareResultText,
   shareSummary,
   sourceOfShare
 } from '../sharing/logic';
@@ -148,6 +149,31 @@ function fakeServer(
     }) as any
   });
 }
+
+describe('the share result', () => {
+  it('names the domain as a domain, also one called Everyone', () => {
+    const everyone = makeShare({ domain: 'everyone', domain_name: 'Everyone' });
+    expect(shareResultText(everyone, false)).toBe(
+      'Members of the Everyone domain can open this link:'
+    );
+    expect(shareResultText(makeShare(), false)).toBe(
+      'Members of the Team A domain can open this link:'
+    );
+    expect(shareResultText(everyone, false)).not.toMatch(/everyone in/i);
+  });
+
+  it('says a new version is at the same link, for the same members', () => {
+    expect(shareResultText(makeShare({ version: 3 }), true)).toBe(
+      'Version 3 is published at the same link: members of the Team A domain who open it see it.'
+    );
+  });
+
+  it("falls back to the domain's id when it has no display name", () => {
+    expect(shareResultText(makeShare({ domain_name: '' }), false)).toBe(
+      'Members of the team-a domain can open this link:'
+    );
+  });
+});
 
 describe('SharingModel', () => {
   it('shares a new link, remembers the path, and refreshes the lists', async () => {

@@ -2,7 +2,7 @@ import { Clipboard, Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { makeButton } from '../components/button';
-import { formatWhen } from './logic';
+import { formatWhen, shareResultText } from './logic';
 import { IDomain, IShare, IShareRequest } from '../tokens';
 
 /**
@@ -149,24 +149,21 @@ export namespace ShareForm {
 }
 
 /**
- * The dialog's answer: the link, with Copy and Open buttons.
+ * The dialog's answer: the whole link, wrapped rather than cut (a click selects all of
+ * it), with Copy and Open buttons.
  */
 export class ShareLinkBody extends Widget {
   constructor(link: string, share: IShare, newVersion: boolean) {
     super();
     this.addClass('jp-StudioHub-ShareLink');
     const text = document.createElement('p');
-    text.textContent = newVersion
-      ? `Version ${share.version} is published: everyone in ${share.domain_name} who opens the link sees it.`
-      : `Everyone in ${share.domain_name} can open this link:`;
+    text.textContent = shareResultText(share, newVersion);
     const row = document.createElement('div');
     row.className = 'jp-StudioHub-ShareLink-row';
-    const input = document.createElement('input');
-    input.className = 'jp-mod-styled';
-    input.readOnly = true;
-    input.value = link;
-    input.setAttribute('aria-label', 'Link to the shared notebook');
-    input.addEventListener('focus', () => input.select());
+    const url = document.createElement('code');
+    url.className = 'jp-StudioHub-ShareLink-url';
+    url.textContent = link;
+    url.title = 'Link to the shared notebook';
     const copy = makeButton({
       text: 'Copy',
       label: 'Copy link',
@@ -174,7 +171,6 @@ export class ShareLinkBody extends Widget {
       onClick: () => {
         Clipboard.copyToSystem(link);
         copy.textContent = 'Copied';
-        input.select();
       }
     });
     const open = document.createElement('a');
@@ -183,7 +179,7 @@ export class ShareLinkBody extends Widget {
     open.target = '_blank';
     open.rel = 'noopener';
     open.textContent = 'Open preview';
-    row.append(input, copy);
+    row.append(url, copy);
     this.node.append(text, row, open);
   }
 }

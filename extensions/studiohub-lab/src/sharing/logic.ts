@@ -12,6 +12,27 @@ export function shareLink(origin: string, url: string): string {
 }
 
 /**
+ * Who a link in a domain reaches, named as a domain: domains are named for teams
+ * ("Team A") or for everybody else ("Everyone", the users in no other domain), so
+ * "everyone in Everyone" would read as a stutter, and as more than it means.
+ */
+export function domainAudience(
+  share: Pick<IShare, 'domain' | 'domain_name'>
+): string {
+  return `members of the ${share.domain_name || share.domain} domain`;
+}
+
+/**
+ * The sentence above a new link, or above the link of a new version.
+ */
+export function shareResultText(share: IShare, newVersion: boolean): string {
+  const audience = domainAudience(share);
+  return newVersion
+    ? `Version ${share.version} is published at the same link: ${audience} who open it see it.`
+    : `${audience[0].toUpperCase()}${audience.slice(1)} can open this link:`;
+}
+
+/**
  * The file name of a path (`work/churn.ipynb` → `churn.ipynb`).
  */
 export function basename(path: string): string {

@@ -19,6 +19,7 @@ import { Poll } from '@lumino/polling';
 
 import { addSidebar } from '../components/sidebar';
 import shareSvg from '../../style/icons/share.svg';
+import { keepKernelInfoClean } from './kernelInfo';
 import { ShareForm, ShareLinkBody } from './dialog';
 import {
   basename,
@@ -271,6 +272,8 @@ const sharingPlugin: JupyterFrontEndPlugin<ISharingModel> = {
 
     if (tracker) {
       tracker.widgetAdded.connect((_, panel: NotebookPanel) => {
+        // A copy from a share opens saved (JupyterLab's kernel bookkeeping aside).
+        keepKernelInfoClean(panel);
         const button = new ToolbarButton({
           icon: shareIcon,
           label: 'Share',
