@@ -40,15 +40,18 @@ def apply(c: Config, settings: dict[str, Any], catalog: Catalog) -> None:
 
 def update_pages(c: Config) -> None:
     """The hub's pages as StudioHub's (``studiohub.hubpages``): its templates before
-    JupyterHub's, its logo, and the data its home page shows. An operator's
+    JupyterHub's, its logo, and the data its home page shows (with the jobs link when
+    the jobs service is set up, by ``update_services`` before this). An operator's
     ``jupyterhub_config.d`` file, loaded after, may set ``logo_file`` or add to these."""
     from . import hubpages
+    from .jobs.config import SERVICE as JOBS
 
     templates = str(hubpages.TEMPLATES)
     c.JupyterHub.template_paths = [templates, *(p for p in c.JupyterHub.get(
         "template_paths", []) if p != templates)]
     c.JupyterHub.logo_file = str(hubpages.LOGO)
-    c.JupyterHub.template_vars = {**hubpages.template_vars(),
+    jobs = any(s["name"] == JOBS for s in c.JupyterHub.get("services", []))
+    c.JupyterHub.template_vars = {**hubpages.template_vars(jobs),
                                   **c.JupyterHub.get("template_vars", {})}
 
 

@@ -28,6 +28,9 @@ TEMPLATES = Path(__file__).with_name("templates")
 LOGO = Path(__file__).with_name("static") / "studiohub-logo.svg"
 #: The name the pages show beside the logo (``template_vars["studiohub_brand"]``).
 BRAND = "StudioHub"
+#: JupyterLab on the Training sidebar, under the hub's base URL: the Lab extension routes
+#: ``?studiohub-sidebar=training`` to its Show Training Jobs command (training/plugin.ts).
+JOBS_PATH = "user-redirect/lab?studiohub-sidebar=training"
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def size_limits(size: Size) -> str:
     return "" if limits.replace(" ", "") == size.display_name.replace(" ", "") else limits
 
 
-def template_vars() -> dict[str, Any]:
-    """``c.JupyterHub.template_vars`` entries StudioHub's templates read."""
-    return {"studiohub": page_data, "studiohub_brand": BRAND}
+def template_vars(jobs: bool) -> dict[str, Any]:
+    """``c.JupyterHub.template_vars`` entries StudioHub's templates read; ``jobs``: whether
+    the training-jobs service runs, so the home page links to the user's jobs."""
+    return {"studiohub": page_data, "studiohub_brand": BRAND,
+            "studiohub_jobs_path": JOBS_PATH if jobs else ""}

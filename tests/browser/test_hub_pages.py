@@ -2,7 +2,8 @@
 
 The login page carries StudioHub's name and logo over JupyterHub's own form; the home
 page shows the user's server with its image and size (running, then stopped: the last
-ones), their domains and a working link to the Shared notebooks page; the spawn page's
+ones), their domains and working links to the Shared notebooks page and to the user's
+training jobs (JupyterLab opened on its Training sidebar); the spawn page's
 unavailable choices stay legible and say why on a line of their own, the command in a
 reason never broken across lines. Screenshots: ``test-artifacts/hub-pages-*.png``.
 """
@@ -18,7 +19,7 @@ import requests
 
 from studiohub.catalog import images_dir
 from tests.browser.conftest import Browser
-from tests.browsertools import ARTIFACTS, BROWSER_MARKS
+from tests.browsertools import ARTIFACTS, BROWSER_MARKS, quiet_lab
 from tests.hubtools import TEST_CATALOG, Hub, shut_down
 
 pytestmark = BROWSER_MARKS
@@ -100,6 +101,7 @@ def test_home_page_shows_server_image_size_domains_and_shared_link(hub: Hub,
     shot(page, "home-new")
 
     user.spawn(image="base", size="half")
+    quiet_lab(user.name)
     page.reload()
     expect(server.locator("#studiohub-server-state")).to_have_text("Running")
     expect(page.locator("#studiohub-server-image")).to_contain_text("Base Python 3.11 · CPU base")
@@ -111,6 +113,14 @@ def test_home_page_shows_server_image_size_domains_and_shared_link(hub: Hub,
     page.wait_for_url(re.compile(r"/services/sharing/"))
     expect(page.get_by_role("heading", name="Shared notebooks")).to_be_visible()
     page.go_back()
+
+    # Training jobs: JupyterLab opens on its Training sidebar (not the file browser).
+    page.locator("#studiohub-jobs-link").click()
+    page.wait_for_url(re.compile(rf"/user/{user.name}/lab"))
+    expect(page.locator("#studiohub-training")).to_be_visible(timeout=120_000)
+    expect(page.locator(".jp-FileBrowser")).to_be_hidden()
+    shot(page, "jobs-in-lab")
+    page.goto(f"{hub.url}/hub/home")
 
     page.get_by_role("button", name="Stop server").click()
     expect(server.locator("#studiohub-server-state")).to_have_text("Stopped", timeout=90_000)

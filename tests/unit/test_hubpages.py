@@ -135,9 +135,20 @@ def test_configurer_puts_templates_logo_and_data_first(tmp_path: Path) -> None:
     assert c.JupyterHub.template_paths == [str(hubpages.TEMPLATES), "/operator/templates"]
     assert Path(c.JupyterHub.logo_file).read_text().startswith("<svg")
     assert c.JupyterHub.template_vars["studiohub"] is page_data
+    # The jobs service is on by default: the home page links to the Lab's Training sidebar.
+    assert c.JupyterHub.template_vars["studiohub_jobs_path"] == \
+        "user-redirect/lab?studiohub-sidebar=training"
     # What an operator set before stays theirs.
     assert c.JupyterHub.template_vars["studiohub_brand"] == "Acme Lab"
     assert c.JupyterHub.template_vars["announcement"] == "hello"
+
+
+def test_no_jobs_link_without_the_jobs_service(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\njobs:\n  enabled: false\n")
+    c = Config()
+    configurer.apply(c, load_settings(config, environ={}), load_catalog())
+    assert c.JupyterHub.template_vars["studiohub_jobs_path"] == ""
 
 
 def hub_environment() -> jinja2.Environment:
@@ -167,7 +178,7 @@ def namespace(**extra: Any) -> dict[str, Any]:
             "logout_url": "/hub/logout", "static_url": lambda path, **kw: f"/static/{path}",
             "version_hash": "", "services": [], "parsed_scopes": set(), "xsrf": "x",
             "xsrf_token": "x", "studiohub": PageData(), "studiohub_brand": "StudioHub",
-            **extra}
+            "studiohub_jobs_path": "", **extra}
 
 
 def test_login_page_renders_brand_over_the_stock_form() -> None:
@@ -191,12 +202,14 @@ def test_home_page_renders_server_domains_and_escapes_names() -> None:
     html = hub_environment().get_template("home.html").render(**namespace(
         user=PageUser(), studiohub=data, default_server=DefaultServer(active=True),
         url="/user/ann/", allow_named_servers=False,
-        services=[Service("sharing", "/services/sharing/")]))
+        services=[Service("sharing", "/services/sharing/")],
+        studiohub_jobs_path="user-redirect/lab?x=1"))
     assert 'id="studiohub-server-state">Running<' in html
     assert "Base &lt;i&gt;Python&lt;/i&gt;" in html and "Team &lt;A&gt;" in html
     assert "Welcome, ann&lt;b&gt;" in html
     assert 'id="studiohub-shared-link" href="/services/sharing/"' in html
     assert 'id="studiohub-stop"' in html and 'id="studiohub-start"' not in html
+    assert 'id="studiohub-jobs-link" href="/hub/user-redirect/lab?x=1"' in html
 
 
 def test_home_page_without_sharing_has_no_shared_link() -> None:
@@ -204,6 +217,7 @@ def test_home_page_without_sharing_has_no_shared_link() -> None:
         user=PageUser(), default_server=DefaultServer(), url="/hub/spawn/ann",
         allow_named_servers=False))
     assert "studiohub-shared-link" not in html and "You have no server yet" in html
+    assert "studiohub-jobs-link" not in html
     assert 'id="studiohub-start" role="button" class="btn btn-primary" ' \
            'href="/hub/spawn/ann"' in html
 

@@ -33,7 +33,12 @@ export function addSidebar(
   }
   app.commands.addCommand(options.command, {
     label: options.label,
-    execute: () => app.shell.activateById(panel.id)
+    // After the saved layout is back, or the layout would put its own tab forward (a
+    // route such as ?studiohub-sidebar=training runs before it is restored).
+    execute: () =>
+      app.restored.then(() => {
+        app.shell.activateById(panel.id);
+      })
   });
   if (options.palette) {
     options.palette.addItem({

@@ -1,5 +1,6 @@
 import {
   ILayoutRestorer,
+  IRouter,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
@@ -381,6 +382,9 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
   }
 };
 
+/** The query that opens JupyterLab on the Training sidebar (studiohub/hubpages.py). */
+const TRAINING_SIDEBAR_ROUTE = /[?&]studiohub-sidebar=training(?:[&#]|$)/;
+
 /**
  * The Training sidebar: my jobs with their live status.
  */
@@ -389,12 +393,13 @@ const trainingPanelPlugin: JupyterFrontEndPlugin<void> = {
   description: "A sidebar listing the user's training jobs.",
   autoStart: true,
   requires: [ITrainingModel],
-  optional: [ILayoutRestorer, ICommandPalette],
+  optional: [ILayoutRestorer, ICommandPalette, IRouter],
   activate: (
     app: JupyterFrontEnd,
     model: ITrainingModel,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    router: IRouter | null
   ) => {
     const panel = new TrainingPanel({ model, commands: app.commands });
     panel.title.icon = trainingIcon;
@@ -406,6 +411,13 @@ const trainingPanelPlugin: JupyterFrontEndPlugin<void> = {
       restorer,
       palette
     });
+    if (router) {
+      // The hub's home page links to lab?studiohub-sidebar=training: open on the jobs.
+      router.register({
+        command: CommandIDs.showTrainingJobs,
+        pattern: TRAINING_SIDEBAR_ROUTE
+      });
+    }
   }
 };
 
