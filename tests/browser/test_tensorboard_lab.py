@@ -62,6 +62,15 @@ def test_open_folder_from_file_browser_draws_the_loss_chart(
         card.scroll_into_view_if_needed()
         chart = card.locator("line-chart")
         expect(chart).to_be_visible(timeout=30_000)
+        # TensorBoard's settings pane starts closed (it took a quarter of the tab), and
+        # its own toolbar button still opens it.
+        expect(frame.get_by_role("heading", name="Settings")).to_have_count(0)
+        expect(frame.locator("metrics-dashboard-right-pane")).to_have_count(0)
+        frame.get_by_role("button", name="Toggle settings side pane").click()
+        expect(frame.locator("metrics-dashboard-right-pane")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "tensorboard-settings-opened.png"))
+        frame.get_by_role("button", name="Toggle settings side pane").click()
+        expect(frame.locator("metrics-dashboard-right-pane")).to_have_count(0)
         page.wait_for_timeout(1500)  # let the chart finish drawing for the screenshot
         page.screenshot(path=str(ARTIFACTS / "tensorboard-loss-chart.png"))
 

@@ -140,3 +140,40 @@ export function boardTitle(folders: ReadonlyArray<string>): string {
   });
   return `TensorBoard: ${names.join(', ')}`;
 }
+
+/** The browser-storage key of TensorBoard's own settings (2.x: kept per origin). */
+export const TENSORBOARD_SETTINGS_KEY = '_tb_global_settings';
+
+/**
+ * Make TensorBoard open with its settings pane closed, unless the user chose otherwise.
+ *
+ * TensorBoard keeps its user settings in the browser's storage, and its boards here are
+ * served from JupyterLab's own origin, so they read what JupyterLab writes. Its time-series
+ * dashboard opens the settings pane (a quarter of a Lab tab) until told otherwise by
+ * `timeSeriesSettingsPaneOpened`, which it saves itself each time the user toggles the
+ * pane: only a missing value is set. Unreadable settings are left as they are.
+ */
+export function closeSettingsPaneByDefault(storage?: Storage): void {
+  let settings: Record<string, unknown> = {};
+  try {
+    // (Reading window.localStorage itself throws where storage is disabled.)
+    const store = storage ?? window.localStorage;
+    const saved = store.getItem(TENSORBOARD_SETTINGS_KEY);
+    if (saved !== null) {
+      const parsed: unknown = JSON.parse(saved);
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        return;
+      }
+      settings = parsed as Record<string, unknown>;
+    }
+    if (typeof settings.timeSeriesSettingsPaneOpened === 'boolean') {
+      return;
+    }
+    store.setItem(
+      TENSORBOARD_SETTINGS_KEY,
+      JSON.stringify({ ...settings, timeSeriesSettingsPaneOpened: false })
+    );
+  } catch {
+    // Storage disabled or full, or not JSON: TensorBoard keeps its own default.
+  }
+}

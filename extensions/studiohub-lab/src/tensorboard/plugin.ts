@@ -16,7 +16,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import { addSidebar } from '../components/sidebar';
 import { CommandIDs, ITensorBoardModel, PLUGIN_IDS } from '../tokens';
-import { TensorBoardModel } from './model';
+import { closeSettingsPaneByDefault, TensorBoardModel } from './model';
 import { TensorBoardPanel } from './panel';
 import { TensorBoardView } from './widget';
 import tensorboardSvg from '../../style/icons/tensorboard.svg';
@@ -65,6 +65,8 @@ const tensorboardPlugin: JupyterFrontEndPlugin<ITensorBoardModel> = {
     docManager: IDocumentManager | null
   ): ITensorBoardModel => {
     const model = new TensorBoardModel();
+    // Before any board loads, in a tab or a notebook's %tensorboard output (same origin).
+    closeSettingsPaneByDefault();
     const tracker = new WidgetTracker<MainAreaWidget<TensorBoardView>>({
       namespace: 'studiohub-tensorboard'
     });
