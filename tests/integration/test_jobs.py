@@ -189,6 +189,8 @@ def test_only_the_jobs_service_may_place_jobs_at_the_hub(hub: JobsHub, alice: Us
 def test_bad_specs_are_refused_and_create_nothing(hub: JobsHub, alice: User, spec: Any,
                                                   status: int, words: str) -> None:
     before = len(call(hub, alice, "GET", "jobs").json()["jobs"])
+    folders = Path(ensure_user(alice.name).pw_dir) / "studiohub-jobs"
+    made = set(folders.iterdir()) if folders.exists() else set()
     if isinstance(spec, str):
         r = call(hub, alice, "POST", "jobs", data=spec)
     else:
@@ -196,6 +198,8 @@ def test_bad_specs_are_refused_and_create_nothing(hub: JobsHub, alice: User, spe
     assert r.status_code == status, r.text
     assert words in r.json()["message"] and r.json()["status"] == status
     assert len(call(hub, alice, "GET", "jobs").json()["jobs"]) == before
+    # No snapshot left behind (one made while the hub refused the size is removed).
+    assert (set(folders.iterdir()) if folders.exists() else set()) == made
 
 
 def test_a_quota_of_two_queues_the_third_job_until_one_ends(hub: JobsHub) -> None:

@@ -145,6 +145,43 @@ def test_the_hubs_catalog_refusal_is_a_400_and_no_room_still_queues(tmp_path: Pa
     run(scenario())
 
 
+def test_the_snapshot_runs_during_the_hubs_dry_run_and_a_refusal_removes_it(
+        tmp_path: Path) -> None:
+    """Both take a few hundred milliseconds: they overlap. Refused (400): the snapshot,
+    made meanwhile, goes, and nothing is stored; no room now (409): the job queues."""
+    jobs, _, placing, _ = make_jobs(tmp_path)
+    events: list[str] = []
+
+    async def prepare(job_id: str, spec: Any, account: Any) -> None:
+        events.append(f"copy {job_id}")
+        await asyncio.sleep(0.05)
+        events.append("copied")
+
+    async def discard(job: Any, account: Any, outputs: bool) -> None:
+        events.append(f"removed {job.id} {outputs}")
+
+    async def check(*args: Any) -> None:
+        events.append("checking")
+        await asyncio.sleep(0.02)
+        events.append("checked")
+        if placing.refuse:
+            raise placing.refuse
+
+    jobs.prepare, jobs.discard, placing.check = prepare, discard, check  # type: ignore
+    placing.refuse = PlacementRefused(400, "this job needs 64 vCPU; this machine has 2")
+    with pytest.raises(JobsError, match="this machine has 2"):
+        run(jobs.submit(ALICE, SCRIPT))
+    job_id = events[1].split()[1]
+    assert events == ["checking", f"copy {job_id}", "checked", "copied",
+                      f"removed {job_id} True"]
+    assert jobs.store.jobs() == []
+    events.clear()
+    placing.refuse = PlacementRefused(409, "Small cannot run Base now: no memory free")
+    job = run(jobs.submit(ALICE, SCRIPT))
+    assert events == ["checking", f"copy {job.id}", "checked", "copied"]
+    assert jobs.store.get(job.id).status == "queued"
+
+
 def test_a_quota_of_two_queues_the_third_job_until_one_ends(tmp_path: Path) -> None:
     jobs, executor, _, _ = make_jobs(tmp_path, catalog_with({"max_running": 2}))
 

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..catalog import Catalog, ChoiceError, Image, Size
@@ -182,13 +183,22 @@ class Jobs:
                     raise JobsError(400, f"{key}: {e}") from None
         job_id = secrets.token_hex(6)
         names = [r.name for r in replicas]
+        # The code snapshot (a process as the user) runs while the hub answers its dry
+        # run: each takes a few hundred milliseconds on a busy host. Refused: undone.
+        copying = None if check or self.prepare is None else \
+            asyncio.ensure_future(self.prepare(job_id, spec, account))
         try:
             await self.placing.check(viewer.name, job_id, choice.image.id, choice.size.id, names)
         except PlacementRefused as e:
             if check or e.status != 409:  # 409: no room now; a job waits for room
+                await self._undo_snapshot(copying, job_id, account)
                 raise JobsError(e.status, e.message) from None
-        except HubUnreachable:
-            raise JobsError(503, "the hub is not reachable: try again in a minute") from None
+        except BaseException as e:
+            await self._undo_snapshot(copying, job_id, account)
+            if isinstance(e, HubUnreachable):
+                raise JobsError(503, "the hub is not reachable: try again in a minute") \
+                    from None
+            raise
         domain = domain_for(catalog, viewer.groups, choice.image, choice.size)
         count = len(replicas)
         job_values: dict[str, Any] = dict(
@@ -207,9 +217,9 @@ class Jobs:
             if why:
                 raise JobsError(409, why)
             return None
-        if self.prepare is not None:  # the code snapshot, before anything is stored
+        if copying is not None:  # the code snapshot, before anything is stored
             try:
-                await self.prepare(job_id, spec, account)
+                await copying
             except (ValueError, OSError) as e:
                 raise JobsError(400, f"could not snapshot the code: {e}") from None
         from .store import Job
@@ -218,6 +228,21 @@ class Jobs:
         self.store.add_event(job_id, "queued", f"queued in domain {domain or '-'}")
         self.wake()
         return self.store.get(job_id)
+
+    async def _undo_snapshot(self, copying: asyncio.Future[None] | None, job_id: str,
+                             account: Account) -> None:
+        """A refused submit leaves nothing: its snapshot, once made, is removed."""
+        if copying is None:
+            return
+        try:
+            await copying
+        except Exception:
+            return  # nothing was left behind (the snapshot cleans up after itself)
+        if self.discard is not None:
+            try:
+                await self.discard(SimpleNamespace(id=job_id), account, True)
+            except (ValueError, OSError) as e:
+                log.warning("Removing the snapshot of refused job %s: %s", job_id, e)
 
     # --- reading --------------------------------------------------------------------------
 
