@@ -12,7 +12,7 @@ sets the traits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ def make_page_data(spawner: Any) -> PageData:
         return PageData(server=ServerView(state=server_state(spawner)))
     catalog, groups = spawner.catalog, spawner.groups
     return PageData(
-        server=server_view(spawner, catalog, groups),
+        server=server_view(spawner, catalog),
         domains=[DomainView(d.display_name, d.description)
                  for d in catalog.domains_for(groups)],
         images=[i.label for i in catalog.allowed_images(groups)],
@@ -121,13 +121,13 @@ def server_options(spawner: Any) -> dict[str, Any]:
     return dict(getattr(spawner, "user_options", None) or {})
 
 
-def server_view(spawner: Any, catalog: Catalog, groups: Iterable[str]) -> ServerView:
+def server_view(spawner: CatalogChoice, catalog: Catalog) -> ServerView:
     """The server's state with its image and size (a stopped server: the last ones)."""
     state = server_state(spawner)
     options = server_options(spawner)
     if state == "stopped" and not options:
         return ServerView(state=state)
-    image, size = resolve(catalog, groups, options)
+    image, size = resolve(spawner, catalog, options)
     return ServerView(
         state=state,
         image_id=image.id if isinstance(image, Image) else image,
@@ -139,15 +139,16 @@ def server_view(spawner: Any, catalog: Catalog, groups: Iterable[str]) -> Server
     )
 
 
-def resolve(catalog: Catalog, groups: Iterable[str], options: Mapping[str, Any]
+def resolve(spawner: CatalogChoice, catalog: Catalog, options: Mapping[str, Any]
             ) -> tuple[Image | str, Size | str]:
-    """The catalog's image and size for ``options`` (its defaults fill what is missing);
-    ids as given when the catalog no longer allows them (it changed since)."""
+    """The catalog's image and size for ``options``, read as the spawner reads them
+    (KubeSpawner's ``profile`` is the size; the catalog's defaults fill what is
+    missing); ids as given when the catalog no longer allows them (it changed since)."""
     try:
-        choice = catalog.choose(groups, {k: v for k, v in options.items()
-                                         if k in ("image", "size")})
+        choice = spawner.validate_options(catalog, options)
     except ChoiceError:
-        image_id, size_id = str(options.get("image", "")), str(options.get("size", ""))
+        image_id = str(options.get("image", ""))
+        size_id = str(options.get("size", options.get("profile", "")))
         return (catalog.images.get(image_id, image_id), catalog.sizes.get(size_id, size_id))
     return choice.image, choice.size
 

@@ -3,8 +3,9 @@
 :func:`configure` makes the catalog's domains JupyterHub groups, spawns with
 :class:`studiohub.spawners.kube.StudioKubeSpawner` (profiles made per user from the
 catalog), runs the sharing service beside the hub and, when the chart enables it, the
-training jobs service with the Kubernetes executor. Everything here only *sets*
-traits on a traitlets ``Config`` (tested on a bare one, without a cluster).
+training jobs service with the Kubernetes executor, and gives the hub StudioHub's pages
+(``configurer.update_pages``). Everything here only *sets* traits on a traitlets
+``Config`` (tested on a bare one, without a cluster).
 ``StudioKubeSpawner`` and its builders are re-exported here for the chart's older
 values and for tests.
 """
@@ -222,7 +223,7 @@ def configure(c: Config, catalog_path: str | None = None, *,
     service when ``jobs`` is true (default: :func:`jobs_enabled`, off unless the chart
     says so).
     """
-    from .configurer import update_groups
+    from .configurer import update_groups, update_pages
 
     path = catalog_path if catalog_path is not None else default_catalog_path()
     update_kube_spawner(c, path)
@@ -238,3 +239,4 @@ def configure(c: Config, catalog_path: str | None = None, *,
     if jobs:
         update_jobs_on_kube(c, base_url=c.JupyterHub.get("base_url", "/") or "/",
                             catalog_path=path)
+    update_pages(c)  # after the services: the home page links to the jobs when they run

@@ -151,6 +151,35 @@ def test_no_jobs_link_without_the_jobs_service(tmp_path: Path) -> None:
     assert c.JupyterHub.template_vars["studiohub_jobs_path"] == ""
 
 
+def test_kubernetes_hub_gets_the_pages_too() -> None:
+    """kube.configure (the chart's hub.extraConfig) sets them, the jobs link with jobs on."""
+    from studiohub import kube
+
+    c = Config()
+    kube.configure(c, "", sharing=False, jobs=True)
+    assert c.JupyterHub.template_paths[0] == str(hubpages.TEMPLATES)
+    assert c.JupyterHub.logo_file == str(hubpages.LOGO)
+    assert c.JupyterHub.template_vars["studiohub_jobs_path"] == hubpages.JOBS_PATH
+    c = Config()
+    kube.configure(c, "", sharing=False, jobs=False)
+    assert c.JupyterHub.template_vars["studiohub_jobs_path"] == ""
+
+
+def test_kubespawner_options_are_read_as_its_spawner_reads_them(catalog_path: str) -> None:
+    """On Kubernetes the saved options say ``profile`` for the size."""
+    from studiohub.spawners.kube import options_to_choice
+
+    class KubeLike(FakeSpawner):
+        def validate_options(self, catalog: Any, options: Any) -> Any:
+            return options_to_choice(catalog, self.groups, options)
+
+    # Not the domain's default size (small): the profile is what was chosen.
+    spawner = KubeLike(catalog_path, ("team-a",), user_options={"profile": "tiny",
+                                                                "image": "base"})
+    server = make_page_data(spawner).server
+    assert server is not None and (server.image_id, server.size_id) == ("base", "tiny")
+
+
 def hub_environment() -> jinja2.Environment:
     """Templates found as JupyterHub finds them (``JupyterHub.init_tornado_settings``):
     ``templates/…`` is always the stock one, other names StudioHub's first."""
