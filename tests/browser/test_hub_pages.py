@@ -220,3 +220,10 @@ def test_spawn_page_unavailable_choices_are_legible_with_whole_reasons(
     expect(tiny.locator("input")).to_be_enabled()
     expect(tiny.locator(".studiohub-reason")).to_be_hidden()
     shot(page, f"spawn-{width}")
+    # JupyterHub's dark theme (its navbar toggle): the reasons stay legible there too.
+    page.evaluate("document.documentElement.setAttribute('data-bs-theme', 'dark')")
+    for row in (image, size):
+        drawn = reason_layout(row)
+        assert contrast(drawn["color"], drawn["background"]) >= 4.5, drawn
+        assert contrast(drawn["labelColor"], drawn["background"]) >= 4.5, drawn
+    shot(page, f"spawn-{width}-dark")
