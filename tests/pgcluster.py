@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from studiohub.db import make_engine
 from tests.ports import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -68,7 +69,7 @@ def private_cluster() -> Iterator[PostgresCluster]:
 @contextmanager
 def fresh_store(url: str, store_module: ModuleType) -> Iterator[Any]:
     """A ``Store`` of ``store_module`` (the jobs or the sharing store) on empty tables."""
-    engine = store_module.make_engine(url)
+    engine = make_engine(url)
     store_module.Base.metadata.drop_all(engine)
     engine.dispose()
     store = store_module.Store(url)

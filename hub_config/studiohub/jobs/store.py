@@ -12,12 +12,10 @@ nothing: :mod:`.service` does.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -28,22 +26,17 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    create_engine,
-    event,
     select,
 )
 from sqlalchemy import delete as sql_delete
-from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from ..db import aware, make_engine, utcnow
 from .model import Status
 
 #: Statuses of jobs that hold (or are about to hold) a placement.
 ACTIVE = (Status.STARTING.value, Status.RUNNING.value)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -152,10 +145,7 @@ _JOB_FIELDS = [f.name for f in fields(Job)]
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back: they were written in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    return None if value is None else aware(value)
 
 
 def _job(row: JobRow) -> Job:
@@ -169,38 +159,6 @@ def _job(row: JobRow) -> Job:
 def _attempt(row: AttemptRow) -> Attempt:
     return Attempt(row.job_id, row.number, _aware(row.started) or utcnow(), _aware(row.ended),
                    json.loads(row.plan), json.loads(row.replicas))
-
-
-def _private_sqlite(url: str) -> None:
-    """A SQLite file (and its folder) readable by the service's account only."""
-    database = make_url(url).database
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(path, 0o600)
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite with foreign keys, a busy timeout and a WAL."""
-    if url.startswith("sqlite"):
-        _private_sqlite(url)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            # Write-ahead log: a commit is one fsync of the log instead of a rollback
-            # journal's several (about 30 ms each on a busy disk; a job's start commits
-            # seven times), still durable (synchronous=FULL); readers never wait.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 class Store:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import Catalog
+from ..db import utcnow
 from . import access
 from .access import REVOKED, Refusal
 from .notebooks import (
@@ -39,7 +40,7 @@ from .notebooks import (
 )
 from .render import render_fragment
 from .snapshots import SnapshotFiles, is_share_id
-from .store import Share, Store, Version, utcnow
+from .store import Share, Store, Version
 from .workspace import Workspace
 
 In = TypeVar("In")

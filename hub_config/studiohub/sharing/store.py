@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -26,21 +26,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     func,
     or_,
     select,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from ..db import aware, make_engine, utcnow
+
 ACTIONS = ("share", "version", "revoke", "open", "copy", "refuse")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -218,7 +213,7 @@ class Store:
                 select(ShareRow, last).join(EventRow, EventRow.share_id == ShareRow.id)
                 .where(EventRow.actor == user, EventRow.action == "open")
                 .group_by(ShareRow.id).order_by(last.desc()).limit(limit)).all()
-            return [(_share(row), _aware(when)) for row, when in rows]
+            return [(_share(row), aware(when)) for row, when in rows]
 
     # --- audit trail -----------------------------------------------------------------------
 
@@ -243,50 +238,20 @@ class Store:
             stmt = stmt.where(EventRow.id < before)
         with self.session() as s:
             rows = s.scalars(stmt.order_by(EventRow.id.desc()).limit(limit))
-            return [Event(r.id, _aware(r.time), r.actor, r.action, r.share_id, r.version,
+            return [Event(r.id, aware(r.time), r.actor, r.action, r.share_id, r.version,
                           r.detail) for r in rows]
-
-
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; SQLite gets write-ahead logging so previews read while a share writes.
-
-    A bare ``postgresql://`` URL means psycopg 3 (what StudioHub installs, and the hub
-    uses), whichever driver SQLAlchemy would pick by default.
-    """
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        kwargs.setdefault("connect_args", {"check_same_thread": False})
-    engine = create_engine(parsed, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 def _fields(obj: Share | Version) -> dict[str, Any]:
     return dict(obj.__dict__)
 
 
-def _aware(when: datetime) -> datetime:
-    """SQLite returns naive datetimes; every time we store is UTC."""
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _share(row: ShareRow) -> Share:
-    return Share(row.id, row.author, row.domain, row.name, _aware(row.created),
-                 _aware(row.updated), row.latest_version, row.views,
-                 _aware(row.revoked) if row.revoked else None)
+    return Share(row.id, row.author, row.domain, row.name, aware(row.created),
+                 aware(row.updated), row.latest_version, row.views,
+                 aware(row.revoked) if row.revoked else None)
 
 
 def _version(row: VersionRow) -> Version:
-    return Version(row.number, _aware(row.created), row.note, row.include_outputs, row.image,
+    return Version(row.number, aware(row.created), row.note, row.include_outputs, row.image,
                    row.size, row.kernel, row.nbytes)
