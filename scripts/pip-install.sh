@@ -17,9 +17,9 @@ log=$(mktemp "${TMPDIR:-/tmp}/studiohub-pip.XXXXXX.log")
 start=$SECONDS
 
 echo "pip install $* (full output: $log)"
-# Lines worth a user's attention; "Requirement already satisfied" and download details
-# are left out (a re-run would otherwise print one per package).
-shown='^(Collecting |Processing |Building wheel|Created wheel|Installing build dependencies|Preparing metadata|Getting requirements|Installing collected packages|Successfully installed|Attempting uninstall|ERROR|error)'
+# Lines worth a user's attention (pip indents the steps of a build); "Requirement already
+# satisfied" and download details are left out (a re-run would print one per package).
+shown='^ *(Collecting |Processing |Building wheel|Created wheel|Installing build dependencies|Preparing metadata|Getting requirements|Installing collected packages|Successfully installed|Attempting uninstall|ERROR|error)'
 
 # Lines reach the filter as pip writes them (unbuffered); a read that times out is a
 # quiet step. The loop ends when pip closes its output.

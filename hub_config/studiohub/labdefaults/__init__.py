@@ -9,7 +9,10 @@ spawner puts one of these directories on the server's ``JUPYTER_CONFIG_PATH``:
   new user's first Lab; on a managed hub the operator decides, not each user.
 - ``news-on`` (``lab.jupyter_news: true``): both on for everyone, without the prompt.
 
-They are package data, so they are where the server's Python finds ``studiohub``.
+They are package data, so they are where the server's Python finds ``studiohub``. The
+wheel also installs ``news-off`` as ``etc/jupyter/labconfig/default_setting_overrides.d/
+studiohub-jupyter-news.json`` (pyproject.toml): the default wherever it is installed, the
+Kubernetes single-user image included; the spawner's directory comes first on the path.
 """
 
 from __future__ import annotations
