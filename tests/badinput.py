@@ -10,7 +10,7 @@ them against one real hub. Every case is a request that must be refused: a 4xx
 Endpoints are written with placeholders filled by the test's fixtures: ``{user}`` (a
 user with a running server), ``{idle}`` (a user without one), ``{share}`` (a share of
 ``{user}``'s), ``{kernel}`` (a kernel id that was never placed), ``{tb}`` (a TensorBoard
-id that does not exist).
+id that does not exist), ``{job}`` (a training job of ``{user}``'s that has ended).
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ from typing import Any
 
 #: Where a request goes: the hub's API, the user's server (Lab extension), the service.
 HUB, LAB, SHARING = "/hub/api", "/user/{user}/studiohub/api/v1", "/services/sharing/api/v1"
+JOBS = "/services/jobs/api"
 TWENTY_MB = 20 * 1024 * 1024
 LONG_PATH = "a/" * 2499 + "x"  # 4,999 characters, as a path
 MISSING_KERNEL = "00000000-0000-4000-8000-000000000000"
 #: A notebook name in the user's home linking into a directory the user cannot read.
 UNREADABLE_LINK = "secret-link.ipynb"
+#: A job id of the service's form that names no job.
+MISSING_JOB = "000000000000"
+#: A valid training job spec (a notebook the corpus's user has), spoiled at ``notebook``.
+JOB_SPEC = {"image": "base", "size": "tiny", "notebook": "nb.ipynb"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Endpoint:
     empty_ok: bool = False  # an empty body is a valid request here (copy the latest)
     missing: bool = False  # the URL as written names something that does not exist
     restarts: bool = False  # an accepted request would restart the server: run these last
+    deletes: bool = False  # an accepted request would delete the corpus's job: these last
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,8 @@ INPUTS: list[Input] = [
     Input("nan", _body, body=lambda e: b'{"a": NaN}'),
     Input("not-an-object", _body, body=lambda e: b"[1, 2, 3]"),
     Input("empty", lambda e: _body(e) and not e.empty_ok, body=lambda e: b""),
-    Input("unreadable-symlink", lambda e: e.key == "path" and e.id.startswith("lab-sharing"),
+    Input("unreadable-symlink", lambda e: (e.key == "path" and e.id.startswith("lab-sharing"))
+          or (e.key == "notebook" and e.id.endswith("jobs-submit")),
           body=lambda e: spoiled(e, UNREADABLE_LINK)),
     Input("20mb-value", lambda e: e.big, body=lambda e: spoiled(e, "x" * TWENTY_MB), big=True),
     Input("20mb-key", lambda e: e.big, body=lambda e: _json({"k" * TWENTY_MB: 1}), big=True),
@@ -165,6 +172,22 @@ INPUTS: list[Input] = [
           body=lambda e: None if e.body is None else _json(e.body)),
     Input("path-surrogate", lambda e: e.path and not e.id.startswith("lab"),
           url=lambda e: last_part(e, "%ED%A0%80"),
+          body=lambda e: None if e.body is None else _json(e.body)),
+    # --- a training job's id, inside the path --------------------------------------------------
+    Input("job-missing", lambda e: "{job}" in e.url,
+          url=lambda e: e.url.replace("{job}", MISSING_JOB),
+          body=lambda e: None if e.body is None else _json(e.body)),
+    Input("job-long", lambda e: "{job}" in e.url and not e.id.startswith("lab"),
+          url=lambda e: e.url.replace("{job}", "9" * 5000),
+          body=lambda e: None if e.body is None else _json(e.body)),
+    Input("job-nul", lambda e: "{job}" in e.url and not e.id.startswith("lab"),
+          url=lambda e: e.url.replace("{job}", "a%00b"),
+          body=lambda e: None if e.body is None else _json(e.body)),
+    Input("job-surrogate", lambda e: "{job}" in e.url and not e.id.startswith("lab"),
+          url=lambda e: e.url.replace("{job}", "%ED%A0%80"),
+          body=lambda e: None if e.body is None else _json(e.body)),
+    Input("job-dots", lambda e: "{job}" in e.url and not e.id.startswith("lab"),
+          url=lambda e: e.url.replace("{job}", "..%2F..%2Fjobs"),
           body=lambda e: None if e.body is None else _json(e.body)),
 ]
 
@@ -221,11 +244,49 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("sharing-copy", "POST", f"{SHARING}/shares/{{share}}/copy", {}, "version",
              empty_ok=True),
     Endpoint("sharing-audit", "GET", f"{SHARING}/audit", query=("limit",)),
+    # The training jobs service (studiohub/jobs/api.py): every route, each log argument.
+    Endpoint("jobs-submit", "POST", f"{JOBS}/jobs", JOB_SPEC, "notebook", query=("check",),
+             big=True),
+    Endpoint("jobs-list", "GET", f"{JOBS}/jobs", query=("user",)),
+    Endpoint("jobs-job", "GET", f"{JOBS}/jobs/{{job}}"),
+    Endpoint("jobs-logs", "GET", f"{JOBS}/jobs/{{job}}/logs", query=("offset",)),
+    Endpoint("jobs-logs-follow", "GET", f"{JOBS}/jobs/{{job}}/logs", query=("follow",)),
+    Endpoint("jobs-logs-replica", "GET", f"{JOBS}/jobs/{{job}}/logs", query=("replica",)),
+    Endpoint("jobs-logs-attempt", "GET", f"{JOBS}/jobs/{{job}}/logs", query=("attempt",)),
+    Endpoint("jobs-events", "GET", f"{JOBS}/jobs/{{job}}/events"),
+    Endpoint("jobs-metrics", "GET", f"{JOBS}/jobs/{{job}}/metrics"),
+    Endpoint("jobs-cancel", "POST", f"{JOBS}/jobs/{{job}}/cancel"),
+    Endpoint("jobs-rerun", "POST", f"{JOBS}/jobs/{{job}}/rerun"),
+    Endpoint("jobs-delete", "DELETE", f"{JOBS}/jobs/{{job}}", query=("outputs",),
+             deletes=True),
+    # The Lab's training routes (studiohub_lab/training/handlers.py), forwarding to it.
+    Endpoint("lab-training-jobs-submit", "POST", f"{LAB}/training/jobs", JOB_SPEC, "notebook",
+             query=("check",), big=True),
+    Endpoint("lab-training-job", "GET", f"{LAB}/training/jobs/{{job}}"),
+    Endpoint("lab-training-delete", "DELETE", f"{LAB}/training/jobs/{{job}}",
+             query=("outputs",), deletes=True),
+    Endpoint("lab-training-logs-download", "GET", f"{LAB}/training/jobs/{{job}}/logs",
+             query=("download",)),
+    Endpoint("lab-training-logs", "GET", f"{LAB}/training/jobs/{{job}}/logs",
+             query=("offset",)),
+    Endpoint("lab-training-logs-follow", "GET", f"{LAB}/training/jobs/{{job}}/logs",
+             query=("follow",)),
+    Endpoint("lab-training-logs-replica", "GET", f"{LAB}/training/jobs/{{job}}/logs",
+             query=("replica",)),
+    Endpoint("lab-training-logs-attempt", "GET", f"{LAB}/training/jobs/{{job}}/logs",
+             query=("attempt",)),
+    Endpoint("lab-training-events", "GET", f"{LAB}/training/jobs/{{job}}/events"),
+    Endpoint("lab-training-metrics", "GET", f"{LAB}/training/jobs/{{job}}/metrics"),
+    Endpoint("lab-training-cancel", "POST", f"{LAB}/training/jobs/{{job}}/cancel", {}, "x",
+             empty_ok=True),
+    Endpoint("lab-training-rerun", "POST", f"{LAB}/training/jobs/{{job}}/rerun", {}, "x",
+             empty_ok=True),
 ]
 
 
 def cases() -> list[Case]:
     """Every (endpoint, input) pair where the input has a place to go; those that would
-    restart the server if wrongly accepted come last, so they cannot disturb the rest."""
-    ordered = sorted(ENDPOINTS, key=lambda e: e.restarts)
+    delete the corpus's job or restart the server if wrongly accepted come last, so they
+    cannot disturb the rest."""
+    ordered = sorted(ENDPOINTS, key=lambda e: (e.deletes, e.restarts))
     return [Case(e, i) for e in ordered for i in INPUTS if i.applies(e)]

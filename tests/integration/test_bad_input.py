@@ -1,11 +1,12 @@
 """The bad-input corpus (:mod:`tests.badinput`) against one real hub, one user, one server.
 
 Every StudioHub endpoint that takes input (the hub's API, the Lab extension in the
-user's server, the sharing service) gets every bad input that has a place to go there,
-each as its own test. Each must be refused: a 4xx JSON ``{status, message}``, never a
-5xx, a message under 1 KB (also for a 20 MB input), and nothing changed: the same shares
-and versions, placements, TensorBoards, running kernels, files in the home, and the
-same server (not restarted), and the idle user still without one.
+user's server, the sharing service, the training jobs service) gets every bad input that
+has a place to go there, each as its own test. Each must be refused: a 4xx JSON
+``{status, message}``, never a 5xx, a message under 1 KB (also for a 20 MB input), and
+nothing changed: the same shares and versions, placements, TensorBoards, running
+kernels, training jobs and their statuses, files in the home, and the same server (not
+restarted), and the idle user still without one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 import requests
 
 from studiohub.slugs import unix_name
-from tests.badinput import MISSING_KERNEL, UNREADABLE_LINK, Case, cases, notebook
+from tests.badinput import JOBS, MISSING_KERNEL, UNREADABLE_LINK, Case, cases, notebook
 from tests.hubtools import Hub, User
 
 MAX_MESSAGE_BYTES = 1024
@@ -33,14 +34,15 @@ HOME_SKIPPED = (".",)  # hidden files: the server's own runtime and caches chang
 class Corpus:
     """The module's hub, its two users, and what the URLs' placeholders stand for."""
 
-    def __init__(self, hub: Hub, user: User, idle: User, share_id: str) -> None:
+    def __init__(self, hub: Hub, user: User, idle: User, share_id: str, job_id: str) -> None:
         self.hub, self.user, self.idle, self.share_id = hub, user, idle, share_id
+        self.job_id = job_id
         self.home = Path(pwd.getpwnam(unix_name(user.name)).pw_dir)
 
     def url(self, template: str) -> str:
         return self.hub.url + template.format(user=self.user.name, idle=self.idle.name,
                                               share=self.share_id, kernel=MISSING_KERNEL,
-                                              tb="9999999")
+                                              tb="9999999", job=self.job_id)
 
     def state(self) -> dict[str, Any]:
         """Everything a refused request must leave as it was."""
@@ -60,6 +62,7 @@ class Corpus:
             "server": (model.get("servers", {}).get("", {}).get("started"),
                        bool(model.get("pending"))),
             "idle": (bool(idle.get("servers")), bool(idle.get("pending"))),
+            "jobs": jobs_of(hub, user),
             "home": home_files(self.home),
         }
 
@@ -71,6 +74,34 @@ def stored(hub: Hub) -> tuple[int, int, int]:
         shares = db.execute("select count(*) from sharing_shares").fetchone()[0]
         versions = db.execute("select count(*) from sharing_versions").fetchone()[0]
     return shares, versions, len(list((data / "snapshots").iterdir()))
+
+
+def jobs_call(hub: Hub, user: User, method: str, path: str, **kw: Any) -> requests.Response:
+    return requests.request(method, f"{hub.url}{JOBS}/{path}", timeout=60,
+                            headers={"Authorization": f"token {user.token}"}, **kw)
+
+
+def jobs_of(hub: Hub, user: User) -> list[tuple[str, str]]:
+    """The user's training jobs and their statuses, as the jobs service lists them."""
+    r = jobs_call(hub, user, "GET", "jobs")
+    r.raise_for_status()
+    return sorted((j["id"], j["status"]) for j in r.json()["jobs"])
+
+
+def ended_job(hub: Hub, user: User, timeout: float = 120) -> str:
+    """A training job of the user's that has ended (what runs does not matter: its
+    status, events and files must not change while the corpus runs)."""
+    r = jobs_call(hub, user, "POST", "jobs",
+                  json={"image": "base", "size": "tiny", "command": ["true"]})
+    assert r.status_code == 201, r.text
+    job_id = str(r.json()["id"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if jobs_call(hub, user, "GET", f"jobs/{job_id}").json()["status"] in \
+                ("succeeded", "failed", "cancelled"):
+            return job_id
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} did not end: {hub.log_tail(2000)}")
 
 
 def home_files(home: Path) -> list[tuple[str, int, int]]:
@@ -90,7 +121,8 @@ def home_files(home: Path) -> list[tuple[str, int, int]]:
 @pytest.fixture(scope="module")
 def corpus(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     """A user in team-a with a running server, a notebook, a TensorBoard folder, a link
-    into a directory they cannot read, and one share; and a user without a server."""
+    into a directory they cannot read, one share and one ended training job; and a user
+    without a server."""
     user = hub.new_user("bad", groups=("team-a",))
     idle = hub.new_user("idle", groups=("team-a",))
     user.spawn(image="base", size="tiny")
@@ -107,7 +139,7 @@ def corpus(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpu
                       headers={"Authorization": f"token {user.token}"},
                       json={"domain": "team-a", "name": "nb.ipynb", "notebook": notebook()})
     assert r.status_code == 201, r.text
-    yield Corpus(hub, user, idle, r.json()["id"])
+    yield Corpus(hub, user, idle, r.json()["id"], ended_job(hub, user))
     with contextlib.suppress(Exception):
         hub.stop_server(user.name, timeout=60)
 

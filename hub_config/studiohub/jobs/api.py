@@ -39,6 +39,7 @@ MAX_LOG_CHUNK = 8 * 1024 * 1024
 #: Longest wait of a follower between two looks at the job's status (new log bytes wake
 #: it at once: :mod:`.logwatch`).
 FOLLOW_INTERVAL = 0.2
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 _REPLICA = re.compile(r"^[a-z]{1,16}-\d{1,3}$")
 log = logging.getLogger("studiohub.jobs")
 
@@ -103,6 +104,14 @@ class JobsBase(APIHandler):
     def job(self, job_id: str) -> Any:
         return self.answer(lambda: self.jobs.get(self.viewer, job_id))
 
+    def flag(self, name: str) -> bool:
+        """``?name=``: true, yes, 1 or false, no, 0 (absent: false). Anything else is a
+        400: a mistyped ``check=ture`` must not submit the job it meant to try."""
+        raw = self.get_argument(name, "false").lower()
+        if raw not in TRUE + FALSE:
+            raise web.HTTPError(400, f"{name} {raw[:20]!r}: true or false")
+        return raw in TRUE
+
 
 class JobsHandler(JobsBase):
     max_body_bytes = MAX_SPEC_BYTES
@@ -119,7 +128,7 @@ class JobsHandler(JobsBase):
             raise web.HTTPError(400, "request body is empty: send the job's spec as a JSON "
                                      "object")
         data = parse_json(bytes(self._body))
-        check = self.get_argument("check", "false").lower() in ("1", "true", "yes")
+        check = self.flag("check")
         job = await self.answer_async(self.jobs.submit(self.viewer, data, check=check))
         if check:
             self.write_json({"ok": True})
@@ -135,7 +144,7 @@ class JobHandler(JobsBase):
     @authenticated
     async def delete(self, job_id: str) -> None:
         """Forget a finished job (204); ``?outputs=true``: its home folder too."""
-        outputs = self.get_argument("outputs", "false").lower() in ("1", "true", "yes")
+        outputs = self.flag("outputs")
         await self.answer_async(self.jobs.delete(self.viewer, job_id, outputs=outputs))
         self.set_status(204)
         self.finish()
@@ -179,12 +188,13 @@ class LogsHandler(JobsBase):
     @authenticated
     async def get(self, job_id: str) -> None:
         job = self.job(job_id)
-        replica = self.get_argument("replica", "") or self._first_replica(job)
+        given = self.get_argument("replica", None)  # NUL and other controls stripped
+        replica = self._first_replica(job) if given is None else given
         if not _REPLICA.match(replica):
             raise web.HTTPError(400, f"replica {replica[:40]!r}: a name like worker-0")
         attempt = self._int("attempt", job.attempt or 1, 1, 1000)
         offset = self._int("offset", 0, 0, 1 << 50)
-        follow = self.get_argument("follow", "false").lower() in ("1", "true", "yes")
+        follow = self.flag("follow")
         path = self.jobs.log_path(job, attempt, replica)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("X-Accel-Buffering", "no")

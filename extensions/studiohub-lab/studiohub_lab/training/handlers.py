@@ -42,7 +42,7 @@ LOG_ARGUMENTS: dict[str, re.Pattern[str]] = {
     "replica": re.compile(r"[a-z]{1,16}-\d{1,3}"), "attempt": re.compile(r"\d{1,4}"),
     "offset": re.compile(r"\d{1,15}"), "follow": re.compile(r"true|false"),
 }
-TRUE = ("1", "true", "yes")
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 def routes(api: str, kw: dict[str, Any]) -> list[Route]:
@@ -57,9 +57,15 @@ def routes(api: str, kw: dict[str, Any]) -> list[Route]:
 
 
 def flag(arguments: Mapping[str, list[bytes]], name: str) -> bool:
-    """Whether ``?name=`` is one of true, yes, 1 (its last value)."""
+    """Whether ``?name=`` (its last value) is true, yes or 1; false, no or 0 (or no
+    value) is False, anything else a 400: ``check=ture`` must not submit the job."""
     values = arguments.get(name) or []
-    return bool(values) and values[-1].decode("utf-8", "replace").lower() in TRUE
+    if not values:
+        return False
+    value = values[-1].decode("utf-8", "replace").lower()
+    if value not in TRUE + FALSE:
+        raise LabError(f"{name}: {value[:40]!r} is not true or false")
+    return value in TRUE
 
 
 def log_query(arguments: Mapping[str, list[bytes]]) -> dict[str, str]:
@@ -151,6 +157,7 @@ class LogsHandler(TrainingHandler):
     @web.authenticated
     async def get(self, job_id: str) -> None:
         query = log_query(self.request.arguments)
+        flag(self.request.arguments, "download")  # checked before any of the log is sent
         follow = query.get("follow") == "true"
         started = False
 
