@@ -1,6 +1,7 @@
 """Training jobs through StudioHub against the same commands started by hand in a shell.
 
     sudo /opt/studiohub/hub/bin/python -m benchmarks.training.run [--rounds 5]
+        [--only first-line] [--json FILE]
 
 One hub (StudioHub's own config, the jobs service on with its production poll interval
 of 1 s, the local executor; tests/jobtools.py's :class:`FrameworkHub`) runs the image
@@ -10,7 +11,8 @@ Each measurement runs the baseline and StudioHub in the same run, alternating:
 * **first log line**: ``POST api/jobs`` of a one-line script → the line read from
   ``logs?follow=true`` (what ``studiohub jobs logs -f`` reads), against
   ``runuser -u USER -- python -u script.py`` started by hand → its first line. Goal:
-  ≤ by hand + 0.5 s.
+  ≤ by hand + 0.5 s. Each StudioHub round also prints when the POST was answered and
+  the job's ``queued``, ``placed`` and ``started`` events came, after the POST.
 * **DDP first all-reduce**: a 2-worker PyTorch job (gloo) → worker-0's all-reduce line,
   against ``torchrun --standalone --nproc-per-node=2`` by hand. Goal: ≤ torchrun + 1 s.
 * **log latency**: a job prints its own clock every 0.1 s; the follow stream's reader
