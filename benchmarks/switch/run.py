@@ -230,7 +230,7 @@ def measure(bench: Bench, rounds: int, imports: int) -> dict[str, Any]:
         print(f"round {round_ or 'warm-up'}: switch {switched['total']:.2f} s, "
               f"restart {restarted['total']:.2f} s")
     results: dict[str, Any] = {"switch": switches, "restart": restarts, "imports": {}}
-    for image in frameworks_registered():
+    for image in frameworks_registered() if imports else []:
         samples = []
         for _ in range(imports):
             session, switch_s, import_s = bench.import_after_switch(session, image)
@@ -293,7 +293,7 @@ def report(results: dict[str, Any], rounds: int, load: tuple[float, float]) -> N
           f"JupyterHub: {met[stock >= SPEEDUP_TARGET * ours]}; than StudioHub's own "
           f"server restart: {met[theirs >= SPEEDUP_TARGET * ours]}")
     if not results["imports"]:
-        print(f"framework imports: skipped (no PyTorch/TensorFlow kernels under "
+        print(f"framework imports: skipped (--imports 0, or no PyTorch/TensorFlow kernels under "
               f"{ENVS_PREFIX}; build them with `make test` or tests/integration/"
               "test_frameworks.py)")
     lab = results.get("lab")
