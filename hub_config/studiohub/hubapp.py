@@ -24,6 +24,7 @@ from typing import Any
 
 from jupyterhub.app import JupyterHub
 from jupyterhub.proxy import ConfigurableHTTPProxy
+from tornado import web
 
 from . import pidrecords
 
@@ -45,8 +46,32 @@ async def stop_process(pid: int, proc: Any, grace: float = SERVICE_GRACE) -> Non
             await asyncio.sleep(0.05)
 
 
+class RefusalsWithoutTraceback(logging.Filter):
+    """A refusal JupyterHub's own code logs with its traceback (a 4xx ``HTTPError`` such as
+    a spawn form's bad choice, a body that is not JSON) becomes one warning line with the
+    reason: the client's mistake, not the hub's. Errors (5xx, anything else) keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, web.HTTPError) and error.status_code < 500:
+            reason = f"{error.status_code} {error.log_message or error.reason or ''}"
+        elif isinstance(error, ValueError) and record.msg == "Couldn't parse JSON":
+            reason = f"400 {error}"
+        else:
+            return True
+        record.msg, record.args = f"{record.getMessage()}: {reason.strip()}", None
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class StudioHubApp(JupyterHub):
-    """JupyterHub whose shutdown stops its managed services at once."""
+    """JupyterHub whose shutdown stops its managed services at once, and whose log keeps
+    tracebacks for errors (:class:`RefusalsWithoutTraceback`)."""
+
+    def init_logging(self) -> None:
+        super().init_logging()
+        self.log.addFilter(RefusalsWithoutTraceback())
 
     async def cleanup(self) -> None:
         running = [s for s in self._service_map.values()

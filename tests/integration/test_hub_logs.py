@@ -117,3 +117,25 @@ def test_start_is_quiet_and_early_requests_hear_it_is_starting(
     for noise in ("ECONNREFUSED", "Traceback", "    at ", "[ConfigProxy] \x1b[31merror"):
         assert noise not in log, log
     assert not [line for line in log.splitlines() if line.startswith(("[E", "[C"))], log
+
+
+def test_jupyterhubs_own_refusals_are_warnings_without_traceback(hub: Hub) -> None:
+    """Refusals logged by JupyterHub's own handlers with ``exc_info`` (the spawn page's
+    form, a body that is not JSON) are one warning line with the reason (hubapp.py)."""
+    user = hub.new_user("lj")
+    offset = hub.log_path.stat().st_size
+    form = user.session.post(f"{hub.url}/hub/spawn/{user.name}", timeout=60,
+                             data={"image": "base", "size": "nope",
+                                   "_xsrf": user.session.cookies.get("_xsrf", "")})
+    not_json = user.api("POST", f"/users/{user.name}/tokens", data=b"{not json")
+    assert (form.status_code, not_json.status_code) == (400, 400), (form.text, not_json.text)
+    assert "nope" in form.text  # the page says what was refused
+    lines = log_after(hub, offset)
+    text = "\n".join(lines)
+    assert "Traceback" not in text, text
+    assert not [line for line in lines if line.startswith(("[E", "[C"))], text
+    for said in ("Failed to spawn single-user server with form: 400 ",
+                 "Couldn't parse JSON: 400 "):
+        found = [line for line in lines if said in line]
+        assert len(found) == 1 and LEVEL.match(found[0])[1] == "W", (said, text)  # type: ignore[index]
+    assert not user.api("GET", f"/users/{user.name}").json().get("servers")
