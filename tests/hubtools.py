@@ -99,7 +99,7 @@ class Hub:
         return {self.port, self.port + 1, self.port + 81, self.port + 82, self.port + 83,
                 *([sharing] if sharing else []), *([jobs] if jobs else [])}
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 240) -> None:
         """``studiohub up``; if the hub does not come up, whatever it started is stopped
         before the error is raised (a fixture that fails here never reaches its teardown)."""
         try:

@@ -50,7 +50,7 @@ class JobsHub(Hub):
     def service_url(self) -> str:
         return f"{self.url}/services/jobs/"
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 240) -> None:
         self.jobs_port = ports.free_port()
         self.settings = {**self.settings, "sharing": {"enabled": False},
                          "jobs": {"enabled": True, "port": self.jobs_port,
@@ -147,7 +147,7 @@ class FrameworkHub(JobsHub):
         self.settings = {**self.settings, "jobs": {**jobs, "poll_interval": self.poll_interval}}
         return super().write_config()
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 240) -> None:
         with pytest.MonkeyPatch.context() as mp:
             # The hub finds its proxy under its prefix: keep finding the installed one.
             proxy = paths().prefix / "npm" / "node_modules" / ".bin"

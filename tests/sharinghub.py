@@ -50,7 +50,7 @@ class SharingHub(Hub):
     def data_dir(self) -> Path:
         return Path(self.sharing.get("data_dir") or self.state_dir / "sharing")
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 240) -> None:
         """StudioHub's ``jupyterhub_config.py`` in the state directory; wait for the service."""
         self.settings = {**self.settings,
                          "sharing": {"port": ports.free_port(), **self.sharing}}

@@ -294,7 +294,14 @@ def update_service_records(c: Config, settings: dict[str, Any]) -> None:
         c.JupyterHub.services = services
 
 
+#: Seconds the hub waits for a managed service to answer at start before it gives up
+#: (JupyterHub's 30 s: the sharing service's first import took ~30 s on a loaded 2-core
+#: machine, and the hub then exited with "Cannot connect to sharing service").
+SERVICE_START_TIMEOUT = 180
+
+
 def _add_service(c: Config, service: dict[str, Any]) -> None:
+    service = {"timeout": SERVICE_START_TIMEOUT, **service}
     c.JupyterHub.services = [*_without(c, "services", service["name"]), service]
 
 

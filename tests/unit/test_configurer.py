@@ -228,6 +228,11 @@ def test_managed_services_start_through_the_pid_recording_wrapper(settings: dict
     culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
     assert culler["command"][7:9] == ["-m", "jupyterhub_idle_culler"]
     assert c.JupyterHub.proxy_class == "studiohub.hubapp.StudioProxy"
+    # A service slow to answer on a loaded machine does not make the hub give up on it
+    # (and exit) after JupyterHub's 30 s.
+    assert {s["name"]: s["timeout"] for s in c.JupyterHub.services if "url" in s} == {
+        "sharing": configurer.SERVICE_START_TIMEOUT, "jobs": configurer.SERVICE_START_TIMEOUT}
+    assert configurer.SERVICE_START_TIMEOUT >= 120
 
 
 def test_reload_is_mounted_with_a_service_token_of_narrow_scopes(settings: dict) -> None:
