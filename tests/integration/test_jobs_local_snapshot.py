@@ -7,6 +7,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +224,47 @@ def test_an_unreadable_folder_inside_the_project_is_named_not_skipped(
     job = run("8" * 12, {"script": "proj/train.py"}, account)
     assert tree(job / "code") == ["locked", "locked/data.bin", "shared", "train.py"]
     assert os.readlink(job / "code" / "shared") == "/usr/share"
+
+
+def test_the_copy_reads_what_only_the_user_may_and_never_what_only_root_may(
+        account: pwd.struct_passwd) -> None:
+    """The copy server's child is the user (not root with the user's files' owner): a file
+    only the user may read is copied, a file only root may read fails the snapshot, and
+    the server lives on (a new snapshot is made by the same server)."""
+    from studiohub.jobs.snapshot_copy import SERVER
+
+    mine = put(account, "proj/mine.txt", "user only")
+    mine.chmod(0o600)
+    put(account, "proj/train.py")
+    job = run("9" * 12, {"script": "proj/train.py"}, account)
+    assert (job / "code" / "mine.txt").read_text() == "user only"
+    assert (job / "code" / "mine.txt").stat().st_uid == account.pw_uid
+    server = SERVER.pid
+    assert server is not None and os.stat(f"/proc/{server}").st_uid == 0
+    theirs = Path(account.pw_dir) / "proj" / "root.txt"
+    theirs.write_text("root only")
+    theirs.chmod(0o600)  # root's, in the user's folder
+    with pytest.raises(SnapshotError, match=r"^could not copy proj/root\.txt: Permission "
+                       r"denied$"):
+        run("a1" * 6, {"script": "proj/train.py"}, account)
+    assert not (Path(account.pw_dir) / "studiohub-jobs" / ("a1" * 6)).exists()
+    assert SERVER.pid == server
+    theirs.unlink()
+    assert tree(run("a2" * 6, {"script": "proj/train.py"}, account) / "code") == \
+        ["mine.txt", "train.py"]
+    assert SERVER.pid == server
+
+
+def test_a_dead_copy_server_is_started_again(account: pwd.struct_passwd) -> None:
+    from studiohub.jobs.snapshot_copy import SERVER
+
+    put(account, "t.py")
+    run("b1" * 6, {"script": "t.py"}, account)
+    old = SERVER.pid
+    assert old is not None
+    os.kill(old, 9)
+    stat = Path(f"/proc/{old}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # dead, not yet reaped
+        time.sleep(0.01)
+    assert tree(run("b2" * 6, {"script": "t.py"}, account) / "code") == ["t.py"]
+    assert SERVER.pid not in (None, old)

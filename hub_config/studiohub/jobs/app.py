@@ -185,6 +185,9 @@ class JobsApp(Application):
         from .local import LocalExecutor
         from .removal import discard
         from .snapshot import prepare
+        from .snapshot_copy import SERVER
+
+        SERVER.start()  # the code snapshot's copy server, ready before the first submit
 
         placing = HubPlacing(os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
                              os.environ.get("JUPYTERHUB_API_TOKEN", ""))

@@ -2,9 +2,11 @@
 
 ``~/studiohub-jobs/<id>/`` (0700) with ``code/`` (the snapshot), ``outputs/``,
 ``checkpoints/`` and ``tensorboard/``, all made by a process running as the user's own
-account (uid, gid and groups; the hub runs as root). So the snapshot holds only what the
-user could read, and a link the user (or anyone) planted can at worst point the copy at
-files that account may read anyway: root never follows a path in a user's home.
+account (uid, gid and groups; the hub runs as root): a child of the copy server
+(``snapshot_copy.py``, started once, so a submit does not start an interpreter), or ``git``
+started as the user. So the snapshot holds only what the user could read, and a link the
+user (or anyone) planted can at worst point the copy at files that account may read
+anyway: root never follows a path in a user's home.
 
 What is copied (documented in docs/training.md, "Running locally"):
 
@@ -29,7 +31,6 @@ import os
 import posixpath
 import pwd
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 
 from jupyterhub.spawner import set_user_setuid
 
+from .snapshot_copy import SERVER, Refused
 from .spec import JobSpec, parse_spec
 
 JOBS_DIR = "studiohub-jobs"
@@ -44,107 +46,6 @@ MAX_BYTES = 200 * 1024 * 1024
 MAX_FILES = 5000
 GIT_TIMEOUT = 600.0
 SUBDIRS = ("code", "outputs", "checkpoints", "tensorboard")
-
-#: Runs as the user (``python -I -S -c``; standard library only). argv: home-relative job
-#: folder, source (or ""), kind (folder|file|package|git|none|measure), max bytes, max files.
-#: Every probe of the user's paths happens here, as the user: never as root.
-AS_USER = r"""
-import os, shutil, sys
-job, source, kind, max_bytes, max_files = sys.argv[1], sys.argv[2], sys.argv[3], \
-    int(sys.argv[4]), int(sys.argv[5])
-os.umask(0o077)
-home = os.path.expanduser("~")
-os.chdir(home)
-
-def fail(message):
-    print(message, file=sys.stderr)
-    sys.exit(3)
-
-def unreadable(error):
-    raise error
-
-def walk(top):
-    for root, dirs, files in os.walk(top, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
-                         not (root == top and d == "studiohub-jobs"))
-        for name in [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            dirs.remove(name)  # a link to a folder: copied as a link, like any link
-            yield os.path.join(root, name)
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield os.path.join(root, name)
-
-def measure(top):
-    count = size = 0
-    try:
-        for path in walk(top):
-            count += 1
-            size += os.lstat(path).st_size
-            if count > max_files or size > max_bytes:
-                what = (f"more than {max_files} files" if count > max_files else
-                        f"more than {max_bytes / 2**20:g} MiB")
-                fail(f"{top} holds {what} (hidden files not counted; a job copies at most "
-                     f"{max_files} files and {max_bytes / 2**20:g} MiB): move the notebook "
-                     "or script into a folder with only what it needs, or run it from Git")
-    except OSError as e:
-        fail(f"cannot read {os.path.relpath(e.filename or top)} in {top}: {e.strerror}")
-
-# Whether this account may read the folder (list it) or the file (open it): a missing
-# path, one it may not read and one of the other kind all answer False alike.
-def readable(path, folder):
-    try:
-        if folder:
-            os.listdir(path)
-            return os.path.isdir(path)
-        with open(path, "rb"):
-            return os.path.isfile(path)
-    except OSError:
-        return False
-
-def no_such(source, what):
-    fail(f"{source} is not a {what} you can read in your home (it is missing, or your "
-         "account may not read it)")
-
-if kind == "measure":
-    measure(job)
-    sys.exit(0)
-if kind == "package":  # pkg.mod: the folder ~/pkg, else the file ~/pkg.py
-    if readable(source, True):
-        kind = "folder"
-    elif readable(source + ".py", False):
-        source, kind = source + ".py", "file"
-    else:
-        no_such(f"{source} (or {source}.py)", "folder or file")
-if kind == "folder":
-    if not readable(source, True):
-        no_such(source, "folder")
-    measure(source)
-elif kind == "file" and not readable(source, False):
-    no_such(source, "file")
-os.makedirs(os.path.dirname(job), mode=0o700, exist_ok=True)
-os.mkdir(job, 0o700)
-for sub in ("outputs", "checkpoints", "tensorboard"):
-    os.mkdir(os.path.join(job, sub), 0o700)
-code = os.path.join(job, "code")
-if kind == "git":
-    sys.exit(0)
-os.mkdir(code, 0o700)
-try:
-    if kind == "file":
-        shutil.copy2(source, os.path.join(code, os.path.basename(source)))
-    elif kind == "folder":
-        for path in walk(source):
-            target = os.path.join(code, os.path.relpath(path, source))
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-            if os.path.islink(path):
-                os.symlink(os.readlink(path), target)
-            else:
-                shutil.copy2(path, target)
-except OSError as e:
-    shutil.rmtree(job, ignore_errors=True)
-    fail(f"could not copy {e.filename}: {e.strerror}")
-"""
-
 
 class SnapshotError(ValueError):
     """The code could not be snapshotted; the message says why, to the user, as is."""
@@ -201,9 +102,15 @@ async def _as_user(unix_user: str, argv: list[str], timeout: float,
                             f"{Path(argv[0]).name} exited with {proc.returncode}")
 
 
-def _helper(job: str, source: str, kind: str, max_bytes: int, max_files: int) -> list[str]:
-    return [sys.executable, "-I", "-S", "-c", AS_USER, job, source, kind, str(max_bytes),
-            str(max_files)]
+async def _copy(unix_user: str, job: str, source: str, kind: str, max_bytes: int,
+                max_files: int, timeout: float) -> None:
+    """``snapshot_copy.copy`` as the user, by the copy server (see that module: why)."""
+    if os.geteuid() != 0 and pwd.getpwnam(unix_user).pw_uid != os.geteuid():
+        raise SnapshotError(f"a personal hub cannot copy files as {unix_user}")
+    try:
+        await SERVER.copy(unix_user, [job, source, kind, max_bytes, max_files], timeout)
+    except Refused as e:
+        raise SnapshotError(str(e)) from None
 
 
 async def snapshot(job_id: str, spec: JobSpec | Mapping[str, Any], unix_user: str, *,
@@ -218,17 +125,16 @@ async def snapshot(job_id: str, spec: JobSpec | Mapping[str, Any], unix_user: st
     dirs = folders(home, job_id)
     job = f"{JOBS_DIR}/{job_id}"
     if spec.git:
-        await _as_user(unix_user, _helper(job, "", "git", max_bytes, max_files), 60)
+        await _copy(unix_user, job, "", "git", max_bytes, max_files, 60)
         await _clone(unix_user, spec.git.url, spec.git.ref, str(dirs.code), git_timeout)
         try:
-            await _as_user(unix_user, _helper(f"{job}/code", "", "measure", max_bytes,
-                                              max_files), 60)
+            await _copy(unix_user, f"{job}/code", "", "measure", max_bytes, max_files, 60)
         except SnapshotError:
             await _as_user(unix_user, ["/bin/rm", "-rf", "--", job], 60)
             raise
         return dirs
     source, kind = source_of(spec)  # a package's folder-or-file is decided as the user
-    await _as_user(unix_user, _helper(job, source, kind, max_bytes, max_files), 600)
+    await _copy(unix_user, job, source, kind, max_bytes, max_files, 600)
     return dirs
 
 
