@@ -13,8 +13,19 @@ the step to continue from (0 when there is none)::
 A resume prints ``STUDIOHUB_RESUMED_FROM <path> step <n>``, which the job's executor
 turns into the event "resumed from checkpoint …". Saves are atomic (written beside
 their place, then renamed), so a worker killed mid-save leaves the previous checkpoint
-whole; the newest ``keep`` are kept. In a distributed job, save from one replica
-(rank 0 / the chief) only: they share the folder.
+whole; the newest ``keep`` are kept.
+
+In a distributed job the replicas share the folder and every replica resumes from the
+same checkpoint. Who saves differs by framework:
+
+- PyTorch DDP, MXNet ``dist_sync``: every rank holds the whole model, and reading it is
+  local, so **rank 0 saves** alone (``if rank == 0: save_pytorch(...)``); the others
+  writing the same file would only race.
+- TensorFlow ``MultiWorkerMirroredStrategy``: a save reads distributed variables with
+  collective operations, so **every worker calls** :func:`save_tensorflow`; a save by the
+  chief alone waits for the others and fails once they have moved on. The helper does
+  TensorFlow's documented split: the chief writes the real checkpoint, the other workers
+  a copy in a folder of their own that is deleted at once (:func:`tf_is_chief`).
 
 Standard library only at import (frameworks are imported by the call that needs them):
 it runs in every image's environment (:mod:`studiohub.sdk`).
@@ -22,8 +33,10 @@ it runs in every image's environment (:mod:`studiohub.sdk`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -142,12 +155,52 @@ def _tf_manager(checkpoint: Any, directory: str | os.PathLike[str] | None,
                                       max_to_keep=keep, checkpoint_name="ckpt")
 
 
+def _tf_task(tf_config: str | None) -> tuple[str, int, bool] | None:
+    """(type, index, whether the cluster has a ``chief``) of ``TF_CONFIG``'s task; None
+    outside a cluster (no or an unreadable variable: TensorFlow could not join one)."""
+    raw = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
+    try:
+        config = json.loads(raw) if raw.strip() else {}
+        task = config.get("task") or {}
+        kind, index = str(task.get("type") or ""), int(task.get("index", 0))
+        return (kind, index, "chief" in (config.get("cluster") or {})) if kind else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def tf_is_chief(tf_config: str | None = None) -> bool:
+    """Whether this process writes the real TensorFlow checkpoint: one not in a cluster,
+    the ``chief`` task, or ``worker`` 0 of a cluster without one (the chief of
+    ``MultiWorkerMirroredStrategy``, by TensorFlow's own rule). ``tf_config``: that
+    variable's value, by default the environment's."""
+    task = _tf_task(tf_config)
+    if task is None:
+        return True
+    kind, index, has_chief = task
+    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+
+
 def save_tensorflow(checkpoint: Any, step: int, *,
                     directory: str | os.PathLike[str] | None = None,
                     keep: int = KEEP) -> Path:
     """``ckpt-<step>`` through ``tf.train.CheckpointManager`` (which writes the index
-    last and its state file atomically)."""
-    return Path(_tf_manager(checkpoint, directory, keep).save(checkpoint_number=int(step)))
+    last and its state file atomically); the chief's path.
+
+    Call it on **every** worker of a ``MultiWorkerMirroredStrategy`` job: the save is a
+    collective operation. Only the chief (:func:`tf_is_chief`) writes into the folder;
+    another worker writes into ``.<task>.tmp`` inside it, which is deleted after its save
+    (and before it, if a killed save left one)."""
+    folder = checkpoint_dir(directory)
+    if tf_is_chief():
+        return Path(_tf_manager(checkpoint, folder, keep).save(checkpoint_number=int(step)))
+    kind, index, _ = _tf_task(None) or ("worker", 0, False)
+    scratch = folder / f".{re.sub(r'[^a-z_]', '', kind)}-{index}.tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        _tf_manager(checkpoint, scratch, 1).save(checkpoint_number=int(step))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder / f"ckpt-{int(step)}"
 
 
 def resume_tensorflow(checkpoint: Any, *, directory: str | os.PathLike[str] | None = None,
