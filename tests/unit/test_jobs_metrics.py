@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import struct
 from pathlib import Path
 
-from studiohub.jobs.metrics import MAX_POINTS, read_scalars
+import pytest
+
+from studiohub.jobs import metrics
+from studiohub.jobs.metrics import MAX_POINTS, read_job_scalars, read_scalars
 
 
 def varint(value: int) -> bytes:
@@ -83,3 +88,95 @@ def test_a_diverged_loss_is_null_not_nan_or_infinity(tmp_path: Path) -> None:
         simple_event(2, "loss", float("inf"))))
     loss = read_scalars(str(tmp_path), os.geteuid())["loss"]
     assert loss == {"latest": None, "step": 2, "points": [[0, 1.0], [1, None], [2, None]]}
+
+
+# --- read_job_scalars: the service (root) reads a job's folder in the user's home ------
+
+USER = "nobody"  # an account that is not root: the folder's owner in these tests
+
+
+def job_home(tmp_path: Path) -> tuple[Path, Path]:
+    """(home, its studiohub-jobs/j1/tensorboard with one event file), all ``USER``'s."""
+    uid = pwd.getpwnam(USER).pw_uid
+    home = tmp_path / "home"
+    tensorboard = home / "studiohub-jobs" / "j1" / "tensorboard"
+    (tensorboard / "train").mkdir(parents=True)
+    (tensorboard / "train" / "events.out.tfevents.1").write_bytes(
+        tfrecord(simple_event(4, "loss", 0.5)))
+    for path in (home, *tensorboard.parents, *tensorboard.rglob("*"), tensorboard):
+        if home in (path, *path.parents):
+            os.chown(path, uid, uid)
+    return home, tensorboard
+
+
+def root_only_copy(tmp_path: Path) -> Path:
+    """A folder only root may enter, holding a job folder of ``USER``'s own (files the
+    user owns but cannot reach: the worst case for an ownership check alone)."""
+    uid = pwd.getpwnam(USER).pw_uid
+    secret = tmp_path / "root-only"
+    run = secret / "jobs" / "j1" / "tensorboard" / "run"
+    run.mkdir(parents=True)
+    (run / "events.out.tfevents.2").write_bytes(tfrecord(simple_event(7, "secret", 1.0)))
+    for path in (*run.parents, run, run / "events.out.tfevents.2"):
+        if secret in path.parents:
+            os.chown(path, uid, uid)
+    secret.chmod(0o700)
+    assert secret.stat().st_uid == 0
+    return secret
+
+
+def lswap(path: Path, target: Path) -> None:
+    """``path`` replaced by a link to ``target``, the link ``USER``'s (as they would make)."""
+    shutil.rmtree(path)
+    path.symlink_to(target)
+    uid = pwd.getpwnam(USER).pw_uid
+    os.lchown(path, uid, uid)
+
+
+def test_a_job_folder_of_the_accounts_own_is_read(tmp_path: Path) -> None:
+    home, _ = job_home(tmp_path)
+    tags = read_job_scalars(str(home), "j1", USER)
+    assert tags == {"loss": {"latest": 0.5, "step": 4, "points": [[4, 0.5]]}}
+    assert read_job_scalars(str(home), "j2", USER) == {}  # absent: nothing, no error
+
+
+@pytest.mark.parametrize("where", ["studiohub-jobs", "studiohub-jobs/j1",
+                                   "studiohub-jobs/j1/tensorboard"])
+def test_a_link_to_a_root_only_folder_on_the_way_reads_nothing(tmp_path: Path,
+                                                               where: str) -> None:
+    """A link the user planted at any step of the path (not only the last) answers what
+    a missing folder answers; the folder behind it is never walked."""
+    home, _ = job_home(tmp_path)
+    secret = root_only_copy(tmp_path)
+    inside = {"studiohub-jobs": "jobs", "studiohub-jobs/j1": "jobs/j1",
+              "studiohub-jobs/j1/tensorboard": "jobs/j1/tensorboard"}[where]
+    lswap(home / where, secret / inside)
+    assert read_job_scalars(str(home), "j1", USER) == {}
+
+
+def test_a_folder_not_the_accounts_reads_nothing(tmp_path: Path) -> None:
+    home, tensorboard = job_home(tmp_path)
+    os.chown(tensorboard, 0, 0)
+    assert read_job_scalars(str(home), "j1", USER) == {}
+    os.chown(tensorboard, pwd.getpwnam(USER).pw_uid, 0)
+    os.chown(tensorboard / "train", 0, 0)  # a sub-folder not theirs is skipped
+    assert read_job_scalars(str(home), "j1", USER) == {}
+    assert read_job_scalars(str(home), "..", USER) == {}
+    assert read_job_scalars(str(home), "j1", "no-such-account-x") == {}
+
+
+def test_a_link_swapped_in_after_the_folder_is_opened_is_not_followed(
+        tmp_path: Path) -> None:
+    """The walk goes by descriptor: replacing the folder by a link once it is open (the
+    race a path check then a path read would lose) still reads the folder opened."""
+    home, tensorboard = job_home(tmp_path)
+    secret = root_only_copy(tmp_path)
+    uid = pwd.getpwnam(USER).pw_uid
+    fd = metrics._open_job_folder(str(home), ("studiohub-jobs", "j1", "tensorboard"), uid)
+    assert fd is not None
+    try:
+        tensorboard.rename(tensorboard.with_name("moved"))
+        tensorboard.symlink_to(secret / "jobs" / "j1" / "tensorboard")
+        assert set(metrics.scalars_under(fd, uid)) == {"loss"}
+    finally:
+        os.close(fd)

@@ -5,9 +5,13 @@ TFRecord framing (length, masked CRC, an ``Event`` protobuf, masked CRC) and, in
 ``Event``, the step and the summary's values, either ``simple_value`` (PyTorch's
 ``SummaryWriter``, TF1) or a scalar ``tensor`` (TF2's ``tf.summary.scalar``).
 
-The files are the user's, in their home, and the service runs as root: only regular files
-owned by the job's own account are read (``O_NOFOLLOW``, checked on the open file), so a
-link planted there cannot make the service read anyone else's file. Reading is bounded
+The files are the user's, in their home, and the service runs as root, so nothing is
+looked up by path twice: each folder, from the home down to the job's ``tensorboard``
+and below, is opened relative to its parent's descriptor without following a link
+(``O_NOFOLLOW | O_DIRECTORY``) and checked on the open descriptor (owned by the job's
+account); files likewise (regular, the account's). A link planted anywhere on the way,
+or swapped in while the service reads, makes the service read nothing, and what it
+answers (no scalars) is what a missing folder answers. Reading is bounded
 (:data:`MAX_BYTES` in all); each tag keeps its latest value and at most
 :data:`MAX_POINTS` points (evenly thinned, the last one always kept).
 """
@@ -20,7 +24,6 @@ import pwd
 import stat
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -117,8 +120,13 @@ def records(data: bytes) -> Iterator[bytes]:
         pos = start + length + 4
 
 
-def _read_owned(path: str, uid: int, budget: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _read_owned(name: str, dir_fd: int, uid: int, budget: int) -> bytes:
+    """``name`` in ``dir_fd`` if it is a regular file of ``uid`` (never through a link)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 dir_fd=dir_fd)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != uid:
@@ -129,19 +137,48 @@ def _read_owned(path: str, uid: int, budget: int) -> bytes:
         os.close(fd)
 
 
+def _open_owned_dir(name: str, uid: int, dir_fd: int | None = None) -> int | None:
+    """A descriptor of folder ``name`` (relative to ``dir_fd``) if it is a folder, not a
+    link, owned by ``uid``; else None (the caller closes it)."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    if os.fstat(fd).st_uid != uid:
+        os.close(fd)
+        return None
+    return fd
+
+
 def read_scalars(directory: str, uid: int) -> dict[str, Any]:
     """``{tag: {latest, step, points: [[step, value]…]}}`` of the event files under
-    ``directory`` owned by ``uid``."""
+    ``directory`` owned by ``uid`` (nothing if it is a link or not ``uid``'s)."""
+    fd = _open_owned_dir(directory, uid)
+    if fd is None:
+        return {}
+    try:
+        return scalars_under(fd, uid)
+    finally:
+        os.close(fd)
+
+
+def scalars_under(top_fd: int, uid: int) -> dict[str, Any]:
+    """:func:`read_scalars` of an open folder: walked by descriptor (``os.fwalk``, links
+    not followed; a sub-folder not ``uid``'s is skipped), so a link swapped in while the
+    walk runs cannot redirect it."""
     series: dict[str, dict[int, float]] = {}
     budget, files = MAX_BYTES, 0
-    for top, dirs, names in os.walk(directory, followlinks=False):
+    for _, dirs, names, dir_fd in os.fwalk(".", dir_fd=top_fd, follow_symlinks=False):
+        if os.fstat(dir_fd).st_uid != uid:
+            dirs.clear()
+            continue
         dirs.sort()
         for name in sorted(names):
             if "tfevents" not in name or files >= MAX_FILES or budget <= 0:
                 continue
             files += 1
             try:
-                data = _read_owned(os.path.join(top, name), uid, budget)
+                data = _read_owned(name, dir_fd, uid, budget)
             except OSError:
                 continue
             budget -= len(data)
@@ -169,13 +206,36 @@ def finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _open_job_folder(home: str, names: tuple[str, ...], uid: int) -> int | None:
+    """A descriptor of ``home/names…``, each name opened in the one before it by
+    :func:`_open_owned_dir`; None if any is absent, a link or not ``uid``'s. The home
+    itself is the passwd entry's (not the user's to change), so it may be a link."""
+    try:
+        fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    for name in names:
+        inner = _open_owned_dir(name, uid, fd)
+        os.close(fd)
+        if inner is None:
+            return None
+        fd = inner
+    return fd
+
+
 def read_job_scalars(home: str, job_id: str, unix_user: str) -> dict[str, Any]:
-    """The scalars of a job's ``~/studiohub-jobs/<id>/tensorboard`` (nothing if absent)."""
+    """The scalars of a job's ``~/studiohub-jobs/<id>/tensorboard``: nothing if a folder
+    on the way is absent, a link or not the account's."""
     try:
         uid = pwd.getpwnam(unix_user).pw_uid
     except KeyError:
         return {}
-    directory = Path(home) / "studiohub-jobs" / job_id / "tensorboard"
-    if directory.is_symlink() or not directory.is_dir():
+    if job_id in ("", ".", "..") or "/" in job_id:
         return {}
-    return read_scalars(str(directory), uid)
+    fd = _open_job_folder(home, ("studiohub-jobs", job_id, "tensorboard"), uid)
+    if fd is None:
+        return {}
+    try:
+        return scalars_under(fd, uid)
+    finally:
+        os.close(fd)
