@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from studiohub import contract
+from studiohub import contract, sdk
 from studiohub.users import ensure_user
 from tests.hubtools import User, shut_down
 from tests.integration.test_frameworks import IMAGES
@@ -221,6 +221,86 @@ def test_a_two_worker_tf_multi_worker_mirrored_job_trains_together(hub: JobsHub,
         assert "all_reduce 3," in line, line
         before, after = (float(v) for v in line.split("loss ")[1].split(" -> "))
         assert after < 0.5 * before, line
+
+
+MWMS_RESUMING = """
+import json, os, time
+import tensorflow as tf
+from studiohub import checkpoints
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+X = tf.random.stateless_normal((64, 4), seed=(1, index))
+y = X @ tf.constant([[1.0], [2.0], [3.0], [4.0]])
+with strategy.scope():
+    w = tf.Variable(tf.zeros((4, 1)))
+    # sync-on-read, as a metric or BatchNorm's statistics: saving it is collective
+    seen = tf.Variable(0.0, synchronization=tf.VariableSynchronization.ON_READ,
+                       aggregation=tf.VariableAggregation.SUM)
+ckpt = tf.train.Checkpoint(w=w, seen=seen)
+start = checkpoints.resume_tensorflow(ckpt)  # every worker, from the chief's checkpoint
+print("attempt", os.environ[ATTEMPT], "starts at step", start, "seen", float(seen.numpy()),
+      flush=True)
+
+@tf.function
+def step():
+    def replica_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((X @ w - y) ** 2)
+        ctx = tf.distribute.get_replica_context()
+        w.assign_sub(0.05 * ctx.all_reduce("MEAN", tape.gradient(loss, w)))
+        seen.assign_add(1.0)
+        return loss
+    return strategy.run(replica_step)
+
+for s in range(start, 16):
+    loss = step()
+    checkpoints.save_tensorflow(ckpt, s + 1)  # on every worker: the save is collective
+    print(f"step {s + 1} loss {float(loss):.4f}", flush=True)
+    time.sleep(0.4)
+print("done seen", float(seen.numpy()), flush=True)
+""".replace("ATTEMPT", repr(contract.ATTEMPT), 1)
+
+
+def test_a_two_worker_tf_job_saving_with_the_helper_resumes_after_a_kill(
+        hub: JobsHub, user: User) -> None:
+    """MultiWorkerMirroredStrategy with ``checkpoints.save_tensorflow`` called on both
+    workers (docs/training.md): worker-1 is killed mid-run, attempt 2 starts both again
+    and each resumes from the step the chief saved last, with its values."""
+    need_env("tensorflow")
+    # This checkout's SDK in the environment, as `studiohub env build` puts it there (an
+    # environment built by an older checkout has the older helper).
+    sdk.install_sdk(env_python("tensorflow").parent.parent)
+    write_script(user, "mwms_resuming.py", MWMS_RESUMING)
+    job = submit(hub, user, image="tensorflow", size=SIZE, script="mwms_resuming.py",
+                 workers=2, max_retries=1)
+    deadline = time.monotonic() + 120
+    while "step 4 " not in logs(hub, user, job["id"], attempt=1, replica="worker-1"):
+        assert time.monotonic() < deadline and not finished(
+            call(hub, user, "GET", f"jobs/{job['id']}").json()), \
+            [logs(hub, user, job["id"], attempt=1, replica=f"worker-{i}")[-3000:]
+             for i in (0, 1)]
+        time.sleep(0.3)
+    os.kill(replica_pid(hub, job["id"], 1, "worker-1"), signal.SIGKILL)
+    done = wait_for(hub, user, job["id"], finished, timeout=180)
+    texts = {r: logs(hub, user, job["id"], attempt=2, replica=r)
+             for r in ("worker-0", "worker-1")}
+    assert (done["status"], done["attempt"]) == ("succeeded", 2), (done, texts)
+    steps = set()
+    for text in texts.values():
+        resumed = [x for x in text.splitlines() if x.startswith(contract.RESUMED_FROM)]
+        assert len(resumed) == 1, text
+        step = int(resumed[0].rsplit(" ", 1)[1])
+        assert step >= 4 and f"starts at step {step} seen {2.0 * step}" in text, text
+        assert "step 16 loss" in text and "done seen 32.0" in text, text
+        steps.add(step)
+    assert len(steps) == 1  # both from the same checkpoint
+    kinds = events(hub, user, job["id"])
+    assert any("resumed from checkpoint" in e["message"] for e in kinds), kinds
+    folder = Path(ensure_user(user.name).pw_dir) / done["dirs"]["checkpoints"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert [n for n in names if n.endswith(".index")] == [
+        "ckpt-14.index", "ckpt-15.index", "ckpt-16.index"], names
+    assert not [n for n in names if n.startswith(".")], names  # no worker's scratch copy
 
 
 KERAS_FIT = """
