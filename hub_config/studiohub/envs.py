@@ -37,7 +37,7 @@ from .paths import paths
 __all__ = ["MARKER", "STEPS", "EnvBuild", "EnvBuildError", "build_command", "build_env",
            "ensure_image_env", "ensure_kernel_spec", "env_dir", "env_python", "env_status",
            "image_hash", "image_imports", "kernel_name", "kernel_spec_dir", "list_command",
-           "make_kernel_spec"]
+           "make_kernel_spec", "refresh_built_envs"]
 
 #: What a catalog image's environment must import, by ``framework`` (lower case).
 FRAMEWORK_IMPORTS: dict[str, tuple[str, ...]] = {
@@ -124,6 +124,22 @@ def ensure_image_env(image: Image, *, force: bool = False,
     from .sdk import install_sdk  # the SDK for kernels and job replicas (studiohub.sdk)
     install_sdk(env_dir(image.id))
     return result
+
+
+def refresh_built_envs(images: list[Image]) -> list[str]:
+    """Bring every built environment's kernel spec and SDK copy up to this StudioHub
+    (``studiohub up`` after an upgrade: a new kernel variable, a fixed checkpoint helper
+    reach the environments without rebuilding them); the ids refreshed."""
+    from .sdk import install_sdk
+
+    refreshed = []
+    for image in images:
+        if read_marker(image.id) is None or not env_python(image.id).exists():
+            continue
+        ensure_kernel_spec(image)
+        install_sdk(env_dir(image.id))
+        refreshed.append(image.id)
+    return refreshed
 
 
 def build_command(images: list[str], catalog_path: str | None, force: bool) -> int:

@@ -257,10 +257,12 @@ def ensure_command_link(target: Path | None = None, link: Path | None = None,
 
 
 def ensure_base_env(settings: dict[str, Any]) -> None:
-    from .envs import build_command
+    """The base environment built, and every built one's kernel spec and SDK refreshed."""
+    from .envs import build_command, refresh_built_envs
 
     if build_command(["base"], catalog_path=settings["catalog_path"], force=False) != 0:
         raise StepError("building the base environment failed: see the message above")
+    refresh_built_envs(list(load_catalog(settings["catalog_path"]).images.values()))
 
 
 def ensure_tensorboard_env() -> None:

@@ -123,6 +123,25 @@ def test_kernel_spec_is_written_world_readable(prefix: Path) -> None:
     assert (spec_dir / "kernel.json").stat().st_mode & 0o777 == 0o644
 
 
+def test_up_refreshes_the_kernel_spec_and_sdk_of_every_built_environment(prefix: Path) -> None:
+    """After an upgrade, ``studiohub up`` brings built environments' kernel specs and SDK
+    copies up to date (a stale checkpoint helper stayed in them until a rebuild)."""
+    images = load_catalog().images
+    built = prefix / "envs/pytorch"
+    (built / "bin").mkdir(parents=True)
+    (built / "bin/python").touch()
+    (built / envbuild.MARKER).write_text('{"hash": "old"}')
+    stale = built / "lib/python3.11/site-packages/studiohub/checkpoints.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("# an older StudioHub's helper\n")
+    assert envs.refresh_built_envs(list(images.values())) == ["pytorch"]
+    assert stale.read_text() == (Path(envs.__file__).parent / "checkpoints.py").read_text()
+    spec = json.loads((prefix / "share/jupyter/kernels/studiohub-pytorch/kernel.json")
+                      .read_text(encoding="utf-8"))
+    assert spec["env"]["STUDIOHUB_KERNEL_IMAGE"] == "pytorch"
+    assert not (prefix / "share/jupyter/kernels/studiohub-mxnet").exists()  # not built
+
+
 @pytest.mark.parametrize("name", ["Base", "../x", "a/b", "", "-x", "__x"])
 def test_environment_names_are_checked(name: str) -> None:
     with pytest.raises(ValueError, match="environment name"):
