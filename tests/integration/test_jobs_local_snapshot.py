@@ -268,3 +268,69 @@ def test_a_dead_copy_server_is_started_again(account: pwd.struct_passwd) -> None
         time.sleep(0.01)
     assert tree(run("b2" * 6, {"script": "t.py"}, account) / "code") == ["t.py"]
     assert SERVER.pid not in (None, old)
+
+
+def test_git_runs_no_hook_of_the_users_config_or_the_repo(account: pwd.struct_passwd
+                                                          ) -> None:
+    """A ``templateDir``, ``core.hooksPath`` or ``core.fsmonitor`` in the user's git
+    configuration, or a hook in the cloned repository, would run the user's program in
+    the jobs service's cgroup: none runs, and the clone still works."""
+    home = Path(account.pw_dir)
+    marker = home / "ran"
+    hook = f"#!/bin/sh\necho ran >> {marker}\n"
+    for folder in ("tmpl/hooks", "myhooks", "repo/.git/hooks"):
+        for name in ("post-checkout", "fsmonitor"):
+            put(account, f"{folder}/{name}", hook)
+            as_user(account, "chmod", "+x", str(home / folder / name))
+    put(account, ".gitconfig", f"[init]\n\ttemplateDir = {home}/tmpl\n[core]\n\t"
+                               f"hooksPath = {home}/myhooks\n\tfsmonitor = {home}/myhooks/"
+                               "fsmonitor\n")
+    repo = home / "repo"
+    put(account, "repo/train.py", "v1")
+    git = ["git", "-C", str(repo), "-c", "user.name=u", "-c", "user.email=u@x",
+           "-c", "core.hooksPath=/dev/null"]
+    as_user(account, "git", "init", "-q", "-b", "main", "--template=", str(repo))
+    as_user(account, *git, "config", "core.hooksPath", str(repo / ".git/hooks"))
+    as_user(account, *git, "add", "train.py")
+    as_user(account, *git, "commit", "-qm", "one")
+    first = as_user(account, *git, "rev-parse", "HEAD").strip()
+    # The hooks do run for the user's own git: the test would notice them.
+    as_user(account, "git", "clone", "-q", f"file://{repo}", str(home / "plain"))
+    assert marker.exists()
+    marker.unlink()
+    for number, ref in (("5", "main"), ("6", first)):
+        job = run(number * 12, {"script": "train.py",
+                                "git": {"url": f"file://{repo}", "ref": ref}}, account)
+        assert (job / "code" / "train.py").read_text() == "v1"
+    assert not marker.exists()
+
+
+def _gone(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_child_is_killed_with_its_group_and_its_output_is_bounded(
+        account: pwd.struct_passwd) -> None:
+    """What git (or anything the snapshot starts) leaves behind is killed with it, on
+    exit and on timeout; of 20 MB of output only the tail is kept, for the message."""
+    from studiohub.jobs.snapshot import _as_user
+
+    home = Path(account.pw_dir)
+    chatty = (f"sleep 300 & echo $! > {home}/left; head -c 20000000 /dev/zero | tr '\\0' x;"
+              " echo; echo the end; exit 3")
+    with pytest.raises(SnapshotError) as refused:
+        asyncio.run(_as_user(account.pw_name, ["/bin/sh", "-c", chatty], 60))
+    assert str(refused.value).endswith("the end") and len(str(refused.value)) <= 600
+    assert _gone(home / "left")
+    slow = f"sleep 300 & echo $! > {home}/slow; sleep 300"
+    started = time.monotonic()
+    with pytest.raises(SnapshotError, match="took longer than 1 s"):
+        asyncio.run(_as_user(account.pw_name, ["/bin/sh", "-c", slow], 1))
+    assert time.monotonic() - started < 10
+    assert _gone(home / "slow")

@@ -20,17 +20,21 @@ What is copied (documented in docs/training.md, "Running locally"):
 - a command: nothing (``code/`` is empty; the command runs there with ``HOME`` set);
 - a Git source: ``git clone --depth 1 --branch <ref>`` (a branch or tag), a full clone and
   ``checkout --detach`` for a commit, ``--depth 1`` of the default branch for ``HEAD``;
-  any URL git reaches, ``file://`` included, as the user (with the user's own git
-  configuration and credentials); the same size bounds after the clone.
+  any URL git reaches without help (``file://``, public ``https://``), as the user but
+  **without** the user's or the system's git configuration, hooks or templates (they would
+  run the user's programs in this service's cgroup: see :data:`GIT`), in its own process
+  group killed when it ends; the same size bounds after the clone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import posixpath
 import pwd
 import re
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,9 @@ JOBS_DIR = "studiohub-jobs"
 MAX_BYTES = 200 * 1024 * 1024
 MAX_FILES = 5000
 GIT_TIMEOUT = 600.0
+#: Most output of a child kept (its tail, for the error message); the rest is dropped.
+MAX_OUTPUT = 64 * 1024
+DRAIN_AFTER_EXIT = 2.0
 SUBDIRS = ("code", "outputs", "checkpoints", "tensorboard")
 
 class SnapshotError(ValueError):
@@ -79,6 +86,12 @@ def source_of(spec: JobSpec) -> tuple[str, str]:
 
 async def _as_user(unix_user: str, argv: list[str], timeout: float,
                    env: Mapping[str, str] | None = None) -> None:
+    """Run ``argv`` as ``unix_user``, in its own process group, bounded in time and output.
+
+    The whole group is killed when it ends or times out (nothing it started in that group
+    outlives it), and only the last :data:`MAX_OUTPUT` bytes of its output are kept, for
+    the error message: the rest is read and dropped, so a chatty child cannot fill the
+    service's memory."""
     account = pwd.getpwnam(unix_user)
     if os.geteuid() != 0 and account.pw_uid != os.geteuid():
         raise SnapshotError(f"a personal hub cannot copy files as {unix_user}")
@@ -87,19 +100,59 @@ async def _as_user(unix_user: str, argv: list[str], timeout: float,
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, cwd=account.pw_dir, preexec_fn=become,
+        start_new_session=True,
         env={"HOME": account.pw_dir, "USER": account.pw_name, "LOGNAME": account.pw_name,
              "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **(env or {})})
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out = await asyncio.wait_for(_tail_and_wait(proc), timeout)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        _kill_group(proc.pid)
+        await _exited(proc)
         raise SnapshotError(f"{Path(argv[0]).name} took longer than {timeout:.0f} s") \
             from None
+    finally:
+        _kill_group(proc.pid)
     if proc.returncode:
         text = out.decode(errors="replace").strip().splitlines()
         raise SnapshotError(" ".join(text[-3:])[-600:] or
                             f"{Path(argv[0]).name} exited with {proc.returncode}")
+
+
+async def _tail_and_wait(proc: asyncio.subprocess.Process) -> bytes:
+    """The last :data:`MAX_OUTPUT` bytes of ``proc``'s output, once it ended.
+
+    When it ended, its group is killed; whatever still holds the pipe open after that
+    (it left the group) gets :data:`DRAIN_AFTER_EXIT` seconds, then is no longer read.
+    (``proc.wait()`` would wait for the pipe too, so the exit is watched by its code.)"""
+    tail = bytearray()
+
+    async def drain() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            tail.extend(chunk)
+            del tail[:-MAX_OUTPUT]
+
+    reader = asyncio.ensure_future(drain())
+    try:
+        while proc.returncode is None and not reader.done():
+            await asyncio.wait({reader}, timeout=0.05)
+        await _exited(proc)
+        _kill_group(proc.pid)
+        await asyncio.wait({reader}, timeout=DRAIN_AFTER_EXIT)
+    finally:
+        reader.cancel()
+    return bytes(tail)
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Until ``proc`` itself exited (its pipe may still be open: see above)."""
+    while proc.returncode is None:
+        await asyncio.sleep(0.05)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _copy(unix_user: str, job: str, source: str, kind: str, max_bytes: int,
@@ -138,15 +191,24 @@ async def snapshot(job_id: str, spec: JobSpec | Mapping[str, Any], unix_user: st
     return dirs
 
 
+#: Git without the user's (or the system's) configuration, hooks or templates: a hook,
+#: an ``fsmonitor`` or a ``templateDir`` would run the user's own program in the jobs
+#: service's cgroup, outside the user's limits. Only built-in transports; no prompts.
+GIT = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
+       "-c", "protocol.ext.allow=never", "-c", "advice.detachedHead=false"]
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+           "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "SSH_ASKPASS": "/bin/false"}
+CLONE = ["clone", "--quiet", "--template="]
+
+
 async def _clone(unix_user: str, url: str, ref: str, target: str, timeout: float) -> None:
-    git = ["git", "-c", "advice.detachedHead=false"]
-    env = {"GIT_TERMINAL_PROMPT": "0"}
+    git, env = GIT, GIT_ENV
     if ref == "HEAD":
-        await _as_user(unix_user, [*git, "clone", "--quiet", "--depth", "1", "--", url,
-                                   target], timeout, env)
+        await _as_user(unix_user, [*git, *CLONE, "--depth", "1", "--", url, target],
+                       timeout, env)
         return
     try:
-        await _as_user(unix_user, [*git, "clone", "--quiet", "--depth", "1", "--branch", ref,
+        await _as_user(unix_user, [*git, *CLONE, "--depth", "1", "--branch", ref,
                                    "--", url, target], timeout, env)
         return
     except SnapshotError:
@@ -154,7 +216,7 @@ async def _clone(unix_user: str, url: str, ref: str, target: str, timeout: float
             raise
     # A commit: the whole history, then that commit.
     await _as_user(unix_user, ["/bin/rm", "-rf", "--", target], 60)
-    await _as_user(unix_user, [*git, "clone", "--quiet", "--no-checkout", "--", url, target],
+    await _as_user(unix_user, [*git, *CLONE, "--no-checkout", "--", url, target],
                    timeout, env)
     await _as_user(unix_user, [*git, "-C", target, "checkout", "--quiet", "--detach", ref,
                                "--"], timeout, env)
