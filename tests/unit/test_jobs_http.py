@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,84 @@ def test_delete_with_outputs_and_a_failed_removal_keeps_the_job(tmp_path: Path) 
     (deleted,) = calls(jobs, ("ada", "DELETE", f"api/jobs/{job_id}?outputs=true", None))
     assert deleted.code == 204 and asked == [True, True]
     assert jobs.store.get(job_id) is None
+
+
+async def open_follow(port: int, user: str, job_id: str
+                      ) -> tuple[int, bytes, asyncio.StreamWriter]:
+    """A ``follow=true`` request on its own connection: (status, what came, the
+    connection); a refusal's whole answer, a follow's headers and first bytes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {PREFIX}api/jobs/{job_id}/logs?follow=true HTTP/1.1\r\n"
+                 f"Host: x\r\nAuthorization: token {user}\r\nConnection: close\r\n\r\n"
+                 .encode())
+    got = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    status = int(got.split(b" ", 2)[1])
+    got += await asyncio.wait_for(reader.read(4096), 10)
+    return status, got, writer
+
+
+def test_follows_are_capped_per_user_and_a_closed_one_frees_its_slot(tmp_path: Path
+                                                                      ) -> None:
+    """Each follow holds one of root's few inotify instances: a user's third (cap 2
+    here) is a 429 saying what to do, another user's still streams, and closing a view
+    lets the next one in."""
+    jobs, executor, _, _ = make_jobs(tmp_path)
+    ids = {}
+    for user in ("ada", "bob"):
+        (created,) = calls(jobs, (user, "POST", "api/jobs", SPEC))
+        ids[user] = json.loads(created.body)["id"]
+    asyncio.run(jobs.tick())
+    for job_id in ids.values():
+        log = tmp_path / "jobs" / job_id / "logs" / "attempt-1" / "worker-0.log"
+        log.parent.mkdir(parents=True)
+        log.write_bytes(b"epoch 1\n")
+    app = create_app(jobs, auth(), max_follows_per_user=2)
+
+    async def go() -> None:
+        sock, port = bind_unused_port()
+        server = HTTPServer(app)
+        server.add_sockets([sock])
+        open_ones: list[asyncio.StreamWriter] = []
+        try:
+            for _ in range(2):
+                status, got, writer = await open_follow(port, "ada", ids["ada"])
+                open_ones.append(writer)
+                assert status == 200 and got.endswith(b"epoch 1\n\r\n"), got
+            status, got, writer = await open_follow(port, "ada", ids["ada"])
+            writer.close()
+            assert status == 429, got
+            assert b"you already follow 2 job logs: close another log view" in got
+            status, got, writer = await open_follow(port, "bob", ids["bob"])
+            open_ones.append(writer)
+            assert status == 200, got
+            open_ones.pop(0).close()
+            for _ in range(50):  # the service notices the closed view within 0.2 s
+                status, got, writer = await open_follow(port, "ada", ids["ada"])
+                open_ones.append(writer)
+                if status == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert status == 200, got
+        finally:
+            for writer in open_ones:
+                writer.close()
+            server.stop()
+
+    asyncio.run(go())
+    for job_id in ids.values():
+        executor.exit(job_id, 1, 0)
+
+
+def test_a_refusal_is_one_line_under_the_jobs_logger_with_percent_signs_as_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Not also a ``studiohub.sharing`` line nor a second request line; a path's ``%0a``
+    is not shown as ``%%0a``, and a long path is shortened."""
+    jobs = make_jobs(tmp_path)[0]
+    with caplog.at_level(logging.DEBUG):
+        unknown, missing = calls(jobs, ("ada", "GET", f"api/nope%0a{'g' * 300}", None),
+                                 ("ada", "GET", "api/jobs/nosuchjob", None))
+    assert "%0a" in message(unknown, 404) and "%%" not in message(unknown, 404)
+    assert message(missing, 404) == "no job 'nosuchjob'"
+    lines = [r for r in caplog.records if " 404 " in f" {r.getMessage()}"]
+    assert [r.name for r in lines] == ["studiohub.jobs"] * 2, [r.getMessage() for r in lines]
+    assert "%%" not in lines[0].getMessage() and "g" * 201 not in lines[0].getMessage()

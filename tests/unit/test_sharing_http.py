@@ -189,6 +189,19 @@ def test_refusals_are_logged_in_one_short_line(sharing: Sharing,
     assert max(len(r.getMessage()) for r in caplog.records) < 1024
 
 
+def test_an_unknown_api_path_is_one_line_with_its_percent_signs_as_sent(
+        sharing: Sharing, caplog: pytest.LogCaptureFixture) -> None:
+    """Tornado doubles the ``%`` of a message given without arguments: neither the answer
+    nor the log shows ``%%``; the request's own line does not repeat the refusal."""
+    with caplog.at_level(logging.DEBUG):
+        answer = fetch(sharing, "GET", f"api/v1/nope%0a{'g' * 300}")
+    message = refusal(answer, 404, "no API at ")
+    assert "%0a" in message and "%%" not in message and "g" * 201 not in message
+    lines = [r for r in caplog.records if "404" in r.getMessage()]
+    assert [r.name for r in lines] == ["studiohub.sharing"], [r.getMessage() for r in lines]
+    assert "%0a" in lines[0].getMessage() and "%%" not in lines[0].getMessage()
+
+
 # --- bodies bounded per endpoint ---------------------------------------------------------------
 
 

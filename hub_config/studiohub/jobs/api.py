@@ -19,6 +19,7 @@ errors are the sharing service's (:mod:`studiohub.sharing.base`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -26,7 +27,7 @@ from typing import Any
 
 from tornado import web
 
-from ..sharing.base import APIHandler, authenticated, error_message, parse_json
+from ..sharing.base import APIHandler, authenticated, parse_json
 from . import logfiles, metrics
 from .logwatch import LogWatch
 from .model import Status
@@ -39,6 +40,9 @@ MAX_LOG_CHUNK = 8 * 1024 * 1024
 #: Longest wait of a follower between two looks at the job's status (new log bytes wake
 #: it at once: :mod:`.logwatch`).
 FOLLOW_INTERVAL = 0.2
+#: Most logs one user follows at a time (each follow holds an inotify instance of the
+#: service's, and root's instances are few and host-wide: :mod:`.logwatch`).
+MAX_FOLLOWS_PER_USER = 8
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 _REPLICA = re.compile(r"^[a-z]{1,16}-\d{1,3}$")
 log = logging.getLogger("studiohub.jobs")
@@ -79,15 +83,6 @@ class JobsBase(APIHandler):
         if self.request.headers.get("Authorization"):
             return  # token-authenticated clients (the SDK, the CLI, the Lab's server)
         super().check_xsrf_cookie()
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """Refusals in one bounded line, in the jobs service's own log."""
-        if isinstance(value, web.HTTPError):
-            log.warning("%d %s %s: %s", value.status_code, self.request.method,
-                        self.request.path[:200], error_message(value.status_code,
-                                                               (typ, value, tb)))
-        else:
-            super().log_exception(typ, value, tb)
 
     def answer(self, call: Any) -> Any:
         try:
@@ -196,6 +191,32 @@ class LogsHandler(JobsBase):
         offset = self._int("offset", 0, 0, 1 << 50)
         follow = self.flag("follow")
         path = self.jobs.log_path(job, attempt, replica)
+        if not follow:
+            await self._stream(job, path, offset, follow=False)
+            return
+        with self._follow_slot(self.viewer.name):
+            await self._stream(job, path, offset, follow=True)
+
+    @contextlib.contextmanager
+    def _follow_slot(self, user: str) -> Any:
+        """One of ``user``'s :data:`MAX_FOLLOWS_PER_USER` follows, or a 429 saying why."""
+        follows: collections.Counter[str] = self.settings["follows"]
+        most = int(self.settings.get("max_follows_per_user", MAX_FOLLOWS_PER_USER))
+        if follows[user] >= most:
+            raise web.HTTPError(429, f"you already follow {most} job logs: close another "
+                                     "log view (a browser tab, a terminal's `--follow`) "
+                                     "and try again")
+        follows[user] += 1
+        try:
+            yield
+        finally:
+            follows[user] -= 1
+            if follows[user] <= 0:
+                del follows[user]
+
+    async def _stream(self, job: Any, path: Any, offset: int, follow: bool) -> None:
+        """The log from ``offset``; with ``follow``, on until the job ends or the client
+        goes."""
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("X-Accel-Buffering", "no")
         # ``offset`` counts what this endpoint sent; past a rotation that dropped output,

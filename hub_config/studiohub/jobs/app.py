@@ -15,6 +15,7 @@ this host, placed by the hub (:class:`.placing.HubPlacing`).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -54,6 +55,8 @@ class OAuthCallback(HubOAuthCallbackHandler):
 
 
 class NotFoundAPI(APIHandler):
+    service_name = "jobs"  # its refusal is logged as the jobs service's
+
     def not_found(self, *_: str) -> None:
         raise web.HTTPError(404, f"no API at {self.request.path[:200]}: see docs/training.md")
 
@@ -77,15 +80,20 @@ def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     return [(prefix + path, handler) for path, handler in table]
 
 
-def create_app(jobs: Jobs, hub_auth: HubOAuth) -> web.Application:
+def create_app(jobs: Jobs, hub_auth: HubOAuth,
+               max_follows_per_user: int = api.MAX_FOLLOWS_PER_USER) -> web.Application:
     """The tornado application, from its parts (tests build these directly)."""
     prefix = hub_auth.base_url
     return web.Application(make_routes(prefix), jobs=jobs, hub_auth=hub_auth,
                            service_prefix=prefix, cookie_secret=os.urandom(32),
-                           log_function=log_request)
+                           log_function=log_request, follows=collections.Counter(),
+                           max_follows_per_user=max_follows_per_user)
 
 
 def log_request(handler: web.RequestHandler) -> None:
+    """One line a request; a refusal its handler logged with its message is not repeated."""
+    if getattr(handler, "refusal_logged", False):
+        return
     status = handler.get_status()
     level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
         else logging.ERROR
@@ -135,6 +143,10 @@ class JobsApp(Application):
     max_log_bytes = Integer(100 * 1024 * 1024, help="""Most bytes of one replica's output
         kept per attempt (local executor): the newest, in two rotating parts.""").tag(config=True)
 
+    max_follows_per_user = Integer(api.MAX_FOLLOWS_PER_USER, help="""Most job logs one user
+        follows at a time (each holds one of root's host-wide inotify instances, or past
+        the service's own cap a timer); the next follow is a 429.""").tag(config=True)
+
     executor = Enum(["local", "kubernetes"], "local", help="""Where replicas run: this host
         (placed by the hub's placement API) or Indexed Jobs in the hub pod's namespace
         (placed by the kube-scheduler).""").tag(config=True)
@@ -151,6 +163,7 @@ class JobsApp(Application):
         "poll-interval": "JobsApp.poll_interval",
         "auth-cache-seconds": "JobsApp.auth_cache_seconds",
         "max-log-bytes": "JobsApp.max_log_bytes",
+        "max-follows-per-user": "JobsApp.max_follows_per_user",
         "executor": "JobsApp.executor",
         "checkpoint-claim": "JobsApp.checkpoint_claim",
         "home-claim-template": "JobsApp.home_claim_template",
@@ -207,7 +220,7 @@ class JobsApp(Application):
             executor = IOLoop.current().run_sync(self.make_kube_executor)
         jobs = self.make_jobs(executor)
         hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
-        app = create_app(jobs, hub_auth)
+        app = create_app(jobs, hub_auth, self.max_follows_per_user)
         listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
         server = HTTPServer(app, xheaders=True, max_body_size=MIB)
         server.listen(listen.port or 80, listen.hostname or "127.0.0.1")

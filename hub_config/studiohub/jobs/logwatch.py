@@ -7,8 +7,11 @@ is rotated (the watched file moved away). A timeout still bounds every wait: the
 also has the job's status to look at.
 
 Linux's inotify through :mod:`ctypes`, as :mod:`.netns` reaches ``unshare``: three calls,
-no dependency. One inotify instance per follower (closed with it); where none can be made
-(``fs.inotify.max_user_instances`` reached, not Linux), the wait is the timeout, as before.
+no dependency. One inotify instance per follower (closed with it), at most
+:data:`MAX_INSTANCES` at a time in this process: root's ``fs.inotify.max_user_instances``
+(128 by default) is shared by every root daemon on the host, so the service must never use
+them up (the logs endpoint also caps follows per user). Past that cap, or where none can be
+made (the host's limit reached, not Linux), the wait is the timeout, as before.
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ IN_MOVED_TO, IN_CREATE, IN_DELETE_SELF, IN_MOVE_SELF = 0x80, 0x100, 0x400, 0x800
 IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 FILE_EVENTS = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF
 FOLDER_EVENTS = IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
+#: Most inotify instances the followers of this process hold at once (a quarter of root's
+#: default ``max_user_instances``); further followers wait on the timer.
+MAX_INSTANCES = 32
 
 
 class LogWatch:
     """Waits for a change of ``path``; use as a context manager (closes the instance)."""
+
+    #: Instances open now, in this process (see :data:`MAX_INSTANCES`).
+    live = 0
 
     def __init__(self, path: Path, levels: int = 4) -> None:
         self.path, self.levels = path, levels
@@ -35,9 +44,11 @@ class LogWatch:
         self._target: tuple[str, int] | None = None  # (watched path, inode)
         self._wd = -1
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self._fd: int = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC) \
-            if hasattr(self._libc, "inotify_init1") else -1
+        self._fd: int = -1
+        if LogWatch.live < MAX_INSTANCES and hasattr(self._libc, "inotify_init1"):
+            self._fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if self._fd >= 0:
+            LogWatch.live += 1
             asyncio.get_running_loop().add_reader(self._fd, self._readable)
 
     def __enter__(self) -> LogWatch:
@@ -52,6 +63,7 @@ class LogWatch:
                 asyncio.get_running_loop().remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
+            LogWatch.live -= 1
 
     def _readable(self) -> None:
         with contextlib.suppress(OSError):

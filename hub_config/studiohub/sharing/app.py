@@ -60,7 +60,8 @@ class OAuthCallback(HubOAuthCallbackHandler):
 
 class NotFoundAPI(APIHandler):
     def not_found(self, *_: str) -> None:
-        raise web.HTTPError(404, f"no API at {self.request.path}: see docs/sharing.md")
+        raise web.HTTPError(404, f"no API at {clipped(self.request.path, 200)}: see "
+                                 "docs/sharing.md")
 
     get = post = put = patch = delete = not_found
 
@@ -106,7 +107,10 @@ def create_app(sharing: Sharing, hub_auth: HubOAuth, *, servers_url: str,
 
 
 def log_request(handler: web.RequestHandler) -> None:
-    """Refusals at warning level (they are what an operator looks for), the rest at debug."""
+    """Refusals at warning level (they are what an operator looks for), the rest at debug;
+    a refusal its handler logged with its message is not repeated."""
+    if getattr(handler, "refusal_logged", False):
+        return
     status = handler.get_status()
     level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
         else logging.ERROR

@@ -104,11 +104,15 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Refusals in one bounded line (tornado's own line repeats the whole message,
-        with the request's full URI); anything else with its traceback."""
+        with the request's full URI), under the service's own logger, and only once: the
+        request's log line leaves it out (``refusal_logged``); anything else with its
+        traceback."""
         if isinstance(value, web.HTTPError):
-            log.warning("%d %s %s: %s", value.status_code, self.request.method,
-                        clipped(self.request.path, 200),
-                        error_message(value.status_code, (typ, value, tb), self.service_name))
+            self.refusal_logged = True
+            logging.getLogger(f"studiohub.{self.service_name}").warning(
+                "%d %s %s: %s", value.status_code, self.request.method,
+                clipped(self.request.path, 200),
+                error_message(value.status_code, (typ, value, tb), self.service_name))
         else:
             super().log_exception(typ, value, tb)
 
@@ -284,7 +288,8 @@ def error_message(status_code: int, exc_info: Any, service: str = "sharing") -> 
     if isinstance(error, web.HTTPError):
         message = str(getattr(error, "message", None) or "")
         if not message and error.log_message:
-            message = error.log_message % error.args if error.args else error.log_message
+            # Given without args, tornado doubled its ``%`` signs: formatting undoes that.
+            message = error.log_message % error.args
     if not message:
         message = INTERNAL_ERROR.format(service=service) if status_code >= 500 \
             else responses.get(status_code, "error")
