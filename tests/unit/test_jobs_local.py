@@ -61,6 +61,20 @@ def test_resume_lines_are_found_across_reads(tmp_path: Path) -> None:
     assert r.resumed == ["/c/ckpt-4 step 4"]
 
 
+def test_a_replica_printing_resume_lines_in_a_loop_keeps_only_the_first_distinct_ones(
+        tmp_path: Path) -> None:
+    """The list is rewritten to the status file on each new line and becomes the job's
+    events: 10,000 distinct lines (and repeats of one) keep at most MAX_RESUMES."""
+    r = replica(tmp_path, limit=1000)
+    r.copy(b"STUDIOHUB_RESUMED_FROM /c/ckpt-1 step 1\n" * 3)
+    for chunk in range(100):
+        r.copy(b"".join(b"STUDIOHUB_RESUMED_FROM /c/x-%d step %d\n" % (n, n)
+                        for n in range(chunk * 100, chunk * 100 + 100)))
+    assert len(r.resumed) == keeper.MAX_RESUMES
+    assert r.resumed[:3] == ["/c/ckpt-1 step 1", "/c/x-0 step 0", "/c/x-1 step 1"]
+    assert r.state()["resumed"] == r.resumed
+
+
 def test_oom_counters_of_v1_and_v2_leaves(tmp_path: Path) -> None:
     v2, v1 = tmp_path / "v2", tmp_path / "v1"
     v2.mkdir(), v1.mkdir()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from studiohub.jobs.keeper import MAX_RESUMES
 from studiohub.jobs.model import Status
 from studiohub.jobs.placing import PlacementRefused
 from studiohub.jobs.service import GONE, JobsError, Viewer
@@ -328,5 +329,95 @@ def test_an_admin_cannot_run_a_users_job_again_as_themselves(tmp_path: Path) -> 
         assert [j.id for j in jobs.store.jobs()] == [job.id]
         again = await jobs.rerun(ALICE, job.id)
         assert again.user == "alice" and again.id != job.id
+
+    run(scenario())
+
+
+def test_a_blocked_delete_holds_up_neither_the_queue_nor_a_cancel(tmp_path: Path) -> None:
+    """The removal runs as the user (who can stop it): while it waits, another user's job
+    starts and a cancel completes; the job stays listed, a second delete or a rerun of it
+    is a 409; once the removal ends the job is gone."""
+    jobs, executor, _, _ = make_jobs(tmp_path)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def discard(job: Any, account: Any, outputs: bool) -> None:
+        entered.set()
+        await release.wait()
+
+    jobs.discard = discard
+
+    async def scenario() -> None:
+        mine = await jobs.submit(ALICE, SCRIPT)
+        await jobs.cancel(ALICE, mine.id)
+        deleting = asyncio.ensure_future(jobs.delete(ALICE, mine.id))
+        await asyncio.wait_for(entered.wait(), 5)
+        theirs = await jobs.submit(BOB, SCRIPT)
+        other = await jobs.submit(BOB, SCRIPT)
+        await asyncio.wait_for(jobs.tick(), 5)
+        assert jobs.store.get(theirs.id).status == "running"
+        cancelled = await asyncio.wait_for(jobs.cancel(BOB, other.id), 5)
+        assert cancelled.status == "cancelled"
+        for again in (jobs.delete(ALICE, mine.id), jobs.rerun(ALICE, mine.id)):
+            with pytest.raises(JobsError) as e:
+                await asyncio.wait_for(again, 5)
+            assert (e.value.status, e.value.message) == \
+                (409, f"job {mine.id} is being deleted")
+        assert [j.id for j in jobs.jobs_of(ALICE)] == [mine.id]
+        assert not deleting.done()
+        release.set()
+        await asyncio.wait_for(deleting, 5)
+        assert jobs.store.get(mine.id) is None and jobs.jobs_of(ALICE) == []
+        assert executor.stopped == [(other.id, 1)]
+        assert [p.user for p in executor.started] == ["bob", "bob"]  # no rerun of alice's
+
+    run(scenario())
+
+
+def test_resume_lines_are_recorded_once_past_a_thousand_events_and_a_restart(
+        tmp_path: Path) -> None:
+    """Each resume line becomes one event, however many ticks see it and however many
+    events the job has; new lines are added, and a restarted service adds none again."""
+    jobs, executor, _, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {**SCRIPT, "image": "pytorch", "workers": 2})
+        await jobs.tick()
+        for n in range(1100):
+            jobs.store.add_event(job.id, "note", f"filler {n}")
+        lines = [(f"worker-{n % 2}", f"/ck/{n} step {n}") for n in range(6)]
+        executor.resumes[(job.id, 1)] = list(lines)
+        for _ in range(5):
+            await jobs.tick()
+        lines += [("worker-1", "/ck/9 step 9")]
+        executor.resumes[(job.id, 1)] = sorted(lines, key=lambda line: line[0])
+        for _ in range(3):
+            await jobs.tick()
+        restarted = make_jobs(tmp_path, store=jobs.store)[0]
+        restarted.executor.resumes = executor.resumes  # type: ignore[attr-defined]
+        restarted.executor.live = executor.live  # type: ignore[attr-defined]
+        await restarted.reconcile()
+        for _ in range(3):
+            await restarted.tick()
+        resumed = [e.message for e in jobs.store.events(job.id, limit=5000)
+                   if e.kind == "resumed"]
+        assert sorted(resumed) == sorted(f"attempt 1: {r} resumed from checkpoint {w}"
+                                         for r, w in lines)
+
+    run(scenario())
+
+
+def test_the_service_records_at_most_max_resumes_per_replica(tmp_path: Path) -> None:
+    jobs, executor, _, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, SCRIPT)
+        await jobs.tick()
+        executor.resumes[(job.id, 1)] = [("worker-0", f"/ck/{n} step {n}")
+                                         for n in range(500)]
+        await jobs.tick()
+        await jobs.tick()
+        resumed = [e for e in jobs.store.events(job.id) if e.kind == "resumed"]
+        assert len(resumed) == MAX_RESUMES
+        assert resumed[0].message == "attempt 1: worker-0 resumed from checkpoint /ck/0 step 0"
 
     run(scenario())

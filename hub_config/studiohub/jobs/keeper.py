@@ -20,7 +20,8 @@ executor) starts one keeper per attempt, in a session of its own, and the keeper
    the pipe is always drained, so a chatty replica never blocks);
 4. reaps replicas and records in ``attempt-N.pids`` (JSON, written atomically) every
    replica's pid and start time, its exit code (negative: the signal), the OOM-kill
-   counter of its leaf before and after, the resume lines of the SDK's checkpoint helper;
+   counter of its leaf before and after, the resume lines of the SDK's checkpoint helper
+   (the first :data:`MAX_RESUMES` distinct ones);
 5. on SIGTERM (the executor's ``stop``) sends SIGTERM to every replica's group, SIGKILL
    after ``stop_grace`` seconds, and exits once every replica is reaped.
 
@@ -53,6 +54,10 @@ from .logfiles import header
 from .netns import die_with_parent, isolate
 
 RESUMED = b"STUDIOHUB_RESUMED_FROM "
+#: Distinct resume lines kept per replica (the first ones): a real resume prints one or a
+#: few, and the whole list is rewritten to the status file on each new one, so a replica
+#: printing them in a loop must not grow it (or the service's events) without end.
+MAX_RESUMES = 20
 
 
 def start_ticks(pid: int) -> int | None:
@@ -158,8 +163,13 @@ class Replica:
         """Keep ``data`` in the log and note the checkpoint lines."""
         lines = (self.partial + data).split(b"\n")
         self.partial = lines.pop()[-4096:]
-        self.resumed += [line[len(RESUMED):].decode(errors="replace").strip()
-                         for line in lines if line.startswith(RESUMED)][:100]
+        for line in lines:
+            if len(self.resumed) >= MAX_RESUMES:
+                break
+            if line.startswith(RESUMED):
+                where = line[len(RESUMED):].decode(errors="replace").strip()
+                if where not in self.resumed:
+                    self.resumed.append(where)
         self.write(data)
 
     def write(self, data: bytes) -> None:

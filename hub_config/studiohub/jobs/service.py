@@ -40,6 +40,7 @@ from ..catalog import Catalog, ChoiceError, Image, Size
 from ..units import format_memory
 from . import replicas as replicas_mod
 from . import runner
+from .keeper import MAX_RESUMES
 from .model import AttemptPlan, Executor, ReplicaPlan, ReplicaState, Status
 from .placing import HubUnreachable, PlacementRefused, Placing, ReplicaPlacement
 from .quotas import Demand, limits_from, quota_reason, startable
@@ -53,6 +54,8 @@ NO_RETRY_CODES = (1, 2)
 BASE_PORT = 29500
 JOBS_DIR = "studiohub-jobs"
 GONE = "the jobs service restarted and the attempt was gone"
+#: Read every event of a job (once per attempt after a restart: see ``_record_resumes``).
+ALL_EVENTS = 10**9
 
 
 #: The replica whose success is the job's (TensorFlow with parameter servers).
@@ -154,6 +157,10 @@ class Jobs:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Jobs whose files are being removed (see :meth:`delete`).
+        self._deleting: set[str] = set()
+        #: Resume lines already recorded: (job, attempt) → replica → how many.
+        self._resumes_seen: dict[tuple[str, int], dict[str, int]] = {}
 
     # --- submit ---------------------------------------------------------------------------
 
@@ -290,13 +297,19 @@ class Jobs:
         if job.user != viewer.name:  # an admin: the owner's code would run as the admin
             raise JobsError(403, f"only {job.user} can run job {job.id} again: it would run "
                                  "their code as you")
+        self._refuse_if_deleting(job.id)
         spec = {k: v for k, v in job.spec.items() if v not in (None, [], {}, "")}
         return await self.submit(viewer, spec)
 
     async def delete(self, viewer: Viewer, job_id: str, outputs: bool = False) -> None:
         """Forget the owner's finished job: its rows, its logs (``<state>/jobs/<id>``) and
         its code snapshot; with ``outputs``, its whole folder in the home too. A job not
-        over yet is refused (cancel first); if the files cannot go, nothing is forgotten."""
+        over yet is refused (cancel first); if the files cannot go, nothing is forgotten.
+
+        The files are removed *without* the service's lock: ``discard`` is a process the
+        user controls (it can be stopped, or walk a huge tree), and the lock is what the
+        scheduler and every cancel wait for. Meanwhile the job is marked as being deleted:
+        it still lists, and a second delete or a rerun of it is refused (409)."""
         job = self.get(viewer, job_id)
         if job.user != viewer.name:
             raise JobsError(403, f"only {job.user} can delete job {job.id}")
@@ -304,19 +317,33 @@ class Jobs:
             job = self.store.get(job.id)
             if job is None:
                 raise JobsError(404, f"no job {job_id[:64]!r}")
+            self._refuse_if_deleting(job.id)
             if not job.final:
                 raise JobsError(409, f"job {job.id} is {job.status}: cancel it first, then "
                                      "delete it")
-            folder = self.state_dir / "jobs" / job.id
-            try:
-                if self.discard is not None:
-                    await self.discard(job, self.accounts(job.user), outputs)
-                if folder.exists():
-                    await asyncio.to_thread(shutil.rmtree, folder)
-            except (ValueError, OSError) as e:
-                raise JobsError(503, f"could not remove the files of job {job.id} ({e}): "
-                                     "it is kept; try again") from None
-            self.store.delete(job.id)
+            self._deleting.add(job.id)
+        try:
+            await self._remove_files(job, outputs)
+            async with self._lock:
+                self.store.delete(job.id)
+        finally:
+            self._deleting.discard(job.id)
+
+    async def _remove_files(self, job: Any, outputs: bool) -> None:
+        """The job's files in the home (as the user) and its logs; 503 when they stay."""
+        folder = self.state_dir / "jobs" / job.id
+        try:
+            if self.discard is not None:
+                await self.discard(job, self.accounts(job.user), outputs)
+            if folder.exists():
+                await asyncio.to_thread(shutil.rmtree, folder)
+        except (ValueError, OSError) as e:
+            raise JobsError(503, f"could not remove the files of job {job.id} ({e}): "
+                                 "it is kept; try again") from None
+
+    def _refuse_if_deleting(self, job_id: str) -> None:
+        if job_id in self._deleting:
+            raise JobsError(409, f"job {job_id} is being deleted")
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -353,8 +380,12 @@ class Jobs:
     async def tick(self) -> None:
         """Poll running attempts, enforce timeouts, start what the queue allows."""
         async with self._lock:
-            for job in self.store.active():
+            active = self.store.active()
+            for job in active:
                 await self._watch(job)
+            watched = {(j.id, j.attempt) for j in active}
+            for key in [k for k in self._resumes_seen if k not in watched]:
+                del self._resumes_seen[key]
             await self._start_queued()
 
     # --- reconcile ---------------------------------------------------------------------------
@@ -561,17 +592,34 @@ class Jobs:
 
     def _record_resumes(self, job: Any, plan: AttemptPlan) -> None:
         """An event for each ``STUDIOHUB_RESUMED_FROM <path> step <n>`` line the executor
-        saw (printed by the SDK's checkpoint helper), once."""
+        saw (printed by the SDK's checkpoint helper), once: each replica's lines only grow,
+        so the service remembers how many it recorded (read back from the store once after
+        a restart) and adds the ones past that, at most :data:`.keeper.MAX_RESUMES`."""
         resumed = getattr(self.executor, "resumed", None)
         lines = resumed(plan) if callable(resumed) else []
         if not lines:
             return
-        seen = {e.message for e in self.store.events(job.id) if e.kind == "resumed"}
+        key = (job.id, plan.attempt)
+        if key not in self._resumes_seen:
+            self._resumes_seen[key] = self._resumes_recorded(job.id, plan.attempt)
+        recorded = self._resumes_seen[key]
+        position: dict[str, int] = {}
         for replica, where in lines:
-            text = f"attempt {plan.attempt}: {replica} resumed from checkpoint {where}"
-            if text not in seen:
-                self.store.add_event(job.id, "resumed", text)
-                seen.add(text)
+            index = position[replica] = position.get(replica, 0) + 1
+            if index > recorded.get(replica, 0) and index <= MAX_RESUMES:
+                self.store.add_event(job.id, "resumed", f"attempt {plan.attempt}: {replica} "
+                                     f"resumed from checkpoint {where}")
+                recorded[replica] = index
+
+    def _resumes_recorded(self, job_id: str, attempt: int) -> dict[str, int]:
+        """How many resume events each replica of the attempt already has in the store."""
+        prefix = f"attempt {attempt}: "
+        counts: dict[str, int] = {}
+        for event in self.store.events(job_id, limit=ALL_EVENTS):
+            if event.kind == "resumed" and event.message.startswith(prefix):
+                replica = event.message[len(prefix):].split(" ", 1)[0]
+                counts[replica] = counts.get(replica, 0) + 1
+        return counts
 
     async def _attempt_failed(self, job: Any, plan: AttemptPlan, state: ReplicaState) -> None:
         """Stop the whole group; retry it as attempt N+1, or fail with the reason."""
