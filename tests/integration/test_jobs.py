@@ -202,6 +202,23 @@ def test_bad_specs_are_refused_and_create_nothing(hub: JobsHub, alice: User, spe
     assert (set(folders.iterdir()) if folders.exists() else set()) == made
 
 
+def test_the_dry_run_finds_a_missing_script_before_the_submit(hub: JobsHub,
+                                                              alice: User) -> None:
+    """``?check=true`` probes the code as the user, as the submit does: the form shows
+    a missing script (or package) before the submit, and makes nothing."""
+    folders = Path(ensure_user(alice.name).pw_dir) / "studiohub-jobs"
+    made = set(folders.iterdir()) if folders.exists() else set()
+    write_script(alice, "present.py", "print('here')\n")
+    for spec, status, words in (({"script": "absent.py"}, 400, "absent.py is not a file"),
+                                ({"module": "nopkg.train"}, 400, "nopkg (or nopkg.py)"),
+                                ({"script": "present.py"}, 200, "")):
+        r = call(hub, alice, "POST", "jobs", params={"check": "true"},
+                 json={"image": "base", "size": "tiny", **spec})
+        assert r.status_code == status, r.text
+        assert words in r.json().get("message", ""), r.text
+    assert (set(folders.iterdir()) if folders.exists() else set()) == made
+
+
 def test_a_quota_of_two_queues_the_third_job_until_one_ends(hub: JobsHub) -> None:
     carol = hub.new_user("jcarol", groups=("team-q",))
     account = ensure_user(carol.name)

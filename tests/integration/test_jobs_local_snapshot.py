@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from studiohub.jobs.service import Account, JobsError, Viewer
-from studiohub.jobs.snapshot import SnapshotError, prepare, snapshot, source_of
+from studiohub.jobs.snapshot import SnapshotError, prepare, probe, snapshot, source_of
 from studiohub.jobs.spec import parse_spec
 from tests.integration.test_jobs_local import new_account
 from tests.jobfakes import make_jobs
@@ -334,3 +334,22 @@ def test_a_child_is_killed_with_its_group_and_its_output_is_bounded(
         asyncio.run(_as_user(account.pw_name, ["/bin/sh", "-c", slow], 1))
     assert time.monotonic() - started < 10
     assert _gone(home / "slow")
+
+
+def test_the_dry_runs_probe_refuses_what_the_submit_would_and_makes_nothing(
+        account: pwd.struct_passwd) -> None:
+    put(account, "proj/train.py", "print(1)")
+    put(account, "secret/x.py", "print(1)")
+    os.chmod(Path(account.pw_dir) / "secret", 0o700)
+    os.chown(Path(account.pw_dir) / "secret", 0, 0)
+    asyncio.run(probe({"script": "proj/train.py"}, account.pw_name))
+    asyncio.run(probe({"command": ["true"]}, account.pw_name))
+    for spec, words in (({"script": "absent.py"}, "absent.py is not a file"),
+                        ({"script": "nodir/t.py"}, "nodir is not a folder"),
+                        ({"script": "secret/x.py"}, "secret is not a folder"),
+                        ({"module": "nopkg.m"}, "nopkg (or nopkg.py) is not a folder")):
+        with pytest.raises(SnapshotError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            asyncio.run(probe(spec, account.pw_name))
+    with pytest.raises(SnapshotError):
+        asyncio.run(probe({"script": "proj/train.py"}, account.pw_name, max_files=0))
+    assert not (Path(account.pw_dir) / "studiohub-jobs").exists()

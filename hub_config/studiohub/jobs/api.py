@@ -126,9 +126,21 @@ class JobsHandler(JobsBase):
         check = self.flag("check")
         job = await self.answer_async(self.jobs.submit(self.viewer, data, check=check))
         if check:
+            await self._check_code(data)
             self.write_json({"ok": True})
             return
         self.write_json(job_model(self.jobs, job), 201)
+
+    async def _check_code(self, data: Any) -> None:
+        """The dry run's probe of the code a submit would snapshot (where the service
+        has one: the local executor's), so a missing script is a 400 before the submit."""
+        check_code = self.settings.get("check_code")
+        if check_code is None:
+            return
+        try:
+            await check_code(data, self.jobs.accounts(self.viewer.name))
+        except (ValueError, OSError) as e:
+            raise web.HTTPError(400, f"could not snapshot the code: {e}") from None
 
 
 class JobHandler(JobsBase):

@@ -81,13 +81,16 @@ def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
 
 
 def create_app(jobs: Jobs, hub_auth: HubOAuth,
-               max_follows_per_user: int = api.MAX_FOLLOWS_PER_USER) -> web.Application:
-    """The tornado application, from its parts (tests build these directly)."""
+               max_follows_per_user: int = api.MAX_FOLLOWS_PER_USER,
+               check_code: Any = None) -> web.Application:
+    """The tornado application, from its parts (tests build these directly);
+    ``check_code(spec, account)``: the dry run's probe of the code (:mod:`.snapshot`)."""
     prefix = hub_auth.base_url
     return web.Application(make_routes(prefix), jobs=jobs, hub_auth=hub_auth,
                            service_prefix=prefix, cookie_secret=os.urandom(32),
                            log_function=log_request, follows=collections.Counter(),
-                           max_follows_per_user=max_follows_per_user)
+                           max_follows_per_user=max_follows_per_user,
+                           check_code=check_code)
 
 
 def log_request(handler: web.RequestHandler) -> None:
@@ -220,7 +223,10 @@ class JobsApp(Application):
             executor = IOLoop.current().run_sync(self.make_kube_executor)
         jobs = self.make_jobs(executor)
         hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
-        app = create_app(jobs, hub_auth, self.max_follows_per_user)
+        from .snapshot import check_code
+
+        app = create_app(jobs, hub_auth, self.max_follows_per_user,
+                         None if self.executor == "kubernetes" else check_code)
         listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
         server = HTTPServer(app, xheaders=True, max_body_size=MIB)
         server.listen(listen.port or 80, listen.hostname or "127.0.0.1")

@@ -222,6 +222,25 @@ async def _clone(unix_user: str, url: str, ref: str, target: str, timeout: float
                                "--"], timeout, env)
 
 
+async def probe(spec: JobSpec | Mapping[str, Any], unix_user: str, *,
+                max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> None:
+    """The dry run's look, as the user, at what a submit would copy: a missing or
+    unreadable notebook, script or package, or a folder over the bounds, is the
+    :class:`SnapshotError` the submit would raise; nothing is made. (A Git source is
+    only reached at submit.)"""
+    if not isinstance(spec, JobSpec):
+        spec = parse_spec(spec)
+    source, kind = source_of(spec)
+    if spec.git or kind == "none":
+        return
+    await _copy(unix_user, "", source, kind, max_bytes, max_files, 60)
+
+
+async def check_code(spec: JobSpec | Mapping[str, Any], account: Any) -> None:
+    """The jobs API's dry-run hook: :func:`probe` as ``account.unix_user``."""
+    await probe(spec, account.unix_user)
+
+
 async def prepare(job_id: str, spec: JobSpec | Mapping[str, Any], account: Any) -> None:
     """The jobs service's ``prepare`` hook: ``account.unix_user``'s snapshot of ``spec``."""
     await snapshot(job_id, spec, account.unix_user)

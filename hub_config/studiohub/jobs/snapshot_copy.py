@@ -47,7 +47,8 @@ class Refused(Exception):
 
 def copy(job: str, source: str, kind: str, max_bytes: int, max_files: int) -> None:
     """Make the home-relative job folder and copy ``source`` (of ``kind``: folder, file,
-    package, git, none or measure) into its ``code/``. The working folder is the home."""
+    package, git, none or measure) into its ``code/``. The working folder is the home.
+    An empty ``job`` is the dry run's: the same probes and bounds, and nothing is made."""
     if kind == "measure":
         _measure(job, max_bytes, max_files)
         return
@@ -64,6 +65,8 @@ def copy(job: str, source: str, kind: str, max_bytes: int, max_files: int) -> No
         _measure(source, max_bytes, max_files)
     elif kind == "file" and not _readable(source, False):
         _no_such(source, "file")
+    if not job:
+        return
     os.makedirs(os.path.dirname(job), mode=0o700, exist_ok=True)
     os.mkdir(job, 0o700)
     for sub in ("outputs", "checkpoints", "tensorboard"):
