@@ -421,3 +421,25 @@ def test_the_service_records_at_most_max_resumes_per_replica(tmp_path: Path) -> 
         assert resumed[0].message == "attempt 1: worker-0 resumed from checkpoint /ck/0 step 0"
 
     run(scenario())
+
+
+def test_a_user_keeps_at_most_max_jobs_per_user_and_deleting_one_frees_a_place(
+        tmp_path: Path) -> None:
+    """Finished jobs' logs stay on the hub's disk until deleted: the number of jobs a user
+    keeps is bounded, the refusal says what to do, and it creates nothing."""
+    jobs, _, _, _ = make_jobs(tmp_path)
+    jobs.max_jobs_per_user = 2
+
+    async def scenario() -> None:
+        first = await jobs.submit(ALICE, SCRIPT)
+        await jobs.submit(ALICE, SCRIPT)
+        with pytest.raises(JobsError) as e:
+            await jobs.submit(ALICE, SCRIPT)
+        assert e.value.status == 409 and "delete finished ones" in e.value.message
+        assert len(jobs.jobs_of(ALICE)) == 2
+        assert (await jobs.submit(BOB, SCRIPT)).user == "bob"  # a per-user bound
+        await jobs.cancel(ALICE, first.id)
+        await jobs.delete(ALICE, first.id)
+        assert (await jobs.submit(ALICE, SCRIPT)).user == "alice"
+
+    run(scenario())

@@ -146,6 +146,9 @@ class JobsApp(Application):
     max_log_bytes = Integer(100 * 1024 * 1024, help="""Most bytes of one replica's output
         kept per attempt (local executor): the newest, in two rotating parts.""").tag(config=True)
 
+    max_jobs_per_user = Integer(1000, help="""Most jobs one user keeps, whatever their status
+        (their logs stay until deleted); a submit past it is refused (409).""").tag(config=True)
+
     max_follows_per_user = Integer(api.MAX_FOLLOWS_PER_USER, help="""Most job logs one user
         follows at a time (each holds one of root's host-wide inotify instances, or past
         the service's own cap a timer); the next follow is a 429.""").tag(config=True)
@@ -167,6 +170,7 @@ class JobsApp(Application):
         "auth-cache-seconds": "JobsApp.auth_cache_seconds",
         "max-log-bytes": "JobsApp.max_log_bytes",
         "max-follows-per-user": "JobsApp.max_follows_per_user",
+        "max-jobs-per-user": "JobsApp.max_jobs_per_user",
         "executor": "JobsApp.executor",
         "checkpoint-claim": "JobsApp.checkpoint_claim",
         "home-claim-template": "JobsApp.home_claim_template",
@@ -197,7 +201,8 @@ class JobsApp(Application):
             kube_catalog = self.catalog_path
             return make_kube_jobs(Store(self.db_url), executor,
                                   lambda: cached_catalog(kube_catalog), state_dir=state,
-                                  poll_interval=self.poll_interval)
+                                  poll_interval=self.poll_interval,
+                                  max_jobs_per_user=self.max_jobs_per_user)
         from .local import LocalExecutor
         from .removal import discard
         from .snapshot import prepare
@@ -213,7 +218,8 @@ class JobsApp(Application):
                     placing,
                     lambda: cached_catalog(catalog_path), state_dir=state,
                     accounts=lambda user: account_of(user, prefix), prepare=prepare,
-                    poll_interval=self.poll_interval, discard=discard)
+                    poll_interval=self.poll_interval, discard=discard,
+                    max_jobs_per_user=self.max_jobs_per_user)
 
     def start(self) -> None:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,

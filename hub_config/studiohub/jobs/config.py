@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     # Most bytes of one replica's output kept on disk per attempt (local executor): the
     # newest, in two rotating parts; a log that dropped older output says so first.
     "max_log_bytes": 100 * 1024 * 1024,
+    # Most jobs a user keeps (any status): their logs stay on the hub's disk until deleted,
+    # so this (× replicas × max_log_bytes) bounds one user's share of it.
+    "max_jobs_per_user": 1000,
 }
 
 
@@ -77,7 +80,8 @@ def make_service(settings: dict[str, Any], jobs: dict[str, Any]) -> dict[str, An
     command = [sys.executable, "-m", "studiohub.jobs", f"--state-dir={settings['state_dir']}",
                f"--poll-interval={float(jobs['poll_interval'])}",
                f"--auth-cache-seconds={int(jobs['auth_cache_seconds'])}",
-               f"--max-log-bytes={max_log_bytes(jobs['max_log_bytes'])}"]
+               f"--max-log-bytes={max_log_bytes(jobs['max_log_bytes'])}",
+               f"--max-jobs-per-user={max_jobs_per_user(jobs['max_jobs_per_user'])}"]
     if settings.get("catalog_path"):
         command.append(f"--catalog={settings['catalog_path']}")
     service: dict[str, Any] = {
@@ -92,6 +96,14 @@ def make_service(settings: dict[str, Any], jobs: dict[str, Any]) -> dict[str, An
         # In the environment, not the command line: a password stays out of `ps`.
         service["environment"]["STUDIOHUB_JOBS_DB_URL"] = jobs["db_url"]
     return service
+
+
+def max_jobs_per_user(value: Any) -> int:
+    """``jobs.max_jobs_per_user``: a whole number, at least 1 (refused by name)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"jobs.max_jobs_per_user must be a whole number, at least 1: "
+                         f"{value!r}")
+    return value
 
 
 def max_log_bytes(value: Any) -> int:

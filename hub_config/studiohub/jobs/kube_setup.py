@@ -64,9 +64,11 @@ def order_snapshot(state_dir: Path) -> Prepare:
 
 
 def make_kube_jobs(store: Any, executor: Any, catalog: Callable[[], Catalog], *,
-                   state_dir: Path, poll_interval: float = 1.0) -> Jobs:
+                   state_dir: Path, poll_interval: float = 1.0,
+                   max_jobs_per_user: int = 1000) -> Jobs:
     """The service on Kubernetes: the Kubernetes executor and placing, the snapshot made
     by the pods."""
     return Jobs(store, executor, KubePlacing(catalog), catalog, state_dir=state_dir,
                 accounts=kube_account, prepare=order_snapshot(state_dir),
-                poll_interval=poll_interval, discard=getattr(executor, "discard", None))
+                poll_interval=poll_interval, discard=getattr(executor, "discard", None),
+                max_jobs_per_user=max_jobs_per_user)

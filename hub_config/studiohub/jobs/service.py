@@ -149,11 +149,11 @@ class Jobs:
                  accounts: Callable[[str], Account], prepare: Prepare | None = None,
                  poll_interval: float = 1.0,
                  clock: Callable[[], datetime] = utcnow,
-                 discard: Discard | None = None) -> None:
+                 discard: Discard | None = None, max_jobs_per_user: int = 1000) -> None:
         self.store, self.executor, self.placing = store, executor, placing
         self.catalog, self.state_dir, self.accounts = catalog, state_dir, accounts
         self.prepare, self.poll_interval, self.clock = prepare, poll_interval, clock
-        self.discard = discard
+        self.discard, self.max_jobs_per_user = discard, max_jobs_per_user
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -180,6 +180,10 @@ class Jobs:
             replicas = replicas_mod.make_replicas(kind, spec.workers, spec.parameter_servers)
         except ValueError as e:
             raise JobsError(400, f"parameter_servers: {e}") from None
+        if self.store.count(viewer.name) >= self.max_jobs_per_user:
+            raise JobsError(409, f"you already have {self.max_jobs_per_user} jobs, the most "
+                                 "kept per user: delete finished ones you no longer need "
+                                 "(studiohub jobs delete ID, or Delete in the Training panel)")
         account = self.accounts(viewer.name)
         for key in ("notebook", "script"):
             path = getattr(spec, key)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    func,
     select,
 )
 from sqlalchemy import delete as sql_delete
@@ -225,6 +226,12 @@ class Store:
             query = query.where(JobRow.status.in_([str(s) for s in statuses]))
         with self.session() as s:
             return [_job(r) for r in s.scalars(query)]
+
+    def count(self, user: str) -> int:
+        """How many jobs ``user`` has in the store, whatever their status."""
+        query = select(func.count()).select_from(JobRow).where(JobRow.user == user)
+        with self.session() as s:
+            return int(s.scalar(query) or 0)
 
     def queued(self) -> list[Job]:
         """Queued jobs in submit order (the scheduler's queue)."""
