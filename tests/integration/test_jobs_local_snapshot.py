@@ -346,10 +346,15 @@ def test_the_dry_runs_probe_refuses_what_the_submit_would_and_makes_nothing(
     asyncio.run(probe({"command": ["true"]}, account.pw_name))
     for spec, words in (({"script": "absent.py"}, "absent.py is not a file"),
                         ({"script": "nodir/t.py"}, "nodir is not a folder"),
+                        # The folder is there, the script is not: refused before the run.
+                        ({"script": "proj/absent.py"}, "proj/absent.py is not a file"),
+                        ({"notebook": "proj/absent.ipynb"}, "proj/absent.ipynb is not a"),
                         ({"script": "secret/x.py"}, "secret is not a folder"),
                         ({"module": "nopkg.m"}, "nopkg (or nopkg.py) is not a folder")):
         with pytest.raises(SnapshotError, match=words.replace("(", r"\(").replace(")", r"\)")):
             asyncio.run(probe(spec, account.pw_name))
     with pytest.raises(SnapshotError):
         asyncio.run(probe({"script": "proj/train.py"}, account.pw_name, max_files=0))
+    with pytest.raises(SnapshotError, match="proj/absent.py is not a file"):  # the submit too
+        asyncio.run(snapshot("0123456789ab", {"script": "proj/absent.py"}, account.pw_name))
     assert not (Path(account.pw_dir) / "studiohub-jobs").exists()

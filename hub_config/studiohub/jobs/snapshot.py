@@ -156,12 +156,13 @@ def _kill_group(pgid: int) -> None:
 
 
 async def _copy(unix_user: str, job: str, source: str, kind: str, max_bytes: int,
-                max_files: int, timeout: float) -> None:
+                max_files: int, timeout: float, entry: str = "") -> None:
     """``snapshot_copy.copy`` as the user, by the copy server (see that module: why)."""
     if os.geteuid() != 0 and pwd.getpwnam(unix_user).pw_uid != os.geteuid():
         raise SnapshotError(f"a personal hub cannot copy files as {unix_user}")
     try:
-        await SERVER.copy(unix_user, [job, source, kind, max_bytes, max_files], timeout)
+        await SERVER.copy(unix_user, [job, source, kind, max_bytes, max_files, entry],
+                          timeout)
     except Refused as e:
         raise SnapshotError(str(e)) from None
 
@@ -187,7 +188,7 @@ async def snapshot(job_id: str, spec: JobSpec | Mapping[str, Any], unix_user: st
             raise
         return dirs
     source, kind = source_of(spec)  # a package's folder-or-file is decided as the user
-    await _copy(unix_user, job, source, kind, max_bytes, max_files, 600)
+    await _copy(unix_user, job, source, kind, max_bytes, max_files, 600, _entry(spec))
     return dirs
 
 
@@ -233,7 +234,12 @@ async def probe(spec: JobSpec | Mapping[str, Any], unix_user: str, *,
     source, kind = source_of(spec)
     if spec.git or kind == "none":
         return
-    await _copy(unix_user, "", source, kind, max_bytes, max_files, 60)
+    await _copy(unix_user, "", source, kind, max_bytes, max_files, 60, _entry(spec))
+
+
+def _entry(spec: JobSpec) -> str:
+    """The notebook or script a folder's snapshot is for: it must be readable there too."""
+    return spec.notebook or spec.script or ""
 
 
 async def check_code(spec: JobSpec | Mapping[str, Any], account: Any) -> None:

@@ -45,10 +45,13 @@ class Refused(Exception):
 # --- the copy, as the user (in a server's child) --------------------------------------------
 
 
-def copy(job: str, source: str, kind: str, max_bytes: int, max_files: int) -> None:
+def copy(job: str, source: str, kind: str, max_bytes: int, max_files: int,
+         entry: str = "") -> None:
     """Make the home-relative job folder and copy ``source`` (of ``kind``: folder, file,
     package, git, none or measure) into its ``code/``. The working folder is the home.
-    An empty ``job`` is the dry run's: the same probes and bounds, and nothing is made."""
+    ``entry``: the notebook or script a folder is copied for, which must be a readable
+    file in it. An empty ``job`` is the dry run's: the same probes and bounds, and
+    nothing is made."""
     if kind == "measure":
         _measure(job, max_bytes, max_files)
         return
@@ -62,6 +65,8 @@ def copy(job: str, source: str, kind: str, max_bytes: int, max_files: int) -> No
     if kind == "folder":
         if not _readable(source, True):
             _no_such(source, "folder")
+        if entry and not _readable(entry, False):
+            _no_such(entry, "file")
         _measure(source, max_bytes, max_files)
     elif kind == "file" and not _readable(source, False):
         _no_such(source, "file")
