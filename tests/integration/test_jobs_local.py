@@ -390,6 +390,32 @@ def test_a_replica_runs_in_its_leaf_and_an_oom_kill_is_reported(
     assert f"/studiohub-jobtest/{leaf_dir.parent.name}/worker-0 " in read_log(executor, plan)
 
 
+CHILD_HOG = """
+import subprocess, sys
+subprocess.run([sys.executable, "-c", "b = bytearray(2**31)"])
+sys.exit(3)
+"""
+
+
+def test_a_child_oom_kill_is_reported_though_the_replica_exits_with_its_own_code(
+        executor: LocalExecutor, account: pwd.struct_passwd, leaf: list[str]) -> None:
+    """As in a notebook job: papermill's kernel is killed and papermill exits with its own
+    code; the reason still names the OOM kill and the memory (issue 13)."""
+    code = write_code(account, "parent.py", CHILD_HOG)
+    plan = make_plan(account, code, [sys.executable, "parent.py"])
+    plan = AttemptPlan(**{**plan.__dict__, "replicas": [
+        ReplicaPlan(**{**plan.replicas[0].__dict__, "cgroup_procs": tuple(leaf)})]})
+
+    async def run() -> None:
+        await executor.start(plan)
+        await wait_done(executor, plan)
+
+    asyncio.run(run())
+    state = asyncio.run(executor.poll(plan))[0]
+    assert (state.exit_code, state.oom_killed, state.reason) == \
+        (3, True, "OOMKilled: worker-0 used more than 256 MiB"), read_log(executor, plan)
+
+
 def test_the_job_reaches_the_network_outside_its_namespace(
         executor: LocalExecutor, account: pwd.struct_passwd) -> None:
     """Outbound through slirp4netns: a TCP server on the host's own address answers."""

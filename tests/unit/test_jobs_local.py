@@ -105,6 +105,12 @@ def test_a_recorded_exit_as_a_replica_state(tmp_path: Path) -> None:
         "OOMKilled: worker-1 used more than 4 GiB"
     state = ex._replica_state("worker-1", {**killed, "oom_after": 0}, False, procs)
     assert (state.oom_killed, state.reason) == (False, "killed by SIGKILL (worker-1)")
+    # A child was OOM-killed (a notebook's kernel) and the replica exited with its own
+    # code: still the OOM, and retried; a replica that exited 0 anyway succeeded.
+    child = ex._replica_state("worker-1", {**killed, "exit_code": 138}, False, procs)
+    assert (child.exit_code, child.oom_killed, child.reason) == \
+        (138, True, "OOMKilled: worker-1 used more than 4 GiB")
+    assert ex._replica_state("worker-1", {**killed, "exit_code": 0}, False, procs).reason == ""
     assert ex._replica_state("w-0", {"exit_code": 2}, True, []).reason == "exit code 2 (w-0)"
     assert ex._replica_state("w-0", {"exit_code": 0}, True, []).reason == ""
     # No exit recorded: running while the keeper runs; killed once the keeper is gone.

@@ -299,8 +299,10 @@ class LocalExecutor:
                        procs: list[str]) -> ReplicaState:
         if entry and entry.get("exit_code") is not None:
             code = int(entry["exit_code"])
-            oom = code == -signal.SIGKILL and (entry.get("oom_after") or 0) > \
-                (entry.get("oom_before") or 0)
+            # Any kill the leaf's counter saw, not only the replica's own SIGKILL: in a
+            # notebook job the kernel (papermill's child) is the one killed, and papermill
+            # then exits with a code of its own.
+            oom = code != 0 and (entry.get("oom_after") or 0) > (entry.get("oom_before") or 0)
             if oom:
                 limit = _memory_limit(procs)
                 used = f" used more than {format_memory(limit)}" if limit else ""
