@@ -2,7 +2,9 @@
 
 Run as root, StudioHub is a system install under ``/opt/studiohub`` serving every
 unix user (like The Littlest JupyterHub's ``/opt/tljh``). Run as anyone else it is a
-personal hub under ``~/.local/share/studiohub``. ``STUDIOHUB_PREFIX`` overrides both.
+personal hub under ``~/.local/share/studiohub``. A command run from an installation's
+own hub environment (``<prefix>/hub``, as ``make up PREFIX=…`` makes) acts on that
+installation, not on the default one; ``STUDIOHUB_PREFIX`` overrides all of these.
 """
 
 from __future__ import annotations
@@ -55,10 +57,27 @@ def system_mode() -> bool:
 def default_prefix() -> Path:
     if "STUDIOHUB_PREFIX" in os.environ:
         return Path(os.environ["STUDIOHUB_PREFIX"])
+    installed = installation_of(Path(sys.prefix))
+    if installed is not None:
+        return installed
     if system_mode():
         return Path("/opt/studiohub")
     data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
     return data / "studiohub"
+
+
+def installation_of(env: Path) -> Path | None:
+    """The prefix whose hub environment ``env`` is (``<prefix>/hub``, a venv beside the
+    prefix's ``etc/`` or ``state/``) when it is this account's own, else None: a second
+    installation's ``studiohub`` acted on ``/opt/studiohub`` unless ``STUDIOHUB_PREFIX``
+    was set. (Root's system install run by another account stays that account's personal
+    hub, as before.)"""
+    if env.name != "hub" or not (env / "pyvenv.cfg").is_file():
+        return None
+    if env.stat().st_uid != os.geteuid():
+        return None
+    prefix = env.parent
+    return prefix if (prefix / "etc").is_dir() or (prefix / "state").is_dir() else None
 
 
 def paths() -> Paths:
