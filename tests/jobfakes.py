@@ -31,6 +31,7 @@ class FakeExecutor:
         self.exits: dict[tuple[str, int], dict[str, int]] = {}
         self.live: set[tuple[str, int]] = set()
         self.resumes: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        self.oom_killed: set[tuple[str, int, str]] = set()
 
     async def start(self, plan: AttemptPlan) -> None:
         self.started.append(plan)
@@ -38,7 +39,8 @@ class FakeExecutor:
 
     async def poll(self, plan: AttemptPlan) -> Sequence[ReplicaState]:
         exits = self.exits.get((plan.job_id, plan.attempt), {})
-        return [ReplicaState(r.name, r.name not in exits, exits.get(r.name))
+        return [ReplicaState(r.name, r.name not in exits, exits.get(r.name),
+                             (plan.job_id, plan.attempt, r.name) in self.oom_killed)
                 for r in plan.replicas]
 
     async def stop(self, plan: AttemptPlan) -> None:
@@ -51,8 +53,11 @@ class FakeExecutor:
     def resumed(self, plan: AttemptPlan) -> list[tuple[str, str]]:
         return self.resumes.get((plan.job_id, plan.attempt), [])
 
-    def exit(self, job_id: str, attempt: int, code: int, replica: str = "worker-0") -> None:
+    def exit(self, job_id: str, attempt: int, code: int, replica: str = "worker-0",
+             oom_killed: bool = False) -> None:
         self.exits.setdefault((job_id, attempt), {})[replica] = code
+        if oom_killed:
+            self.oom_killed.add((job_id, attempt, replica))
 
 
 class FakePlacing:

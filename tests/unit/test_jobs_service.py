@@ -74,6 +74,27 @@ def test_exit_code_two_fails_at_once_without_retry(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_an_oom_kill_is_retried_whatever_code_the_replica_exited_with(tmp_path: Path) -> None:
+    """A notebook's kernel is OOM-killed and papermill exits 1: retried, and the reason
+    says OOMKilled with the size's memory (issue 13)."""
+    jobs, executor, placing, _ = make_jobs(tmp_path)
+
+    async def scenario() -> None:
+        job = await jobs.submit(ALICE, {**SCRIPT, "max_retries": 1})
+        await jobs.tick()
+        executor.exit(job.id, 1, 1, oom_killed=True)
+        await jobs.tick()
+        assert [p.attempt for p in executor.started] == [1, 2]
+        executor.exit(job.id, 2, 1, oom_killed=True)
+        await jobs.tick()
+        failed = jobs.store.get(job.id)
+        assert failed.status == "failed"
+        assert failed.reason.startswith("OOMKilled: worker-0 used more than ")
+        assert placing.released == [job.id]
+
+    run(scenario())
+
+
 def test_a_killed_replica_restarts_the_whole_group_as_the_next_attempt(tmp_path: Path) -> None:
     jobs, executor, placing, _ = make_jobs(tmp_path)
 

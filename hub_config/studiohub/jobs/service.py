@@ -630,7 +630,10 @@ class Jobs:
         await self.executor.stop(plan)
         self.store.update_attempt(job.id, job.attempt, ended=self.clock())
         reason = self._failure_reason(job, state)
-        retry = state.exit_code not in NO_RETRY_CODES and job.attempt <= job.max_retries
+        # An OOM kill is retried whatever code the replica then exited with (a notebook's
+        # kernel is killed and papermill exits with its own code).
+        retry = (state.oom_killed or state.exit_code not in NO_RETRY_CODES) and \
+            job.attempt <= job.max_retries
         if not retry:
             self._end(job, Status.FAILED, reason)
             await self._release(job)
