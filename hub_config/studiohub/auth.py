@@ -64,3 +64,15 @@ def seed_firstuse_password(dbm_path: Path, name: str, password: str) -> bool:
             return False
         db[name] = bcrypt.hashpw(password.encode(), bcrypt.gensalt())
     return True
+
+
+def password_opens(dbm_path: Path, name: str, password: str) -> bool:
+    """Whether ``password`` is the one stored for ``name``: the banner and ``studiohub
+    reload`` name ``state/admin-password`` only to an admin it really opens (an admin who
+    had logged in before keeps their own password, :func:`seed_firstuse_password`)."""
+    try:
+        with dbm.open(str(dbm_path), "r") as db:
+            stored = db.get(name.encode())
+    except dbm.error:
+        return False
+    return stored is not None and bcrypt.checkpw(password.encode(), stored)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import auth, configurer, pidrecords
+from . import auth, configurer, hub_url, pidrecords
 from .catalog import CatalogError, load_catalog
 from .paths import Paths, paths, system_mode
 from .settings import SettingsError, load_settings
@@ -335,13 +335,36 @@ def login_lines(settings: dict[str, Any], password: str | None,
     else:
         lines.append(f"Log in through {kind} (auth.type).")
     if admins and kind in ("shared-password", "firstuse"):
-        if admin_password:
-            lines.append(f"Admins ({admins}) log in with their name and the admin password: "
+        opened = admins_with_admin_password(settings)
+        own = [n for n in settings["auth"]["admin_users"] if n not in opened]
+        names = ", ".join(opened)
+        if opened and admin_password:
+            lines.append(f"Admins ({names}) log in with their name and the admin password: "
                          f"{admin_password} (shown once; kept in {state}/admin-password)")
-        else:
-            lines.append(f"Admins ({admins}) log in with the password in "
+        elif opened:
+            lines.append(f"Admins ({names}) log in with the password in "
                          f"{state}/admin-password (sudo cat {state}/admin-password).")
+        if own:
+            lines.append(f"Admins who already had a password ({', '.join(own)}) keep "
+                         "logging in with their own; the admin password is only for admin "
+                         "names that had none yet.")
     return lines
+
+
+def admins_with_admin_password(settings: dict[str, Any]) -> list[str]:
+    """The admins ``state/admin-password`` opens: all under the shared password; under
+    first-use passwords only those it was set for (an admin who had already chosen a
+    password keeps it, :func:`studiohub.auth.seed_firstuse_password`)."""
+    admins = list(settings["auth"]["admin_users"])
+    if settings["auth"]["type"] != "firstuse":
+        return admins
+    state = Path(settings["state_dir"])
+    try:
+        password = (state / "admin-password").read_text().strip()
+    except OSError:
+        return []
+    return [n for n in admins
+            if auth.password_opens(state / auth.PASSWORDS_DBM, n.lower(), password)]
 
 
 def banner(settings: dict[str, Any], password: str | None,
@@ -392,6 +415,8 @@ def up_command(args: argparse.Namespace) -> int:
     # This process becomes the hub (execv keeps the pid): recorded so that the services'
     # parent-death check and the next `up` know it (studiohub.pidrecords).
     pidrecords.write(configurer.run_dir(settings), pidrecords.HUB)
+    # Where this hub's API answers, for `studiohub reload` run without its STUDIOHUB_PORT.
+    hub_url.record(settings)
     hub = [sys.executable, "-m", "studiohub.hubapp", "-f", str(JUPYTERHUB_CONFIG)]
     os.execv(sys.executable, hub)
     return 0  # not reached

@@ -109,7 +109,7 @@ def _apply_admins(app: Any, settings: dict[str, Any]) -> list[str]:
     authenticator, db = app.authenticator, app.db
     admins = {authenticator.normalize_username(n) for n in settings["auth"]["admin_users"]}
     _seed_admin_passwords(settings, admins)
-    changes = [f"admin at login: {n}" for n in sorted(admins - authenticator.admin_users)]
+    changes = [admin_login_hint(settings, n) for n in sorted(admins - authenticator.admin_users)]
     authenticator.admin_users = set(admins)
     if authenticator.allowed_users:
         authenticator.allowed_users |= admins
@@ -141,6 +141,23 @@ def _seed_admin_passwords(settings: dict[str, Any], admins: set[str]) -> None:
     dbm_path = Path(settings["state_dir"]) / auth.PASSWORDS_DBM
     for name in sorted(admins):
         auth.seed_firstuse_password(dbm_path, name, password)
+
+
+def admin_login_hint(settings: dict[str, Any], name: str) -> str:
+    """How a new admin logs in, for reload's output: ``state/admin-password`` only where
+    it opens the account (an admin who already had a password keeps their own)."""
+    kind = settings["auth"]["type"]
+    if kind not in ("firstuse", "shared-password"):
+        return f"admin at login: {name} (logs in through {kind})"
+    secret = Path(settings["state_dir"]) / "admin-password"
+    if kind == "firstuse":
+        from . import auth
+
+        password = secret.read_text().strip() if secret.exists() else ""
+        dbm_path = Path(settings["state_dir"]) / auth.PASSWORDS_DBM
+        if not (password and auth.password_opens(dbm_path, name, password)):
+            return f"admin at login: {name} (logs in with the password they already chose)"
+    return f"admin at login: {name} (logs in with the password in {secret})"
 
 
 async def _apply_groups(app: Any, catalog: Catalog) -> list[str]:
@@ -239,9 +256,11 @@ def update_reload(c: Any, settings: dict[str, Any], token: str) -> None:
 # --- the command --------------------------------------------------------------------------
 
 def hub_api_url(settings: dict[str, Any]) -> str:
-    """The hub's own API, beside the proxy (``configurer.update_hub``: port + 81)."""
-    base = settings["base_url"].rstrip("/")
-    return f"http://127.0.0.1:{int(settings['port']) + 81}{base}/hub/api"
+    """The hub's own API: where ``studiohub up`` recorded it, else derived from the port
+    (``studiohub.hub_url``), so a hub started with ``STUDIOHUB_PORT`` is found without it."""
+    from . import hub_url
+
+    return hub_url.api_url(settings)
 
 
 def reload_command() -> int:

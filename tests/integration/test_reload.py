@@ -10,6 +10,7 @@ import subprocess
 from typing import Any
 
 import pytest
+import yaml
 
 from studiohub import pidrecords
 from tests.hubtools import HUB_BIN, Hub
@@ -81,6 +82,25 @@ def test_a_new_domain_with_a_member_and_a_new_admin_apply_live(hub: Hub) -> None
     user.stop()
     again = reload(hub)  # nothing new: nothing changed
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout
+
+
+def test_reload_finds_a_hub_started_on_another_port_without_being_told(hub: Hub) -> None:
+    """The tour's case: ``STUDIOHUB_PORT=18600 studiohub up``, then ``studiohub reload`` in
+    a shell without that variable. The hub's config here names its port, so reload runs
+    with a copy that does not (it would derive 8081): the URL ``up`` recorded finds it."""
+    config = yaml.safe_load((hub.workdir / "config.yaml").read_text())
+    assert config.pop("port") == hub.port != 8000
+    portless = hub.workdir / "config-without-port.yaml"
+    portless.write_text(yaml.safe_dump(config))
+    record = hub.state_dir / "run" / "hub-api-url"
+    assert record.read_text().strip() == f"http://127.0.0.1:{hub.port + 81}/hub/api"
+    assert record.stat().st_mode & 0o777 == 0o600
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIOHUB_")}
+    done = subprocess.run([str(HUB_BIN / "studiohub"), "reload"], text=True, timeout=120,
+                          env={**env, "STUDIOHUB_CONFIG": str(portless)},
+                          capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "StudioHub reloaded" in done.stdout, done.stdout
 
 
 def test_a_bad_catalog_or_config_is_refused_and_nothing_changes(hub: Hub) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from studiohub import reload
+from studiohub import hub_url, reload
 from studiohub.cli import main
 
 
@@ -76,9 +76,36 @@ def test_no_hub_answering_is_said(config: Path, posts: list[str],
         "are valid" in capsys.readouterr().err
 
 
-def test_the_hub_api_url_follows_port_and_base_url() -> None:
-    assert reload.hub_api_url({"port": 8000, "base_url": "/studio/"}) == \
-        "http://127.0.0.1:8081/studio/hub/api"
+def test_the_hub_api_url_follows_port_and_base_url(tmp_path: Path) -> None:
+    settings = {"port": 8000, "base_url": "/studio/", "state_dir": str(tmp_path)}
+    assert reload.hub_api_url(settings) == "http://127.0.0.1:8081/studio/hub/api"
+
+
+def test_the_url_the_running_hub_recorded_wins_over_the_config(tmp_path: Path) -> None:
+    """``up`` ran with STUDIOHUB_PORT=18600; reload's shell has no such variable."""
+    hub_url.record({"port": 18600, "base_url": "/", "state_dir": str(tmp_path)})
+    record = tmp_path / "run" / hub_url.RECORD
+    assert record.stat().st_mode & 0o777 == 0o600
+    settings = {"port": 8000, "base_url": "/", "state_dir": str(tmp_path)}
+    assert reload.hub_api_url(settings) == "http://127.0.0.1:18681/hub/api"
+    record.write_text("http://elsewhere.example/hub/api\n")  # only ever this machine
+    assert reload.hub_api_url(settings) == "http://127.0.0.1:8081/hub/api"
+
+
+def test_reload_says_how_a_new_admin_logs_in(tmp_path: Path) -> None:
+    import dbm
+
+    import bcrypt
+
+    (tmp_path / "admin-password").write_text("the-admin-password\n")
+    with dbm.open(str(tmp_path / "passwords.dbm"), "c") as db:
+        db["fresh"] = bcrypt.hashpw(b"the-admin-password", bcrypt.gensalt())
+        db["tourann"] = bcrypt.hashpw(b"chosen-at-first-login", bcrypt.gensalt())
+    settings = {"state_dir": str(tmp_path), "auth": {"type": "firstuse"}}
+    assert reload.admin_login_hint(settings, "fresh") == \
+        f"admin at login: fresh (logs in with the password in {tmp_path}/admin-password)"
+    assert reload.admin_login_hint(settings, "tourann") == \
+        "admin at login: tourann (logs in with the password they already chose)"
 
 
 def test_a_name_the_authenticator_refuses_changes_nothing(tmp_path: Path) -> None:

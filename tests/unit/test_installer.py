@@ -78,11 +78,34 @@ def test_first_use_admins_password_is_set_before_anyone_can_claim_it(tmp_path: P
 
 
 def test_banner_says_what_to_type_at_first_login(tmp_path: Path) -> None:
+    ensure_admin_passwords(firstuse_settings(tmp_path))
     text = banner(firstuse_settings(tmp_path), None)
     assert "First login: type a user name and choose a password (at least 8 characters)" \
         in text
     assert f"Admins (Ada) log in with the password in {tmp_path / 'state'}/admin-password" \
         in text
+
+
+def test_an_admin_who_already_had_a_password_is_not_sent_to_admin_password(
+        tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n"
+                      "auth:\n  type: firstuse\n  admin_users: [Ada]\n")
+    (tmp_path / "state").mkdir()
+    with dbm.open(str(tmp_path / "state" / "passwords.dbm"), "c") as db:
+        db["tourann"] = bcrypt.hashpw(b"chosen-at-first-login", bcrypt.gensalt())
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n"
+                      "auth:\n  type: firstuse\n  admin_users: [Ada, tourann]\n")
+    settings = load_settings(config, environ={})
+    fresh = ensure_admin_passwords(settings)
+    text = banner(settings, None, fresh)
+    assert f"Admins (Ada) log in with their name and the admin password: {fresh}" in text
+    assert "Admins who already had a password (tourann) keep logging in with their own" \
+        in text
+    later = banner(settings, None, None)
+    assert f"Admins (Ada) log in with the password in {tmp_path / 'state'}/admin-password" \
+        in later and "(tourann) keep logging in with their own" in later
+    assert "Admins (Ada, tourann)" not in text + later
 
 
 def test_every_state_file_is_made_private(tmp_path: Path) -> None:
