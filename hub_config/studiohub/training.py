@@ -57,8 +57,9 @@ class TrainingError(Exception):
         super().__init__(f"{message} ({status})" if status else message)
 
 
-def service_url(environ: Mapping[str, str] | None = None) -> str:
-    """The jobs service's base URL (ending in ``/``), from the environment."""
+def service_url(environ: Mapping[str, str] | None = None, option: str = "url=") -> str:
+    """The jobs service's base URL (ending in ``/``), from the environment; ``option``:
+    what the caller's user passes instead (the CLI says ``--url``)."""
     env = os.environ if environ is None else environ
     url = env.get(contract.JOBS_URL, "")
     if url:
@@ -66,7 +67,7 @@ def service_url(environ: Mapping[str, str] | None = None) -> str:
     api = env.get("JUPYTERHUB_API_URL", "")
     if not api:
         raise TrainingError(0, f"where is the jobs service? set {contract.JOBS_URL} (or "
-                            "JUPYTERHUB_API_URL), or pass url= / --url")
+                            f"JUPYTERHUB_API_URL), or pass {option} with the hub's URL")
     return jobs_url(api)
 
 
@@ -85,12 +86,12 @@ def jobs_url(url: str) -> str:
                                     "", ""))
 
 
-def api_token(environ: Mapping[str, str] | None = None) -> str:
+def api_token(environ: Mapping[str, str] | None = None, option: str = "token=") -> str:
     env = os.environ if environ is None else environ
     token = env.get(contract.API_TOKEN) or env.get("JUPYTERHUB_API_TOKEN") or ""
     if not token:
         raise TrainingError(0, f"no API token: set {contract.API_TOKEN} (a token from the "
-                            "hub's Token page) or pass token= / --token")
+                            f"hub's Token page) or pass {option}")
     return token
 
 

@@ -121,6 +121,21 @@ def test_no_token_is_an_error_not_a_traceback(api: JobsAPI, monkeypatch: pytest.
     assert jobs("--token", "bob-token", "list") == 0
 
 
+def test_a_root_shell_without_url_or_token_is_told_the_flags(
+        api: JobsAPI, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The tour's step 8 from a root shell: the CLI names its own flags, not the SDK's."""
+    monkeypatch.delenv(contract.JOBS_URL)
+    monkeypatch.delenv(contract.API_TOKEN)
+    assert jobs("list") == 3
+    err = capsys.readouterr().err
+    assert contract.JOBS_URL in err and "pass --url" in err and "url=" not in err
+    assert jobs("--url", api.url, "list") == 3
+    err = capsys.readouterr().err
+    assert contract.API_TOKEN in err and "pass --token" in err and "token=" not in err
+    assert jobs("--url", api.url, "--token", "bob-token", "list") == 0
+
+
 @pytest.mark.parametrize(("end", "code"), [("succeeded", 0), ("failed", 1),
                                            ("cancelled", 2)])
 def test_logs_follow_exits_with_the_jobs_outcome(api: JobsAPI, end: str, code: int,

@@ -125,7 +125,9 @@ def run(args: argparse.Namespace, command: Callable[[training.Client, argparse.N
                                                      int]) -> int:
     """A command with the SDK's and the CLI's errors as one line on stderr."""
     try:
-        return command(training.Client(args.url, args.token), args)
+        client = training.Client(args.url or training.service_url(option="--url"),
+                                 args.token or training.api_token(option="--token"))
+        return command(client, args)
     except (training.TrainingError, CLIError) as e:
         print(f"error: {e}", file=sys.stderr)
         return ERROR_EXIT
