@@ -1,12 +1,21 @@
 import { CommandRegistry } from '@lumino/commands';
 
 import { StudioHubAPIError } from '../api';
-import { CommandIDs, IJob, IJobSpec, ITrainingModel } from '../tokens';
+import {
+  CommandIDs,
+  IJob,
+  IJobSpec,
+  IKernelOptions,
+  ITrainingModel
+} from '../tokens';
+import { OPTIONS } from './fixtures';
+import { JobForm, plainText, withCode } from '../training/form';
 import { TrainingPanel } from '../training/panel';
 import { JobView } from '../training/widget';
 import {
   allowedOr,
   IFormValues,
+  jobChoiceLabel,
   JobFormModel,
   LogFollower,
   parseArgs,
@@ -231,7 +240,21 @@ describe('deleting a finished job', () => {
         execute: args => executed.push([id, args.id])
       });
     }
-    const panel = new TrainingPanel({ model, commands });
+    const panel = new TrainingPanel({
+      model,
+      commands,
+      kernelOptions: () => OPTIONS
+    });
+    // Two runs of one script differ by their submit time and id; labels, not ids.
+    const row = panel.node.querySelector(
+      '[aria-label="Training job train.py (0123456789ab)"]'
+    )!;
+    expect(
+      row.querySelector('.jp-StudioHub-TrainingPanel-submitted')!.textContent
+    ).toMatch(/^submitted .+ · 0123456789ab$/);
+    expect(
+      row.querySelector('.jp-StudioHub-TrainingPanel-when')!.textContent
+    ).toMatch(/^PyTorch 2\.13 · CPU · 1 vCPU \+ 2 GiB/);
     const button = (label: string) =>
       panel.node.querySelector<HTMLButtonElement>(`[aria-label="${label}"]`);
     expect(button('Delete training job train.py (0123456789ab)')).toBeNull();
@@ -413,6 +436,84 @@ describe('the Run as Training Job… form', () => {
     expect(parseArgs(`a 'b c' "d'e" ''`)).toEqual(['a', 'b c', "d'e", '']);
     expect(() => parseArgs('"open')).toThrow('args: a " quote is not closed');
     expect(parseParameters('\n\n')).toEqual({});
+  });
+});
+
+describe('the form’s images and sizes', () => {
+  const BUILD = 'not built here: run `studiohub env build tensorflow`';
+  const options: IKernelOptions = {
+    ...OPTIONS,
+    images: [
+      ...OPTIONS.images,
+      { ...OPTIONS.images[1], id: 'tensorflow', label: 'TensorFlow 2.18 · CPU' }
+    ],
+    unavailable: {
+      ...OPTIONS.unavailable,
+      'tensorflow/small': BUILD,
+      'tensorflow/medium': BUILD,
+      'tensorflow/large': BUILD
+    }
+  };
+  const select = (form: JobForm, name: string) =>
+    form.node.querySelector<HTMLSelectElement>(`select[name="${name}"]`)!;
+  const option = (form: JobForm, name: string, value: string) =>
+    Array.from(select(form, name).options).find(o => o.value === value)!;
+
+  it('disables an unbuilt image and a size too big, each with its reason, as the picker does', async () => {
+    const check = jest.fn(async () => null);
+    const model = new JobFormModel({ check }, VALUES, 10);
+    const form = new JobForm(model, options);
+    const tensorflow = option(form, 'image', 'tensorflow');
+    expect(tensorflow.disabled).toBe(true);
+    expect(tensorflow.text).toBe(
+      'TensorFlow 2.18 · CPU (not built here: run studiohub env build tensorflow)'
+    );
+    expect(option(form, 'image', 'pytorch').disabled).toBe(false);
+    const large = option(form, 'size', 'large');
+    expect(large.disabled).toBe(true);
+    expect(large.text).toBe(
+      '4 vCPU + 16 GiB (needs 16 GiB; only 6 GiB is free)'
+    );
+    // Base can run large: choosing it enables the size again.
+    select(form, 'image').value = 'base';
+    select(form, 'image').dispatchEvent(new Event('change'));
+    expect(option(form, 'size', 'large').disabled).toBe(false);
+    expect(model.values.image).toBe('base');
+    form.dispose();
+  });
+
+  it('moves a prefilled choice that cannot run to one that can', async () => {
+    const check = jest.fn(async () => null);
+    const model = new JobFormModel(
+      { check },
+      { ...VALUES, image: 'tensorflow', size: 'large' },
+      10
+    );
+    const form = new JobForm(model, options);
+    expect(model.values.image).toBe('base');
+    expect(model.values.size).toBe('large');
+    form.dispose();
+  });
+
+  it('shows backticked commands as code, not backticks', () => {
+    const parts = withCode('run `studiohub env build tensorflow` first');
+    expect(parts[0]).toBe('run ');
+    expect((parts[1] as HTMLElement).tagName).toBe('CODE');
+    expect((parts[1] as HTMLElement).textContent).toBe(
+      'studiohub env build tensorflow'
+    );
+    expect(parts[2]).toBe(' first');
+    expect(plainText('a `b` c')).toBe('a b c');
+  });
+
+  it('names a job’s image and size by their catalog labels', () => {
+    expect(jobChoiceLabel({ image: 'pytorch', size: 'medium' }, OPTIONS)).toBe(
+      'PyTorch 2.13 · CPU · 2 vCPU + 4 GiB'
+    );
+    expect(jobChoiceLabel({ image: 'gone', size: 'medium' }, null)).toBe(
+      'gone · medium'
+    );
+    expect(jobChoiceLabel({ image: null, size: null }, OPTIONS)).toBe('');
   });
 });
 

@@ -11,8 +11,11 @@ export interface IButtonOptions {
   onClick: () => unknown;
   /** A tooltip, when the text alone does not say enough. */
   title?: string;
-  /** JupyterLab's button modifier: `jp-mod-minimal` (default) or `jp-mod-accept`. */
-  variant?: 'minimal' | 'accept';
+  /**
+   * JupyterLab's button modifier: `jp-mod-minimal` (default), or a dialog's filled
+   * `jp-mod-accept`, `jp-mod-reject` (neutral) or `jp-mod-warn` (destructive).
+   */
+  variant?: 'minimal' | 'accept' | 'reject' | 'warn';
 }
 
 export function makeButton(options: IButtonOptions): HTMLButtonElement {

@@ -14,6 +14,7 @@ import {
   IJobEvent,
   IJobMetrics,
   IJobSpec,
+  IKernelOptions,
   ITrainingModel,
   JobStatus
 } from '../tokens';
@@ -534,6 +535,24 @@ export class JobFormModel {
   private _timer = 0;
   private _generation = 0;
   private _changed = new Signal<JobFormModel, void>(this);
+}
+
+/**
+ * A job's image and size as the catalog labels them ("PyTorch 2.13 · CPU · 2 vCPU +
+ * 4 GiB"), each falling back to its id when the Lab's kernel options lack it; empty
+ * when the job has neither.
+ */
+export function jobChoiceLabel(
+  job: Pick<IJob, 'image' | 'size'>,
+  options: IKernelOptions | null
+): string {
+  const image = job.image
+    ? (options?.images.find(i => i.id === job.image)?.label ?? job.image)
+    : '';
+  const size = job.size
+    ? (options?.sizes.find(s => s.id === job.size)?.label ?? job.size)
+    : '';
+  return [image, size].filter(Boolean).join(' · ');
 }
 
 /**

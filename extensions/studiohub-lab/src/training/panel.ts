@@ -1,9 +1,10 @@
+import { Time } from '@jupyterlab/coreutils';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { makeButton } from '../components/button';
-import { CommandIDs, ITrainingModel } from '../tokens';
-import { formatElapsed, isFinal, statusLine } from './model';
+import { CommandIDs, IKernelOptions, ITrainingModel } from '../tokens';
+import { formatElapsed, isFinal, jobChoiceLabel, statusLine } from './model';
 
 /**
  * The Training sidebar: my jobs, newest first, with their live status; a click opens
@@ -15,6 +16,7 @@ export class TrainingPanel extends Widget {
     super();
     this._model = options.model;
     this._commands = options.commands;
+    this._kernelOptions = options.kernelOptions ?? (() => null);
     this.id = 'studiohub-training';
     this.addClass('jp-StudioHub-TrainingPanel');
     this.title.caption = 'Training jobs';
@@ -77,12 +79,24 @@ export class TrainingPanel extends Widget {
       const when = document.createElement('span');
       when.className = 'jp-StudioHub-TrainingPanel-when';
       when.textContent = [
-        job.image && job.size ? `${job.image} · ${job.size}` : '',
+        jobChoiceLabel(job, this._kernelOptions()),
         formatElapsed(job.started, job.finished)
       ]
         .filter(Boolean)
         .join(' · ');
-      open.append(name, status, when);
+      // Two runs of one script differ by when they were submitted and their id.
+      const submitted = document.createElement('span');
+      submitted.className = 'jp-StudioHub-TrainingPanel-submitted';
+      submitted.textContent = [
+        job.created ? `submitted ${Time.formatHuman(job.created)}` : '',
+        job.id
+      ]
+        .filter(Boolean)
+        .join(' · ');
+      if (job.created) {
+        submitted.title = Time.format(job.created);
+      }
+      open.append(name, status, when, submitted);
       open.addEventListener('click', () => {
         void this._commands.execute(CommandIDs.openTrainingJob, { id: job.id });
       });
@@ -104,6 +118,7 @@ export class TrainingPanel extends Widget {
 
   private _model: ITrainingModel;
   private _commands: CommandRegistry;
+  private _kernelOptions: () => IKernelOptions | null;
   private _error: HTMLElement;
   private _list: HTMLUListElement;
 }
@@ -112,5 +127,7 @@ export namespace TrainingPanel {
   export interface IOptions {
     model: ITrainingModel;
     commands: CommandRegistry;
+    /** The catalog's images and sizes, to show their labels rather than ids. */
+    kernelOptions?: () => IKernelOptions | null;
   }
 }

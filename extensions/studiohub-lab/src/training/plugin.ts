@@ -170,6 +170,7 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
       const view = new JobView({
         jobId: id,
         model,
+        kernelOptions: () => switcher?.options ?? null,
         actions: {
           cancel: jobId =>
             commands.execute(CommandIDs.cancelTrainingJob, { id: jobId }),
@@ -393,15 +394,25 @@ const trainingPanelPlugin: JupyterFrontEndPlugin<void> = {
   description: "A sidebar listing the user's training jobs.",
   autoStart: true,
   requires: [ITrainingModel],
-  optional: [ILayoutRestorer, ICommandPalette, IRouter],
+  optional: [ILayoutRestorer, ICommandPalette, IRouter, ISwitcher],
   activate: (
     app: JupyterFrontEnd,
     model: ITrainingModel,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    router: IRouter | null
+    router: IRouter | null,
+    switcher: ISwitcher | null
   ) => {
-    const panel = new TrainingPanel({ model, commands: app.commands });
+    // The catalog's labels for the rows (ids until they arrive; the list re-renders
+    // on its next poll).
+    if (switcher && !switcher.options) {
+      void switcher.loadOptions().catch(() => undefined);
+    }
+    const panel = new TrainingPanel({
+      model,
+      commands: app.commands,
+      kernelOptions: () => switcher?.options ?? null
+    });
     panel.title.icon = trainingIcon;
     addSidebar(app, panel, {
       rank: 620,

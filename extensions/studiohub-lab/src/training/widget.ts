@@ -2,11 +2,18 @@ import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import { makeButton } from '../components/button';
-import { IJob, IJobEvent, IJobMetrics, ITrainingModel } from '../tokens';
+import {
+  IJob,
+  IJobEvent,
+  IJobMetrics,
+  IKernelOptions,
+  ITrainingModel
+} from '../tokens';
 import {
   errorText,
   formatElapsed,
   isFinal,
+  jobChoiceLabel,
   LogFollower,
   sparklinePoints,
   statusLine
@@ -28,6 +35,7 @@ export class JobView extends Widget {
     this.jobId = options.jobId;
     this._model = options.model;
     this._actions = options.actions;
+    this._kernelOptions = options.kernelOptions ?? (() => null);
     this.addClass('jp-StudioHub-JobView');
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', `Training job ${this.jobId}`);
@@ -47,11 +55,13 @@ export class JobView extends Widget {
     const actions = document.createElement('div');
     actions.className = 'jp-StudioHub-JobView-actions';
     this._cancel = makeButton({
+      variant: 'warn',
       text: 'Cancel',
       label: 'Cancel this job',
       onClick: () => this._actions.cancel(this.jobId)
     });
     this._delete = makeButton({
+      variant: 'warn',
       text: 'Delete',
       label: 'Delete this job',
       title: 'Forget this finished job: its logs and code snapshot',
@@ -60,12 +70,14 @@ export class JobView extends Widget {
     this._delete.hidden = true;
     actions.append(
       makeButton({
+        variant: 'reject',
         text: 'Open in TensorBoard',
         label: 'Open in TensorBoard',
         title: "Open the job's TensorBoard folder in a TensorBoard tab",
         onClick: () => this._job && this._actions.tensorboard(this._job)
       }),
       makeButton({
+        variant: 'reject',
         text: 'Open outputs',
         label: 'Open outputs',
         title: "Show the job's outputs folder in the file browser",
@@ -73,6 +85,7 @@ export class JobView extends Widget {
       }),
       this._cancel,
       makeButton({
+        variant: 'reject',
         text: 'Run again',
         label: 'Run again',
         title: 'Submit the same spec as a new job',
@@ -261,7 +274,7 @@ export class JobView extends Widget {
     this._status.textContent = statusLine(job);
     this._status.dataset.status = job.status;
     this._details.textContent = [
-      job.image && job.size ? `${job.image} · ${job.size}` : '',
+      jobChoiceLabel(job, this._kernelOptions()),
       `attempt ${Math.max(1, job.attempt)} of ${job.max_retries + 1}`,
       `${job.replicas.length || 1} replica${job.replicas.length > 1 ? 's' : ''}`,
       job.started ? `ran ${formatElapsed(job.started, job.finished)}` : ''
@@ -317,6 +330,7 @@ export class JobView extends Widget {
 
   private _model: ITrainingModel;
   private _actions: JobView.IActions;
+  private _kernelOptions: () => IKernelOptions | null;
   private _job: IJob | null = null;
   private _follower: LogFollower | null = null;
   private _round = 0;
@@ -356,6 +370,8 @@ export namespace JobView {
     jobId: string;
     model: ITrainingModel;
     actions: IActions;
+    /** The catalog's images and sizes, to show their labels rather than ids. */
+    kernelOptions?: () => IKernelOptions | null;
     /** Milliseconds between reads while the job runs. */
     interval?: number;
   }
