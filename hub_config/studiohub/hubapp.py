@@ -46,15 +46,23 @@ async def stop_process(pid: int, proc: Any, grace: float = SERVICE_GRACE) -> Non
             await asyncio.sleep(0.05)
 
 
+#: Error lines JupyterHub's parts write for a user's mistake (FirstUseAuthenticator's
+#: refused first password): warnings, as a 4xx is.
+USER_MISTAKES = ("Password too short",)
+
+
 class RefusalsWithoutTraceback(logging.Filter):
     """A refusal JupyterHub's own code logs with its traceback (a 4xx ``HTTPError`` such as
     a spawn form's bad choice, a body that is not JSON) becomes one warning line with the
     reason: the client's mistake, not the hub's. Errors (5xx, anything else) keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith(USER_MISTAKES):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, web.HTTPError) and error.status_code < 500:
-            reason = f"{error.status_code} {error.log_message or error.reason or ''}"
+            reason = f"{error.status_code} {_said(error)}"
         elif isinstance(error, ValueError) and record.msg == "Couldn't parse JSON":
             reason = f"400 {error}"
         else:
@@ -82,6 +90,15 @@ class ExpectedNotes(logging.Filter):
                 note in str(record.msg) for note in EXPECTED_AT_START):
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+def _said(error: web.HTTPError) -> str:
+    """What an ``HTTPError`` says (its message with its arguments, as tornado logs it)."""
+    message = error.log_message or error.reason or ""
+    try:
+        return message % error.args if error.args else message
+    except (TypeError, ValueError):
+        return message
 
 
 class StudioHubApp(JupyterHub):
