@@ -168,6 +168,11 @@ def test_a_kernel_stopped_for_memory_is_explained_on_top_in_full(
                       "with a larger size.", "restarts the kernel automatically"):
             assert words in seen["text"], seen["text"]
         page.screenshot(path=str(ARTIFACTS / "polish-oom-dialog.png"))
+        # The restarted kernel is ready: the status bar says so without running a cell
+        # (it stayed at "Starting" until a cell ran).
+        expect(page.locator(".jp-StatusBar-Widget").filter(has_text="| Idle")
+               .first).to_be_visible(timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "polish-oom-idle.png"))
 
         # "Change size…" opens the picker on this notebook.
         notice.get_by_role("button", name="Change size…").click()

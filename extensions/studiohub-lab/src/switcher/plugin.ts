@@ -101,6 +101,7 @@ function attachToNotebook(
       kernel.statusChanged(kernelId, status);
     }
   });
+  reportReadyAfterAutorestart(context);
   kernel.notice.connect((_, notice) =>
     showNotice(app, switcher, panel, kernel, notice)
   );
@@ -243,6 +244,27 @@ function addChangeServerCommand(
           (error as Error).message
         );
       }
+    }
+  });
+}
+
+/**
+ * Bring the status bar from "Starting" to "Idle" once the server has restarted a kernel
+ * that died (out of memory, say). The new kernel says only "starting" on its own, and
+ * JupyterLab ignores the busy/idle around its kernel-info requests (an untracked message
+ * type), so the status stayed "Starting" until a cell ran. An is-complete request is
+ * answered with a tracked busy/idle pair and changes nothing in the kernel.
+ */
+function reportReadyAfterAutorestart(
+  context: NotebookPanel['sessionContext']
+): void {
+  let autorestarted = false;
+  context.statusChanged.connect((_, status) => {
+    if (status === 'autorestarting') {
+      autorestarted = true;
+    } else if (status === 'starting' && autorestarted) {
+      autorestarted = false;
+      void context.session?.kernel?.requestIsComplete({ code: '' });
     }
   });
 }
