@@ -18,7 +18,7 @@ from typing import Any
 
 from traitlets.config import Config
 
-from .auth import MIN_PASSWORD_LENGTH, PASSWORDS_DBM, authenticator_class
+from .auth import AUTHENTICATORS, MIN_PASSWORD_LENGTH, PASSWORDS_DBM, authenticator_class
 from .catalog import Catalog
 from .paths import paths, system_mode
 
@@ -51,7 +51,8 @@ def update_pages(c: Config) -> None:
         "template_paths", []) if p != templates)]
     c.JupyterHub.logo_file = str(hubpages.LOGO)
     jobs = any(s["name"] == JOBS for s in c.JupyterHub.get("services", []))
-    c.JupyterHub.template_vars = {**hubpages.template_vars(jobs),
+    first_use = c.JupyterHub.get("authenticator_class") == AUTHENTICATORS["firstuse"]
+    c.JupyterHub.template_vars = {**hubpages.template_vars(jobs, first_use),
                                   **c.JupyterHub.get("template_vars", {})}
 
 

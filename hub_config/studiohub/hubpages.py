@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .auth import MIN_PASSWORD_LENGTH
 from .catalog import Catalog, ChoiceError, Image, Size
 from .catalog_choice import CatalogChoice
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 #: The logo in the navigation bar and on the login page (``c.JupyterHub.logo_file``).
 LOGO = Path(__file__).with_name("static") / "studiohub-logo.svg"
+#: Under the login form when a first login creates the account (FirstUseAuthenticator).
+FIRST_LOGIN = (f"New here? Your first login creates your account: choose a password of at "
+               f"least {MIN_PASSWORD_LENGTH} characters, and only it opens the account "
+               "from then on.")
 #: The name the pages show beside the logo (``template_vars["studiohub_brand"]``).
 BRAND = "StudioHub"
 #: JupyterLab on the Training sidebar, under the hub's base URL: the Lab extension routes
@@ -159,8 +164,11 @@ def size_limits(size: Size) -> str:
     return "" if limits.replace(" ", "") == size.display_name.replace(" ", "") else limits
 
 
-def template_vars(jobs: bool) -> dict[str, Any]:
+def template_vars(jobs: bool, first_use: bool = False) -> dict[str, Any]:
     """``c.JupyterHub.template_vars`` entries StudioHub's templates read; ``jobs``: whether
-    the training-jobs service runs, so the home page links to the user's jobs."""
+    the training-jobs service runs, so the home page links to the user's jobs;
+    ``first_use``: whether logins are FirstUseAuthenticator's, where nothing on the stock
+    form says that a first login creates the account and sets its password."""
     return {"studiohub": page_data, "studiohub_brand": BRAND,
-            "studiohub_jobs_path": JOBS_PATH if jobs else ""}
+            "studiohub_jobs_path": JOBS_PATH if jobs else "",
+            "studiohub_first_login": FIRST_LOGIN if first_use else ""}

@@ -207,7 +207,7 @@ def namespace(**extra: Any) -> dict[str, Any]:
             "logout_url": "/hub/logout", "static_url": lambda path, **kw: f"/static/{path}",
             "version_hash": "", "services": [], "parsed_scopes": set(), "xsrf": "x",
             "xsrf_token": "x", "studiohub": PageData(), "studiohub_brand": "StudioHub",
-            "studiohub_jobs_path": "", **extra}
+            "studiohub_jobs_path": "", "studiohub_first_login": "", **extra}
 
 
 def test_login_page_renders_brand_over_the_stock_form() -> None:
@@ -216,6 +216,25 @@ def test_login_page_renders_brand_over_the_stock_form() -> None:
     assert "<title>StudioHub</title>" in html
     assert html.index('class="studiohub-brand') < html.index('id="username_input"')
     assert 'alt="StudioHub logo"' in html and "JupyterHub logo" not in html
+    assert "studiohub-first-login" not in html  # not every authenticator creates accounts
+
+
+def test_first_use_login_page_says_a_first_login_creates_the_account(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  type: firstuse\n")
+    c = Config()
+    configurer.apply(c, load_settings(config, environ={}), load_catalog())
+    note = c.JupyterHub.template_vars["studiohub_first_login"]
+    assert "first login creates your account" in note and "at least 8 characters" in note
+    html = hub_environment().get_template("login.html").render(**namespace(
+        authenticator_login_url="/hub/login", authenticator=None, username="",
+        studiohub_first_login=note))
+    assert html.index('id="password_input"') < html.index('id="studiohub-first-login"')
+    assert note in html
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nauth:\n  type: shared-password\n")
+    c = Config()
+    configurer.apply(c, load_settings(config, environ={}), load_catalog())
+    assert c.JupyterHub.template_vars["studiohub_first_login"] == ""
 
 
 def test_home_page_renders_server_domains_and_escapes_names() -> None:
