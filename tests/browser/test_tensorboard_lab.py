@@ -46,6 +46,9 @@ def test_open_folder_from_file_browser_draws_the_loss_chart(
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(60_000)  # as browsertools.sign_in: a loaded CI machine
+    fonts: list[tuple[str, int]] = []  # TensorBoard's Roboto files, as the browser got them
+    page.on("response", lambda r: fonts.append((r.url, r.status))
+            if "/font-roboto/" in r.url else None)
     try:
         page.goto(f"{lab.url}lab?token={lab.token}", wait_until="domcontentloaded")
         folder = page.get_by_role("listitem").filter(has_text="experiments").first
@@ -73,6 +76,10 @@ def test_open_folder_from_file_browser_draws_the_loss_chart(
         expect(frame.locator("metrics-dashboard-right-pane")).to_have_count(0)
         page.wait_for_timeout(1500)  # let the chart finish drawing for the screenshot
         page.screenshot(path=str(ARTIFACTS / "tensorboard-loss-chart.png"))
+        # Its fonts come from under the board's prefix (they were asked of the hub's root:
+        # a redirect to a 404, and fallback fonts).
+        assert fonts and all("/studiohub/tensorboard/" in url and status == 200
+                   for url, status in fonts), fonts
 
         # The sidebar lists it with its folder and uptime, and Open/Reload/Stop.
         page.get_by_role("tab", name="TensorBoards").click()

@@ -225,3 +225,44 @@ def test_a_new_info_folder_is_private(shared_tmp: Path) -> None:
     info = shared_tmp / "shared" / magic.INFO_DIR
     assert stat.S_IMODE(info.stat().st_mode) == 0o700
     assert info.stat().st_uid == pwd.getpwnam(VICTIM).pw_uid
+
+
+# --- TensorBoard's fonts load under the board's prefix ---------------------------------
+
+def tensorboard_index_html() -> bytes:
+    """TensorBoard's own index.html, from the package in StudioHub's TensorBoard env."""
+    import zipfile
+
+    from benchmarks.tensorboard.environments import ensure_tensorboard_env
+
+    python = ensure_tensorboard_env()
+    site = subprocess.run([str(python), "-c", "import tensorboard, os; "
+                           "print(os.path.dirname(tensorboard.__file__))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with zipfile.ZipFile(Path(site) / "webfiles.zip") as files:
+        return files.read("index.html")
+
+
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_tensorboards_fonts_are_named_under_its_prefix(encoding: str) -> None:
+    import gzip
+
+    from tornado.httputil import HTTPHeaders
+
+    from studiohub_lab.tensorboard.proxy import prefix_font_urls
+
+    page = tensorboard_index_html()
+    assert b"url(/font-roboto/" in page  # what made the browser ask the hub's root
+    headers = HTTPHeaders({"Content-Type": "text/html; charset=utf-8"})
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    body = gzip.compress(page) if encoding else page
+    prefix = "/user/ada/studiohub/tensorboard/abc123/"
+    out = prefix_font_urls(headers, body, prefix)
+    out = gzip.decompress(out) if encoding else out
+    assert b"url(/font-roboto/" not in out
+    assert out.count(b"url(/user/ada/studiohub/tensorboard/abc123/font-roboto/") == \
+        page.count(b"url(/font-roboto/")
+    # Only HTML is touched: a font or script passes through byte for byte.
+    other = HTTPHeaders({"Content-Type": "application/javascript"})
+    assert prefix_font_urls(other, body, prefix) == body

@@ -172,5 +172,6 @@ class TensorBoardProxyHandler(LabHandlerMixin, JupyterHandler):
             (self.add_header if name.lower() in seen else self.set_header)(name, value)
             seen.add(name.lower())
         if response.body and self.request.method != "HEAD" and response.code not in (204, 304):
-            self.write(response.body)
+            self.write(proxy.prefix_font_urls(response.headers, response.body,
+                                              self.manager.url_for(tb_id)))
         await self.finish()

@@ -10,11 +10,13 @@ needs only plain HTTP (no websockets), which this module does with tornado's own
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import Iterable
 from typing import Any
 
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httputil import HTTPHeaders
 from tornado.netutil import Resolver
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
@@ -69,3 +71,28 @@ async def forward(socket_path: str, method: str, uri: str, headers: Iterable[tup
             raise
     finally:
         client.close()
+
+
+# TensorBoard's index.html inlines its Roboto @font-face rules with URLs at the site root
+# (``url(/font-roboto/…)``), which ``--path_prefix`` does not change; it serves the files
+# under the prefix, so the page names them there.
+_ROOT_FONTS = b"url(/font-roboto/"
+
+
+def prefix_font_urls(headers: HTTPHeaders, body: bytes, prefix: str) -> bytes:
+    """``body`` with TensorBoard's root font URLs moved under ``prefix`` (the board's
+    ``--path_prefix``), for an HTML page, gzipped or not; any other body unchanged.
+
+    Without it each open of a board asks the hub for ``/font-roboto/*.woff2`` (a redirect
+    to a 404) and the board shows fallback fonts.
+    """
+    if not headers.get("Content-Type", "").startswith("text/html"):
+        return body
+    encoding = headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip"):
+        return body
+    text = gzip.decompress(body) if encoding == "gzip" else body
+    if _ROOT_FONTS not in text:
+        return body
+    text = text.replace(_ROOT_FONTS, b"url(" + prefix.rstrip("/").encode() + b"/font-roboto/")
+    return gzip.compress(text) if encoding == "gzip" else text
