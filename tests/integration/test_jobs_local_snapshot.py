@@ -355,6 +355,6 @@ def test_the_dry_runs_probe_refuses_what_the_submit_would_and_makes_nothing(
             asyncio.run(probe(spec, account.pw_name))
     with pytest.raises(SnapshotError):
         asyncio.run(probe({"script": "proj/train.py"}, account.pw_name, max_files=0))
-    with pytest.raises(SnapshotError, match="proj/absent.py is not a file"):  # the submit too
+    with pytest.raises(SnapshotError, match=r"proj/absent\.py is not a file"):  # the submit too
         asyncio.run(snapshot("0123456789ab", {"script": "proj/absent.py"}, account.pw_name))
     assert not (Path(account.pw_dir) / "studiohub-jobs").exists()
