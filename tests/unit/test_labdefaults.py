@@ -26,7 +26,11 @@ def test_each_choice_decides_news_and_updates_so_nobody_is_asked() -> None:
 def test_the_wheel_installs_news_off_where_jupyterlab_reads_default_overrides() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     shared = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["shared-data"]
-    source = labdefaults.config_dir(False) / OVERRIDES
-    target = shared[str(source.relative_to(ROOT))]
+    # The file's place in the source tree (hub_config/studiohub/…), installed or editable.
+    package = Path(labdefaults.__file__).parents[1]
+    source = Path("hub_config") / (labdefaults.config_dir(False) / OVERRIDES).relative_to(
+        package.parent)
+    assert (ROOT / source).is_file(), source
+    target = shared[str(source)]
     assert target.startswith("etc/jupyter/labconfig/default_setting_overrides.d/")
     assert target.endswith(".json")
