@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import Route
+from .endpoints import handlers as endpoints
 from .sharing import handlers as sharing
 from .switching import handlers as switching
 from .tensorboard import handlers as tensorboard
@@ -24,4 +25,5 @@ def make_handlers(app: StudioHubLab) -> list[Route]:
     """The route table (paths are relative to the server's ``base_url``)."""
     kw = {"lab": app}
     return [*switching.routes(API, kw), *tensorboard.routes(API, kw),
-            *sharing.routes(API, kw), *training.routes(API, kw)]
+            *sharing.routes(API, kw), *training.routes(API, kw),
+            *endpoints.routes(API, kw)]
