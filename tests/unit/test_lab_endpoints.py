@@ -33,6 +33,9 @@ IRIS = {"name": "iris", "user": "alice", "domain": "everyone",
         "versions": [VERSION]}
 METRICS = {"versions": {"1": {"requests": 10, "rps": 2.5, "p50_ms": 1.2, "p99_ms": 4.0,
                               "errors": 0, "replicas": {"replica-0": {"requests": 10}}}}}
+METADATA = {"name": "iris", "versions": ["1"], "platform": "onnxruntime",
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+            "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]}
 LOG = b"replica-0 ready\n\xce\xbb loaded\n"
 SHAPE = "input 'x' has shape [1, 3]; the model wants [-1, 4]"
 
@@ -107,6 +110,12 @@ class FakeModels(Fake):
 
 class FakeReplica(Fake):
     """The data plane: a replica's TF Serving and V2 routes behind the service."""
+
+    def get(self, path: str) -> None:
+        if path in ("iris/v2/models/iris", "iris/v2/models/iris/versions/2"):
+            self.answer(200, METADATA)
+        else:
+            self.answer(404, {"error": f"no model {path}"})
 
     def post(self, path: str) -> None:
         body = json.loads(self.request.body)
@@ -265,6 +274,17 @@ def test_predict_goes_to_the_endpoints_own_routes(fetch: Any, service: str,
     assert json.loads(r.body)["outputs"][0]["data"] == [0.1, 0.9]
     assert seen[-1]["path"] == "/services/models/iris/v2/models/iris/infer"
     assert seen[-1]["body"] == v2
+
+
+def test_metadata_is_the_models_v2_metadata(fetch: Any, service: str,
+                                            seen: list[dict[str, Any]]) -> None:
+    assert json.loads(fetch("iris", "metadata").body) == METADATA
+    assert (seen[-1]["path"], seen[-1]["auth"]) == \
+        ("/services/models/iris/v2/models/iris", f"token {TOKEN}")
+    assert json.loads(fetch("iris", "metadata", params={"version": "2"}).body) == METADATA
+    assert seen[-1]["path"] == "/services/models/iris/v2/models/iris/versions/2"
+    assert fetch_error(fetch, "iris", "metadata", params={"version": "7"}) == \
+        (404, "no model iris/v2/models/iris/versions/7")
 
 
 def test_predict_refusals_are_the_endpoints_words(fetch: Any, service: str) -> None:

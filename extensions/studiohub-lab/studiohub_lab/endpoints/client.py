@@ -59,17 +59,29 @@ class EndpointsClient(ServiceClient):
     async def predict(self, name: str, protocol: str, version: int | None,
                       body: Mapping[str, Any]) -> Any:
         """``body`` sent to endpoint ``name`` by its TF Serving (``v1``) or Open Inference
-        (``v2``) route, of ``version`` when given; the endpoint's JSON answer.
+        (``v2``) route, of ``version`` when given; the endpoint's JSON answer."""
+        return await self.endpoint_call(name, "POST", predict_path(name, protocol, version),
+                                        body)
 
-        Its 4xx refusals (bad input, unknown version) keep their status and the
-        endpoint's words; a 5xx is a 502 quoting them, a timeout a 504.
+    async def metadata(self, name: str, version: int | None) -> Any:
+        """The model's Open Inference metadata (inputs and outputs with their names,
+        types and shapes), from which the "try it" box builds an example request."""
+        model = f"{name}/v2/models/{name}" + (f"/versions/{version}" if version else "")
+        return await self.endpoint_call(name, "GET", model)
+
+    async def endpoint_call(self, name: str, method: str, path: str,
+                            body: Mapping[str, Any] | None = None) -> Any:
+        """``method`` on the endpoint's own ``path`` (``<service>/<name>/v1|v2/…``).
+
+        Its 4xx refusals (bad input, unknown version, no access) keep their status and
+        the endpoint's words; a 5xx is a 502 quoting them, a timeout a 504.
         """
         _, token = self.target(name)  # its 503s: no service configured, no token
         # The data plane is beside the API, not under it: <service>/<name>/v1/….
-        url = f"{self.service_url.rstrip('/')}/{predict_path(name, protocol, version)}"
+        url = f"{self.service_url.rstrip('/')}/{path}"
         what = f"the endpoint {name}"
         request = HTTPRequest(
-            url, method="POST", body=json.dumps(body),
+            url, method=method, body=None if body is None else json.dumps(body),
             headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
             request_timeout=self.predict_timeout, follow_redirects=False)
         try:

@@ -15,6 +15,7 @@ answer, or its 4xx error as the endpoint worded it, back.
 | ``POST endpoints/<name>/traffic`` and ``/rollback`` | the same |
 | ``GET``/``POST endpoints/<name>/tokens``, ``DELETE …/tokens/<id>`` | the same |
 | ``POST endpoints/<name>/predict`` ``{protocol, version?, body}`` | the endpoint (below) |
+| ``GET endpoints/<name>/metadata?version=`` | ``<name>/v2/models/<name>`` (V2 metadata) |
 
 A ``predict`` goes to ``<name>/v1/models/<name>:predict`` (``v1``) or
 ``<name>/v2/models/<name>/infer`` (``v2``), under ``/versions/<n>`` when ``version`` is
@@ -66,6 +67,7 @@ def routes(api: str, kw: dict[str, Any]) -> list[Route]:
         (rf"{endpoint}/tokens", TokensHandler, kw),
         (rf"{endpoint}/tokens/{TOKEN_ID}", TokenHandler, kw),
         (rf"{endpoint}/predict", PredictHandler, kw),
+        (rf"{endpoint}/metadata", MetadataHandler, kw),
     ]
 
 
@@ -218,3 +220,14 @@ class PredictHandler(EndpointsAPIHandler):
         if version is not None and version < 1:
             raise LabError(f"version: {version} is not a version number (1 or more)")
         self.write_json(await self.client.predict(name, protocol, version, request["body"]))
+
+
+class MetadataHandler(EndpointsAPIHandler):
+    """``GET endpoints/<name>/metadata?version=``: the model's V2 metadata (the "try it"
+    box's example request is built from its inputs)."""
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        checked_name(name)
+        version = log_query(self.request.arguments).get("version")
+        self.write_json(await self.client.metadata(name, int(version) if version else None))
