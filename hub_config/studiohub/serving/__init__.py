@@ -1,0 +1,1 @@
+"""Model endpoints: the hub service ``models``, its replicas and what Kubernetes receives."""
