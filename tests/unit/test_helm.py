@@ -227,16 +227,18 @@ def test_sharing_claim(chart_dir: Path) -> None:
         "storageClassName"] == ""
 
 
-def test_our_own_objects_are_a_configmap_and_a_claim(
+def test_our_own_objects_are_a_configmap_a_claim_and_the_models_role(
         case: tuple[dict[str, Any], Rendered]) -> None:
-    # No RBAC of our own: the hub's pieces (KubeSpawner, the sharing service) need
-    # nothing beyond the official chart's hub Role: the catalog is a mounted file,
-    # and sharing speaks HTTP.
+    # The only RBAC of our own by default is the models service's (model endpoints, on
+    # by default): the other hub pieces (KubeSpawner, the sharing service) need nothing
+    # beyond the official chart's hub Role: the catalog is a mounted file, and sharing
+    # speaks HTTP.
     _, rendered = case
     ours = {(o["kind"], o["metadata"]["name"]) for path, o in rendered.sourced
             if path.startswith("studiohub/templates/")}
     assert ours == {("ConfigMap", "studiohub-catalog"),
-                    ("PersistentVolumeClaim", "studiohub-sharing")}
+                    ("PersistentVolumeClaim", "studiohub-sharing"),
+                    ("Role", "studiohub-models"), ("RoleBinding", "studiohub-models")}
 
 
 # --- the hub pod: image, mounts, environment, ports ------------------------------------------
@@ -674,7 +676,8 @@ def jobs_values(**checkpoints: Any) -> dict[str, Any]:
 
 def test_jobs_off_renders_no_role_and_no_checkpoint_claim(chart_dir: Path) -> None:
     rendered = render(chart_dir)
-    assert rendered.names("Role") == rendered.names("RoleBinding") == set()
+    # The models service's Role is on by default; the jobs service's is not.
+    assert rendered.names("Role") == rendered.names("RoleBinding") == {"studiohub-models"}
     assert "studiohub-jobs" not in rendered.names("PersistentVolumeClaim")
 
 
@@ -818,3 +821,138 @@ def test_jobs_replicas_accept_no_connection_but_their_attempts_policy(chart_dir:
     other_job = make_labels("ba9876543210", "alice", 1)
     assert not own["ingress"][0]["from"][0]["podSelector"]["matchLabels"].items() <= \
         other_job.items()
+
+
+# --- model endpoints: the models service's RBAC and reach ---------------------------------------
+
+
+def models_values(**models: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in models.items():
+        values = with_values(values, f"studiohub.models.{key}", value)
+    return values
+
+
+def role_rules(rendered: Rendered, name: str = "studiohub-models") -> dict[
+        tuple[tuple[str, ...], tuple[str, ...]], list[str]]:
+    role = rendered.get("Role", name)
+    assert "namespace" not in role["metadata"]  # the release's, given by helm
+    return {(tuple(r["apiGroups"]), tuple(r["resources"])): r["verbs"] for r in role["rules"]}
+
+
+MODELS_CORE_RULES = {
+    (("apps",), ("deployments",)): ["create", "get", "list", "watch", "patch", "delete"],
+    (("",), ("services",)): ["create", "get", "list", "patch", "delete"],
+    (("networking.k8s.io",), ("networkpolicies",)): ["create", "get", "list", "delete"],
+    (("",), ("pods",)): ["get", "list", "watch"],
+    (("",), ("pods/log",)): ["get"],
+}
+HTTPROUTES = (("gateway.networking.k8s.io",), ("httproutes",))
+INFERENCESERVICES = (("serving.kserve.io",), ("inferenceservices",))
+
+
+def test_models_role_by_default_covers_deployments_services_and_policies_only(
+        chart_dir: Path) -> None:
+    rendered = render(chart_dir)
+    assert role_rules(rendered) == MODELS_CORE_RULES  # no Gateway named, no KServe
+    binding = rendered.get("RoleBinding", "studiohub-models")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub",
+                                    "namespace": NAMESPACE}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "studiohub-models"}
+    for obj in rendered.objects:
+        assert obj["kind"] not in ("ClusterRole", "ClusterRoleBinding")
+
+
+@pytest.mark.parametrize(("gateway", "kserve"), [(True, False), (False, True), (True, True)])
+def test_models_role_adds_httproutes_with_a_gateway_and_inferenceservices_with_kserve(
+        chart_dir: Path, gateway: bool, kserve: bool) -> None:
+    values = models_values(kserve=kserve)
+    if gateway:
+        values = with_values(values, "studiohub.models.gateway",
+                             {"name": "internal", "namespace": "gateways"})
+    rendered = render(chart_dir, values)
+    for obj in rendered.objects:
+        validate(obj)
+    expected = dict(MODELS_CORE_RULES)
+    if gateway:
+        expected[HTTPROUTES] = ["create", "get", "list", "patch", "delete"]
+    if kserve:
+        expected[INFERENCESERVICES] = ["create", "get", "list", "watch", "patch", "delete"]
+    assert role_rules(rendered) == expected
+
+
+def test_models_role_covers_every_kind_the_builders_make(chart_dir: Path) -> None:
+    """Every object studiohub.serving.kube builds, with a Gateway and with KServe, is of
+    a resource the Role lets the models service create, patch and delete."""
+    from studiohub.serving import kube as serving_kube
+
+    values = with_values(models_values(kserve=True), "studiohub.models.gateway.name", "gw")
+    rules = role_rules(render(chart_dir, values))
+    plural = {"Deployment": ("apps", "deployments"), "Service": ("", "services"),
+              "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
+              "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
+              "InferenceService": ("serving.kserve.io", "inferenceservices")}
+    spec = serving_kube.VersionSpec(1, "onnx", "pytorch", "small",
+                                    serving_kube.ModelSource("models", "alice/iris/1"))
+    built = [*serving_kube.make_endpoint_objects(BUILTIN, "iris", "alice", [spec],
+                                                 gateway=serving_kube.GatewayRef("gw")),
+             *serving_kube.make_endpoint_objects(BUILTIN, "iris", "alice", [spec],
+                                                 kserve=True)]
+    assert {o["kind"] for o in built} == set(plural)
+    for obj in built:
+        group, resource = plural[obj["kind"]]
+        verbs = rules[((group,), (resource,))]
+        assert {"create", "delete"} <= set(verbs), obj["kind"]
+
+
+def test_models_off_renders_no_models_role(chart_dir: Path) -> None:
+    rendered = render(chart_dir, models_values(enabled=False, kserve=True))
+    assert "studiohub-models" not in rendered.names("Role") | rendered.names("RoleBinding")
+
+
+def test_models_binding_follows_the_hubs_service_account(chart_dir: Path) -> None:
+    values = with_values({}, "jupyterhub.hub.serviceAccount.name", "custom-hub")
+    rendered = render(chart_dir, values)
+    assert rendered.get("RoleBinding", "studiohub-models")["subjects"][0]["name"] == \
+        "custom-hub"
+
+
+@pytest.mark.parametrize(("path", "value", "where"), [
+    ("studiohub.models.kserve", "yes", "/studiohub/models/kserve"),
+    ("studiohub.models.gateway.name", "Not A Gateway", "/studiohub/models/gateway/name"),
+    ("studiohub.models.gateway.namespace", "Bad_NS", "/studiohub/models/gateway/namespace"),
+    ("studiohub.models.gateway.port", 80, "/studiohub/models/gateway"),
+    ("studiohub.models.canary", 10, "/studiohub/models"),
+])
+def test_models_values_outside_the_schema_are_refused(chart_dir: Path, path: str,
+                                                      value: Any, where: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as info:
+        render(chart_dir, with_values({}, path, value))
+    assert f"at '{where}'" in str(info.value)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_lint_is_clean_with_models_gateway_and_kserve(chart_dir: Path, version: str) -> None:
+    values = with_values(models_values(kserve=True), "studiohub.models.gateway",
+                         {"name": "internal", "namespace": "gateways"})
+    report = helm.lint(str(chart_dir), values, strict=True, kube_version=f"v{version}.0")
+    assert report["errors"] == [] and report["messages"] == []
+
+
+def test_the_hub_pod_reaches_the_model_replicas(chart_dir: Path) -> None:
+    """The hub's NetworkPolicy lets the models service (in the hub pod) reach every
+    endpoint replica's port, the port their own NetworkPolicy opens to the hub pod."""
+    from studiohub.serving import kube as serving_kube
+
+    rendered = render(chart_dir)
+    replica = serving_kube.make_labels("iris", "alice", 1)
+    egress = rendered.get("NetworkPolicy", "hub")["spec"]["egress"]
+    assert any({"port": serving_kube.MODEL_PORT, "protocol": "TCP"} in r["ports"]
+               and any(p["podSelector"]["matchLabels"].items() <= replica.items()
+                       for p in r["to"])
+               for r in egress)
+    hub_labels = rendered.get("Deployment", "hub")["spec"]["template"]["metadata"]["labels"]
+    policy = serving_kube.make_network_policy("iris", "alice")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"].items() <= hub_labels.items()
