@@ -22,6 +22,10 @@ values are quoted back shortened (:func:`studiohub.catalog.quote_value`).
                                                           {image, size, replicas, check?}
     DELETE /hub/api/studiohub/users/NAME/jobs/ID/placement  release them (the jobs service
                                                           only: JOBS_PLACEMENT_SCOPE)
+    POST   /hub/api/studiohub/users/NAME/endpoints/ID/placement  place a model endpoint
+    DELETE /hub/api/studiohub/users/NAME/endpoints/ID/placement  version's replicas, release
+                                                          them (the models service only:
+                                                          ENDPOINTS_PLACEMENT_SCOPE)
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ from .placement.service import servers_of
 
 KERNELS_SCOPE = "custom:studiohub:kernels"
 JOBS_PLACEMENT_SCOPE = "custom:studiohub:jobs-placement"
+ENDPOINTS_PLACEMENT_SCOPE = "custom:studiohub:endpoints-placement"
+#: Each kind of replica group: its scope and who holds it (:mod:`.placement.jobs`).
+GROUP_SCOPES = {placement_jobs.JOB: (JOBS_PLACEMENT_SCOPE, "the jobs service"),
+                placement_jobs.ENDPOINT: (ENDPOINTS_PLACEMENT_SCOPE, "the models service")}
 PREFIX = r"/api/studiohub/users/(?P<user_name>[^/]+)"
 #: Largest request body these endpoints read (a choice is a few hundred bytes).
 MAX_BODY = 64 * 1024
@@ -61,7 +69,10 @@ def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
         (rf"{PREFIX}/kernels", KernelsHandler, kw),
         (rf"{PREFIX}/kernels/(?P<kernel_id>[^/]+)", KernelHandler, kw),
         (rf"{PREFIX}/server-restart", ServerRestartHandler, kw),
-        (rf"{PREFIX}/jobs/(?P<job_id>[^/]+)/placement", JobPlacementHandler, kw),
+        (rf"{PREFIX}/jobs/(?P<job_id>[^/]+)/placement", JobPlacementHandler,
+         {**kw, "kind": placement_jobs.JOB}),
+        (rf"{PREFIX}/endpoints/(?P<job_id>[^/]+)/placement", JobPlacementHandler,
+         {**kw, "kind": placement_jobs.ENDPOINT}),
     ]
     c.StudioSpawner.placements_file = kw["book_path"]
     c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), KERNELS_SCOPE: {
@@ -70,6 +81,9 @@ def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
     c.JupyterHub.custom_scopes[JOBS_PLACEMENT_SCOPE] = {
         "description": "Place and release the replicas of any user's training jobs (the "
                        "jobs service's own role only)."}
+    c.JupyterHub.custom_scopes[ENDPOINTS_PLACEMENT_SCOPE] = {
+        "description": "Place and release the replicas of any user's model endpoints (the "
+                       "models service's own role only)."}
     from .configurer import add_server_token_scope, grant_user_role
 
     grant_user_role(c, f"{KERNELS_SCOPE}!user")
@@ -297,19 +311,25 @@ class ServerRestartHandler(StudioHubAPIHandler):
 
 
 class JobPlacementHandler(StudioHubAPIHandler):
-    """A training job's replicas, placed for the jobs service (:mod:`.placement.jobs`)."""
+    """A group of replicas (a training job's, a model endpoint version's), placed for the
+    service that runs them (:mod:`.placement.jobs`); ``kind`` comes from the route."""
+
+    def initialize(self, book_path: str, kind: str = placement_jobs.JOB) -> None:
+        super().initialize(book_path)
+        self.kind = kind
 
     def job_owner(self, user_name: str, job_id: str) -> Any:
-        if not self.current_user or not has_scope(JOBS_PLACEMENT_SCOPE, self.parsed_scopes,
-                                                  db=self.db):
-            raise web.HTTPError(403, "only the jobs service may place jobs")
+        scope, holder = GROUP_SCOPES[self.kind]
+        if not self.current_user or not has_scope(scope, self.parsed_scopes, db=self.db):
+            raise web.HTTPError(403, f"only {holder} may place {self.kind}s")
         if not placement_jobs.JOB_ID.match(job_id):
-            raise Refused(400, f"job id {quote_value(job_id)}: 12 lowercase hex characters")
+            raise Refused(400, f"{self.kind} id {quote_value(job_id)}: 12 lowercase hex "
+                               "characters")
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"no user {quote_value(user_name)}")
         placement_jobs.restore_gpus(self.placer, user.spawners[""].allocator)
-        return user, placement_jobs.JobSite(user.spawners[""], job_id)
+        return user, placement_jobs.JobSite(user.spawners[""], job_id, self.kind)
 
     async def post(self, user_name: str, job_id: str) -> None:
         user, site = self.job_owner(user_name, job_id)
@@ -328,14 +348,14 @@ class JobPlacementHandler(StudioHubAPIHandler):
             return
         try:
             placed, new = await placement_jobs.place_job(self.placer, site, user.name, job_id,
-                                                         choice, names)
+                                                         choice, names, self.kind)
         except OSError as e:
-            self.log.error("cgroups of job %s of %s: %s", job_id, user.name, e)
-            raise web.HTTPError(500, "could not create the job's cgroups: see the hub log") \
-                from None
+            self.log.error("cgroups of %s %s of %s: %s", self.kind, job_id, user.name, e)
+            raise web.HTTPError(500, f"could not create the {self.kind}'s cgroups: see the "
+                                "hub log") from None
         if new:
-            self.log.info("Placed job %s of %s: %d x %s", job_id, user.name, len(placed),
-                          choice.label)
+            self.log.info("Placed %s %s of %s: %d x %s", self.kind, job_id, user.name,
+                          len(placed), choice.label)
         catalog: Catalog = site.catalog
 
         def env(placed_one: Placement) -> dict[str, str]:
@@ -348,8 +368,8 @@ class JobPlacementHandler(StudioHubAPIHandler):
     async def delete(self, user_name: str, job_id: str) -> None:
         user, site = self.job_owner(user_name, job_id)
         gone = await asyncio.to_thread(placement_jobs.release_job, self.placer, site,
-                                       user.name, job_id)
+                                       user.name, job_id, self.kind)
         if not gone:
-            raise Refused(404, f"no placed job {quote_value(job_id)} of {user.name}")
+            raise Refused(404, f"no placed {self.kind} {quote_value(job_id)} of {user.name}")
         self.set_status(204)
         self.finish()

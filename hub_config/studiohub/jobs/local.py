@@ -61,17 +61,19 @@ class ExecutorError(RuntimeError):
     """An attempt that could not start; its message is said to the user as is."""
 
 
-def job_dir(state_dir: Path, job_id: str) -> Path:
+def job_dir(state_dir: Path, job_id: str, group: str = "jobs") -> Path:
     if not _JOB_ID.match(job_id):
         raise ValueError(f"not a job id: {job_id!r}")
-    return state_dir / "jobs" / job_id
+    return state_dir / group / job_id
 
 
-def log_path(state_dir: Path, job_id: str, attempt: int, replica: str) -> Path:
+def log_path(state_dir: Path, job_id: str, attempt: int, replica: str,
+             group: str = "jobs") -> Path:
     """Where a replica's output is kept (what the service's logs endpoint serves)."""
     if not re.fullmatch(r"[a-z]+-\d+", replica):
         raise ValueError(f"not a replica name: {replica!r}")
-    return job_dir(state_dir, job_id) / "logs" / f"attempt-{attempt}" / f"{replica}.log"
+    return job_dir(state_dir, job_id, group) / "logs" / f"attempt-{attempt}" / \
+        f"{replica}.log"
 
 
 def _private_dir(path: Path) -> Path:
@@ -103,8 +105,12 @@ class LocalExecutor:
                  env_python: Callable[[str], Path] = envs.env_python,
                  jupyter_data: str | None = None, outbound: bool = True,
                  private_network: bool = True, max_log_bytes: int = MAX_LOG_BYTES,
-                 stop_grace: float = 5.0, start_timeout: float = 60.0) -> None:
+                 stop_grace: float = 5.0, start_timeout: float = 60.0,
+                 group: str = "jobs") -> None:
+        """``group``: the folder of ``state_dir`` its groups' files go to (``jobs``; the
+        models service runs its endpoint replicas with ``endpoints``)."""
         self.state_dir = Path(state_dir)
+        self.group = group
         self.env_python = env_python
         self.jupyter_data = str(paths().kernels.parent) if jupyter_data is None else \
             jupyter_data
@@ -201,10 +207,10 @@ class LocalExecutor:
     # --- files --------------------------------------------------------------------------
 
     def job_dir(self, job_id: str) -> Path:
-        return job_dir(self.state_dir, job_id)
+        return job_dir(self.state_dir, job_id, self.group)
 
     def log_path(self, job_id: str, attempt: int, replica: str) -> Path:
-        return log_path(self.state_dir, job_id, attempt, replica)
+        return log_path(self.state_dir, job_id, attempt, replica, self.group)
 
     def _status_path(self, plan: AttemptPlan) -> Path:
         return self.job_dir(plan.job_id) / f"attempt-{plan.attempt}.pids"
@@ -339,7 +345,7 @@ class LocalExecutor:
 
     async def running(self) -> Sequence[tuple[str, int]]:
         found: list[tuple[str, int]] = []
-        jobs = self.state_dir / "jobs"
+        jobs = self.state_dir / self.group
         for directory in sorted(jobs.iterdir()) if jobs.is_dir() else []:
             if not _JOB_ID.match(directory.name):
                 continue

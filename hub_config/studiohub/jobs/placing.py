@@ -75,11 +75,15 @@ def parse_placements(data: Any) -> dict[str, ReplicaPlacement]:
 class HubPlacing:
     """:class:`Placing` through the hub's REST API (``JUPYTERHUB_API_URL``)."""
 
-    def __init__(self, api_url: str, token: str, timeout: float = 60.0) -> None:
+    def __init__(self, api_url: str, token: str, timeout: float = 60.0,
+                 group: str = "jobs") -> None:
+        """``group``: the hub API's collection, ``jobs`` or ``endpoints`` (the models
+        service places each endpoint version's replicas through the same owner)."""
         self.api_url, self.token, self.timeout = api_url.rstrip("/"), token, timeout
+        self.group = group
 
     def _url(self, user: str, job_id: str) -> str:
-        return (f"{self.api_url}/studiohub/users/{quote(user, safe='')}/jobs/"
+        return (f"{self.api_url}/studiohub/users/{quote(user, safe='')}/{self.group}/"
                 f"{quote(job_id, safe='')}/placement")
 
     async def _call(self, method: str, url: str, body: Any = None) -> Any:

@@ -160,10 +160,11 @@ class PlacementBook:
             return placement
 
     def remove_user(self, user: str) -> list[Placement]:
-        """Forget every placement of ``user`` (their server stopped), except their jobs'
-        (which have cgroups of their own and outlive the server)."""
+        """Forget every placement of ``user`` (their server stopped), except their jobs' and
+        endpoints' (which have cgroups of their own and outlive the server)."""
         with self._lock:
-            gone = [p for p in self._placements.values() if p.user == user and p.kind != "job"]
+            gone = [p for p in self._placements.values()
+                    if p.user == user and p.kind not in ("job", "endpoint")]
             for p in gone:
                 del self._placements[p.key]
             if gone:

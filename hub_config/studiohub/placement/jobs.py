@@ -1,9 +1,11 @@
-"""Training job replicas as placements: the same book, capacity check and GPU allocator,
-without a user server.
+"""Groups of replicas as placements: training jobs and model endpoints' versions, with
+the same book, capacity check and GPU allocator as kernels, without a user server.
 
-A job's replicas are ``kind="job"`` placements with ids ``<job id>-<replica>``. They do
-not live in the user's server cgroup (the job outlives the server): each job gets a
-cgroup of its own, ``<cgroup_root>/job-<job id>``, and each replica a leaf in it
+A job's replicas are ``kind="job"`` placements with ids ``<job id>-<replica>``; an
+endpoint version's are ``kind="endpoint"`` ones, ``<holder id>-<replica>`` (the models
+service picks a 12-hex holder id per version). They do not live in the user's server
+cgroup (they outlive the server): each group gets a cgroup of its own,
+``<cgroup_root>/<kind>-<id>``, and each replica a leaf in it
 (:func:`.leaves.make_leaf`, with the size's limits, delegated to the user's account).
 What the placer reads from a spawner (catalog, groups, allocator, cgroup settings, the
 account) comes from the user's spawner object, started or not: :class:`JobSite`.
@@ -31,6 +33,9 @@ from .leaves import leaf_paths, make_leaf, remove_leaf
 from .service import Placer, give_back
 
 JOB = "job"
+ENDPOINT = "endpoint"
+#: The kinds of replica groups, each with its own scope in the hub API.
+GROUP_KINDS = (JOB, ENDPOINT)
 JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 REPLICA = re.compile(r"^[a-z]{1,16}-\d{1,3}$")
 MAX_REPLICAS = 128
@@ -39,31 +44,31 @@ MAX_REPLICAS = 128
 class JobSite:
     """The user's spawner as the placer reads it, with the job's own cgroup."""
 
-    def __init__(self, spawner: Any, job_id: str) -> None:
+    def __init__(self, spawner: Any, job_id: str, kind: str = JOB) -> None:
         self._spawner = spawner
-        self.cgroup = cgroup_name(job_id) if spawner.caps.enforced else ""
+        self.cgroup = cgroup_name(job_id, kind) if spawner.caps.enforced else ""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._spawner, name)
 
 
-def cgroup_name(job_id: str) -> str:
-    return f"job-{job_id}"
+def cgroup_name(job_id: str, kind: str = JOB) -> str:
+    return f"{kind}-{job_id}"
 
 
 def replica_id(job_id: str, replica: str) -> str:
     return f"{job_id}-{replica}"
 
 
-def of_job(placer: Placer, user: str, job_id: str) -> list[Placement]:
+def of_job(placer: Placer, user: str, job_id: str, kind: str = JOB) -> list[Placement]:
     prefix = f"{job_id}-"
-    return [p for p in placer.book.of_user(user, JOB) if p.id.startswith(prefix)]
+    return [p for p in placer.book.of_user(user, kind) if p.id.startswith(prefix)]
 
 
 def restore_gpus(placer: Placer, allocator: gpus.GpuAllocator) -> None:
-    """Job placements keep their GPUs across hub restarts (no server re-reserves them)."""
+    """Replica groups keep their GPUs across hub restarts (no server re-reserves them)."""
     for placed in placer.book.all():
-        if placed.kind == JOB and placed.gpus:
+        if placed.kind in GROUP_KINDS and placed.gpus:
             allocator.reserve(placed.gpu_holder, placed.gpus)
 
 
@@ -94,10 +99,11 @@ def check_job(placer: Placer, site: Any, choice: Choice, count: int) -> None:
 
 
 async def place_job(placer: Placer, site: Any, user: str, job_id: str, choice: Choice,
-                    replicas: Sequence[str]) -> tuple[list[Placement], bool]:
-    """Every replica placed (all or none); (placements, whether new). Placing a job that
+                    replicas: Sequence[str], kind: str = JOB
+                    ) -> tuple[list[Placement], bool]:
+    """Every replica placed (all or none); (placements, whether new). Placing a group that
     is already placed answers its placements as they are."""
-    existing = of_job(placer, user, job_id)
+    existing = of_job(placer, user, job_id, kind)
     if existing:
         return existing, False
     check_job(placer, site, choice, len(replicas))
@@ -106,10 +112,10 @@ async def place_job(placer: Placer, site: Any, user: str, job_id: str, choice: C
     try:
         for replica in replicas:
             holder_id = replica_id(job_id, replica)
-            held = allocator.allocate(f"{user}/{JOB}/{holder_id}", choice.size.gpus)
+            held = allocator.allocate(f"{user}/{kind}/{holder_id}", choice.size.gpus)
             placement = Placement(user, holder_id, site.cgroup, choice.image.id,
                                   choice.size.id, choice.size.cpus, choice.size.memory,
-                                  tuple(g.id for g in held), JOB, since=placer.clock(),
+                                  tuple(g.id for g in held), kind, since=placer.clock(),
                                   confirmed=True)
             placer.book.add(placement)  # before any await: a concurrent check counts it
             placed.append(placement)
@@ -135,15 +141,16 @@ def _make_cgroups(site: Any, choice: Choice, placed: Sequence[Placement]) -> Non
 
 def _forget(site: Any, placer: Placer, placed: Sequence[Placement]) -> None:
     for placement in placed:
-        placer.book.remove(placement.id, JOB)
+        placer.book.remove(placement.id, placement.kind)
         give_back(site.allocator, placer.book, site.allocator.free(placement.gpu_holder))
     if site.cgroup:
         cgroups.Cgroups(site.caps, site.cgroup_root).remove(site.cgroup)
 
 
-def release_job(placer: Placer, site: Any, user: str, job_id: str) -> list[Placement]:
-    """Kill what is left in the job's leaves, remove its cgroup, free its GPUs."""
-    placed = of_job(placer, user, job_id)
+def release_job(placer: Placer, site: Any, user: str, job_id: str, kind: str = JOB
+                ) -> list[Placement]:
+    """Kill what is left in the group's leaves, remove its cgroup, free its GPUs."""
+    placed = of_job(placer, user, job_id, kind)
     for placement in placed:
         if placement.cgroup:
             remove_leaf(site, placement)
