@@ -1,5 +1,6 @@
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
+import { endpointsPlugins } from './endpoints/plugin';
 import { sharingPlugins } from './sharing/plugin';
 import { switcherPlugins } from './switcher/plugin';
 import { tensorboardPlugins } from './tensorboard/plugin';
@@ -13,7 +14,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   ...tensorboardPlugins,
   ...switcherPlugins,
   ...sharingPlugins,
-  ...trainingPlugins
+  ...trainingPlugins,
+  ...endpointsPlugins
 ];
 
 export default plugins;

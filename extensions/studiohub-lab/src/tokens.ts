@@ -23,7 +23,13 @@ export enum CommandIDs {
   cancelTrainingJob = 'studiohub:cancel-training-job',
   rerunTrainingJob = 'studiohub:rerun-training-job',
   deleteTrainingJob = 'studiohub:delete-training-job',
-  showTrainingJobs = 'studiohub:show-training-jobs'
+  showTrainingJobs = 'studiohub:show-training-jobs',
+  deployEndpoint = 'studiohub:deploy-endpoint',
+  openEndpoint = 'studiohub:open-endpoint',
+  setEndpointTraffic = 'studiohub:set-endpoint-traffic',
+  rollbackEndpoint = 'studiohub:rollback-endpoint',
+  deleteEndpoint = 'studiohub:delete-endpoint',
+  showEndpoints = 'studiohub:show-endpoints'
 }
 
 /**
@@ -36,7 +42,9 @@ export const PLUGIN_IDS = {
   sharing: '@studiohub/lab:sharing',
   sharedPanel: '@studiohub/lab:shared-panel',
   training: '@studiohub/lab:training',
-  trainingPanel: '@studiohub/lab:training-panel'
+  trainingPanel: '@studiohub/lab:training-panel',
+  endpoints: '@studiohub/lab:endpoints',
+  endpointsPanel: '@studiohub/lab:endpoints-panel'
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -457,4 +465,177 @@ export interface ITrainingModel {
 export const ITrainingModel = new Token<ITrainingModel>(
   '@studiohub/lab:ITrainingModel',
   "The user's training jobs and the jobs service's actions."
+);
+
+// ---------------------------------------------------------------------------
+// Model endpoints (issue #15; the models service's management API)
+
+export type EndpointStatus = 'ready' | 'starting' | 'failed' | 'updating';
+
+/**
+ * One process serving a version of an endpoint.
+ */
+export interface IEndpointReplica {
+  name: string;
+  state: 'ready' | 'starting' | 'restarting' | 'failed' | 'stopped';
+  restarts: number;
+  reason: string;
+}
+
+/**
+ * A version of an endpoint: a model deployed on an image and size, its replicas and
+ * its share of the traffic (percent).
+ */
+export interface IEndpointVersion {
+  version: number;
+  format: string;
+  image: string;
+  size: string;
+  replicas: IEndpointReplica[];
+  traffic: number;
+  status: 'serving' | 'starting' | 'failed' | 'retired';
+  /** The model's path relative to the home, as deployed. */
+  source: string;
+  created: string;
+}
+
+/**
+ * A model endpoint as the models service reports it.
+ */
+export interface IEndpoint {
+  name: string;
+  user: string;
+  domain: string;
+  /** Its path on the hub, e.g. `/services/models/iris/`. */
+  url: string;
+  created: string;
+  status: EndpointStatus;
+  versions: IEndpointVersion[];
+}
+
+/**
+ * What a deploy asks for: a new endpoint, or a new version of one of mine.
+ */
+export interface IEndpointSpec {
+  name: string;
+  /** A path relative to the home, or a training job's output. */
+  model: string | { job: string; path: string };
+  image?: string;
+  size?: string;
+  replicas?: number;
+  /** The new version's share of the traffic once ready (percent; default all). */
+  canary?: number;
+}
+
+/**
+ * Counts and latencies of a version or one of its replicas.
+ */
+export interface IServingStats {
+  requests: number;
+  rps: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  errors: number;
+}
+
+export interface IVersionMetrics extends IServingStats {
+  replicas: { [replica: string]: Partial<IServingStats> };
+}
+
+/**
+ * `GET endpoints/<name>/metrics`: per version (keys are version numbers).
+ */
+export interface IEndpointMetrics {
+  versions: { [version: string]: IVersionMetrics };
+}
+
+/**
+ * An endpoint token; `token` (the secret) only in the answer that created it.
+ */
+export interface IEndpointToken {
+  id: string;
+  created: string;
+  token?: string;
+}
+
+/** TensorFlow Serving's REST API (`v1`) or the Open Inference Protocol (`v2`). */
+export type PredictProtocol = 'v1' | 'v2';
+
+/** A JSON object, as a request body or an answer. */
+export interface IJSONObject {
+  [key: string]: unknown;
+}
+
+/**
+ * One input or output tensor of a model's V2 metadata.
+ */
+export interface ITensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/**
+ * `GET /v2/models/<name>` of an endpoint (the Open Inference Protocol's metadata).
+ */
+export interface IModelMetadata {
+  name: string;
+  versions?: string[];
+  platform?: string;
+  inputs?: ITensorMetadata[];
+  outputs?: ITensorMetadata[];
+}
+
+/**
+ * The user's model endpoints: the list (polled while someone watches it), the
+ * management actions and "try it".
+ */
+export interface IEndpointsModel {
+  readonly endpoints: ReadonlyArray<IEndpoint>;
+  /** Why the last refresh failed, or null. */
+  readonly error: string | null;
+  readonly changed: ISignal<IEndpointsModel, void>;
+  /**
+   * Poll the list (and each endpoint's metrics) while the returned disposer is not
+   * called: the sidebar watches while it is shown.
+   */
+  watch(): () => void;
+  refresh(): Promise<void>;
+  find(name: string): IEndpoint | undefined;
+  /** The metrics last fetched with the list, if any. */
+  metricsOf(name: string): IEndpointMetrics | undefined;
+  /** Would this deploy go ahead? Resolves to null when so, else the service's reason. */
+  check(spec: IEndpointSpec): Promise<string | null>;
+  deploy(spec: IEndpointSpec): Promise<IEndpoint>;
+  get(name: string): Promise<IEndpoint>;
+  metrics(name: string): Promise<IEndpointMetrics>;
+  /** The newest version's share of the traffic (100 promotes it). */
+  setTraffic(name: string, canary: number): Promise<IEndpoint>;
+  rollback(name: string): Promise<IEndpoint>;
+  delete(name: string): Promise<void>;
+  /** A replica's log from byte `offset`: the bytes past it. */
+  logs(
+    name: string,
+    version: number,
+    replica: string,
+    offset: number
+  ): Promise<Uint8Array>;
+  /** The model's V2 metadata (input names, shapes, types). */
+  metadata(name: string, version?: number): Promise<IModelMetadata>;
+  /** Send a request to the endpoint; resolves to its answer, rejects with its words. */
+  predict(
+    name: string,
+    protocol: PredictProtocol,
+    body: IJSONObject,
+    version?: number
+  ): Promise<unknown>;
+  tokens(name: string): Promise<IEndpointToken[]>;
+  /** A new token: its secret is in this answer only. */
+  createToken(name: string): Promise<IEndpointToken>;
+  revokeToken(name: string, id: string): Promise<void>;
+}
+
+export const IEndpointsModel = new Token<IEndpointsModel>(
+  '@studiohub/lab:IEndpointsModel',
+  "The user's model endpoints and the models service's actions."
 );

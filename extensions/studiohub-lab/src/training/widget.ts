@@ -40,6 +40,7 @@ export class JobView extends Widget {
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', `Training job ${this.jobId}`);
     this.title.label = `Job ${this.jobId}`;
+    this.node.dataset.jobId = this.jobId; // Deploy as Endpoint… finds the job by it
 
     this._heading = document.createElement('h2');
     this._status = document.createElement('p');
@@ -273,6 +274,7 @@ export class JobView extends Widget {
     this._heading.textContent = `${job.name} · ${job.id}`;
     this._status.textContent = statusLine(job);
     this._status.dataset.status = job.status;
+    this.node.dataset.jobStatus = job.status; // offered on a succeeded job's tab
     this._details.textContent = [
       jobChoiceLabel(job, this._kernelOptions()),
       `attempt ${Math.max(1, job.attempt)} of ${job.max_retries + 1}`,
