@@ -6,6 +6,7 @@ import {
   EndpointsModel,
   endpointStats,
   exampleRequest,
+  formatAnswer,
   IDeployValues,
   isModelFile,
   parseRequest,
@@ -393,6 +394,23 @@ describe('the try-it box’s request', () => {
     expect(JSON.parse(exampleRequest('v2', huge)).inputs[0].name).toBe('image');
   });
 
+  it('answers read with each tensor on one line', () => {
+    expect(
+      formatAnswer({
+        predictions: [
+          [0.1, 0.9],
+          [0.5, 0.5]
+        ]
+      })
+    ).toBe('{\n  "predictions": [[0.1,0.9],[0.5,0.5]]\n}');
+    expect(
+      formatAnswer({ outputs: [{ name: 'y', data: [1, 2] }], id: null })
+    ).toBe(
+      '{\n  "outputs": [\n    {\n      "name": "y",\n      "data": [1,2]\n    }\n  ],\n  "id": null\n}'
+    );
+    expect(formatAnswer({})).toBe('{}');
+  });
+
   it('must be a JSON object', () => {
     expect(parseRequest('{"instances": [[1]]}')).toEqual({
       instances: [[1]]
@@ -493,7 +511,7 @@ describe('what the views show', () => {
     ).toContain('1 restart');
     await view.send();
     const answer = view.node.querySelector('[aria-label="Answer"]')!;
-    expect(answer.textContent).toContain('"data": [');
+    expect(answer.textContent).toContain('"data": [0.1,0.2,0.7]');
     expect(answer.classList.contains('jp-mod-error')).toBe(false);
     expect(sent[0]).toEqual({
       name: 'iris',

@@ -652,3 +652,30 @@ export function parseRequest(text: string): IJSONObject {
   }
   return value as IJSONObject;
 }
+
+/** Whether a JSON value holds no object (numbers, strings, arrays of them). */
+function isFlat(value: unknown): boolean {
+  if (Array.isArray(value)) {
+    return value.every(isFlat);
+  }
+  return typeof value !== 'object' || value === null;
+}
+
+/**
+ * An answer as readable JSON: objects indented, tensors (arrays of numbers, however
+ * nested) each on one line, as a V2 `data` or a TF Serving `predictions` reads best.
+ */
+export function formatAnswer(value: unknown, indent = ''): string {
+  if (isFlat(value)) {
+    return JSON.stringify(value) ?? String(value);
+  }
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    const items = value.map(v => `${inner}${formatAnswer(v, inner)}`);
+    return `[\n${items.join(',\n')}\n${indent}]`;
+  }
+  const entries = Object.entries(value as IJSONObject).map(
+    ([key, v]) => `${inner}${JSON.stringify(key)}: ${formatAnswer(v, inner)}`
+  );
+  return entries.length ? `{\n${entries.join(',\n')}\n${indent}}` : '{}';
+}

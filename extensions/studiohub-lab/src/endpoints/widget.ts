@@ -17,6 +17,7 @@ import { errorText, LogFollower } from '../training/model';
 import {
   endpointStats,
   exampleRequest,
+  formatAnswer,
   formatMs,
   liveVersions,
   parseRequest
@@ -421,7 +422,7 @@ export class EndpointView extends Widget {
       );
       const ms = performance.now() - started;
       this._showAnswer(
-        `${JSON.stringify(answer, null, 2)}\n\n(${Math.round(ms)} ms)`,
+        `${formatAnswer(answer)}\n\n(${Math.round(ms)} ms)`,
         false
       );
     } catch (error) {
@@ -633,9 +634,7 @@ export class EndpointView extends Widget {
         const item = document.createElement('li');
         item.setAttribute('aria-label', `Token ${token.id}`);
         const label = document.createElement('span');
-        label.textContent = token.created
-          ? `${token.id} · created ${Time.formatHuman(token.created)}`
-          : token.id;
+        label.textContent = `${token.id}${created(token.created)}`;
         item.append(
           label,
           makeButton({
@@ -688,6 +687,16 @@ export class EndpointView extends Widget {
   private _log!: HTMLPreElement;
   private _newToken!: HTMLElement;
   private _tokens!: HTMLUListElement;
+}
+
+/** " · created 5 minutes ago", or the service's text when it is not a date. */
+function created(when: string | undefined): string {
+  if (!when) {
+    return '';
+  }
+  return Number.isFinite(Date.parse(when))
+    ? ` · created ${Time.formatHuman(when)}`
+    : ` · created ${when}`;
 }
 
 function cell(text: string, span = 1): HTMLTableCellElement {
