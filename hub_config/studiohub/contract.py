@@ -48,6 +48,8 @@ KERNEL_SOCKETS = "STUDIOHUB_KERNEL_SOCKETS"
 SHARING_URL = "STUDIOHUB_SHARING_URL"
 #: Where a server reaches the hub's training jobs service (set by ``studiohub.jobs.config``).
 JOBS_URL = "STUDIOHUB_JOBS_URL"
+#: Where a user server reaches the model endpoints service (``/services/models/``).
+MODELS_URL = "STUDIOHUB_MODELS_URL"
 #: The Lab extension's, for the user's kernels (``%tensorboard`` calls back its server).
 LAB_URL = "STUDIOHUB_LAB_URL"
 LAB_KERNEL_TOKEN = "STUDIOHUB_KERNEL_TOKEN"
