@@ -1,0 +1,327 @@
+"""The replica program: one model, one unix socket, both protocols, never dying on a
+request.
+
+::
+
+    <env python> -m studiohub.modelserver --model PATH --format FMT --name ENDPOINT \\
+        --version N --socket /path/to.sock [--max-body-bytes 33554432] [--batch-max 0]
+
+Order of a start: the socket is bound first (a stale one removed, mode 0660), so
+``/v2/health/live`` answers at once and ``/v2/health/ready`` answers 503 while the model
+loads on the inference thread; then one warm-up call on zeros of the inputs' shapes
+(models that record no shapes, TorchScript and MXNet, are warmed by their first
+request); then ready. A model that cannot load (or whose warm-up fails) ends the process
+with status 2 and one line on stderr: ``studiohub.modelserver: cannot load PATH as FMT:
+<why>``.
+
+Requests: tornado's HTTP/1.1 server with keep-alive. Bodies are streamed, so one over
+``--max-body-bytes`` is answered 413 without being kept (its bytes are read and dropped
+up to :data:`DRAIN_MAX`, so the client reads the answer; beyond, the connection closes).
+Parsing, checks, the framework's call and the answer's encoding all run on one inference
+thread, so health checks answer during a long prediction. Bad input is a 4xx, an
+exception of the framework a 400 when it is about the input and a 500 otherwise.
+
+**No request batching**: ``--batch-max`` is accepted (the contract's flag) and only 0 or
+1 are valid; every request is one framework call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import formats
+from .protocols import (
+    ModelInfo,
+    ProtocolError,
+    Route,
+    check_model,
+    error_body,
+    parse_json,
+    route,
+    v1_answer,
+    v1_metadata,
+    v1_request,
+    v1_status,
+    v2_answer,
+    v2_metadata,
+    v2_request,
+    v2_server,
+)
+from .tensors import BadInput
+
+PROG = "studiohub.modelserver"
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+#: The most bytes of a too-large body read and dropped so that the client reads its 413.
+DRAIN_MAX = 256 * 1024 * 1024
+log = logging.getLogger(PROG)
+
+
+class Replica:
+    """The served model and its state; every framework call goes through ``pool``."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self.runtime: Any = None
+        self.model = ModelInfo(args.name, args.version, args.format, (), ())
+        self.ready = False
+        self.in_flight = 0
+
+    def load(self) -> None:
+        """On the inference thread: detect, load, warm up (raises LoadError/FormatError)."""
+        from .runtimes import LoadError, cpu_limit, load, one_line
+
+        fmt = formats.detect(self.args.model)
+        if fmt.name != self.args.format:
+            raise LoadError(f"the model is {fmt.name}, not {self.args.format}")
+        threads = cpu_limit()
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+        runtime = load(fmt, threads)
+        zeros = runtime.warmup_inputs()
+        if zeros is not None:
+            try:
+                runtime.predict(zeros)
+            except Exception as e:  # any framework error ends the start
+                raise LoadError(f"the warm-up call on zeros failed: {one_line(e)}") from None
+        self.runtime = runtime
+        self.model = self._info()
+
+    def _info(self) -> ModelInfo:
+        r = self.runtime
+        return ModelInfo(self.args.name, self.args.version, self.args.format, r.inputs,
+                         r.outputs, r.default_float, r.signature)
+
+    def answer(self, r: Route, body: bytes) -> tuple[int, dict[str, Any]]:
+        """On the inference thread: a prediction's status and JSON answer."""
+        from .runtimes import one_line
+
+        try:
+            data = parse_json(body)
+            if r.protocol == "v1":
+                v1 = v1_request(data, self.model)
+                return 200, v1_answer(v1, self._predict(v1.inputs))
+            v2 = v2_request(data, self.model)
+            result = v2_answer(self.model, v2, self._predict(v2.inputs))
+            return 200, result
+        except ProtocolError as e:
+            return e.status, error_body(e.message)
+        except BadInput as e:
+            return 400, error_body(str(e))
+        except self.runtime.input_errors as e:
+            return 400, error_body(f"the model refused the input: {one_line(e)}")
+        except Exception as e:  # a replica never dies on a request
+            log.exception("prediction failed")
+            return 500, error_body(f"the model failed: {one_line(e)}")
+
+    def _predict(self, inputs: list[Any]) -> list[Any]:
+        outputs = self.runtime.predict(inputs)
+        if self.runtime.outputs != self.model.outputs:
+            self.model = self._info()
+        return outputs
+
+
+def make_app(replica: Replica) -> Any:
+    import tornado.web
+
+    @tornado.web.stream_request_body
+    class Handler(tornado.web.RequestHandler):
+        """Every route: the path is dispatched by :func:`protocols.route`."""
+
+        def initialize(self) -> None:
+            self.chunks: list[bytes] = []
+            self.received = 0
+            self.too_large = False
+            self.route: Route | None = None
+            self.error: ProtocolError | None = None
+
+        def prepare(self) -> None:
+            try:
+                self.route = route(self.request.method or "", self.request.path)
+            except ProtocolError as e:
+                self.error = e
+            length = self.request.headers.get("Content-Length")
+            limit = replica.args.max_body_bytes
+            if length is not None and length.isdigit() and int(length) > limit:
+                self.too_large = True
+                if int(length) > DRAIN_MAX:
+                    self._send(413, error_body(self._too_large_message()))
+                    return
+
+        def data_received(self, chunk: bytes) -> None:
+            self.received += len(chunk)
+            if self.received > replica.args.max_body_bytes:
+                self.too_large = True
+                self.chunks = []
+            if not self.too_large:
+                self.chunks.append(chunk)
+
+        def _too_large_message(self) -> str:
+            return (f"the body is larger than this endpoint's limit of "
+                    f"{replica.args.max_body_bytes} bytes")
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            if status >= 400:
+                log.warning("%s %s: %d %s", self.request.method, self.request.path,
+                            status, body.get("error", ""))
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(body).encode())
+
+        async def get(self, *_: str) -> None:
+            await self._serve()
+
+        async def post(self, *_: str) -> None:
+            await self._serve()
+
+        async def put(self, *_: str) -> None:
+            await self._serve()
+
+        async def delete(self, *_: str) -> None:
+            await self._serve()
+
+        async def _serve(self) -> None:
+            if self._finished:
+                return
+            if self.too_large:
+                return self._send(413, error_body(self._too_large_message()))
+            try:
+                if self.error is not None:
+                    raise self.error
+                assert self.route is not None
+                status, body = await self._answer(self.route)
+            except ProtocolError as e:
+                status, body = e.status, error_body(e.message)
+            self._send(status, body)
+
+        async def _answer(self, r: Route) -> tuple[int, dict[str, Any]]:
+            model = replica.model
+            if r.action == "live":
+                return 200, {"live": True}
+            if r.action == "ready":
+                return (200 if replica.ready else 503), {"ready": replica.ready}
+            if r.action == "server":
+                return 200, v2_server()
+            check_model(r, model)
+            if r.action == "status":
+                return 200, v1_status(model, replica.ready)
+            if not replica.ready:
+                raise ProtocolError(503, f"model {model.name!r} version {model.version} "
+                                         "is loading")
+            if r.action == "model_ready":
+                return 200, {"name": model.name, "ready": True}
+            if r.action == "metadata":
+                return 200, (v1_metadata(model) if r.protocol == "v1" else v2_metadata(model))
+            body = b"".join(self.chunks)
+            self.chunks = []
+            replica.in_flight += 1
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(replica.pool, replica.answer, r, body)
+            finally:
+                replica.in_flight -= 1
+
+        def write_error(self, status_code: int, **kwargs: Any) -> None:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(error_body(self._reason)).encode())
+
+        def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+            if isinstance(value, tornado.web.HTTPError):
+                return
+            super().log_exception(typ, value, tb)
+
+    return tornado.web.Application([(r".*", Handler)], log_function=lambda _h: None)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m {PROG}",
+                                     description="Serve one model version on a unix socket.")
+    parser.add_argument("--model", required=True, help="the model folder or file")
+    parser.add_argument("--format", required=True, choices=formats.FORMATS)
+    parser.add_argument("--name", required=True, help="the endpoint's (model's) name")
+    parser.add_argument("--version", required=True, type=int)
+    parser.add_argument("--socket", required=True, help="the unix socket to listen on")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
+    parser.add_argument("--batch-max", type=int, default=0,
+                        help="request batching: not implemented, 0 or 1 only")
+    args = parser.parse_args(argv)
+    if args.batch_max not in (0, 1):
+        parser.error("--batch-max: request batching is not implemented (0 or 1)")
+    if args.max_body_bytes < 1:
+        parser.error("--max-body-bytes must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s {PROG} %(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    return asyncio.run(serve(args))
+
+
+async def serve(args: argparse.Namespace) -> int:
+    import tornado.httpserver
+    import tornado.netutil
+
+    replica = Replica(args)
+    try:
+        sock = tornado.netutil.bind_unix_socket(args.socket, mode=0o660, backlog=1024)
+    except (OSError, ValueError) as e:
+        print(f"{PROG}: cannot listen on {args.socket}: {e}", file=sys.stderr, flush=True)
+        return 1
+    inode = os.stat(args.socket).st_ino
+    server = tornado.httpserver.HTTPServer(make_app(replica), max_body_size=DRAIN_MAX,
+                                          idle_connection_timeout=300)
+    server.add_socket(sock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        started = time.monotonic()
+        try:
+            await loop.run_in_executor(replica.pool, replica.load)
+        except Exception as e:  # every load failure is the one line
+            from .runtimes import one_line
+
+            why = str(e) if isinstance(e, formats.FormatError) or \
+                type(e).__name__ == "LoadError" else one_line(e)
+            print(f"{PROG}: cannot load {args.model} as {args.format}: {why}",
+                  file=sys.stderr, flush=True)
+            return 2
+        replica.ready = True
+        m = replica.model
+        log.info("serving %s version %d (%s) on %s, ready in %.1f s; inputs: %s; outputs: %s",
+                 m.name, m.version, m.format, args.socket, time.monotonic() - started,
+                 ", ".join(s.describe() for s in m.inputs),
+                 ", ".join(s.describe() for s in m.outputs))
+        await stop.wait()
+        log.info("stopping: no new connections, waiting for requests in flight")
+        server.stop()
+        deadline = time.monotonic() + 10
+        while replica.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return 0
+    finally:
+        server.stop()
+        _remove_socket(args.socket, inode)
+        replica.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _remove_socket(path: str, inode: int) -> None:
+    """Remove our socket file, not one a newer replica bound at the same path since."""
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
