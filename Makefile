@@ -51,7 +51,7 @@ MXNET_LIBS := $(if $(filter x86_64,$(shell uname -m)),\
 
 system-deps:
 	@scripts/apt-install.sh node:nodejs npm:npm $(PYTHON):python3-venv $(MXNET_LIBS)
-	@scripts/apt-install.sh slirp4netns:slirp4netns  # training jobs' outbound network
+	@scripts/apt-install.sh slirp4netns:slirp4netns /usr/sbin/haproxy:haproxy  # jobs' outbound network; endpoints' balancer
 	@scripts/check-node.sh
 
 # Tests also need Debian's Chromium (Playwright drives it) and PostgreSQL 15.

@@ -1,0 +1,801 @@
+"""The load balancer in front of model endpoints' replicas: HAProxy from the distribution.
+
+The models service does not balance requests itself: it forwards each authenticated
+request to one HAProxy (a root-only unix socket) with the header ``X-Studiohub-Backend``
+naming the backend, and HAProxy spreads it over the replicas with the canary weights,
+health checks and one retry. Two halves:
+
+* :func:`haproxy_config` is pure: the configuration for a :class:`BalancerState` (every
+  endpoint's serving versions and their replicas' unix sockets), validated strictly, so
+  that a bogus name or path is refused here rather than half-applied.
+* :class:`Balancer` runs HAProxy in master-worker mode, detached in a session of its own
+  so that it keeps serving while the models service or the hub restarts (a restarted
+  service :meth:`~Balancer.adopt`\\ s it from its pid record), and reconfigures it
+  without dropping a request: the new configuration is checked first, then the master
+  re-executes and hands the listening sockets to the new worker (``expose-fd
+  listeners``) while the old worker finishes what it was answering. A change of weights
+  alone goes through the runtime API, with no reload at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .. import pidrecords
+
+#: The request header that names the backend (an endpoint, or ``<endpoint>-v<N>``).
+BACKEND_HEADER = "X-Studiohub-Backend"
+#: The response header naming the server that answered (``v<N>-<replica>``), so the
+#: front door can count latency and errors per version and replica.
+REPLICA_HEADER = "X-Studiohub-Replica"
+#: What a replica answers 200 on once its model is loaded and warmed up.
+READY_PATH = "/v2/health/ready"
+#: HAProxy's largest server weight.
+MAX_WEIGHT = 256
+#: The pid record's name (``<state dir>/haproxy.pid``, :mod:`studiohub.pidrecords`).
+RECORD = "haproxy"
+
+ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+REPLICA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+#: Socket paths are written into the configuration unquoted: no space, quote, ``#``,
+#: backslash or control character can reach it.
+SOCKET_PATH = re.compile(r"^/[A-Za-z0-9._/@+=,-]+$")
+#: sun_path holds 108 bytes; HAProxy binds ``<path>.<pid>.tmp`` first, then renames.
+MAX_SOCKET_PATH = 90
+
+
+class InvalidState(ValueError):
+    """A routing state that must not reach HAProxy (bad name, path or weights)."""
+
+
+class BalancerError(RuntimeError):
+    """HAProxy refused a configuration, or did not start or reload."""
+
+
+@dataclass(frozen=True)
+class VersionRoute:
+    """One serving version: its share of the endpoint's traffic and its replicas as
+    ``(name, unix socket path)`` pairs."""
+
+    version: int
+    weight_percent: float
+    replicas: Sequence[tuple[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "replicas",
+                           tuple((str(n), str(p)) for n, p in self.replicas))
+
+
+@dataclass(frozen=True)
+class EndpointRoute:
+    name: str
+    versions: Sequence[VersionRoute] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "versions", tuple(self.versions))
+
+
+@dataclass(frozen=True)
+class BalancerState:
+    """Everything HAProxy routes: the endpoints, in any order."""
+
+    endpoints: Sequence[EndpointRoute] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoints", tuple(self.endpoints))
+
+    def to_json(self) -> str:
+        return json.dumps({"endpoints": [
+            {"name": e.name, "versions": [
+                {"version": v.version, "weight_percent": v.weight_percent,
+                 "replicas": [list(r) for r in v.replicas]} for v in e.versions]}
+            for e in self.endpoints]})
+
+    @classmethod
+    def from_json(cls, text: str) -> BalancerState:
+        data = json.loads(text)
+        return cls(tuple(
+            EndpointRoute(e["name"], tuple(
+                VersionRoute(int(v["version"]), float(v["weight_percent"]),
+                             tuple((str(n), str(p)) for n, p in v["replicas"]))
+                for v in e["versions"]))
+            for e in data["endpoints"]))
+
+
+def server_name(version: int, replica: str) -> str:
+    """The HAProxy server of one replica (and the value of ``X-Studiohub-Replica``)."""
+    return f"v{version}-{replica}"
+
+
+def parse_server_name(name: str | None) -> tuple[int, str] | None:
+    """``v2-replica-0`` → ``(2, "replica-0")``; None for anything else (an answer
+    HAProxy made itself, a 503, carries no server name)."""
+    version, _, replica = (name or "").partition("-")
+    if not version.startswith("v") or not version[1:].isdigit() or len(version) > 10 \
+            or not REPLICA_NAME.match(replica):
+        return None
+    return int(version[1:]), replica
+
+
+def version_backend(endpoint: str, version: int) -> str:
+    """The backend of version-pinned requests (``/versions/<n>/...``)."""
+    return f"{endpoint}-v{version}"
+
+
+def backend_name(endpoint: str, version: int | None = None) -> str:
+    """The ``X-Studiohub-Backend`` value: the endpoint (weighted over its versions), or
+    one version of it."""
+    return endpoint if version is None else version_backend(endpoint, version)
+
+
+def backend_names(state: BalancerState) -> list[str]:
+    """Every backend the header may name."""
+    names = []
+    for endpoint in state.endpoints:
+        names.append(endpoint.name)
+        names.extend(version_backend(endpoint.name, v.version) for v in endpoint.versions)
+    return names
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def check_socket_path(path: str | Path, what: str) -> str:
+    text = str(path)
+    if not SOCKET_PATH.match(text) or "/../" in text or text.endswith("/.."):
+        raise InvalidState(f"{what}: {text!r} is not an absolute path of letters, digits "
+                           "and ._/@+=,- (no spaces, quotes or control characters)")
+    if len(text) > MAX_SOCKET_PATH:
+        raise InvalidState(f"{what}: {text!r} is longer than {MAX_SOCKET_PATH} characters "
+                           "(a unix socket's path holds 108 bytes)")
+    return text
+
+
+def validate(state: BalancerState) -> None:
+    """Raise :class:`InvalidState` with the first problem found, naming where it is."""
+    seen: set[str] = set()
+    for endpoint in state.endpoints:
+        if not isinstance(endpoint.name, str) or not ENDPOINT_NAME.match(endpoint.name):
+            raise InvalidState(f"endpoint name {endpoint.name!r} does not match "
+                               f"{ENDPOINT_NAME.pattern}")
+        _validate_versions(endpoint)
+    for name in backend_names(state):
+        if name in seen:
+            raise InvalidState(f"backend name {name!r} is used twice (an endpoint named "
+                               "like another's version backend, or a repeated endpoint)")
+        seen.add(name)
+
+
+def _validate_versions(endpoint: EndpointRoute) -> None:
+    where = f"endpoint {endpoint.name}"
+    versions: set[int] = set()
+    total = 0.0
+    for route in endpoint.versions:
+        if isinstance(route.version, bool) or not isinstance(route.version, int) \
+                or route.version < 1:
+            raise InvalidState(f"{where}: version {route.version!r} is not a positive integer")
+        if route.version in versions:
+            raise InvalidState(f"{where}: version {route.version} is listed twice")
+        versions.add(route.version)
+        share = route.weight_percent
+        if not isinstance(share, int | float) or not 0 <= share <= 100:
+            raise InvalidState(f"{where} version {route.version}: weight_percent {share!r} "
+                               "is not between 0 and 100")
+        total += share
+        names = [n for n, _ in route.replicas]
+        for name, path in route.replicas:
+            if not REPLICA_NAME.match(name):
+                raise InvalidState(f"{where} version {route.version}: replica name {name!r} "
+                                   f"does not match {REPLICA_NAME.pattern}")
+            check_socket_path(path, f"{where} version {route.version} replica {name}")
+        if len(set(names)) != len(names):
+            raise InvalidState(f"{where} version {route.version}: a replica name is repeated")
+    if total > 100 + 1e-6:
+        raise InvalidState(f"{where}: the versions' weight_percent add up to {total:g}, "
+                           "more than 100")
+
+
+# --- weights ------------------------------------------------------------------------
+
+
+def _split_error(versions: Sequence[VersionRoute], weights: Mapping[int, int]) -> float:
+    total = sum(weights[v.version] * len(v.replicas) for v in versions)
+    asked = sum(v.weight_percent for v in versions)
+    if total == 0:
+        return 100.0
+    return max(abs(100 * weights[v.version] * len(v.replicas) / total
+                   - 100 * v.weight_percent / asked) for v in versions)
+
+
+def version_weights(versions: Sequence[VersionRoute]) -> dict[int, int]:
+    """Each version's weight per replica (0..256), so that the versions' shares of
+    the traffic (weight x replicas over the total) come closest to their
+    ``weight_percent``: every scale that fits in 256 is tried and the one with the
+    smallest worst error kept (within 1 point whenever the replica counts allow; a
+    version with any traffic gets at least weight 1).
+
+    Shares are relative to what the versions that have replicas ask together: if they
+    ask less than 100 % (a version with its share has no replica left), the others
+    share all the traffic in proportion rather than the endpoint answering 503."""
+    live = [v for v in versions if v.weight_percent > 0 and v.replicas]
+    if not live:
+        return {v.version: 0 for v in versions}
+    anchor = max(live, key=lambda v: v.weight_percent / len(v.replicas))
+    best: tuple[float, dict[int, int]] | None = None
+    for top in range(MAX_WEIGHT, 0, -1):
+        per_percent = top * len(anchor.replicas) / anchor.weight_percent
+        weights = {v.version: max(1, round(v.weight_percent * per_percent / len(v.replicas)))
+                   if v in live else 0 for v in versions}
+        if max(weights.values()) > MAX_WEIGHT:
+            continue
+        error = _split_error(live, weights)
+        if best is None or error < best[0] - 1e-9:
+            best = (error, weights)
+    assert best is not None  # top = 1 always fits
+    return best[1]
+
+
+def server_weights(endpoint: EndpointRoute) -> dict[str, int]:
+    """Server name → weight in the endpoint's backend."""
+    weights = version_weights(endpoint.versions)
+    return {server_name(v.version, name): weights[v.version]
+            for v in endpoint.versions for name, _ in v.replicas}
+
+
+# --- configuration ------------------------------------------------------------------
+
+_GLOBAL = """\
+global
+    master-worker
+    nbthread {nbthread}
+    # The runtime API (weights, stats); expose-fd hands the listening sockets to the
+    # next worker on a reload, so no connection is refused meanwhile.
+    stats socket {runtime} mode 600 level admin expose-fd listeners
+    stats timeout 10s
+    # An old worker still finishing long requests after a reload ends after this.
+    hard-stop-after 130s
+    # No log: the models service times and counts requests itself (X-Studiohub-Replica).
+
+defaults
+    mode http
+    option http-keep-alive
+    # After a reload, idle keep-alive connections to the old worker stay open until
+    # their next request, which is answered (with Connection: close) instead of racing
+    # a close: the models service's pooled connections never see a reset.
+    option idle-close-on-response
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    timeout http-request 30s
+    timeout http-keep-alive 30s
+    timeout queue 30s
+    timeout check 2s
+    # A refused connection (a replica just died) or an empty answer (it died while
+    # answering) is retried once, on another server.
+    retries 1
+    option redispatch
+    retry-on conn-failure empty-response
+"""
+
+#: HAProxy's own error answers, in the shape of the replicas' (``{"error": ...}``).
+_ERRORS = {502: "the replica failed to answer", 503: "no replica of this endpoint is ready",
+           504: "the replica did not answer in time"}
+
+_FRONTEND = """\
+frontend models
+    bind unix@{frontend} mode 600
+    http-request set-var(txn.backend) req.hdr({header})
+    http-request del-header {header}
+"""
+
+_BACKEND = """\
+backend {name}
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri {ready} ver HTTP/1.1 hdr Host replica
+    http-check expect status 200
+    # A dead replica leaves rotation on its first refused connection (layer 4: a 500
+    # from a model's exception on one input must not take a healthy replica out).
+    default-server check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1 \
+observe layer4 error-limit 1 on-error mark-down maxconn 64
+    http-response set-header {replica_header} %[srv_name]
+"""
+
+_PINNED = """\
+backend {name}
+    balance roundrobin
+    http-response set-header {replica_header} %[srv_name]
+"""
+
+_NOT_FOUND = ("http-request return status 404 content-type application/json "
+              "string '{\"error\": \"no such endpoint\"}'")
+#: Names per ``acl`` line (HAProxy takes at most 64 words a line).
+_ACL_CHUNK = 32
+
+
+def haproxy_config(state: BalancerState, *, frontend: str | Path, runtime: str | Path,
+                   nbthread: int = 2) -> str:
+    """HAProxy's configuration for ``state``: the frontend on the unix socket
+    ``frontend`` choosing the backend named by ``X-Studiohub-Backend`` (404 JSON for any
+    other name), per endpoint a backend over all its versions' replicas weighted to
+    their shares, and per version a pinned backend. Raises :class:`InvalidState`."""
+    validate(state)
+    frontend = check_socket_path(frontend, "frontend socket")
+    runtime = check_socket_path(runtime, "runtime socket")
+    if not 1 <= nbthread <= 64:
+        raise InvalidState(f"nbthread {nbthread} is not between 1 and 64")
+    errors = "".join(f"    http-error status {code} content-type application/json "
+                     f"string '{json.dumps({'error': text})}'\n"
+                     for code, text in _ERRORS.items())
+    parts = [_GLOBAL.format(nbthread=nbthread, runtime=runtime) + errors,
+             _frontend(state, frontend)]
+    for endpoint in sorted(state.endpoints, key=lambda e: e.name):
+        parts.append(_endpoint_backends(endpoint))
+    return "\n".join(parts)
+
+
+def _frontend(state: BalancerState, frontend: str) -> str:
+    text = _FRONTEND.format(frontend=frontend, header=BACKEND_HEADER.lower())
+    names = sorted(backend_names(state))
+    if not names:
+        return text + f"    {_NOT_FOUND}\n"
+    for i in range(0, len(names), _ACL_CHUNK):
+        text += f"    acl known var(txn.backend) -m str {' '.join(names[i:i + _ACL_CHUNK])}\n"
+    return text + f"    {_NOT_FOUND} unless known\n    use_backend %[var(txn.backend)]\n"
+
+
+def _endpoint_backends(endpoint: EndpointRoute) -> str:
+    weights = server_weights(endpoint)
+    versions = sorted(endpoint.versions, key=lambda v: v.version)
+    text = _BACKEND.format(name=endpoint.name, ready=READY_PATH, replica_header=REPLICA_HEADER)
+    for route in versions:
+        for name, path in route.replicas:
+            server = server_name(route.version, name)
+            text += f"    server {server} unix@{path} weight {weights[server]}\n"
+    for route in versions:
+        text += "\n" + _PINNED.format(name=version_backend(endpoint.name, route.version),
+                                      replica_header=REPLICA_HEADER)
+        for name, path in route.replicas:
+            server = server_name(route.version, name)
+            # Tracks the health of the same replica in the endpoint's backend: one
+            # health check per replica, not one per backend.
+            text += f"    server {server} unix@{path} track {endpoint.name}/{server}\n"
+    return text
+
+
+def find_haproxy() -> str:
+    return shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def check_config(text: str, haproxy: str | None = None) -> None:
+    """Have HAProxy itself check ``text`` (``haproxy -c``); :class:`BalancerError`
+    with its alerts if it refuses it."""
+    path = _temp_file(Path(tempfile.gettempdir()), "studiohub-haproxy-check-", text)
+    try:
+        _check_file(Path(path), haproxy or find_haproxy())
+    finally:
+        os.unlink(path)
+
+
+def _check_file(path: Path, haproxy: str) -> None:
+    done = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).replace(str(path), "haproxy.cfg")
+        alerts = [re.sub(r"^\[ALERT\]\s*\(\d+\) : (config : )?", "", line.strip())
+                  for line in output.splitlines() if "[ALERT]" in line]
+        raise BalancerError("HAProxy refused the configuration: "
+                            + " | ".join(alerts or output.strip().splitlines()[-3:]))
+
+
+def _temp_file(directory: Path, prefix: str, text: str) -> str:
+    """A new file (0600) holding ``text``, synced to disk."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".cfg", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+# --- stats --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """One server of one backend, from ``show stat`` (counters since the current worker
+    started: a reload starts them again)."""
+
+    backend: str
+    server: str
+    status: str  # UP, DOWN, MAINT, "UP 1/2" (going down), "no check" ...
+    weight: int
+    current_sessions: int
+    total_sessions: int
+    responses: Mapping[str, int] = field(default_factory=dict)  # 1xx..5xx, other
+    connection_errors: int = 0
+    response_errors: int = 0
+    retries: int = 0
+    redispatches: int = 0
+    check: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.status.startswith("UP")
+
+    @property
+    def requests(self) -> int:
+        return sum(self.responses.values())
+
+    @property
+    def version(self) -> int | None:
+        where = parse_server_name(self.server)
+        return where[0] if where else None
+
+    @property
+    def replica(self) -> str | None:
+        where = parse_server_name(self.server)
+        return where[1] if where else None
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def parse_stats(csv_text: str) -> list[ServerStats]:
+    """The servers in ``show stat``'s CSV (frontends and backends' totals left out)."""
+    reader = csv.DictReader(io.StringIO(csv_text.lstrip("# ")))
+    servers = []
+    for row in reader:
+        if not row.get("svname") or row["svname"] in ("FRONTEND", "BACKEND"):
+            continue
+        servers.append(ServerStats(
+            backend=row["pxname"], server=row["svname"], status=row.get("status", ""),
+            weight=_int(row.get("uweight") or row.get("weight")),
+            current_sessions=_int(row.get("scur")),
+            total_sessions=_int(row.get("stot")),
+            responses={k.removeprefix("hrsp_"): _int(row.get(k)) for k in
+                       ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx",
+                        "hrsp_other")},
+            connection_errors=_int(row.get("econ")), response_errors=_int(row.get("eresp")),
+            retries=_int(row.get("wretr")), redispatches=_int(row.get("wredis")),
+            check=row.get("check_status", "") or ""))
+    return servers
+
+
+# --- the process --------------------------------------------------------------------
+
+
+def _command(path: Path, command: str, timeout: float = 5.0) -> str:
+    """One command on an HAProxy CLI socket (master or runtime); its whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class _Procs:
+    reloads: int
+    failed: int
+    workers: tuple[int, ...]
+
+
+def _parse_show_proc(text: str) -> _Procs:
+    reloads = failed = 0
+    workers: list[int] = []
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            section = line.strip("# ").split()[0] if line.strip("# ") else ""
+            continue
+        words = line.split()
+        if len(words) < 3 or not words[0].isdigit():
+            continue
+        if words[1] == "master":
+            reloads = _int(words[2])
+            found = re.search(r"failed: (\d+)", line)
+            failed = int(found.group(1)) if found else 0
+        elif words[1] == "worker" and section == "workers":
+            workers.append(int(words[0]))
+    return _Procs(reloads, failed, tuple(workers))
+
+
+def _topology(state: BalancerState) -> Any:
+    """The state without its weights: what a reload is needed to change."""
+    return sorted((e.name, sorted((v.version, tuple(sorted(v.replicas))) for v in e.versions))
+                  for e in state.endpoints)
+
+
+class Balancer:
+    """One HAProxy (master and worker) with its files in ``state_dir`` (root, 0700):
+    ``haproxy.cfg``, the applied ``state.json``, the sockets, ``haproxy.log`` (the
+    master's and worker's alerts: servers going down and up) and the pid record."""
+
+    def __init__(self, state_dir: str | Path, *, socket_path: str | Path | None = None,
+                 haproxy: str | None = None, nbthread: int = 2) -> None:
+        self.state_dir = Path(state_dir)
+        #: Where the models service sends requests (root only, 0600).
+        self.socket = Path(socket_path) if socket_path else self.state_dir / "frontend.sock"
+        self.frontend_socket = str(self.socket)
+        self.runtime_socket = self.state_dir / "runtime.sock"
+        self.master_socket = self.state_dir / "master.sock"
+        self.config_path = self.state_dir / "haproxy.cfg"
+        self.state_path = self.state_dir / "state.json"
+        self.log_path = self.state_dir / "haproxy.log"
+        self.haproxy = haproxy or find_haproxy()
+        self.nbthread = nbthread
+        #: What HAProxy routes now (as last applied).
+        self.state = BalancerState()
+        self._record: pidrecords.Record | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle --
+
+    @property
+    def pid(self) -> int | None:
+        """The master's pid, if it runs."""
+        return self._record.pid if self._record and self._record.alive() else None
+
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def start(self, state: BalancerState | None = None, timeout: float = 15.0) -> None:
+        """Start HAProxy detached (its own session: it outlives this process) with
+        ``state``, and return once its worker answers. :class:`BalancerError` if one
+        already runs from this state dir (use :meth:`adopt`) or it does not come up."""
+        if self.adopt():
+            raise BalancerError(f"HAProxy already runs from {self.state_dir} "
+                                f"(pid {self.pid}): adopt it")
+        state = state or BalancerState()
+        self._prepare_dir()
+        self._install_config(state)
+        for stale in (self.master_socket, self.runtime_socket, self.socket):
+            stale.unlink(missing_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 (handed to the child)
+        try:
+            self._process = subprocess.Popen(
+                [self.haproxy, "-W", "-S", f"{self.master_socket},mode,600",
+                 "-f", str(self.config_path), "-p", str(self.state_dir / "haproxy.master")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                close_fds=True, cwd=self.state_dir)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BalancerError(f"HAProxy exited ({self._process.returncode}) at start: "
+                                    + self._log_tail())
+            procs = self._show_proc()
+            if procs and procs.workers and self._worker_pid() in procs.workers:
+                self._record = pidrecords.write(self.state_dir, RECORD, self._process.pid)
+                self._save_state(state)
+                return
+            time.sleep(0.02)
+        self._kill_started()
+        raise BalancerError(f"HAProxy did not come up in {timeout:g} s: " + self._log_tail())
+
+    def adopt(self) -> bool:
+        """Take over the HAProxy a previous process started from this state dir (after a
+        restart of the models service); False if none runs (a stale record is removed)."""
+        record = next((r for r in pidrecords.read(self.state_dir) if r.name == RECORD), None)
+        if record is None:
+            return False
+        if not record.alive() or self._show_proc() is None:
+            if not record.alive():
+                pidrecords.remove(self.state_dir, RECORD)
+            return False
+        self._record = record
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.state = BalancerState.from_json(self.state_path.read_text())
+        return True
+
+    def ensure_running(self, state: BalancerState | None = None) -> bool:
+        """Adopt the running HAProxy (and apply ``state`` if given), or start one (with
+        ``state``, or routing nothing yet); True if it had to be started."""
+        if self.adopt():
+            if state is not None:
+                self.apply(state)
+            return False
+        self.start(state)
+        return True
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop HAProxy (master and workers) and remove its sockets and record."""
+        record = self._record or next(
+            (r for r in pidrecords.read(self.state_dir) if r.name == RECORD), None)
+        if record is not None:
+            pidrecords.stop(record, grace)
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            self._process = None
+        self._record = None
+        pidrecords.remove(self.state_dir, RECORD)
+        for path in (self.master_socket, self.runtime_socket, self.socket):
+            path.unlink(missing_ok=True)
+
+    # -- configuration --
+
+    def config_text(self, state: BalancerState) -> str:
+        return haproxy_config(state, frontend=self.socket, runtime=self.runtime_socket,
+                              nbthread=self.nbthread)
+
+    def apply(self, state: BalancerState, timeout: float = 15.0) -> bool:
+        """Route by ``state`` from now on, dropping no request; True if HAProxy was
+        reloaded, False if only weights changed (runtime API) or nothing did.
+
+        A state HAProxy would refuse raises :class:`InvalidState` or
+        :class:`BalancerError` and leaves the running configuration as it was."""
+        self._require_running()
+        text = self.config_text(state)  # InvalidState before anything is touched
+        if state == self.state:
+            return False
+        if _topology(state) == _topology(self.state):
+            try:
+                self._runtime_weights(state)
+            except BalancerError:
+                pass  # fall through to a reload, which sets the weights too
+            else:
+                self._install_config(state, text)
+                self._save_state(state)
+                return False
+        previous = self.config_path.read_text() if self.config_path.exists() else None
+        self._install_config(state, text)
+        try:
+            self._reload(timeout)
+        except BalancerError:
+            if previous is not None:
+                self._write_atomic(self.config_path, previous)
+            raise
+        self._save_state(state)
+        return True
+
+    def set_weights(self, endpoint: str, percents: Mapping[int, float]) -> None:
+        """Give the versions of ``endpoint`` these shares (version → percent; versions not
+        named get 0) through the runtime API, without a reload."""
+        self._require_running()
+        routes = {e.name: e for e in self.state.endpoints}
+        if endpoint not in routes:
+            raise InvalidState(f"no endpoint {endpoint!r} is routed")
+        unknown = set(percents) - {v.version for v in routes[endpoint].versions}
+        if unknown:
+            raise InvalidState(f"endpoint {endpoint}: no version {sorted(unknown)}")
+        changed = replace(routes[endpoint], versions=tuple(
+            replace(v, weight_percent=float(percents.get(v.version, 0)))
+            for v in routes[endpoint].versions))
+        state = BalancerState(tuple(changed if e.name == endpoint else e
+                                    for e in self.state.endpoints))
+        self.apply(state)
+
+    def stats(self) -> list[ServerStats]:
+        """Every server of every backend as the current worker sees it."""
+        self._require_running()
+        return parse_stats(_command(self.runtime_socket, "show stat"))
+
+    def command(self, command: str) -> str:
+        """A raw runtime API command (for diagnosis)."""
+        return _command(self.runtime_socket, command)
+
+    # -- internals --
+
+    def _require_running(self) -> None:
+        if not self.running() and not self.adopt():
+            raise BalancerError(f"HAProxy is not running from {self.state_dir}")
+
+    def _prepare_dir(self) -> None:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+
+    def _write_atomic(self, path: Path, text: str) -> None:
+        tmp = _temp_file(self.state_dir, f".{path.name}-", text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    def _install_config(self, state: BalancerState, text: str | None = None) -> None:
+        """Write the configuration in place only after HAProxy has checked it: a bad
+        configuration never replaces a good one."""
+        text = self.config_text(state) if text is None else text
+        tmp = _temp_file(self.state_dir, ".haproxy.cfg-", text)
+        try:
+            os.chmod(tmp, 0o600)
+            _check_file(Path(tmp), self.haproxy)
+            os.replace(tmp, self.config_path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _save_state(self, state: BalancerState) -> None:
+        self._write_atomic(self.state_path, state.to_json())
+        self.state = state
+
+    def _runtime_weights(self, state: BalancerState) -> None:
+        commands = [f"set weight {e.name}/{server} {weight}"
+                    for e in state.endpoints for server, weight in server_weights(e).items()]
+        if not commands:
+            return
+        answer = _command(self.runtime_socket, ";".join(commands)).strip()
+        if answer:
+            raise BalancerError(f"HAProxy refused new weights: {answer}")
+
+    def _show_proc(self) -> _Procs | None:
+        try:
+            return _parse_show_proc(_command(self.master_socket, "show proc", timeout=2))
+        except OSError:
+            return None
+
+    def _worker_pid(self) -> int | None:
+        try:
+            info = _command(self.runtime_socket, "show info", timeout=2)
+        except OSError:
+            return None
+        found = re.search(r"^Pid: (\d+)$", info, re.MULTILINE)
+        return int(found.group(1)) if found else None
+
+    def _reload(self, timeout: float) -> None:
+        """Have the master re-execute with the new configuration, and return once the
+        new worker answers on the runtime socket (the old one finishes its requests)."""
+        before = self._show_proc()
+        if before is None:
+            raise BalancerError("HAProxy's master does not answer on " + str(self.master_socket))
+        with contextlib.suppress(OSError):
+            _command(self.master_socket, "reload", timeout=5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self._show_proc()
+            if now is not None:
+                if now.failed > before.failed:
+                    raise BalancerError("HAProxy failed to reload: " + self._log_tail())
+                new = [pid for pid in now.workers if pid not in before.workers]
+                if new and self._worker_pid() in new:
+                    return
+            time.sleep(0.02)
+        raise BalancerError(f"HAProxy's new worker did not come up in {timeout:g} s: "
+                            + self._log_tail())
+
+    def _log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def _kill_started(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            self._process = None
+
+
+__all__ = [
+    "BACKEND_HEADER", "REPLICA_HEADER", "Balancer", "BalancerError", "BalancerState",
+    "EndpointRoute", "InvalidState", "ServerStats", "VersionRoute", "backend_name",
+    "backend_names",
+    "check_config", "haproxy_config", "parse_server_name", "parse_stats", "server_name",
+    "server_weights", "version_backend", "version_weights",
+]
