@@ -213,48 +213,46 @@ def _validate_versions(endpoint: EndpointRoute) -> None:
 # --- weights ------------------------------------------------------------------------
 
 
-def _split_error(versions: Sequence[VersionRoute], weights: Mapping[int, int]) -> float:
-    total = sum(weights[v.version] * len(v.replicas) for v in versions)
-    asked = sum(v.weight_percent for v in versions)
-    if total == 0:
-        return 100.0
-    return max(abs(100 * weights[v.version] * len(v.replicas) / total
-                   - 100 * v.weight_percent / asked) for v in versions)
-
-
 def version_weights(versions: Sequence[VersionRoute]) -> dict[int, int]:
-    """Each version's weight per replica (0..256), so that the versions' shares of
-    the traffic (weight x replicas over the total) come closest to their
-    ``weight_percent``: every scale that fits in 256 is tried and the one with the
-    smallest worst error kept (within 1 point whenever the replica counts allow; a
-    version with any traffic gets at least weight 1).
+    """Each version's weight: the sum of its replicas' weights, in proportion to its
+    ``weight_percent``, at the largest scale where no replica's weight passes 256 (so
+    the rounding costs at most 0.2 points of share; a version with any traffic gets at
+    least 1).
 
     Shares are relative to what the versions that have replicas ask together: if they
     ask less than 100 % (a version with its share has no replica left), the others
     share all the traffic in proportion rather than the endpoint answering 503."""
+    weights = {v.version: 0 for v in versions}
     live = [v for v in versions if v.weight_percent > 0 and v.replicas]
     if not live:
-        return {v.version: 0 for v in versions}
-    anchor = max(live, key=lambda v: v.weight_percent / len(v.replicas))
-    best: tuple[float, dict[int, int]] | None = None
-    for top in range(MAX_WEIGHT, 0, -1):
-        per_percent = top * len(anchor.replicas) / anchor.weight_percent
-        weights = {v.version: max(1, round(v.weight_percent * per_percent / len(v.replicas)))
-                   if v in live else 0 for v in versions}
-        if max(weights.values()) > MAX_WEIGHT:
-            continue
-        error = _split_error(live, weights)
-        if best is None or error < best[0] - 1e-9:
-            best = (error, weights)
-    assert best is not None  # top = 1 always fits
-    return best[1]
+        return weights
+    asked = sum(v.weight_percent for v in live)
+    scale = min(MAX_WEIGHT * len(v.replicas) * asked / v.weight_percent for v in live)
+    for v in live:
+        weights[v.version] = min(MAX_WEIGHT * len(v.replicas),
+                                 max(1, round(v.weight_percent / asked * scale)))
+    return weights
 
 
 def server_weights(endpoint: EndpointRoute) -> dict[str, int]:
-    """Server name → weight in the endpoint's backend."""
-    weights = version_weights(endpoint.versions)
-    return {server_name(v.version, name): weights[v.version]
-            for v in endpoint.versions for name, _ in v.replicas}
+    """Server name → weight in the endpoint's backend: each version's weight spread
+    evenly over its replicas (the first ones get 1 more when it does not divide; a
+    1 % canary with 8 replicas may leave some at 0, which keeps the split exact)."""
+    totals = version_weights(endpoint.versions)
+    weights = {}
+    for v in endpoint.versions:
+        count = len(v.replicas)
+        for i, (name, _) in enumerate(v.replicas):
+            weights[server_name(v.version, name)] = \
+                totals[v.version] // count + (1 if i < totals[v.version] % count else 0)
+    return weights
+
+
+def shares(endpoint: EndpointRoute) -> dict[int, float]:
+    """Version → the percentage of the endpoint's requests its weights give it."""
+    totals = version_weights(endpoint.versions)
+    whole = sum(totals.values())
+    return {v: 100 * w / whole if whole else 0.0 for v, w in totals.items()}
 
 
 # --- configuration ------------------------------------------------------------------
@@ -797,5 +795,5 @@ __all__ = [
     "EndpointRoute", "InvalidState", "ServerStats", "VersionRoute", "backend_name",
     "backend_names",
     "check_config", "haproxy_config", "parse_server_name", "parse_stats", "server_name",
-    "server_weights", "version_backend", "version_weights",
+    "server_weights", "shares", "version_backend", "version_weights",
 ]
