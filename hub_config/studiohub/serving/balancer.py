@@ -47,6 +47,8 @@ REPLICA_HEADER = "X-Studiohub-Replica"
 READY_PATH = "/v2/health/ready"
 #: HAProxy's largest server weight.
 MAX_WEIGHT = 256
+#: haproxy.log is set aside as haproxy.log.1 at a start when it has grown past this.
+LOG_LIMIT = 4 << 20
 #: The pid record's name (``<state dir>/haproxy.pid``, :mod:`studiohub.pidrecords`).
 RECORD = "haproxy"
 
@@ -573,6 +575,9 @@ class Balancer:
         self._install_config(state)
         for stale in (self.master_socket, self.runtime_socket, self.socket):
             stale.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            if self.log_path.stat().st_size > LOG_LIMIT:  # one old log kept
+                self.log_path.replace(self.log_path.with_suffix(".log.1"))
         log = open(self.log_path, "ab")  # noqa: SIM115 (handed to the child)
         try:
             self._process = subprocess.Popen(
