@@ -26,6 +26,7 @@ from studiohub.modelserver.tensors import (
     flatten,
     nest,
 )
+from tests.ports import free_port
 
 MODEL = ModelInfo("iris", 2, "onnx", (TensorSpec("x", "FP32", (-1, 4)),),
                   (TensorSpec("y", "FP32", (-1, 3)),))
@@ -280,9 +281,14 @@ class SumRuntime(runtimes.Runtime):
         return [Tensor("y", "FP32", (len(rows),), rows)]
 
 
-async def http(sock: Path, requests: list[tuple[str, str, bytes]]) -> list[tuple[int, Any]]:
-    """Send requests one after another on one kept-alive connection."""
-    reader, writer = await asyncio.open_unix_connection(str(sock))
+async def http(sock: Path | int, requests: list[tuple[str, str, bytes]]
+               ) -> list[tuple[int, Any]]:
+    """Send requests one after another on one kept-alive connection (a unix socket, or
+    a TCP port on 127.0.0.1)."""
+    if isinstance(sock, int):
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock)
+    else:
+        reader, writer = await asyncio.open_unix_connection(str(sock))
     answers = []
     for method, path, body in requests:
         writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
@@ -365,3 +371,35 @@ def test_a_model_that_cannot_load_exits_2(tmp_path: Path,
     assert not (tmp_path / "s.sock").exists()
     with pytest.raises(SystemExit):
         server.parse_args([*args, "--batch-max", "8"])
+
+
+def test_the_server_on_a_tcp_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubernetes pods listen on TCP (``--port``) instead of a unix socket."""
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    gate = threading.Event()
+    gate.set()
+    monkeypatch.setattr(runtimes, "load", lambda fmt, threads: SumRuntime(gate))
+    port = free_port()
+    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
+                              "--name", "sum", "--version", "1", "--port", str(port)])
+
+    async def scenario() -> list[tuple[int, Any]]:
+        task = asyncio.create_task(server.serve(args))
+        for _ in range(500):
+            try:
+                answers = await http(port, [("GET", "/v2/health/ready", b"")])
+                if answers[0][0] == 200:
+                    break
+            except OSError:
+                pass
+            await asyncio.sleep(0.01)
+        answers = await http(port, [("POST", "/v2/models/sum/infer", json.dumps({"inputs": [
+            {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [2, 3]}]}).encode())])
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await task == 0
+        return answers
+
+    assert asyncio.run(scenario())[0][1]["outputs"][0]["data"] == [5]
+    with pytest.raises(SystemExit):
+        server.parse_args(["--model", "m", "--format", "onnx", "--name", "m", "--version", "1",
+                           "--port", "1", "--socket", "/tmp/x.sock"])

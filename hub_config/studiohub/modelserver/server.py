@@ -6,6 +6,9 @@ request.
     <env python> -m studiohub.modelserver --model PATH --format FMT --name ENDPOINT \\
         --version N --socket /path/to.sock [--max-body-bytes 33554432] [--batch-max 0]
 
+``--port N`` instead of ``--socket`` listens on TCP, all addresses (a Kubernetes pod,
+where the pod's network is the boundary).
+
 Order of a start: the socket is bound first (a stale one removed, mode 0660), so
 ``/v2/health/live`` answers at once and ``/v2/health/ready`` answers 503 while the model
 loads on the inference thread; then one warm-up call on zeros of the inputs' shapes
@@ -249,7 +252,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", required=True, choices=formats.FORMATS)
     parser.add_argument("--name", required=True, help="the endpoint's (model's) name")
     parser.add_argument("--version", required=True, type=int)
-    parser.add_argument("--socket", required=True, help="the unix socket to listen on")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="the unix socket to listen on")
+    where.add_argument("--port", type=int, help="a TCP port to listen on (Kubernetes pods)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
     parser.add_argument("--batch-max", type=int, default=0,
                         help="request batching: not implemented, 0 or 1 only")
@@ -274,15 +279,19 @@ async def serve(args: argparse.Namespace) -> int:
     import tornado.netutil
 
     replica = Replica(args)
+    where = args.socket or f"port {args.port}"
     try:
-        sock = tornado.netutil.bind_unix_socket(args.socket, mode=0o660, backlog=1024)
+        if args.socket:
+            socks = [tornado.netutil.bind_unix_socket(args.socket, mode=0o660, backlog=1024)]
+        else:
+            socks = tornado.netutil.bind_sockets(args.port, backlog=1024)
     except (OSError, ValueError) as e:
-        print(f"{PROG}: cannot listen on {args.socket}: {e}", file=sys.stderr, flush=True)
+        print(f"{PROG}: cannot listen on {where}: {e}", file=sys.stderr, flush=True)
         return 1
-    inode = os.stat(args.socket).st_ino
+    inode = os.stat(args.socket).st_ino if args.socket else 0
     server = tornado.httpserver.HTTPServer(make_app(replica), max_body_size=DRAIN_MAX,
                                           idle_connection_timeout=300)
-    server.add_socket(sock)
+    server.add_sockets(socks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -302,7 +311,7 @@ async def serve(args: argparse.Namespace) -> int:
         replica.ready = True
         m = replica.model
         log.info("serving %s version %d (%s) on %s, ready in %.1f s; inputs: %s; outputs: %s",
-                 m.name, m.version, m.format, args.socket, time.monotonic() - started,
+                 m.name, m.version, m.format, where, time.monotonic() - started,
                  ", ".join(s.describe() for s in m.inputs),
                  ", ".join(s.describe() for s in m.outputs))
         await stop.wait()
@@ -314,7 +323,8 @@ async def serve(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
-        _remove_socket(args.socket, inode)
+        if args.socket:
+            _remove_socket(args.socket, inode)
         replica.pool.shutdown(wait=False, cancel_futures=True)
 
 
