@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -344,3 +345,37 @@ def test_a_model_of_another_format_is_refused(package: Path, tmp_path: Path) -> 
     finally:
         stop(replica)
     assert "no model format recognised" in replica.log.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torch-export"])
+def test_batching_gives_each_request_its_own_rows(package: Path, tmp_path: Path,
+                                                  fmt: str) -> None:
+    model, ((expected,), _), python = make_model(fmt, tmp_path)
+    replica = start(python, package, model, fmt, tmp_path, "--batch-max", "8")
+    try:
+        wait_ready(replica)
+        name = replica.call("GET", "/v2/models/tiny")[1]["inputs"][0]["name"]
+
+        def client(k: int) -> list[tuple[int, list[float], Any]]:
+            own = Replica(replica.process, replica.socket, replica.log)
+            got = []
+            for i in range(20):
+                row = (k + i) % 2
+                if i % 2:
+                    status, body = own.call("POST", "/v1/models/tiny:predict",
+                                            {"instances": [X[row]]})
+                    got.append((status, expected[row], body.get("predictions", [None])[0]))
+                else:
+                    status, body = own.call("POST", "/v2/models/tiny/infer", {"inputs": [
+                        {"name": name, "shape": [1, 4], "datatype": "FP32", "data": X[row]}]})
+                    got.append((status, expected[row], body["outputs"][0]["data"]))
+            return got
+
+        with ThreadPoolExecutor(6) as pool:
+            results = [r for part in pool.map(client, range(6)) for r in part]
+    finally:
+        stop(replica)
+    assert len(results) == 120
+    for status, want, got in results:
+        assert status == 200
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6)

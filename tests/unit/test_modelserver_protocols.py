@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from studiohub.modelserver import protocols, runtimes, server
+from studiohub.modelserver import batching, protocols, runtimes, server
 from studiohub.modelserver.protocols import ModelInfo, ProtocolError, Route, route
 from studiohub.modelserver.tensors import (
     BadInput,
@@ -260,7 +260,8 @@ def test_values_are_checked_per_datatype() -> None:
 
 
 class SumRuntime(runtimes.Runtime):
-    """y = the sum of each row of x; "boom" rows raise a non-input error."""
+    """y = the sum of each row of x; a row starting 13 is refused (an input error), one
+    starting 666 breaks the framework. ``hold`` cleared keeps a call waiting."""
 
     format = "onnx"
 
@@ -270,12 +271,17 @@ class SumRuntime(runtimes.Runtime):
         self.inputs = (TensorSpec("x", "FP32", (-1, 2)),)
         self.outputs = (TensorSpec("y", "FP32", (-1,)),)
         self.input_errors = (ValueError,)
+        self.calls: list[int] = []
+        self.hold = threading.Event()
+        self.hold.set()
 
     def predict(self, inputs: list[Tensor]) -> list[Tensor]:
         x = inputs[0]
-        if x.data[:1] == [13]:
+        self.calls.append(x.shape[0])
+        self.hold.wait(30)
+        if 13 in x.data[::2]:
             raise ValueError("13 is unlucky")
-        if x.data[:1] == [666]:
+        if 666 in x.data[::2]:
             raise RuntimeError("the framework broke")
         rows = [sum(x.data[i:i + 2]) for i in range(0, len(x.data), 2)]
         return [Tensor("y", "FP32", (len(rows),), rows)]
@@ -370,7 +376,7 @@ def test_a_model_that_cannot_load_exits_2(tmp_path: Path,
         "the model is torchscript, not onnx")
     assert not (tmp_path / "s.sock").exists()
     with pytest.raises(SystemExit):
-        server.parse_args([*args, "--batch-max", "8"])
+        server.parse_args([*args, "--batch-max", "-1"])
 
 
 def test_the_server_on_a_tcp_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,3 +409,85 @@ def test_the_server_on_a_tcp_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SystemExit):
         server.parse_args(["--model", "m", "--format", "onnx", "--name", "m", "--version", "1",
                            "--port", "1", "--socket", "/tmp/x.sock"])
+
+
+def test_batching_joins_and_splits_rows() -> None:
+    specs = (TensorSpec("x", "FP32", (-1, 2)), TensorSpec("ids", "INT64", (-1,)))
+    a = [Tensor("x", "FP32", (1, 2), [1, 2]), Tensor("ids", "INT64", (1,), [7])]
+    b = [Tensor("x", "FP32", (2, 2), [3, 4, 5, 6]), Tensor("ids", "INT64", (2,), [8, 9])]
+    assert batching.joinable([a, b], specs)
+    assert batching.join([a, b]) == [Tensor("x", "FP32", (3, 2), [1, 2, 3, 4, 5, 6]),
+                                     Tensor("ids", "INT64", (3,), [7, 8, 9])]
+    y = Tensor("y", "FP32", (3, 2), [10, 20, 30, 40, 50, 60])
+    assert batching.split([y], [1, 2]) == [[Tensor("y", "FP32", (1, 2), [10, 20])],
+                                           [Tensor("y", "FP32", (2, 2), [30, 40, 50, 60])]]
+    assert batching.split([Tensor("n", "INT64", (), [3])], [1, 2]) is None
+    assert not batching.joinable([a], specs)  # one request: nothing to join
+    odd = [Tensor("x", "FP32", (1, 2), [1, 2]), Tensor("ids", "INT64", (2,), [7, 8])]
+    assert not batching.joinable([a, odd], specs)  # inputs disagree on the rows
+    fixed = (TensorSpec("x", "FP32", (1, 2)), TensorSpec("ids", "INT64", (-1,)))
+    assert not batching.joinable([a, a], fixed)  # a fixed first dimension
+    unknown = (TensorSpec("x", "FP32", (-1,), known=False),)
+    assert not batching.joinable([[a[0]], [a[0]]], unknown)
+    wide = [Tensor("x", "FP32", (1, 3), [1, 2, 3]), a[1]]
+    assert not batching.joinable([a, wide], specs)
+
+
+def test_queued_requests_run_as_one_call(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    sock = tmp_path / "b.sock"
+    gate = threading.Event()
+    gate.set()
+    made: list[SumRuntime] = []
+    monkeypatch.setattr(runtimes, "load",
+                        lambda fmt, threads: made.append(SumRuntime(gate)) or made[-1])
+    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
+                              "--name", "sum", "--version", "1", "--socket", str(sock),
+                              "--batch-max", "4"])
+    replicas: list[server.Replica] = []
+
+    class Recorded(server.Replica):
+        def __init__(self, args: Any) -> None:
+            super().__init__(args)
+            replicas.append(self)
+
+    monkeypatch.setattr(server, "Replica", Recorded)
+
+    def body(*rows: list[float]) -> bytes:
+        return json.dumps({"instances": list(rows)}).encode()
+
+    async def scenario() -> list[list[tuple[int, Any]]]:
+        task = asyncio.create_task(server.serve(args))
+        ready = ("GET", "/v2/health/ready", b"")
+        while not sock.exists() or (await http(sock, [ready]))[0][0] != 200:
+            await asyncio.sleep(0.01)
+        runtime = made[0]
+        runtime.calls.clear()
+        runtime.hold.clear()  # the first call holds the model: the others queue
+        first = asyncio.create_task(http(sock, [("POST", "/v1/models/sum:predict",
+                                                 body([1, 1]))]))
+        while not runtime.calls:
+            await asyncio.sleep(0.01)
+        queued = [asyncio.create_task(http(sock, [("POST", "/v1/models/sum:predict", b)]))
+                  for b in (body([1, 2]), body([3, 4], [5, 6]), body([13, 0]),
+                            b"not json", body([7, 8]))]
+        while len(replicas[0].queue) < 5:
+            await asyncio.sleep(0.01)
+        runtime.hold.set()
+        answers = [await first] + [await q for q in queued]
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await task == 0
+        return answers
+
+    answers = [a[0] for a in asyncio.run(scenario())]
+    assert answers == [(200, {"predictions": [2]}), (200, {"predictions": [3]}),
+                       (200, {"predictions": [7, 11]}),
+                       (400, {"error": "the model refused the input: ValueError: "
+                                       "13 is unlucky"}),
+                       (400, {"error": "the body is not JSON: Expecting value: line 1 "
+                                       "column 1 (char 0)"}),
+                       (200, {"predictions": [15]})]
+    # 1 alone; then 4 queued (one not JSON) joined: 1+2+1 rows, refused for the 13 row,
+    # so retried one by one (1, 2, 1); then the fifth alone.
+    assert made[0].calls == [1, 4, 1, 2, 1, 1]

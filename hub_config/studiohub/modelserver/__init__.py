@@ -6,7 +6,8 @@ It speaks TensorFlow Serving's REST API and the Open Inference Protocol (KServe 
 
 Modules: :mod:`.formats` (which format a model folder is, by names only; the hub imports
 it too), :mod:`.tensors` (datatypes and checks of request values, pure),
-:mod:`.protocols` (routes and both protocols' bodies, pure), :mod:`.runtimes` (one per
-format, the framework imported lazily), :mod:`.server` (tornado, the command line).
+:mod:`.protocols` (routes and both protocols' bodies, pure), :mod:`.batching` (queued
+requests joined into one call, ``--batch-max``, pure), :mod:`.runtimes` (one per format,
+the framework imported lazily), :mod:`.server` (tornado, the command line).
 This file imports nothing, so ``from studiohub.modelserver import formats`` stays light.
 """

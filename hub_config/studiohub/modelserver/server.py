@@ -24,8 +24,10 @@ Parsing, checks, the framework's call and the answer's encoding all run on one i
 thread, so health checks answer during a long prediction. Bad input is a 4xx, an
 exception of the framework a 400 when it is about the input and a 500 otherwise.
 
-**No request batching**: ``--batch-max`` is accepted (the contract's flag) and only 0 or
-1 are valid; every request is one framework call.
+Request batching exists and is off by default: ``--batch-max N`` (N > 1) joins up to N
+requests that queued while the model was busy into one framework call, without a timer
+(:mod:`.batching`); a batched answer may differ from a lone one in the last bits of a
+float, as any framework's batch does.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import formats
+from . import batching, formats
 from .protocols import (
     ModelInfo,
     ProtocolError,
@@ -78,6 +80,8 @@ class Replica:
         self.model = ModelInfo(args.name, args.version, args.format, (), ())
         self.ready = False
         self.in_flight = 0
+        self.queue: list[tuple[Route, bytes, asyncio.Future[tuple[int, dict[str, Any]]]]] = []
+        self.busy = False
 
     def load(self) -> None:
         """On the inference thread: detect, load, warm up (raises LoadError/FormatError)."""
@@ -106,31 +110,88 @@ class Replica:
 
     def answer(self, r: Route, body: bytes) -> tuple[int, dict[str, Any]]:
         """On the inference thread: a prediction's status and JSON answer."""
+        return self.answer_many([(r, body)])[0]
+
+    def answer_many(self, items: list[tuple[Route, bytes]]) -> list[tuple[int, dict[str, Any]]]:
+        """On the inference thread: the answers of several predictions, in one framework
+        call where they can join (:mod:`.batching`), else one call each."""
+        answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(items)
+        parsed: list[tuple[int, Route, Any]] = []
+        for k, (r, body) in enumerate(items):
+            try:
+                data = parse_json(body)
+                request = v1_request(data, self.model) if r.protocol == "v1" else \
+                    v2_request(data, self.model)
+                parsed.append((k, r, request))
+            except Exception as e:  # a replica never dies on a request
+                answers[k] = self._error(e)
+        inputs = [request.inputs for _, _, request in parsed]
+        outputs: list[list[Any]] | None = None
+        if batching.joinable(inputs, self.model.inputs):
+            try:
+                rows = [batching.rows_of(i, self.model.inputs) or 0 for i in inputs]
+                outputs = batching.split(self._predict(batching.join(inputs)), rows)
+            except Exception:  # retried one by one: each request gets its own answer
+                outputs = None
+        for n, (k, r, request) in enumerate(parsed):
+            try:
+                out = outputs[n] if outputs is not None else self._predict(request.inputs)
+                answers[k] = (200, v1_answer(request, out) if r.protocol == "v1"
+                              else v2_answer(self.model, request, out))
+            except Exception as e:  # a replica never dies on a request
+                answers[k] = self._error(e)
+        return [a if a is not None else (500, error_body("no answer")) for a in answers]
+
+    def _error(self, e: Exception) -> tuple[int, dict[str, Any]]:
         from .runtimes import one_line
 
-        try:
-            data = parse_json(body)
-            if r.protocol == "v1":
-                v1 = v1_request(data, self.model)
-                return 200, v1_answer(v1, self._predict(v1.inputs))
-            v2 = v2_request(data, self.model)
-            result = v2_answer(self.model, v2, self._predict(v2.inputs))
-            return 200, result
-        except ProtocolError as e:
+        if isinstance(e, ProtocolError):
             return e.status, error_body(e.message)
-        except BadInput as e:
+        if isinstance(e, BadInput):
             return 400, error_body(str(e))
-        except self.runtime.input_errors as e:
+        if self.runtime is not None and isinstance(e, self.runtime.input_errors):
             return 400, error_body(f"the model refused the input: {one_line(e)}")
-        except Exception as e:  # a replica never dies on a request
-            log.exception("prediction failed")
-            return 500, error_body(f"the model failed: {one_line(e)}")
+        log.error("prediction failed", exc_info=e)
+        return 500, error_body(f"the model failed: {one_line(e)}")
 
     def _predict(self, inputs: list[Any]) -> list[Any]:
         outputs = self.runtime.predict(inputs)
         if self.runtime.outputs != self.model.outputs:
             self.model = self._info()
         return outputs
+
+    async def submit(self, r: Route, body: bytes) -> tuple[int, dict[str, Any]]:
+        """A prediction's answer: run alone, or (``--batch-max`` > 1) queued behind the
+        call in progress and run with the others that queued meanwhile."""
+        loop = asyncio.get_running_loop()
+        if self.args.batch_max <= 1:
+            return await loop.run_in_executor(self.pool, self.answer, r, body)
+        future: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
+        self.queue.append((r, body, future))
+        self._pump()
+        return await future
+
+    def _pump(self) -> None:
+        if self.busy or not self.queue:
+            return
+        taken = self.queue[:self.args.batch_max]
+        del self.queue[:len(taken)]
+        self.busy = True
+        call = asyncio.get_running_loop().run_in_executor(
+            self.pool, self.answer_many, [(r, body) for r, body, _ in taken])
+
+        def done(f: asyncio.Future[list[tuple[int, dict[str, Any]]]]) -> None:
+            self.busy = False
+            try:
+                results = f.result()
+            except Exception as e:  # the pool itself failed (shutting down)
+                results = [(500, error_body(f"the model failed: {e}"))] * len(taken)
+            for (_, _, future), result in zip(taken, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            self._pump()
+
+        call.add_done_callback(done)
 
 
 def make_app(replica: Replica) -> Any:
@@ -228,8 +289,7 @@ def make_app(replica: Replica) -> Any:
             self.chunks = []
             replica.in_flight += 1
             try:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(replica.pool, replica.answer, r, body)
+                return await replica.submit(r, body)
             finally:
                 replica.in_flight -= 1
 
@@ -257,10 +317,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--port", type=int, help="a TCP port to listen on (Kubernetes pods)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
     parser.add_argument("--batch-max", type=int, default=0,
-                        help="request batching: not implemented, 0 or 1 only")
+                        help="join up to N queued requests into one framework call "
+                             "(0 or 1: off, the default)")
     args = parser.parse_args(argv)
-    if args.batch_max not in (0, 1):
-        parser.error("--batch-max: request batching is not implemented (0 or 1)")
+    if args.batch_max < 0:
+        parser.error("--batch-max must be 0 (off) or more")
     if args.max_body_bytes < 1:
         parser.error("--max-body-bytes must be positive")
     return args
