@@ -2,7 +2,8 @@
 V2's tensors, the checks against the model's inputs (each refusal names what was
 expected), and the answers' shapes; then the replica's HTTP server end to end on a unix
 socket with a pure-Python runtime (no framework, no numpy): readiness while loading,
-413 that keeps the connection, 400/500 from the runtime, and a clean stop."""
+413 that keeps the connection, 400/500 from the runtime, a clean stop, and queued
+requests batched into one call (``--batch-max``)."""
 
 from __future__ import annotations
 
@@ -491,3 +492,7 @@ def test_queued_requests_run_as_one_call(tmp_path: Path,
     # 1 alone; then 4 queued (one not JSON) joined: 1+2+1 rows, refused for the 13 row,
     # so retried one by one (1, 2, 1); then the fifth alone.
     assert made[0].calls == [1, 4, 1, 2, 1, 1]
+
+
+def test_threads_are_capped_by_this_process_cpus() -> None:
+    assert 1 <= runtimes.cpu_limit() <= len(os.sched_getaffinity(0))
