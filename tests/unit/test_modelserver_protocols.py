@@ -65,6 +65,9 @@ def test_routes(method: str, path: str, expected: Route) -> None:
 
 
 def test_unknown_routes_and_methods() -> None:
+    long = "/v1/models/" + "x" * 5000
+    status, message = error(route, "GET", long + "/a/b")
+    assert status == 404 and len(message) < 400
     assert error(route, "GET", "/v3/x")[0] == 404
     assert error(route, "POST", "/v1/models/iris:classify") == \
         (404, "classify is not served: only :predict (classify and regress are for "
@@ -205,9 +208,9 @@ def x_input(**change: Any) -> dict[str, Any]:
     (x_input(shape="1,4"), "input x: 'shape' must be a list of integers"),
     (x_input(shape=[-1, 4]), "has a negative dimension"),
     (x_input(data=[1, 2, "3", 4]), "input x: expects numbers (FP32), got '3'"),
-    ({"inputs": [x_input()["inputs"][0]] * 2}, "input x is given twice"),
+    ({"inputs": [x_input()["inputs"][0]] * 2}, "input 'x' is given twice"),
     ({**x_input(), "outputs": [{"name": "nope"}]},
-     "unknown output nope: the model's outputs are y"),
+     "unknown output 'nope': the model's outputs are y"),
 ])
 def test_v2_refusals_name_what_was_expected(body: dict[str, Any], message: str) -> None:
     status, got = error(protocols.v2_request, body, MODEL)
@@ -253,6 +256,8 @@ def test_values_are_checked_per_datatype() -> None:
         check_values("x", "BOOL", [1])
     with pytest.raises(BadInput, match="unknown datatype 'FP8'"):
         check_values("x", "FP8", [1.0])
+    with pytest.raises(BadInput, match="not valid Unicode"):
+        check_values("x", "BYTES", ["\ud800"])
     with pytest.raises(BadInput, match="b64 value is not base64"):
         check_values("x", "BYTES", [{"b64": "!!"}], b64=True)
 

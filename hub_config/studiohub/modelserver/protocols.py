@@ -100,14 +100,14 @@ def route(method: str, path: str) -> Route:
             m.group("rest") or ""]
         return _method(Route("v2", action, m.group("name"), m.group("version")), post,
                        action == "infer", path)
-    raise ProtocolError(404, f"no such route: {path}; this server answers /v1/models/<name>"
+    raise ProtocolError(404, f"no such route: {_cut(path)}; this server answers /v1/models/<name>"
                              "[:predict|/metadata] (TensorFlow Serving) and /v2/... "
                              "(Open Inference Protocol)")
 
 
 def _method(r: Route, post: bool, wants_post: bool, path: str) -> Route:
     if post != wants_post:
-        raise ProtocolError(405, f"{path} takes {'POST' if wants_post else 'GET'}")
+        raise ProtocolError(405, f"{_cut(path)} takes {'POST' if wants_post else 'GET'}")
     return r
 
 
@@ -116,10 +116,10 @@ def check_model(r: Route, model: ModelInfo) -> None:
     if r.name is None:
         return
     if r.name != model.name:
-        raise ProtocolError(404, f"model {r.name!r} not found: this endpoint serves "
+        raise ProtocolError(404, f"model {_quote(r.name)} not found: this endpoint serves "
                                  f"{model.name!r}")
     if r.version is not None and r.version != str(model.version):
-        raise ProtocolError(404, f"version {r.version!r} of model {model.name!r} not "
+        raise ProtocolError(404, f"version {_quote(r.version)} of model {model.name!r} not "
                                  f"found: this replica serves version {model.version}")
 
 
@@ -169,7 +169,7 @@ def v1_request(body: dict[str, Any], model: ModelInfo) -> V1Request:
     """The tensors of a TF Serving ``:predict`` body, checked against the model."""
     sig = body.get("signature_name")
     if sig not in (None, "", model.signature):
-        raise ProtocolError(400, f"signature {sig!r} not found: this model serves "
+        raise ProtocolError(400, f"signature {_quote(sig)} not found: this model serves "
                                  f"{model.signature!r}")
     if ("instances" in body) == ("inputs" in body):
         raise ProtocolError(400, "the body needs exactly one of 'instances' (rows) or "
@@ -216,7 +216,8 @@ def _same_names(given: dict[str, Any], names: list[str]) -> None:
     if missing or unknown:
         parts = [f"missing {', '.join(missing)}" if missing else "",
                  f"unknown {', '.join(unknown)}" if unknown else ""]
-        raise ProtocolError(400, f"inputs {'; '.join(p for p in parts if p)}: the model's "
+        given = _cut("; ".join(p for p in parts if p), 200)
+        raise ProtocolError(400, f"inputs {given}: the model's "
                                  f"inputs are {', '.join(names)}")
 
 
@@ -294,9 +295,9 @@ def v2_request(body: dict[str, Any], model: ModelInfo) -> V2Request:
         if not isinstance(name, str):
             raise ProtocolError(400, "every input needs a 'name' (a string)")
         if name in given:
-            raise ProtocolError(400, f"input {name} is given twice")
+            raise ProtocolError(400, f"input {_quote(name)} is given twice")
         if name not in specs:
-            raise ProtocolError(400, f"unknown input {name!r}: the model's inputs are "
+            raise ProtocolError(400, f"unknown input {_quote(name)}: the model's inputs are "
                                      f"{', '.join(specs)}")
         try:
             given[name] = _v2_tensor(specs[name], item)
@@ -316,7 +317,7 @@ def v2_request(body: dict[str, Any], model: ModelInfo) -> V2Request:
         known = [s.name for s in model.outputs]
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ProtocolError(400, f"unknown output {', '.join(unknown)}: the model's "
+            raise ProtocolError(400, f"unknown output {_quote(', '.join(unknown))}: the model's "
                                      f"outputs are {', '.join(known)}")
     rid = body.get("id")
     return V2Request([given[n] for n in specs], names,
@@ -355,6 +356,18 @@ def v2_answer(model: ModelInfo, request: V2Request, outputs: list[Tensor]) -> di
     if request.id is not None:
         answer["id"] = request.id
     return answer
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    """Text from the request in a message, never more than ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _quote(value: Any, limit: int = 80) -> str:
+    """A value from the request in a message: quoted, never more than ``limit`` chars."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else \
+        repr(value[:limit]) + "…"
+    return text
 
 
 def error_body(message: str) -> dict[str, str]:

@@ -152,7 +152,11 @@ def guess_datatype(data: list[Any], default_float: str) -> str:
 
 def _bytes(name: str, value: Any, b64: bool) -> bytes:
     if isinstance(value, str):
-        return value.encode()
+        try:
+            return value.encode()
+        except UnicodeEncodeError:
+            raise BadInput(f"input {name}: a string is not valid Unicode (lone "
+                           "surrogate)") from None
     if b64 and isinstance(value, dict) and set(value) == {"b64"} and \
             isinstance(value["b64"], str):
         try:
