@@ -216,8 +216,8 @@ def _same_names(given: dict[str, Any], names: list[str]) -> None:
     if missing or unknown:
         parts = [f"missing {', '.join(missing)}" if missing else "",
                  f"unknown {', '.join(unknown)}" if unknown else ""]
-        given = _cut("; ".join(p for p in parts if p), 200)
-        raise ProtocolError(400, f"inputs {given}: the model's "
+        listed = _cut("; ".join(p for p in parts if p), 200)
+        raise ProtocolError(400, f"inputs {listed}: the model's "
                                  f"inputs are {', '.join(names)}")
 
 
