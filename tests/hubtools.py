@@ -43,9 +43,9 @@ TEST_CATALOG = {
 
 
 def free_port() -> int:
-    """A hub's port P, with P+1 (proxy API), P+81 (hub API), P+82 (sharing) and P+83
-    (training jobs) free too."""
-    return ports.free_port(1, 81, 82, 83)
+    """A hub's port P, with P+1 (proxy API), P+81 (hub API), P+82 (sharing), P+83
+    (training jobs) and P+84 (model endpoints) free too."""
+    return ports.free_port(1, 81, 82, 83, 84)
 
 
 @dataclass
@@ -93,11 +93,11 @@ class Hub:
         return path
 
     def own_ports(self) -> set[int]:
-        """The hub's port, its proxy's API, its own API, its sharing and jobs services'."""
-        sharing = self.settings.get("sharing", {}).get("port")
-        jobs = self.settings.get("jobs", {}).get("port")
+        """The hub's port, its proxy's API, its own API, its sharing, jobs and models
+        services'."""
+        own = [self.settings.get(s, {}).get("port") for s in ("sharing", "jobs", "models")]
         return {self.port, self.port + 1, self.port + 81, self.port + 82, self.port + 83,
-                *([sharing] if sharing else []), *([jobs] if jobs else [])}
+                self.port + 84, *(p for p in own if p)}
 
     def start(self, timeout: float = 240) -> None:
         """``studiohub up``; if the hub does not come up, whatever it started is stopped

@@ -110,6 +110,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     from .jobs.cli import add_jobs_parser  # studiohub jobs submit|list|describe|logs|…
     add_jobs_parser(sub)
+    from .serving.cli import add_endpoints_parser  # studiohub endpoints deploy|list|…
+    add_endpoints_parser(sub)
     return parser
 
 

@@ -234,8 +234,10 @@ def update_services(c: Config, settings: dict[str, Any]) -> None:
     """StudioHub's own hub services, each registering itself with its narrowest role."""
     update_sharing(c, settings)
     from .jobs.config import update_jobs
+    from .serving.config import update_models
 
     update_jobs(c, settings)
+    update_models(c, settings)
 
 
 def update_sharing(c: Config, settings: dict[str, Any]) -> None:

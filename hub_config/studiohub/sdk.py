@@ -1,11 +1,13 @@
-"""The SDK in the image environments: ``from studiohub import training, checkpoints``.
+"""The SDK in the image environments: ``from studiohub import training, checkpoints,
+endpoints``.
 
 Kernels and job replicas run on an image's own Python environment, which does not have
 StudioHub (nor the hub's packages, whose versions could clash with the image's). The SDK
-is standard-library only, so :func:`install_sdk` copies its three modules into each
+is standard-library only, so :func:`install_sdk` copies its modules into each
 environment's site-packages as a small ``studiohub`` package of its own::
 
-    <env>/lib/python3.X/site-packages/studiohub/{__init__,contract,training,checkpoints}.py
+    <env>/lib/python3.X/site-packages/studiohub/{__init__,contract,training,checkpoints,
+                                                 endpoints}.py
     <env>/lib/python3.X/site-packages/studiohub/modelserver/*.py
 
 ``modelserver`` is the replica program of model endpoints (``python -m
@@ -23,7 +25,7 @@ from pathlib import Path
 
 #: The modules the image environments get (each imports only the standard library and
 #: the others of this list).
-MODULES = ("contract.py", "training.py", "checkpoints.py")
+MODULES = ("contract.py", "training.py", "checkpoints.py", "endpoints.py")
 #: Subpackages copied whole (their ``*.py``): standard library, tornado, numpy and the
 #: image's framework only.
 SUBPACKAGES = ("modelserver",)

@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "sharing": {},
     # Training jobs service; keys and defaults in studiohub.jobs.config.DEFAULTS.
     "jobs": {},
+    # Model endpoints service; keys and defaults in studiohub.serving.config.DEFAULTS.
+    "models": {},
 }
 
 ENV_KEYS = {
@@ -141,7 +143,7 @@ def _auth_problems(auth: Any) -> list[str]:
 
 
 #: Settings whose value is free-form (checked by what reads them).
-FREE_FORM = {"auth.config", "sharing", "jobs"}
+FREE_FORM = {"auth.config", "sharing", "jobs", "models"}
 
 
 def check(settings: dict[str, Any], defaults: dict[str, Any], path: str,

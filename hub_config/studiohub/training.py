@@ -96,7 +96,11 @@ def api_token(environ: Mapping[str, str] | None = None, option: str = "token=") 
 
 
 class Client:
-    """One jobs service and one user's token."""
+    """One jobs service and one user's token (:class:`studiohub.endpoints.Client` is the
+    same client for the models service)."""
+
+    #: The service's name in messages.
+    service = "jobs"
 
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
         self.url = jobs_url(url) if url else service_url()
@@ -119,7 +123,7 @@ class Client:
             raise _refusal(e) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise TrainingError(0, f"cannot reach the jobs service at {self.url}: "
+            raise TrainingError(0, f"cannot reach the {self.service} service at {self.url}: "
                                 f"{reason}") from None
 
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None,
@@ -130,8 +134,8 @@ class Client:
         try:
             return json.loads(raw) if raw else None
         except ValueError:
-            raise TrainingError(0, f"the jobs service answered {path} with something that "
-                                f"is not JSON: {raw[:80]!r}") from None
+            raise TrainingError(0, f"the {self.service} service answered {path} with "
+                                f"something that is not JSON: {raw[:80]!r}") from None
 
     # --- the API ----------------------------------------------------------------------
 
@@ -239,7 +243,8 @@ def _refusal(e: urllib.error.HTTPError) -> TrainingError:
     """The service's ``{status, message}``; a proxy's or hub's page: its status line."""
     try:
         body = json.loads(e.read() or b"{}")
-        message = str(body.get("message") or e.reason)
+        # {status, message} of the services' APIs; {error} of the prediction protocols.
+        message = str(body.get("message") or body.get("error") or e.reason)
     except (ValueError, AttributeError, OSError):
         message = str(e.reason)
     return TrainingError(e.code, message)

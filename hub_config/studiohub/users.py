@@ -148,13 +148,19 @@ async def create_on_login(authenticator: Any, handler: Any,
 SOCKETS_ROOT = "/run/studiohub"
 
 
+def ensure_sockets_root(root: str = SOCKETS_ROOT) -> None:
+    """``/run/studiohub``: root's, 0755 whatever the umask of whoever made it first."""
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    os.chmod(root, 0o755)
+
+
 def ensure_socket_dir(entry: pwd.struct_passwd, root: str = SOCKETS_ROOT) -> str:
     """``/run/studiohub/<uid>``: where the account's kernels listen (unix sockets), 0700.
 
     Its parent belongs to root, so no other user can create it first; the path is short
     enough for a socket name (108 bytes), which a home directory may not be.
     """
-    os.makedirs(root, mode=0o755, exist_ok=True)
+    ensure_sockets_root(root)
     path = os.path.join(root, str(entry.pw_uid))
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)

@@ -71,7 +71,7 @@ def test_three_versions_and_a_version_without_traffic() -> None:
     weights = server_weights(ep)
     # The retiring version's replicas stay servers (weight 0), reachable when pinned.
     assert weights["v1-replica-0"] == weights["v1-replica-1"] == 0
-    assert "backend ep-v1\n" in config(ep)
+    assert "backend ep.v1\n" in config(ep)
 
 
 def test_shares_are_relative_to_the_versions_that_have_replicas() -> None:
@@ -87,7 +87,7 @@ def test_the_header_picks_only_backends_that_exist() -> None:
                   EndpointRoute("mnist", [version(3, 50, 1), version(4, 50, 1)]))
     assert "http-request set-var(txn.backend) req.hdr(x-studiohub-backend)" in text
     assert "http-request del-header x-studiohub-backend" in text  # replicas never see it
-    assert "acl known var(txn.backend) -m str iris iris-v1 mnist mnist-v3 mnist-v4" in text
+    assert "acl known var(txn.backend) -m str iris iris.v1 mnist mnist.v3 mnist.v4" in text
     assert ("http-request return status 404 content-type application/json "
             "string '{\"error\": \"no such endpoint\"}' unless known") in text
     assert "use_backend %[var(txn.backend)]" in text
@@ -95,7 +95,7 @@ def test_the_header_picks_only_backends_that_exist() -> None:
     assert "http-response set-header X-Studiohub-Replica %[srv_name]" in text
     # Pinned backends track the endpoint backend's health checks, not run their own.
     assert "server v3-replica-0 unix@/srv/ep/v3/replica-0.sock track mnist/v3-replica-0" in text
-    assert backend_name("mnist") == "mnist" and backend_name("mnist", 3) == "mnist-v3"
+    assert backend_name("mnist") == "mnist" and backend_name("mnist", 3) == "mnist.v3"
     empty = config()
     assert "unless known" not in empty and "use_backend" not in empty
     assert "http-request return status 404" in empty
@@ -146,8 +146,6 @@ def test_health_checks_retries_and_timeouts() -> None:
     (BalancerState([EndpointRoute("iris", [version(1, 60, 1), version(2, 60, 1)])]),
      "more than 100"),
     (BalancerState([EndpointRoute("iris", [version(1, 100, 1)]),
-                    EndpointRoute("iris-v1", [version(1, 100, 1)])]), "used twice"),
-    (BalancerState([EndpointRoute("iris", [version(1, 100, 1)]),
                     EndpointRoute("iris", [version(2, 100, 1)])]), "used twice"),
 ])
 def test_bad_states_are_refused_with_what_is_wrong(state: BalancerState, problem: str) -> None:
@@ -171,7 +169,7 @@ def test_server_names_carry_version_and_replica() -> None:
 def test_the_state_round_trips_through_json() -> None:
     state = BalancerState([EndpointRoute("iris", [version(1, 90, 2), version(2, 10, 1)])])
     assert BalancerState.from_json(state.to_json()) == state
-    assert backend_names(state) == ["iris", "iris-v1", "iris-v2"]
+    assert backend_names(state) == ["iris", "iris.v1", "iris.v2"]
 
 
 def test_stats_and_proc_listings_are_parsed() -> None:
@@ -219,3 +217,9 @@ def test_haproxy_refusal_is_reported_with_its_reason(haproxy: str) -> None:
     text = config(EndpointRoute("iris", [version(1, 100, 1)])) + "\n    no-such-keyword 1\n"
     with pytest.raises(BalancerError, match="unknown keyword 'no-such-keyword'"):
         check_config(text, haproxy)
+
+
+def test_an_endpoint_named_like_a_version_backend_does_not_clash() -> None:
+    state = BalancerState([EndpointRoute("iris", [version(1, 100, 1)]),
+                           EndpointRoute("iris-v1", [version(1, 100, 1)])])
+    assert backend_names(state) == ["iris", "iris.v1", "iris-v1", "iris-v1.v1"]

@@ -285,8 +285,8 @@ def test_install_sdk_puts_the_package_in_the_envs_site_packages(tmp_path: Path) 
     target = sdk.install_sdk(tmp_path / "env")
     assert target == site / "studiohub"
     assert sorted(p.name for p in target.iterdir()) == ["__init__.py", "checkpoints.py",
-                                                       "contract.py", "modelserver",
-                                                       "training.py"]
+                                                       "contract.py", "endpoints.py",
+                                                       "modelserver", "training.py"]
     assert (target / "modelserver" / "__main__.py").is_file()
     assert (target / "training.py").read_text() == Path(training_file()).read_text()
     assert oct((target / "contract.py").stat().st_mode & 0o777) == "0o644"

@@ -231,7 +231,8 @@ def test_managed_services_start_through_the_pid_recording_wrapper(settings: dict
     # A service slow to answer on a loaded machine does not make the hub give up on it
     # (and exit) after JupyterHub's 30 s.
     assert {s["name"]: s["timeout"] for s in c.JupyterHub.services if "url" in s} == {
-        "sharing": configurer.SERVICE_START_TIMEOUT, "jobs": configurer.SERVICE_START_TIMEOUT}
+        "sharing": configurer.SERVICE_START_TIMEOUT, "jobs": configurer.SERVICE_START_TIMEOUT,
+        "models": configurer.SERVICE_START_TIMEOUT}
     assert configurer.SERVICE_START_TIMEOUT >= 120
 
 

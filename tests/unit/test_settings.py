@@ -37,7 +37,7 @@ def test_problems_in_different_sections_and_the_environment_together(tmp_path: P
     assert problems == [
         "STUDIOHUB_PORT (environment): 'eighty' is not a whole number",
         "unknown setting(s) prot; known settings: auth, base_url, catalog_path, culling, "
-        "db_url, ip, jobs, lab, port, sharing, spawner, state_dir",
+        "db_url, ip, jobs, lab, models, port, sharing, spawner, state_dir",
         "auth.admin_users[1]: 7 is not text",
         "spawner: must be a mapping of default_url, max_placed_kernels, start_timeout, "
         "stop_timeout, not a list",

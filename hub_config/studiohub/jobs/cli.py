@@ -29,13 +29,15 @@ class CLIError(Exception):
     """A problem the CLI found itself (a bad spec file, a bad ``-p``)."""
 
 
-def connection_options(default: Any) -> argparse.ArgumentParser:
+def connection_options(default: Any, service: str = "jobs",
+                       variable: str = "STUDIOHUB_JOBS_URL") -> argparse.ArgumentParser:
     """``--url`` and ``--token``, as a parent parser: ``jobs`` holds them with ``None`` as
     the default, every verb with ``SUPPRESS`` (a verb sets them only when given there), so
-    ``studiohub jobs --url U list`` and ``studiohub jobs list --url U`` both work."""
+    ``studiohub jobs --url U list`` and ``studiohub jobs list --url U`` both work (the same
+    for ``studiohub endpoints``, whose service and variable are given)."""
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--url", default=default, help="the hub (https://hub.example.org/) "
-                         "or the jobs service's URL (default: $STUDIOHUB_JOBS_URL, or "
+                         f"or the {service} service's URL (default: ${variable}, or "
                          "derived from $JUPYTERHUB_API_URL)")
     options.add_argument("--token", default=default, help="your API token (default: "
                          "$STUDIOHUB_TOKEN, then $JUPYTERHUB_API_TOKEN)")

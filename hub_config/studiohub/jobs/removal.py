@@ -3,7 +3,7 @@
 ``DELETE api/jobs/ID`` removes the code snapshot, ``~/studiohub-jobs/<id>/code``, and
 keeps the job's outputs, checkpoints and TensorBoard files, which are the user's results;
 with ``?outputs=true`` the whole ``~/studiohub-jobs/<id>/`` goes. ``rm`` runs as the
-user's own account from the home (:func:`.snapshot._as_user`), so a link the user planted
+user's own account from the home (:func:`.snapshot.as_user`), so a link the user planted
 there can at worst remove what that account may remove anyway: root never walks a
 user's home. The service removes the job's logs (``<state>/jobs/<id>``) itself.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .snapshot import JOBS_DIR, _as_user
+from .snapshot import JOBS_DIR, as_user
 
 #: Seconds the removal may take (a large outputs folder on a slow disk).
 REMOVE_TIMEOUT = 300.0
@@ -28,5 +28,5 @@ def home_target(job_id: str, outputs: bool) -> str:
 
 async def discard(job: Any, account: Any, outputs: bool) -> None:
     """The jobs service's ``discard`` hook on this host: ``rm -rf`` as ``account``."""
-    await _as_user(account.unix_user, ["/bin/rm", "-rf", "--", home_target(job.id, outputs)],
+    await as_user(account.unix_user, ["/bin/rm", "-rf", "--", home_target(job.id, outputs)],
                    REMOVE_TIMEOUT)

@@ -84,14 +84,14 @@ def source_of(spec: JobSpec) -> tuple[str, str]:
     return "", "none"
 
 
-async def _as_user(unix_user: str, argv: list[str], timeout: float,
-                   env: Mapping[str, str] | None = None) -> None:
+async def as_user(unix_user: str, argv: list[str], timeout: float,
+                  env: Mapping[str, str] | None = None) -> bytes:
     """Run ``argv`` as ``unix_user``, in its own process group, bounded in time and output.
 
     The whole group is killed when it ends or times out (nothing it started in that group
     outlives it), and only the last :data:`MAX_OUTPUT` bytes of its output are kept, for
     the error message: the rest is read and dropped, so a chatty child cannot fill the
-    service's memory."""
+    service's memory. Returns that tail (the models service reads its copy's answer)."""
     account = pwd.getpwnam(unix_user)
     if os.geteuid() != 0 and account.pw_uid != os.geteuid():
         raise SnapshotError(f"a personal hub cannot copy files as {unix_user}")
@@ -116,6 +116,7 @@ async def _as_user(unix_user: str, argv: list[str], timeout: float,
         text = out.decode(errors="replace").strip().splitlines()
         raise SnapshotError(" ".join(text[-3:])[-600:] or
                             f"{Path(argv[0]).name} exited with {proc.returncode}")
+    return out
 
 
 async def _tail_and_wait(proc: asyncio.subprocess.Process) -> bytes:
@@ -184,7 +185,7 @@ async def snapshot(job_id: str, spec: JobSpec | Mapping[str, Any], unix_user: st
         try:
             await _copy(unix_user, f"{job}/code", "", "measure", max_bytes, max_files, 60)
         except SnapshotError:
-            await _as_user(unix_user, ["/bin/rm", "-rf", "--", job], 60)
+            await as_user(unix_user, ["/bin/rm", "-rf", "--", job], 60)
             raise
         return dirs
     source, kind = source_of(spec)  # a package's folder-or-file is decided as the user
@@ -205,21 +206,21 @@ CLONE = ["clone", "--quiet", "--template="]
 async def _clone(unix_user: str, url: str, ref: str, target: str, timeout: float) -> None:
     git, env = GIT, GIT_ENV
     if ref == "HEAD":
-        await _as_user(unix_user, [*git, *CLONE, "--depth", "1", "--", url, target],
+        await as_user(unix_user, [*git, *CLONE, "--depth", "1", "--", url, target],
                        timeout, env)
         return
     try:
-        await _as_user(unix_user, [*git, *CLONE, "--depth", "1", "--branch", ref,
+        await as_user(unix_user, [*git, *CLONE, "--depth", "1", "--branch", ref,
                                    "--", url, target], timeout, env)
         return
     except SnapshotError:
         if not re.fullmatch(r"[0-9a-fA-F]{7,40}", ref):
             raise
     # A commit: the whole history, then that commit.
-    await _as_user(unix_user, ["/bin/rm", "-rf", "--", target], 60)
-    await _as_user(unix_user, [*git, *CLONE, "--no-checkout", "--", url, target],
+    await as_user(unix_user, ["/bin/rm", "-rf", "--", target], 60)
+    await as_user(unix_user, [*git, *CLONE, "--no-checkout", "--", url, target],
                    timeout, env)
-    await _as_user(unix_user, [*git, "-C", target, "checkout", "--quiet", "--detach", ref,
+    await as_user(unix_user, [*git, "-C", target, "checkout", "--quiet", "--detach", ref,
                                "--"], timeout, env)
 
 

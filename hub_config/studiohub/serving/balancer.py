@@ -135,8 +135,10 @@ def parse_server_name(name: str | None) -> tuple[int, str] | None:
 
 
 def version_backend(endpoint: str, version: int) -> str:
-    """The backend of version-pinned requests (``/versions/<n>/...``)."""
-    return f"{endpoint}-v{version}"
+    """The backend of version-pinned requests (``/versions/<n>/...``): ``<endpoint>.v<n>``
+    (a dot, which endpoint names never have, so no endpoint's name is another's
+    version backend)."""
+    return f"{endpoint}.v{version}"
 
 
 def backend_name(endpoint: str, version: int | None = None) -> str:
@@ -178,8 +180,7 @@ def validate(state: BalancerState) -> None:
         _validate_versions(endpoint)
     for name in backend_names(state):
         if name in seen:
-            raise InvalidState(f"backend name {name!r} is used twice (an endpoint named "
-                               "like another's version backend, or a repeated endpoint)")
+            raise InvalidState(f"backend name {name!r} is used twice (a repeated endpoint)")
         seen.add(name)
 
 

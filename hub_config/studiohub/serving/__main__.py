@@ -1,0 +1,5 @@
+"""``python -m studiohub.serving``: run the models service (JupyterHub starts it)."""
+
+from .app import main
+
+main()

@@ -1,0 +1,104 @@
+"""Register the models service with JupyterHub: ``update_models(c, settings)``.
+
+Like the other ``update_<section>`` functions it only *sets* traits. It reads the
+``models:`` block of StudioHub's settings (defaults in :data:`DEFAULTS`; on by default,
+``models: {enabled: false}`` turns it off) and sets:
+
+- ``JupyterHub.services``: the managed ``models`` service at ``/services/models/`` (its
+  management API under ``api/``, each endpoint under ``<name>/``), on the hub's port +
+  84, started as root;
+- ``JupyterHub.load_roles``: the ``models-service`` role with one scope,
+  ``custom:studiohub:endpoints-placement`` (place and release endpoint replicas through
+  the hub, the one placement owner); every user may reach the service
+  (``access:services!service=models``; the service checks owner, domain or token itself);
+- ``Spawner.server_token_scopes`` plus that access (the Lab and ``endpoints.predict``
+  call with the server's token); ``Spawner.environment``: ``STUDIOHUB_MODELS_URL``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from traitlets.config import Config
+
+from .. import contract
+from ..hubapi import ENDPOINTS_PLACEMENT_SCOPE
+from ..paths import paths
+from ..sharing.config import servers_url
+
+SERVICE = "models"
+ROLE = "models-service"
+ACCESS_SCOPE = f"access:services!service={SERVICE}"
+PORT_OFFSET = 84  # jobs: + 83, sharing: + 82, the hub's API: + 81
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "port": None,  # None: the hub's port + 84
+    "db_url": None,  # None: SQLite <state_dir>/models.sqlite
+    "poll_interval": 1.0,
+    "auth_cache_seconds": 10,
+    "max_body_bytes": 32 * 1024 * 1024,  # the largest prediction request
+    "max_model_bytes": 20 * 1024**3,  # the largest model a deploy copies
+}
+
+
+def models_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``models:`` block over :data:`DEFAULTS`; unknown keys and bad values refused."""
+    block = settings.get("models") or {}
+    unknown = sorted(set(block) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown models setting(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(DEFAULTS)}")
+    merged = {**DEFAULTS, **block}
+    for key in ("max_body_bytes", "max_model_bytes"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+            raise ValueError(f"models.{key} must be a number of bytes, at least 1024: "
+                             f"{value!r}")
+    return merged
+
+
+def update_models(c: Config, settings: dict[str, Any]) -> None:
+    """Register the service, its role and the users' access (nothing when disabled)."""
+    from ..configurer import _add_role, _add_service, add_server_token_scope, grant_user_role
+
+    models = models_settings(settings)
+    if not models["enabled"]:
+        return
+    _add_service(c, make_service(settings, models))
+    _add_role(c, {"name": ROLE, "description": "Place and release the replicas of users' "
+                  "model endpoints", "scopes": [ENDPOINTS_PLACEMENT_SCOPE],
+                  "services": [SERVICE]})
+    grant_user_role(c, ACCESS_SCOPE)
+    add_server_token_scope(c, ACCESS_SCOPE)
+    c.Spawner.environment = {**c.Spawner.get("environment", {}),
+                             contract.MODELS_URL: service_url_for_servers(settings)}
+
+
+def make_service(settings: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    """The ``c.JupyterHub.services`` entry (a pure function of the settings)."""
+    port = int(models["port"] or int(settings["port"]) + PORT_OFFSET)
+    command = [sys.executable, "-m", "studiohub.serving",
+               f"--state-dir={settings['state_dir']}",
+               f"--poll-interval={float(models['poll_interval'])}",
+               f"--auth-cache-seconds={int(models['auth_cache_seconds'])}",
+               f"--max-body-bytes={models['max_body_bytes']}",
+               f"--max-model-bytes={models['max_model_bytes']}"]
+    if settings.get("catalog_path"):
+        command.append(f"--catalog={settings['catalog_path']}")
+    service: dict[str, Any] = {
+        "name": SERVICE, "url": f"http://127.0.0.1:{port}", "command": command,
+        "oauth_no_confirm": True, "oauth_client_allowed_scopes": [], "display": False,
+        "info": {"description": "Model endpoints"},
+        "environment": {contract.PREFIX: str(paths().prefix)},
+    }
+    if models["db_url"]:
+        service["environment"]["STUDIOHUB_MODELS_DB_URL"] = models["db_url"]
+    return service
+
+
+def service_url_for_servers(settings: dict[str, Any]) -> str:
+    """The service as users' servers reach it: through the proxy, on this host."""
+    base = "/" + str(settings.get("base_url") or "/").strip("/")
+    return f"{servers_url(settings)}{base.rstrip('/')}/services/{SERVICE}/"

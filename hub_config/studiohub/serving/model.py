@@ -1,0 +1,106 @@
+"""What an endpoint is, and the pure decisions on it: names, versions, the traffic split.
+
+An endpoint is a JSON document (:mod:`.store`)::
+
+    {name, user, domain, created, live: N | None, canary: M | None, canary_percent: p,
+     versions: [{version, holder, format, framework, image, size, replicas, source,
+                 model_dir, status, reason, created,
+                 replica_state: {replica-0: {attempt, restarts, state, reason}}}]}
+
+``live`` serves ``100 - canary_percent`` % of the requests, ``canary`` (a newer version)
+the rest; a version being rolled out is ``starting`` and takes no traffic until every
+replica answers readiness. Version statuses: ``starting`` → ``serving`` → ``retired``
+(stopped, its model kept for a rollback), or ``failed`` (never served).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+#: Names the service's own routes use under /services/models/.
+RESERVED = frozenset({"api", "oauth_callback", "static", "logout"})
+REPLICA_NAME = "replica-{}"
+MAX_REPLICAS = 16
+
+STARTING, SERVING, RETIRED, FAILED = "starting", "serving", "retired", "failed"
+RUNS = (STARTING, SERVING)  # versions whose replicas run
+
+
+class EndpointError(Exception):
+    """A refusal: an HTTP status and a message that says what to do."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:
+        shown = repr(name)[:60]
+        raise EndpointError(400, f"endpoint name {shown}: 1 to 40 lowercase letters, digits "
+                                 "and '-', starting with a letter (not "
+                                 f"{', '.join(sorted(RESERVED))})")
+    return name
+
+
+def check_percent(value: Any, what: str = "canary") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise EndpointError(400, f"{what}: a whole percentage from 0 to 100, not "
+                                 f"{repr(value)[:40]}")
+    return value
+
+
+def check_replicas(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_REPLICAS:
+        raise EndpointError(400, f"replicas: a whole number from 1 to {MAX_REPLICAS}, not "
+                                 f"{repr(value)[:40]}")
+    return value
+
+
+def replica_names(count: int) -> list[str]:
+    return [REPLICA_NAME.format(i) for i in range(count)]
+
+
+def version(endpoint: dict[str, Any], number: int | None) -> dict[str, Any] | None:
+    for v in endpoint["versions"]:
+        if v["version"] == number:
+            return v
+    return None
+
+
+def running_versions(endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for v in endpoint["versions"] if v["status"] in RUNS]
+
+
+def shares(endpoint: dict[str, Any]) -> dict[int, int]:
+    """Version → percent of the endpoint's requests (only serving versions)."""
+    live, canary = endpoint.get("live"), endpoint.get("canary")
+    if live is None:
+        return {}
+    if canary is None:
+        return {live: 100}
+    percent = int(endpoint.get("canary_percent") or 0)
+    return {n: p for n, p in ((live, 100 - percent), (canary, percent)) if p}
+
+
+def status(endpoint: dict[str, Any]) -> str:
+    """ready (serving), updating (a version starting beside a serving one), starting,
+    failed (nothing serves and nothing starts)."""
+    states = {v["status"] for v in endpoint["versions"]}
+    if endpoint.get("live") is not None:
+        return "updating" if STARTING in states else "ready"
+    return "starting" if STARTING in states else "failed"
+
+
+def previous(endpoint: dict[str, Any], before: int) -> dict[str, Any] | None:
+    """The newest retired version older than ``before`` (what a rollback returns to)."""
+    older = [v for v in endpoint["versions"] if v["version"] < before and
+             v["status"] == RETIRED]
+    return max(older, key=lambda v: v["version"]) if older else None
+
+
+def next_version(endpoint: dict[str, Any]) -> int:
+    return max((v["version"] for v in endpoint["versions"]), default=0) + 1

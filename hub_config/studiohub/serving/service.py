@@ -1,0 +1,604 @@
+"""The models service's decisions: deploy, roll out, split traffic, roll back, supervise.
+
+- :meth:`Models.deploy` checks the name, the model (copied as the user into
+  ``~/studiohub-endpoints/<name>/v<N>/``, its format detected there: :mod:`.modelcopy`),
+  the catalog for the user's domains (``Catalog.choose``, the image must run the
+  model's framework), places the version's replicas through the hub and starts them.
+  Deploying to an existing endpoint adds version N+1 beside the serving one.
+- :meth:`Models.tick` (every ``poll_interval``; faster while something starts) claims
+  each new replica's socket, asks it for readiness, and once every replica of a starting
+  version is ready moves the traffic (all of it, or the asked canary share) through the
+  balancer; only then is the version it replaces drained and retired. A replica that
+  exits is taken out of rotation by the balancer's health checks at once and restarted
+  here (with a back-off); a version whose replica exits before it ever served failed
+  (the replica's last output is the reason) and takes no traffic.
+- :meth:`Models.reconcile` (on start) adopts what still runs: the balancer, each
+  replica's keeper; what is gone is restarted.
+
+Endpoints are documents (:mod:`.model`), kept whole by :mod:`.store`; every change is
+made under one lock and saved before the balancer is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import Catalog, ChoiceError
+from ..db import utcnow
+from ..jobs.placing import HubUnreachable, PlacementRefused
+from ..jobs.service import domain_for
+from . import model as m
+from .balancer import BalancerState, EndpointRoute, VersionRoute
+from .model import EndpointError
+from .store import Store, digest
+
+log = logging.getLogger("studiohub.models")
+
+ENDPOINTS_DIR = "studiohub-endpoints"
+TOKEN_PREFIX = "shm_"
+#: Seconds a starting version may take until every replica answers readiness.
+START_TIMEOUT = 600.0
+#: Longest pause between two restarts of a replica that keeps exiting.
+MAX_BACKOFF = 60.0
+#: Seconds between two checks that the balancer still runs.
+BALANCER_CHECK = 5.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: a hub user, their groups and whether they are an admin."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+
+
+def check_model_path(value: Any) -> str:
+    """A model given as a path relative to the home, or ``{job, path}`` (the job's
+    outputs): the home-relative path, or a 400."""
+    if isinstance(value, dict):
+        job, path = value.get("job"), value.get("path", "")
+        if not isinstance(job, str) or not job.isalnum() or len(job) > 64 or \
+                not isinstance(path, str):
+            raise EndpointError(400, "model: {job: <job id>, path: <path in its outputs>}")
+        value = posixpath.join("studiohub-jobs", job, "outputs", path)
+    if not isinstance(value, str) or not value.strip() or "\0" in value or \
+            len(value) > 1024:
+        raise EndpointError(400, "model: the path of a model folder or file in your home, "
+                                 "e.g. models/net or studiohub-jobs/<job id>/outputs/model")
+    path = posixpath.normpath(value.strip().lstrip("/") if not value.startswith("/")
+                              else value)
+    if path.startswith("/") or path == ".." or path.startswith("../") or path == ".":
+        raise EndpointError(400, f"model {value[:80]!r}: give a path inside your home, "
+                                 "relative to it")
+    return path
+
+
+def fresh_replicas(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Replicas about to start: attempts 1…n, one each."""
+    return {n: {"attempt": i + 1, "restarts": 0, "state": "starting", "reason": ""}
+            for i, n in enumerate(names)}
+
+
+class Models:
+    """Every endpoint of the hub (see the module's docstring)."""
+
+    def __init__(self, store: Store, runner: Any, balancer: Any,
+                 catalog: Callable[[], Catalog], home_of: Callable[[str], str],
+                 copy_model: Callable[..., Awaitable[dict[str, Any]]],
+                 remove_copy: Callable[[str, str], Awaitable[None]],
+                 image_built: Callable[[str], bool] = lambda image: True,
+                 poll_interval: float = 1.0, drain_seconds: float = 3.0) -> None:
+        self.store, self.runner, self.balancer = store, runner, balancer
+        self.catalog, self.home_of = catalog, home_of
+        self.copy_model, self.remove_copy = copy_model, remove_copy
+        self.image_built = image_built
+        self.poll_interval, self.drain_seconds = poll_interval, drain_seconds
+        self.endpoints: dict[str, dict[str, Any]] = {e["name"]: e for e in store.endpoints()}
+        self.tokens: dict[str, str] = store.token_digests()
+        self.lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._routes: BalancerState | None = None
+        self._next_restart: dict[tuple[str, int, str], float] = {}
+        self._retiring: set[tuple[str, int]] = set()
+        self._launching: set[tuple[str, int]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._balancer_checked = 0.0
+
+    # --- who sees and calls what ---------------------------------------------------------
+
+    def get(self, caller: Caller, name: str) -> dict[str, Any]:
+        """The caller's endpoint (an admin's: anyone's); another's is a 404."""
+        endpoint = self.endpoints.get(name)
+        if endpoint is None or not (caller.admin or endpoint["user"] == caller.name):
+            raise EndpointError(404, f"you have no endpoint {name[:60]!r}")
+        return endpoint
+
+    def listing(self, caller: Caller, user: str | None = None) -> list[dict[str, Any]]:
+        if user is not None and user != caller.name and not caller.admin:
+            raise EndpointError(403, "only admins list other users' endpoints")
+        who = user or caller.name
+        return sorted((e for e in self.endpoints.values() if e["user"] == who),
+                      key=lambda e: e["name"])
+
+    def may_call(self, caller: Caller, name: str) -> bool:
+        """The owner, an admin, or a user of the endpoint's domain."""
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            return False
+        if caller.admin or caller.name == endpoint["user"]:
+            return True
+        domains = {d.id for d in self.catalog().domains_for(caller.groups)}
+        return endpoint["domain"] in domains
+
+    def token_endpoint(self, token: str) -> str | None:
+        """The endpoint an endpoint token opens (None: not one of ours)."""
+        return self.tokens.get(digest(token)) if token.startswith(TOKEN_PREFIX) else None
+
+    # --- deploy --------------------------------------------------------------------------
+
+    async def deploy(self, caller: Caller, body: Any, check: bool = False) -> Any:
+        """Create the endpoint or add a version to it; ``check``: only say whether it
+        would be accepted now (None)."""
+        if not isinstance(body, dict):
+            raise EndpointError(400, "a JSON object: {name, model, image?, size?, "
+                                     "replicas?, canary?}")
+        unknown = sorted(set(body) - {"name", "model", "image", "size", "replicas", "canary"})
+        if unknown:
+            raise EndpointError(400, f"unknown field(s) {', '.join(unknown)[:200]}; known: "
+                                     "name, model, image, size, replicas, canary")
+        name = m.check_name(body.get("name"))
+        source = check_model_path(body.get("model"))
+        replicas = m.check_replicas(body.get("replicas", 1))
+        canary = body.get("canary")
+        if canary is not None:
+            canary = m.check_percent(canary)
+        existing = self.endpoints.get(name)
+        if existing is not None and existing["user"] != caller.name:
+            raise EndpointError(409, f"the name {name!r} is taken on this hub: choose another")
+        if existing is not None and any(v["status"] == m.STARTING
+                                        for v in existing["versions"]):
+            raise EndpointError(409, f"a version of {name!r} is still starting: wait for it "
+                                     "(or roll it back) before deploying another")
+        number = m.next_version(existing) if existing else 1
+        home = self.home_of(caller.name)
+        target = posixpath.join(home, ENDPOINTS_DIR, name, f"v{number}")
+        found = await self.copy_model(caller.name, posixpath.join(home, source),
+                                      target, check)
+        try:
+            choice, domain = self._choose(caller, body, found["framework"])
+            await self._check_room(caller, choice, replicas)
+            if check:
+                return None
+            return await self._add_version(caller, name, number, source, found, choice,
+                                           domain, replicas, canary)
+        except BaseException:
+            if not check:
+                with contextlib.suppress(Exception):
+                    await self.remove_copy(caller.name, target)
+            raise
+
+    def _choose(self, caller: Caller, body: dict[str, Any], framework: str) -> Any:
+        catalog = self.catalog()
+        image = body.get("image")
+        if image is None:
+            image = next((c.image.id for c in catalog.allowed_pairs(caller.groups)
+                          if c.image.framework == framework and self.image_built(c.image.id)
+                          ), None)
+            if image is None:
+                raise EndpointError(400, f"none of the images your domains allow runs "
+                                         f"{framework} here: ask an admin for one")
+        try:
+            choice = catalog.choose(caller.groups, {"image": image, "size": body.get("size")})
+        except ChoiceError as e:
+            raise EndpointError(400, str(e)) from None
+        if choice.image.framework != framework:
+            raise EndpointError(400, f"image {choice.image.display_name} runs "
+                                     f"{choice.image.framework}, and this model needs "
+                                     f"{framework}: leave image out, or choose one that has it")
+        if not self.image_built(choice.image.id):
+            raise EndpointError(409, f"image {choice.image.display_name} is not built on "
+                                     f"this host: studiohub env build {choice.image.id}")
+        return choice, domain_for(catalog, caller.groups, choice.image, choice.size)
+
+    async def _check_room(self, caller: Caller, choice: Any, replicas: int) -> None:
+        try:
+            await self.runner.check(caller.name, choice.image.id, choice.size.id, replicas)
+        except PlacementRefused as e:
+            raise EndpointError(e.status, e.message) from None
+        except HubUnreachable as e:
+            raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
+
+    async def _add_version(self, caller: Caller, name: str, number: int, source: str,
+                           found: dict[str, Any], choice: Any, domain: str, replicas: int,
+                           canary: int | None) -> dict[str, Any]:
+        names = m.replica_names(replicas)
+        v: dict[str, Any] = {
+            "version": number, "holder": secrets.token_hex(6), "format": found["format"],
+            "framework": found["framework"], "image": choice.image.id,
+            "size": choice.size.id, "replicas": replicas, "source": source,
+            "model_dir": found["model_path"], "status": m.STARTING, "reason": "",
+            "created": utcnow().isoformat(), "started": time.time(),
+            "canary_percent": canary, "placement": {}, "next_attempt": len(names) + 1,
+            "replica_state": fresh_replicas(names)}
+        try:
+            v["placement"] = await self.runner.place(caller.name, v, names)
+        except PlacementRefused as e:
+            raise EndpointError(e.status, e.message) from None
+        except HubUnreachable as e:
+            raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
+        async with self.lock:
+            endpoint = self.endpoints.get(name)
+            if endpoint is None:
+                endpoint = {"name": name, "user": caller.name, "domain": domain,
+                            "created": utcnow().isoformat(), "live": None, "canary": None,
+                            "canary_percent": 0, "versions": []}
+            endpoint["versions"].append(v)
+            self.endpoints[name] = endpoint
+            self.store.save(endpoint)
+        await self._launch(endpoint, v)
+        log.info("endpoint %s of %s: version %d deploying (%d x %s on %s)", name,
+                 caller.name, number, replicas, choice.size.id, choice.image.id)
+        self._wake.set()
+        return endpoint
+
+    # --- traffic, rollback, delete -----------------------------------------------------
+
+    async def set_traffic(self, caller: Caller, name: str, percent: Any) -> dict[str, Any]:
+        """The newest serving version's share; 100 promotes it (the older one retires)."""
+        endpoint = self.get(caller, name)
+        percent = m.check_percent(percent)
+        async with self.lock:
+            if endpoint["canary"] is None:
+                raise EndpointError(409, f"{name!r} has one serving version: deploy another "
+                                         "to split the traffic")
+            if percent == 100:
+                old = m.version(endpoint, endpoint["live"])
+                endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = \
+                    endpoint["canary"], None, 0
+                self.store.save(endpoint)
+                await self._apply()
+                if old:
+                    self._retire_later(endpoint, old)
+            else:
+                endpoint["canary_percent"] = percent
+                self.store.save(endpoint)
+                await self._apply()
+        return endpoint
+
+    async def rollback(self, caller: Caller, name: str) -> dict[str, Any]:
+        """Back to the version before: a canary or a starting version is dropped; else the
+        previous version starts again and takes all traffic once ready."""
+        endpoint = self.get(caller, name)
+        async with self.lock:
+            starting = [v for v in endpoint["versions"] if v["status"] == m.STARTING]
+            if starting or endpoint["canary"] is not None:
+                dropped = starting or [m.version(endpoint, endpoint["canary"])]
+                endpoint["canary"], endpoint["canary_percent"] = None, 0
+                self.store.save(endpoint)
+                await self._apply()
+                for v in dropped:
+                    if v is not None:
+                        self._retire_later(endpoint, v, delay=0 if v in starting else None)
+                return endpoint
+            live = endpoint["live"]
+            before = m.previous(endpoint, live if live is not None else 10**9)
+            if before is None:
+                raise EndpointError(409, f"{name!r} has no earlier version to roll back to")
+        # The earlier version starts again (a new placement), and replaces the live one
+        # when ready, as a deploy would.
+        names = m.replica_names(before["replicas"])
+        before.update({"holder": secrets.token_hex(6), "status": m.STARTING, "reason": "",
+                       "started": time.time(), "canary_percent": None,
+                       "next_attempt": len(names) + 1, "replica_state": fresh_replicas(names)})
+        try:
+            before["placement"] = await self.runner.place(endpoint["user"], before, names)
+        except PlacementRefused as e:
+            before["status"] = m.RETIRED
+            raise EndpointError(e.status, e.message) from None
+        async with self.lock:
+            self.store.save(endpoint)
+        await self._launch(endpoint, before)
+        self._wake.set()
+        return endpoint
+
+    async def _launch(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
+        """Start a new version's replicas; the supervision leaves them alone meanwhile (a
+        replica whose keeper has not reported yet would look dead to a poll)."""
+        key = (endpoint["name"], v["version"])
+        self._launching.add(key)
+        try:
+            for n, rs in v["replica_state"].items():
+                await self.runner.start(endpoint, v, n, rs["attempt"])
+        except Exception as e:
+            log.warning("endpoint %s v%d did not start: %s", endpoint["name"], v["version"], e)
+            async with self.lock:
+                await self._fail(endpoint, v, f"its replicas did not start: {e}")
+        finally:
+            self._launching.discard(key)
+
+    async def delete(self, caller: Caller, name: str) -> None:
+        endpoint = self.get(caller, name)
+        async with self.lock:
+            self.endpoints.pop(name, None)
+            self.tokens = {d: e for d, e in self.tokens.items() if e != name}
+            self.store.remove(name)
+            await self._apply()
+        for v in endpoint["versions"]:
+            if v["status"] in m.RUNS:
+                await self._stop_version(endpoint, v)
+        log.info("endpoint %s of %s deleted", name, endpoint["user"])
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def create_token(self, caller: Caller, name: str) -> dict[str, Any]:
+        self.get(caller, name)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        info = self.store.add_token(secrets.token_hex(4), name, token)
+        self.tokens[digest(token)] = name
+        return {"id": info.id, "token": token, "created": info.created.isoformat()}
+
+    def list_tokens(self, caller: Caller, name: str) -> list[dict[str, Any]]:
+        self.get(caller, name)
+        return [{"id": t.id, "created": t.created.isoformat()}
+                for t in self.store.tokens(name)]
+
+    def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
+        self.get(caller, name)
+        if not self.store.revoke(name, token_id):
+            raise EndpointError(404, f"{name!r} has no token {token_id[:20]!r}")
+        self.tokens = self.store.token_digests()
+
+    # --- the balancer ---------------------------------------------------------------------
+
+    def routes(self) -> BalancerState:
+        """What the balancer should route: each endpoint's serving versions and shares,
+        and one route per serving version for version-pinned requests."""
+        endpoints = []
+        for endpoint in sorted(self.endpoints.values(), key=lambda e: e["name"]):
+            split = m.shares(endpoint)
+            versions = []
+            for v in endpoint["versions"]:
+                if v["status"] != m.SERVING:
+                    continue
+                sockets = [(n, self.runner.socket_path(v["holder"], n))
+                           for n in m.replica_names(v["replicas"])]
+                versions.append(VersionRoute(v["version"], split.get(v["version"], 0),
+                                             tuple(sockets)))
+            if versions:
+                endpoints.append(EndpointRoute(endpoint["name"], tuple(versions)))
+        return BalancerState(tuple(endpoints))
+
+    async def _apply(self) -> None:
+        state = self.routes()
+        if state != self._routes:
+            await asyncio.to_thread(self._apply_now, state)
+            self._routes = state
+
+    def _apply_now(self, state: BalancerState) -> None:
+        """The balancer routes ``state``: started when there is something to route (a hub
+        without endpoints runs no HAProxy), reloaded or re-weighted otherwise."""
+        if not self.balancer.running():
+            if state.endpoints:
+                self.balancer.ensure_running(state)
+            return
+        self.balancer.apply(state)
+
+    async def _check_balancer(self) -> None:
+        """A balancer that died (its worker crashed, someone killed it) is started again
+        with the routes at the next :meth:`_apply`."""
+        now = time.monotonic()
+        if now - self._balancer_checked < BALANCER_CHECK or self._routes is None or \
+                not self._routes.endpoints:
+            return
+        self._balancer_checked = now
+        if not await asyncio.to_thread(self.balancer.adopt):
+            log.warning("the balancer is not running: starting it again")
+            self._routes = None
+
+    # --- supervision ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The supervision loop (every ``poll_interval``; 0.1 s while a version starts)."""
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("supervising endpoints")
+            starting = any(v["status"] == m.STARTING for e in self.endpoints.values()
+                           for v in e["versions"])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(),
+                                       0.1 if starting else self.poll_interval)
+            self._wake.clear()
+
+    async def tick(self) -> None:
+        async with self.lock:
+            for endpoint in list(self.endpoints.values()):
+                for v in list(endpoint["versions"]):
+                    key = (endpoint["name"], v["version"])
+                    if v["status"] in m.RUNS and key not in self._retiring and \
+                            key not in self._launching:
+                        await self._supervise(endpoint, v)
+            await self._check_balancer()
+            await self._apply()
+
+    async def _supervise(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
+        changed = False
+        for name, rs in v["replica_state"].items():
+            changed |= await self._watch_replica(endpoint, v, name, rs)
+            if v["status"] == m.FAILED:
+                break
+        if v["status"] == m.STARTING:
+            if all(rs["state"] == "ready" for rs in v["replica_state"].values()):
+                await self._promote(endpoint, v)
+                changed = True
+            elif time.time() - v.get("started", 0) > START_TIMEOUT:
+                await self._fail(endpoint, v, f"its replicas were not ready after "
+                                              f"{START_TIMEOUT:.0f} s")
+                changed = True
+        if changed:
+            self.store.save(endpoint)
+
+    async def _watch_replica(self, endpoint: dict[str, Any], v: dict[str, Any], name: str,
+                             rs: dict[str, Any]) -> bool:
+        """One look at a replica; True when its state changed."""
+        key = (endpoint["name"], v["version"], name)
+        if rs["state"] == "restarting":
+            if time.monotonic() < self._next_restart.get(key, 0):
+                return False
+            # Every start of any replica of the version is an attempt of its own (the
+            # executor keeps one keeper's files per attempt).
+            rs["attempt"] = v["next_attempt"]
+            v["next_attempt"] += 1
+            rs["state"] = "starting"
+            try:
+                await self.runner.start(endpoint, v, name, rs["attempt"])
+            except Exception as e:
+                rs["reason"] = f"could not restart: {e}"
+                rs["state"] = "restarting"
+                self._schedule_restart(key, rs)
+            return True
+        state = await self.runner.poll(endpoint, v, name, rs["attempt"])
+        if not state.running:
+            tail = self.runner.log_tail(v["holder"], name, rs["attempt"]).strip()
+            why = state.reason or f"exited with {state.exit_code}"
+            if v["status"] == m.STARTING:
+                last = tail.splitlines()[-1] if tail else ""
+                await self._fail(endpoint, v, f"{name} {why}" + (f": {last}" if last else ""))
+                return True
+            rs["restarts"] += 1
+            rs["state"], rs["reason"] = "restarting", why
+            self._schedule_restart(key, rs)
+            log.warning("endpoint %s v%d: %s %s; restarting", endpoint["name"], v["version"],
+                        name, why)
+            return True
+        if rs["state"] == "starting":
+            await asyncio.to_thread(self.runner.claim_socket, endpoint["user"], v["holder"],
+                                    name)
+            if await self.runner.ready(v["holder"], name):
+                rs["state"], rs["reason"] = "ready", ""
+                return True
+        return False
+
+    def _schedule_restart(self, key: tuple[str, int, str], rs: dict[str, Any]) -> None:
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** min(rs["restarts"] - 1, 8))
+        self._next_restart[key] = time.monotonic() + delay
+
+    async def _promote(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
+        """A starting version is ready: it takes its traffic; what it replaces retires."""
+        v["status"] = m.SERVING
+        old = m.version(endpoint, endpoint["live"])
+        percent = v.get("canary_percent")
+        if old is None or percent in (None, 100) or old is v:
+            endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = \
+                v["version"], None, 0
+            replaced = [x for x in (old, m.version(endpoint, endpoint.get("canary")))
+                        if x is not None and x is not v]
+        else:
+            previous_canary = m.version(endpoint, endpoint["canary"])
+            endpoint["canary"], endpoint["canary_percent"] = v["version"], percent
+            replaced = [previous_canary] if previous_canary else []
+        # Every other running version that no longer has a share retires.
+        replaced += [x for x in endpoint["versions"] if x["status"] == m.SERVING and
+                     x["version"] not in (endpoint["live"], endpoint["canary"]) and
+                     x not in replaced]
+        self.store.save(endpoint)
+        await self._apply()
+        log.info("endpoint %s: version %d serving", endpoint["name"], v["version"])
+        for x in replaced:
+            self._retire_later(endpoint, x)
+
+    def _retire_later(self, endpoint: dict[str, Any], v: dict[str, Any],
+                      delay: float | None = None) -> None:
+        """Retire a version once requests in flight to it had time to finish."""
+        key = (endpoint["name"], v["version"])
+        if key in self._retiring:
+            return
+        self._retiring.add(key)
+
+        async def retire() -> None:
+            try:
+                await asyncio.sleep(self.drain_seconds if delay is None else delay)
+                async with self.lock:
+                    if v["version"] in (endpoint.get("live"), endpoint.get("canary")):
+                        return  # it took traffic again meanwhile
+                    await self._stop_version(endpoint, v)
+                    v["status"] = m.RETIRED if v["status"] == m.SERVING else m.FAILED \
+                        if v["status"] == m.FAILED else m.RETIRED
+                    if endpoint["name"] in self.endpoints:
+                        self.store.save(endpoint)
+                    await self._apply()
+            finally:
+                self._retiring.discard(key)
+
+        task = asyncio.ensure_future(retire())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fail(self, endpoint: dict[str, Any], v: dict[str, Any], reason: str) -> None:
+        v["status"], v["reason"] = m.FAILED, reason[-1000:]
+        log.warning("endpoint %s v%d failed: %s", endpoint["name"], v["version"], reason)
+        await self._stop_version(endpoint, v)
+        self.store.save(endpoint)
+
+    async def _stop_version(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
+        for name, rs in v["replica_state"].items():
+            with contextlib.suppress(Exception):
+                await self.runner.stop(endpoint, v, name, rs["attempt"])
+            rs["state"] = "stopped"
+        with contextlib.suppress(Exception):
+            await self.runner.release(endpoint["user"], v["holder"])
+
+    # --- start ----------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Adopt the balancer and every replica that still runs; restart the others (the
+        next ticks do, through their polls)."""
+        await asyncio.to_thread(self.balancer.adopt)
+        self._routes = None
+        async with self.lock:
+            await self._apply()
+
+    def describe(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        """An endpoint as the API answers it."""
+        split = m.shares(endpoint)
+        return {
+            "name": endpoint["name"], "user": endpoint["user"], "domain": endpoint["domain"],
+            "url": f"/services/models/{endpoint['name']}/", "created": endpoint["created"],
+            "status": m.status(endpoint), "live": endpoint["live"],
+            "canary": endpoint["canary"],
+            "versions": [{
+                "version": v["version"], "format": v["format"], "image": v["image"],
+                "size": v["size"], "source": v["source"], "status": v["status"],
+                "reason": v["reason"], "created": v["created"],
+                "traffic": split.get(v["version"], 0),
+                "replicas": [{"name": n, "state": rs["state"], "restarts": rs["restarts"],
+                              "reason": rs["reason"], "attempt": rs["attempt"]}
+                             for n, rs in sorted(v["replica_state"].items())]}
+                for v in sorted(endpoint["versions"], key=lambda x: -x["version"])]}
+
+    def log_file(self, caller: Caller, name: str, number: int | None,
+                 replica: str) -> Any:
+        endpoint = self.get(caller, name)
+        number = number if number is not None else (endpoint["canary"] or endpoint["live"]
+                                                     or m.next_version(endpoint) - 1)
+        v = m.version(endpoint, number)
+        if v is None or replica not in v["replica_state"]:
+            raise EndpointError(404, f"{name!r} has no version {number} replica "
+                                     f"{replica[:30]!r}")
+        return self.runner.log_path(v["holder"], replica, v["replica_state"][replica]
+                                    ["attempt"])
+
+    def versions_serving(self, name: str) -> Sequence[int]:
+        endpoint = self.endpoints.get(name)
+        return [v["version"] for v in endpoint["versions"] if v["status"] == m.SERVING] \
+            if endpoint else []

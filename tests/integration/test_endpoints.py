@@ -1,0 +1,382 @@
+"""Model endpoints through a real hub: the models service, the hub's placements, real
+replicas as the owners' unix accounts, real HAProxy, real models made in the test.
+
+One hub for the module; alice (domain ``team-m``) owns the endpoints, carol shares her
+domain, bob is in another. Every prediction goes through the hub's proxy
+(``/services/models/<endpoint>/…``) as a client program would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+import requests
+
+from studiohub.catalog import merge
+from studiohub.slugs import unix_name
+from tests.endpointtools import (
+    INPUT,
+    ModelsHub,
+    api,
+    deploy,
+    in_process_close,
+    make_model,
+    predict,
+    remove_endpoints,
+    serving,
+    wait_for,
+)
+from tests.hubtools import User, shut_down
+from tests.jobtools import CATALOG
+
+if os.geteuid() != 0:
+    pytest.skip("endpoints run as other unix accounts: run as root", allow_module_level=True)
+
+MODELS_CATALOG = merge(CATALOG, {"domains": {
+    "team-m": {"display_name": "Team M", "images": ["pytorch", "tensorflow", "mxnet"],
+               "sizes": ["tiny", "half"]},
+    "team-o": {"display_name": "Team O", "images": ["base"], "sizes": ["tiny"]},
+}})
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelsHub]:
+    workdir = tmp_path_factory.mktemp("models")
+    workdir.chmod(0o755)
+    started = ModelsHub(workdir, catalog=MODELS_CATALOG)
+    try:
+        started.start()
+        yield started
+    finally:
+        try:
+            remove_endpoints(started, [u for u in USERS.values()])
+        finally:
+            shut_down(started)
+
+
+USERS: dict[str, User] = {}
+
+
+@pytest.fixture(scope="module")
+def alice(hub: ModelsHub) -> User:
+    USERS["alice"] = hub.new_user("malice", groups=("team-m",))
+    return USERS["alice"]
+
+
+@pytest.fixture(scope="module")
+def carol(hub: ModelsHub) -> User:
+    USERS["carol"] = hub.new_user("mcarol", groups=("team-m",))
+    return USERS["carol"]
+
+
+@pytest.fixture(scope="module")
+def bob(hub: ModelsHub) -> User:
+    USERS["bob"] = hub.new_user("mbob", groups=("team-o",))
+    return USERS["bob"]
+
+
+@pytest.fixture(scope="module")
+def net(hub: ModelsHub, alice: User) -> dict[str, Any]:
+    """Endpoint ``net``: a TorchScript model, 2 replicas, serving version 1."""
+    path, expected = make_model(alice, "torchscript", "models/v1", seed=1)
+    deploy(hub, alice, "net", path, replicas=2, size="tiny")
+    endpoint = wait_for(hub, alice, "net", serving(1))
+    return {"endpoint": endpoint, "expected": expected, "path": path}
+
+
+class Load:
+    """Requests one after the other from a thread, each retried once (what a client
+    behind a load balancer does), recording every answer."""
+
+    def __init__(self, hub: ModelsHub, token: str, name: str = "net") -> None:
+        self.hub, self.token, self.name = hub, token, name
+        self.answers: list[Any] = []
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            for attempt in (1, 2):
+                try:
+                    r = predict(self.hub, self.name, {"instances": INPUT}, self.token,
+                                timeout=30)
+                except requests.RequestException as e:
+                    r, why = None, str(e)
+                else:
+                    why = f"{r.status_code} {r.text[:200]}"
+                if r is not None and r.status_code == 200:
+                    self.answers.append(r.json()["predictions"])
+                    break
+                if attempt == 2:
+                    self.failures.append(why)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join(60)
+
+
+def test_a_torchscript_model_answers_both_protocols_with_its_in_process_numbers(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    v1 = net["endpoint"]["versions"][0]
+    assert (v1["format"], v1["image"], v1["traffic"]) == ("torchscript", "pytorch", 100)
+    assert [r["state"] for r in v1["replicas"]] == ["ready", "ready"]
+    r = predict(hub, "net", {"instances": INPUT}, alice.token)
+    assert r.status_code == 200, r.text
+    assert in_process_close(r.json()["predictions"], net["expected"])
+    # Columnar inputs answer "outputs".
+    r = predict(hub, "net", {"inputs": INPUT}, alice.token)
+    assert r.status_code == 200 and in_process_close(r.json()["outputs"], net["expected"])
+    status = requests.get(f"{hub.models_url}net/v1/models/net", timeout=30,
+                          headers={"Authorization": f"token {alice.token}"}).json()
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    # The Open Inference Protocol, on the same replicas.
+    meta = requests.get(f"{hub.models_url}net/v2/models/net", timeout=30,
+                        headers={"Authorization": f"token {alice.token}"}).json()
+    (first,) = meta["inputs"]
+    body = {"inputs": [{"name": first["name"], "shape": [2, 4], "datatype": "FP32",
+                        "data": [x for row in INPUT for x in row]}]}
+    r = predict(hub, "net", body, alice.token, path="v2/models/net/infer")
+    assert r.status_code == 200, r.text
+    (out,) = r.json()["outputs"]
+    assert out["shape"] == [2, 3]
+    assert in_process_close([out["data"][:3], out["data"][3:]], net["expected"])
+    ready = requests.get(f"{hub.models_url}net/v2/health/ready", timeout=30,
+                         headers={"Authorization": f"token {alice.token}"})
+    assert ready.status_code == 200
+
+
+def test_both_replicas_serve_and_run_as_the_owner_under_the_size(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    for _ in range(40):
+        assert predict(hub, "net", {"instances": INPUT}, alice.token).status_code == 200
+    metrics = api(hub, alice, "GET", "endpoints/net/metrics").json()
+    replicas = metrics["versions"]["1"]["replicas"]
+    assert set(replicas) == {"replica-0", "replica-1"}
+    assert all(r["requests"] >= 5 for r in replicas.values()), replicas
+    assert metrics["versions"]["1"]["p50_ms"] > 0
+    owner = unix_name(alice.name)
+    servers = [p for p in psutil.process_iter(["cmdline", "username"])
+               if "studiohub.modelserver" in " ".join(p.info["cmdline"] or [])
+               and "--name net" in " ".join(p.info["cmdline"] or [])]
+    assert len(servers) == 2 and {p.info["username"] for p in servers} == {owner}
+    logs = api(hub, alice, "GET", "endpoints/net/logs", params={"replica": "replica-1"})
+    assert logs.status_code == 200
+
+
+def test_who_may_call_owner_domain_token_holders_and_nobody_else(
+        hub: ModelsHub, alice: User, carol: User, bob: User, net: dict[str, Any]) -> None:
+    body = {"instances": INPUT}
+    assert predict(hub, "net", body, carol.token).status_code == 200  # her domain
+    assert predict(hub, "net", body, bob.token).status_code == 403  # another domain
+    assert predict(hub, "net", body, None).status_code == 403  # anonymous
+    assert predict(hub, "net", body, "shm_" + "x" * 43).status_code == 403
+    # Bob cannot see, change or delete it either: for him it does not exist.
+    for method, path in (("GET", "endpoints/net"), ("DELETE", "endpoints/net"),
+                         ("POST", "endpoints/net/rollback"), ("GET", "endpoints/net/logs"),
+                         ("POST", "endpoints/net/tokens")):
+        assert api(hub, bob, method, path).status_code == 404, path
+    token = api(hub, alice, "POST", "endpoints/net/tokens")
+    assert token.status_code == 201
+    secret, token_id = token.json()["token"], token.json()["id"]
+    assert predict(hub, "net", body, secret).status_code == 200
+    # The token opens this endpoint only, and never the management API.
+    assert api(hub, None, "GET", "endpoints", headers={
+        "Authorization": f"Bearer {secret}"}).status_code == 403
+    assert api(hub, alice, "DELETE", f"endpoints/net/tokens/{token_id}").status_code == 204
+    assert predict(hub, "net", body, secret).status_code == 403
+
+
+@pytest.mark.parametrize("body, path, status", [
+    ({"instances": [[1.0, 2.0]]}, None, 400),  # wrong shape
+    ({"instances": [["a", "b", "c", "d"]]}, None, 400),  # wrong dtype
+    ({"nothing": 1}, None, 400),
+    (None, None, 400),  # not JSON (sent raw below)
+    ({"instances": INPUT}, "v1/models/net/versions/99:predict", 404),
+    ({"instances": INPUT}, "v1/models/net/versions/abc:predict", 404),
+    ({"instances": INPUT}, "v1/models/other:predict", 404),
+])
+def test_bad_requests_are_4xx_and_the_endpoint_stays_healthy(
+        hub: ModelsHub, alice: User, net: dict[str, Any], body: Any, path: str | None,
+        status: int) -> None:
+    if body is None:
+        r = requests.post(f"{hub.models_url}net/v1/models/net:predict", data=b"{not json",
+                          headers={"Authorization": f"token {alice.token}",
+                                   "Content-Type": "application/json"}, timeout=30)
+    else:
+        r = predict(hub, "net", body, alice.token, path=path)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]
+    ok = predict(hub, "net", {"instances": INPUT}, alice.token)
+    assert ok.status_code == 200
+    endpoint = api(hub, alice, "GET", "endpoints/net").json()
+    assert all(r["restarts"] == 0 for r in endpoint["versions"][0]["replicas"])
+
+
+def test_a_body_over_the_limit_is_413_without_reaching_a_replica(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    huge = b'{"instances": [' + b"1.0," * (9 * 1024 * 1024) + b"1.0]}"
+    r = requests.post(f"{hub.models_url}net/v1/models/net:predict", data=huge, timeout=120,
+                      headers={"Authorization": f"token {alice.token}"})
+    assert r.status_code == 413, r.text[:300]
+    assert predict(hub, "net", {"instances": INPUT}, alice.token).status_code == 200
+
+
+def test_an_unrecognised_model_is_refused_and_nothing_is_created(
+        hub: ModelsHub, alice: User) -> None:
+    account_home = f"/home/{unix_name(alice.name)}"
+    os.makedirs(f"{account_home}/notamodel", exist_ok=True)
+    with open(f"{account_home}/notamodel/readme.txt", "w") as f:
+        f.write("hello")
+    r = api(hub, alice, "POST", "endpoints", json={"name": "bogus", "model": "notamodel"})
+    assert r.status_code == 400, r.text
+    assert "SavedModel" in r.json()["message"] or "ONNX" in r.json()["message"]
+    assert api(hub, alice, "GET", "endpoints/bogus").status_code == 404
+    for bad in ({"name": "Bad Name", "model": "x"}, {"name": "api", "model": "x"},
+                {"name": "ok", "model": "../../etc"}, {"name": "ok", "model": "/etc"},
+                {"name": "ok", "model": "x", "replicas": 0},
+                {"name": "ok", "model": "x", "canary": 101},
+                {"name": "ok", "model": "x", "colour": "red"}):
+        r = api(hub, alice, "POST", "endpoints", json=bad)
+        assert r.status_code == 400, (bad, r.text)
+
+
+def test_a_new_version_rolls_out_under_load_without_a_failed_request(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    path, expected_v2 = make_model(alice, "torchscript", "models/v2", seed=2)
+    with Load(hub, alice.token) as load:
+        time.sleep(1)
+        deploy(hub, alice, "net", path, replicas=2, size="tiny")
+        endpoint = wait_for(hub, alice, "net", lambda e: [
+            v["status"] for v in e["versions"]] == ["serving", "retired"])
+        time.sleep(1)
+    assert load.failures == [] and len(load.answers) > 20
+    assert in_process_close(load.answers[0], net["expected"])
+    assert in_process_close(load.answers[-1], expected_v2)
+    assert endpoint["live"] == 2 and endpoint["versions"][0]["traffic"] == 100
+    net["expected_v2"] = expected_v2
+
+
+def test_a_canary_gets_its_share_and_rolls_back(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    path, expected_v3 = make_model(alice, "torchscript", "models/v3", seed=3)
+    deploy(hub, alice, "net", path, replicas=1, size="tiny", canary=10)
+    endpoint = wait_for(hub, alice, "net", lambda e: e["canary"] == 3 and
+                        e["status"] == "ready")
+    assert {v["version"]: v["traffic"] for v in endpoint["versions"]
+            if v["status"] == "serving"} == {2: 90, 3: 10}
+    canary = 0
+    for _ in range(400):
+        r = predict(hub, "net", {"instances": INPUT}, alice.token)
+        assert r.status_code == 200
+        canary += in_process_close(r.json()["predictions"], expected_v3)
+    assert 20 <= canary <= 60, canary  # 10 % ± 5 % of 400
+    # A pinned version answers from that version only.
+    r = predict(hub, "net", {"instances": INPUT}, alice.token,
+                path="v1/models/net/versions/3:predict")
+    assert in_process_close(r.json()["predictions"], expected_v3)
+    r = api(hub, alice, "POST", "endpoints/net/rollback")
+    assert r.status_code == 200, r.text
+    endpoint = wait_for(hub, alice, "net", lambda e: e["canary"] is None and {
+        v["version"]: v["status"] for v in e["versions"]}.get(3) == "retired")
+    for _ in range(20):
+        r = predict(hub, "net", {"instances": INPUT}, alice.token)
+        assert in_process_close(r.json()["predictions"], net["expected_v2"])
+
+
+def test_rollback_returns_to_the_previous_version(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    with Load(hub, alice.token) as load:
+        r = api(hub, alice, "POST", "endpoints/net/rollback")
+        assert r.status_code == 200, r.text
+        endpoint = wait_for(hub, alice, "net", lambda e: e["live"] == 1 and
+                            e["status"] == "ready" and {
+                                v["version"]: v["status"] for v in e["versions"]}[2]
+                            == "retired")
+        time.sleep(1)
+    assert load.failures == []
+    assert in_process_close(load.answers[-1], net["expected"])
+    assert endpoint["versions"][-1]["traffic"] == 100
+
+
+def test_a_killed_replica_is_replaced_and_no_request_fails(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    victim = next(p for p in psutil.process_iter(["cmdline"])
+                  if "studiohub.modelserver" in " ".join(p.info["cmdline"] or [])
+                  and "--name net" in " ".join(p.info["cmdline"] or []))
+    with Load(hub, alice.token) as load:
+        time.sleep(1)
+        os.kill(victim.pid, signal.SIGKILL)
+        wait_for(hub, alice, "net", lambda e: any(
+            r["restarts"] == 1 and r["state"] == "ready"
+            for v in e["versions"] for r in v["replicas"]))
+        time.sleep(1)
+    assert load.failures == [], load.failures[:5]
+    assert len(load.answers) > 10
+
+
+def test_endpoints_keep_their_replicas_through_a_hub_restart(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    before = sorted(p.pid for p in psutil.process_iter(["cmdline"])
+                    if "--name net" in " ".join(p.info["cmdline"] or []))
+    hub.stop()
+    # Meanwhile the replicas go on.
+    assert all(psutil.pid_exists(pid) for pid in before)
+    hub.start()
+    r = predict(hub, "net", {"instances": INPUT}, alice.token)
+    assert r.status_code == 200, r.text
+    after = sorted(p.pid for p in psutil.process_iter(["cmdline"])
+                   if "--name net" in " ".join(p.info["cmdline"] or []))
+    assert after == before
+    assert api(hub, alice, "GET", "endpoints/net").json()["status"] == "ready"
+
+
+def test_delete_stops_the_replicas_and_frees_the_name(
+        hub: ModelsHub, alice: User, bob: User, net: dict[str, Any]) -> None:
+    assert api(hub, alice, "DELETE", "endpoints/net").status_code == 204
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+            "--name net" in " ".join(p.info["cmdline"] or [])
+            for p in psutil.process_iter(["cmdline"])):
+        time.sleep(0.2)
+    assert not any("--name net" in " ".join(p.info["cmdline"] or [])
+                   for p in psutil.process_iter(["cmdline"]))
+    assert predict(hub, "net", {"instances": INPUT}, alice.token).status_code == 403
+    assert "net" not in (hub.state_dir / "placements.json").read_text()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tensorflow-savedmodel", "mxnet"])
+def test_each_framework_serves_its_in_process_numbers(
+        hub: ModelsHub, alice: User, fmt: str) -> None:
+    name = {"onnx": "onnx", "tensorflow-savedmodel": "tf", "mxnet": "mx"}[fmt]
+    path, expected = make_model(alice, fmt, f"models/{name}", seed=4)
+    deploy(hub, alice, name, path, size="half")
+    endpoint = wait_for(hub, alice, name, serving(1), timeout=300)
+    assert endpoint["versions"][0]["format"] == fmt
+    r = predict(hub, name, {"instances": INPUT}, alice.token)
+    assert r.status_code == 200, r.text
+    got = r.json()["predictions"]
+    if isinstance(got, dict):  # a model with named outputs answers each by name
+        (got,) = got.values()
+    assert in_process_close(got, expected)
+    meta = requests.get(f"{hub.models_url}{name}/v2/models/{name}", timeout=30,
+                        headers={"Authorization": f"token {alice.token}"}).json()
+    (first,) = meta["inputs"]
+    body = {"inputs": [{"name": first["name"], "shape": [2, 4], "datatype": "FP32",
+                        "data": [x for row in INPUT for x in row]}]}
+    r = predict(hub, name, body, alice.token, path=f"v2/models/{name}/infer")
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert in_process_close([out["data"][:3], out["data"][3:]], expected)
+    assert api(hub, alice, "DELETE", f"endpoints/{name}").status_code == 204
