@@ -219,9 +219,9 @@ def test_canary_weights_split_the_traffic(balancer: Balancer, replicas: Callable
         assert json.loads(body)["replica"] == replica.split("-", 1)[1]
     assert abs(versions["v2"] / 400 - 0.10) <= 0.05, versions
     # Version-pinned requests reach only that version; an unknown name is a JSON 404.
-    assert {call(conn, "iris-v2")[1] for _ in range(10)} == {"v2-b0"}
-    assert {call(conn, "iris-v1")[1] for _ in range(10)} == {"v1-a0", "v1-a1"}
-    for backend in ("nope", "iris-v3", None):
+    assert {call(conn, "iris.v2")[1] for _ in range(10)} == {"v2-b0"}
+    assert {call(conn, "iris.v1")[1] for _ in range(10)} == {"v1-a0", "v1-a1"}
+    for backend in ("nope", "iris.v3", None):
         status, replica, body = call(conn, backend)
         assert status == 404 and json.loads(body) == {"error": "no such endpoint"}
     # Weights alone change through the runtime API: same worker, no reload.
@@ -278,7 +278,7 @@ def test_a_killed_replica_costs_no_request(balancer: Balancer, replicas: Callabl
     v1[1].kill()
     wait_for(lambda: server_status(balancer, "iris", "v1-a1").startswith("DOWN"), 5,
              "the killed replica marked DOWN")
-    assert server_status(balancer, "iris-v1", "v1-a1").startswith("DOWN")  # tracked
+    assert server_status(balancer, "iris.v1", "v1-a1").startswith("DOWN")  # tracked
     time.sleep(0.5)
     v1[1].start()  # on the same socket
     wait_for(lambda: server_status(balancer, "iris", "v1-a1") == "UP", 5, "back UP")
