@@ -145,6 +145,7 @@ class ModelsHub(FrameworkHub):
 def api(hub: ModelsHub, user: User | None, method: str, path: str,
         **kwargs: Any) -> requests.Response:
     headers = {"Authorization": f"token {user.token}"} if user else {}
+    headers.update(kwargs.pop("headers", {}))
     return requests.request(method, f"{hub.models_url}api/{path}", headers=headers,
                             timeout=kwargs.pop("timeout", 120), **kwargs)
 

@@ -31,7 +31,7 @@ from ..catalog_choice import cached_catalog
 from ..jobs.app import OAuthCallback, account_of
 from ..jobs.snapshot import SnapshotError, as_user
 from ..paths import paths
-from ..sharing.base import APIHandler
+from ..sharing.base import MAX_DRAINED_BYTES, APIHandler
 from ..slugs import DEFAULT_UNIX_PREFIX
 from . import api, frontdoor
 from .meter import Meter
@@ -201,7 +201,8 @@ class ModelsApp(Application):
         hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
         app = create_app(models, hub_auth, balancer.frontend_socket, self.max_body_bytes)
         listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10104"))
-        server = HTTPServer(app, xheaders=True, max_body_size=self.max_body_bytes + MIB)
+        server = HTTPServer(app, xheaders=True,
+                            max_body_size=max(self.max_body_bytes + MIB, MAX_DRAINED_BYTES))
         server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
         self.log.info("models service listening on %s, prefix %s", listen.geturl(),
                       hub_auth.base_url)

@@ -29,7 +29,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.netutil import Resolver
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from ..sharing.base import BaseHandler, hub_or_503
+from ..sharing.base import MAX_DRAINED_BYTES, BaseHandler, hub_or_503
 from . import balancer as balancer_mod
 from .service import Caller, Models
 
@@ -78,13 +78,11 @@ class EndpointProxy(BaseHandler):
         self._body, self._size = bytearray(), 0
         self._limit = int(self.settings.get("max_body_bytes", MAX_BODY_BYTES))
         self._endpoint_token = self._bearer().startswith("shm_")
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self._limit:
-            self.fail(413, f"request body is {length} bytes; at most {self._limit} are "
-                           "accepted")
-            return
+        # A body over the limit is read and dropped (up to MAX_DRAINED_BYTES), then
+        # refused with a 413: a server that stopped reading mid-upload would leave the
+        # client, behind the proxy, with the proxy's 503 instead.
         if isinstance(self.request.connection, HTTP1Connection):
-            self.request.connection.set_max_body_size(self._limit + 1)
+            self.request.connection.set_max_body_size(MAX_DRAINED_BYTES)
         if not self._endpoint_token:
             await hub_or_503(self.hub_auth.get_user(self, sync=False))
 
@@ -170,9 +168,13 @@ class EndpointProxy(BaseHandler):
                                   self.settings.get("request_timeout", 120)),
                               decompress_response=False, follow_redirects=False)
         started = time.perf_counter()
-        response = await self.settings["balancer_client"].fetch(request, raise_error=False)
+        try:
+            response = await self.settings["balancer_client"].fetch(request,
+                                                                    raise_error=False)
+        except OSError:  # no balancer socket (yet): as if it did not answer
+            response = None
         elapsed = time.perf_counter() - started
-        if response.code == 599:
+        if response is None or response.code == 599:
             self.fail(503, f"the endpoint {name!r} is not reachable right now (the balancer "
                            "did not answer): try again, or see the models service's log")
             return

@@ -104,3 +104,19 @@ def previous(endpoint: dict[str, Any], before: int) -> dict[str, Any] | None:
 
 def next_version(endpoint: dict[str, Any]) -> int:
     return max((v["version"] for v in endpoint["versions"]), default=0) + 1
+
+
+def promote(endpoint: dict[str, Any], number: int) -> list[dict[str, Any]]:
+    """Version ``number`` is ready: it serves, as the live version or as the canary it was
+    deployed as; returns the versions that no longer have a share (to retire)."""
+    v = version(endpoint, number)
+    assert v is not None
+    v["status"] = SERVING
+    old = version(endpoint, endpoint["live"])
+    percent = v.get("canary_percent")
+    if old is None or percent in (None, 100) or old is v:
+        endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = number, None, 0
+    else:
+        endpoint["canary"], endpoint["canary_percent"] = number, percent
+    return [x for x in endpoint["versions"] if x["status"] == SERVING and
+            x["version"] not in (endpoint["live"], endpoint["canary"])]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import posixpath
 import secrets
@@ -359,11 +360,12 @@ class Models:
 
     # --- the balancer ---------------------------------------------------------------------
 
-    def routes(self) -> BalancerState:
+    def routes(self, endpoints: dict[str, dict[str, Any]] | None = None) -> BalancerState:
         """What the balancer should route: each endpoint's serving versions and shares,
         and one route per serving version for version-pinned requests."""
-        endpoints = []
-        for endpoint in sorted(self.endpoints.values(), key=lambda e: e["name"]):
+        routed = []
+        for endpoint in sorted((endpoints or self.endpoints).values(),
+                               key=lambda e: e["name"]):
             split = m.shares(endpoint)
             versions = []
             for v in endpoint["versions"]:
@@ -374,11 +376,11 @@ class Models:
                 versions.append(VersionRoute(v["version"], split.get(v["version"], 0),
                                              tuple(sockets)))
             if versions:
-                endpoints.append(EndpointRoute(endpoint["name"], tuple(versions)))
-        return BalancerState(tuple(endpoints))
+                routed.append(EndpointRoute(endpoint["name"], tuple(versions)))
+        return BalancerState(tuple(routed))
 
-    async def _apply(self) -> None:
-        state = self.routes()
+    async def _apply(self, endpoints: dict[str, dict[str, Any]] | None = None) -> None:
+        state = self.routes(endpoints)
         if state != self._routes:
             await asyncio.to_thread(self._apply_now, state)
             self._routes = state
@@ -494,25 +496,15 @@ class Models:
         self._next_restart[key] = time.monotonic() + delay
 
     async def _promote(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
-        """A starting version is ready: it takes its traffic; what it replaces retires."""
-        v["status"] = m.SERVING
-        old = m.version(endpoint, endpoint["live"])
-        percent = v.get("canary_percent")
-        if old is None or percent in (None, 100) or old is v:
-            endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = \
-                v["version"], None, 0
-            replaced = [x for x in (old, m.version(endpoint, endpoint.get("canary")))
-                        if x is not None and x is not v]
-        else:
-            previous_canary = m.version(endpoint, endpoint["canary"])
-            endpoint["canary"], endpoint["canary_percent"] = v["version"], percent
-            replaced = [previous_canary] if previous_canary else []
-        # Every other running version that no longer has a share retires.
-        replaced += [x for x in endpoint["versions"] if x["status"] == m.SERVING and
-                     x["version"] not in (endpoint["live"], endpoint["canary"]) and
-                     x not in replaced]
+        """A starting version is ready: it takes its traffic; what it replaces retires.
+
+        The balancer routes the new split *before* the endpoint says so (a copy of it is
+        routed first): whoever sees "serving" can call it."""
+        shadow = copy.deepcopy(endpoint)
+        m.promote(shadow, v["version"])
+        await self._apply({**self.endpoints, endpoint["name"]: shadow})
+        replaced = m.promote(endpoint, v["version"])
         self.store.save(endpoint)
-        await self._apply()
         log.info("endpoint %s: version %d serving", endpoint["name"], v["version"])
         for x in replaced:
             self._retire_later(endpoint, x)
