@@ -8,8 +8,11 @@ domain, bob is in another. Every prediction goes through the hub's proxy
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +37,7 @@ from tests.endpointtools import (
     wait_for,
 )
 from tests.hubtools import User, shut_down
-from tests.jobtools import CATALOG
+from tests.jobtools import CATALOG, env_python
 
 if os.geteuid() != 0:
     pytest.skip("endpoints run as other unix accounts: run as root", allow_module_level=True)
@@ -324,6 +327,61 @@ def test_a_killed_replica_is_replaced_and_no_request_fails(
         time.sleep(1)
     assert load.failures == [], load.failures[:5]
     assert len(load.answers) > 10
+
+
+def test_the_cli_and_the_sdk_reach_the_same_endpoint(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    cli = [str(hub.bin_dir / "studiohub"), "endpoints", "--url", hub.url, "--token",
+           alice.token]
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "net" in listed.stdout, listed.stderr
+    described = subprocess.run([*cli, "describe", "net"], capture_output=True, text=True,
+                               timeout=120)
+    assert "v1: serving" in described.stdout, described.stdout
+    answer = subprocess.run([*cli, "predict", "net", json.dumps({"instances": INPUT})],
+                            capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr
+    assert in_process_close(json.loads(answer.stdout)["predictions"], net["expected"])
+    refused = subprocess.run([*cli, "predict", "net", "{not json"], capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 3 and "not JSON" in refused.stderr
+    # From a notebook: the SDK in the image's environment, with the server's variables.
+    script = ("import json; from studiohub import endpoints\n"
+              f"print(json.dumps(endpoints.get('net').predict({INPUT!r})))\n")
+    sdk = subprocess.run([str(env_python("pytorch")), "-c", script], capture_output=True,
+                         text=True, timeout=120, env={
+                             "PATH": "/usr/bin:/bin", "JUPYTERHUB_API_TOKEN": alice.token,
+                             "STUDIOHUB_MODELS_URL": hub.models_url})
+    assert sdk.returncode == 0, sdk.stderr
+    assert in_process_close(json.loads(sdk.stdout), net["expected"])
+
+
+def test_a_restarted_models_service_adopts_the_running_replicas(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    before = sorted(p.pid for p in psutil.process_iter(["cmdline"])
+                    if "--name net" in " ".join(p.info["cmdline"] or []))
+    restarts = [r["restarts"] for v in api(hub, alice, "GET", "endpoints/net").json()[
+        "versions"] for r in v["replicas"]]
+    service = next(c.pid for c in psutil.net_connections("tcp")
+                   if c.status == psutil.CONN_LISTEN and c.laddr.port == hub.models_port)
+    os.kill(service, signal.SIGKILL)
+    # JupyterHub starts its managed service again; it adopts the balancer and replicas.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if predict(hub, "net", {"instances": INPUT}, alice.token,
+                       timeout=10).status_code == 200:
+                break
+        time.sleep(0.2)
+    r = predict(hub, "net", {"instances": INPUT}, alice.token)
+    assert r.status_code == 200, r.text
+    assert in_process_close(r.json()["predictions"], net["expected"])
+    after = sorted(p.pid for p in psutil.process_iter(["cmdline"])
+                   if "--name net" in " ".join(p.info["cmdline"] or []))
+    assert after == before
+    endpoint = api(hub, alice, "GET", "endpoints/net").json()
+    assert endpoint["status"] == "ready"
+    assert [r["restarts"] for v in endpoint["versions"] for r in v["replicas"]] == restarts
 
 
 def test_endpoints_keep_their_replicas_through_a_hub_restart(
