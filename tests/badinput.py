@@ -23,6 +23,11 @@ from typing import Any
 #: Where a request goes: the hub's API, the user's server (Lab extension), the service.
 HUB, LAB, SHARING = "/hub/api", "/user/{user}/studiohub/api/v1", "/services/sharing/api/v1"
 JOBS = "/services/jobs/api"
+MODELS = "/services/models/api"
+#: An endpoint name of the service's form that names no endpoint.
+MISSING_ENDPOINT = "corpus-missing"
+#: A deploy spec, spoiled at ``model`` (the notebook is no model either way: refused).
+ENDPOINT_SPEC = {"name": "corpus", "model": "nb.ipynb"}
 TWENTY_MB = 20 * 1024 * 1024
 LONG_PATH = "a/" * 2499 + "x"  # 4,999 characters, as a path
 MISSING_KERNEL = "00000000-0000-4000-8000-000000000000"
@@ -259,6 +264,25 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("jobs-rerun", "POST", f"{JOBS}/jobs/{{job}}/rerun"),
     Endpoint("jobs-delete", "DELETE", f"{JOBS}/jobs/{{job}}", query=("outputs",),
              deletes=True),
+    # The models service's management API (studiohub/serving/api.py).
+    Endpoint("models-deploy", "POST", f"{MODELS}/endpoints", ENDPOINT_SPEC, "model",
+             query=("check",), big=True),
+    Endpoint("models-list", "GET", f"{MODELS}/endpoints", query=("user",)),
+    Endpoint("models-endpoint", "GET", f"{MODELS}/endpoints/{MISSING_ENDPOINT}", path=True,
+             missing=True),
+    Endpoint("models-logs", "GET", f"{MODELS}/endpoints/{MISSING_ENDPOINT}/logs",
+             query=("offset",), missing=True),
+    Endpoint("models-logs-version", "GET", f"{MODELS}/endpoints/{MISSING_ENDPOINT}/logs",
+             query=("version",)),
+    Endpoint("models-traffic", "POST", f"{MODELS}/endpoints/{MISSING_ENDPOINT}/traffic",
+             {"canary": 10}, "canary", missing=True),
+    Endpoint("models-delete", "DELETE", f"{MODELS}/endpoints/{MISSING_ENDPOINT}", path=True,
+             missing=True),
+    # The Lab's endpoints routes (studiohub_lab/endpoints/handlers.py), forwarding to it.
+    Endpoint("lab-endpoints-deploy", "POST", f"{LAB}/endpoints", ENDPOINT_SPEC, "model",
+             query=("check",), big=True),
+    Endpoint("lab-endpoints-predict", "POST", f"{LAB}/endpoints/{MISSING_ENDPOINT}/predict",
+             {"protocol": "v1", "body": {"instances": [[1.0]]}}, "protocol"),
     # The Lab's training routes (studiohub_lab/training/handlers.py), forwarding to it.
     Endpoint("lab-training-jobs-submit", "POST", f"{LAB}/training/jobs", JOB_SPEC, "notebook",
              query=("check",), big=True),

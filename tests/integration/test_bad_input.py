@@ -1,12 +1,14 @@
 """The bad-input corpus (:mod:`tests.badinput`) against one real hub, one user, one server.
 
 Every StudioHub endpoint that takes input (the hub's API, the Lab extension in the
-user's server, the sharing service, the training jobs service) gets every bad input that
-has a place to go there, each as its own test. Each must be refused: a 4xx JSON
-``{status, message}``, never a 5xx, a message under 1 KB (also for a 20 MB input), and
-nothing changed: the same shares and versions, placements, TensorBoards, running
-kernels, training jobs and their statuses, files in the home, and the same server (not
-restarted), and the idle user still without one.
+user's server, the sharing service, the training jobs and models services' APIs) gets
+every bad input that has a place to go there, each as its own test. Each must be
+refused: a 4xx JSON ``{status, message}``, never a 5xx, a message under 1 KB (also for a
+20 MB input), and nothing changed: the same shares and versions, placements,
+TensorBoards, running kernels, training jobs and their statuses, model endpoints, files
+in the home, and the same server (not restarted), and the idle user still without one.
+(The endpoints' data plane answers in the protocols' own error shape: its bad requests
+are tests/integration/test_endpoints.py's.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pytest
 import requests
 
 from studiohub.slugs import unix_name
-from tests.badinput import JOBS, MISSING_KERNEL, UNREADABLE_LINK, Case, cases, notebook
+from tests.badinput import JOBS, MISSING_KERNEL, MODELS, UNREADABLE_LINK, Case, cases, notebook
 from tests.hubtools import Hub, User
 
 MAX_MESSAGE_BYTES = 1024
@@ -63,6 +65,7 @@ class Corpus:
                        bool(model.get("pending"))),
             "idle": (bool(idle.get("servers")), bool(idle.get("pending"))),
             "jobs": jobs_of(hub, user),
+            "endpoints": endpoints_of(hub, user),
             "home": home_files(self.home),
         }
 
@@ -86,6 +89,14 @@ def jobs_of(hub: Hub, user: User) -> list[tuple[str, str]]:
     r = jobs_call(hub, user, "GET", "jobs")
     r.raise_for_status()
     return sorted((j["id"], j["status"]) for j in r.json()["jobs"])
+
+
+def endpoints_of(hub: Hub, user: User) -> list[str]:
+    """The user's model endpoints, as the models service lists them."""
+    r = requests.get(f"{hub.url}{MODELS}/endpoints", timeout=60,
+                     headers={"Authorization": f"token {user.token}"})
+    r.raise_for_status()
+    return sorted(e["name"] for e in r.json()["endpoints"])
 
 
 def ended_job(hub: Hub, user: User, timeout: float = 120) -> str:
