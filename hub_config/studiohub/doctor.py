@@ -6,6 +6,7 @@ or FAIL (StudioHub cannot run as configured); the exit status is 1 on any FAIL.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,20 @@ def check_proxy() -> Finding:
     return Finding("OK", "proxy", f"configurable-http-proxy {version} at {command}")
 
 
+def check_balancer(haproxy: str | None = None) -> Finding:
+    """Model endpoints need HAProxy, the balancer (Debian's ``haproxy``: ``make up``);
+    ``haproxy``: look only there."""
+    candidates = [haproxy] if haproxy else ["/usr/sbin/haproxy", shutil.which("haproxy")]
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if not found:
+        return Finding("WARN", "balancer", "HAProxy not installed: model endpoints cannot "
+                                           "serve (apt-get install haproxy, or make up)")
+    words = subprocess.run([found, "-v"], capture_output=True, text=True, check=False
+                           ).stdout.split()
+    version = words[2] if len(words) > 2 else "?"
+    return Finding("OK", "balancer", f"HAProxy {version} at {found} (model endpoints)")
+
+
 def check_command(path_env: str | None = None) -> Finding:
     """Whether ``studiohub`` in a new shell is this installation's (``studiohub up`` links it)."""
     ours = Path(sys.prefix) / "bin" / "studiohub"
@@ -119,7 +134,7 @@ def run_checks(catalog_path: str | None) -> list[Finding]:
                                          f"{len(catalog.sizes)} sizes, "
                                          f"{len(catalog.domains)} domains")]
     checks: list[Callable[[], Finding]] = [check_mode, check_login, check_limits, check_gpus,
-                                           check_proxy, check_command]
+                                           check_proxy, check_balancer, check_command]
     findings += [check() for check in checks]
     findings += check_envs(catalog)
     return findings

@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 
 from studiohub import pidrecords
-from studiohub.doctor import check_command, check_login
+from studiohub.doctor import check_balancer, check_command, check_login
 from studiohub.installer import (
     LinkRefused,
     StepError,
@@ -284,3 +284,13 @@ def test_up_writes_an_empty_operator_catalog_once(tmp_path: Path,
     path.write_text("# mine\n")
     ensure_operator_catalog(paths())
     assert path.read_text() == "# mine\n"  # never overwritten
+
+
+def test_doctor_says_whether_model_endpoints_have_their_balancer(tmp_path: Path) -> None:
+    missing = check_balancer(str(tmp_path / "no-haproxy"))
+    assert missing.level == "WARN" and "apt-get install haproxy" in missing.text
+    fake = tmp_path / "haproxy"
+    fake.write_text("#!/bin/sh\necho 'HAProxy version 9.9.9 2030/01/01'\n")
+    fake.chmod(0o755)
+    found = check_balancer(str(fake))
+    assert (found.level, found.text) == ("OK", f"HAProxy 9.9.9 at {fake} (model endpoints)")
