@@ -22,8 +22,10 @@ rebuild the framework layers.
 ``register`` runs with the server environment, where all of StudioHub is installed. It
 refuses an image whose environments were not built from the catalog's requirement files
 (the hash ``studiohub env list`` compares), then writes the image's kernel spec
-(:func:`studiohub.envs.ensure_kernel_spec`, as the local mode does) and the Jupyter
-server settings of a one-image server (:func:`make_server_config`).
+(:func:`studiohub.envs.ensure_kernel_spec`, as the local mode does), copies the SDK and
+the model endpoints' replica program into the environment (:func:`studiohub.sdk.
+install_sdk`) and writes the Jupyter server settings of a one-image server
+(:func:`make_server_config`).
 
 tests/unit/test_images.py renders the Dockerfile per bake target and parses its
 ``build`` commands with :func:`parse_args`, so what it checks is what this script does.
@@ -114,6 +116,12 @@ def register(image_id: str) -> int:
               "tensorboard/requirements.txt", file=sys.stderr)
         return 1
     spec = ensure_kernel_spec(image)
+    from studiohub.envbuild import env_dir
+    from studiohub.sdk import install_sdk
+
+    # The SDK, and the replica program of model endpoints (a pod runs it), as the local
+    # mode installs them (studiohub.envs.ensure_image_env).
+    install_sdk(env_dir(image.id))
     config = Path(sys.prefix) / SERVER_CONFIG
     config.parent.mkdir(parents=True, exist_ok=True)
     settings = json.loads(config.read_text()) if config.exists() else {}

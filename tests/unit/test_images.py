@@ -589,6 +589,7 @@ def load_image_env() -> ModuleType:
 def fake_env(name: str, digest: str) -> None:
     """An environment as a finished build leaves it, for ``read_marker``."""
     (envbuild.env_dir(name) / "bin").mkdir(parents=True)
+    (envbuild.env_dir(name) / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
     envbuild.env_python(name).touch()
     (envbuild.env_dir(name) / envbuild.MARKER).write_text(json.dumps({"hash": digest}))
 
@@ -606,6 +607,9 @@ def test_register_writes_the_kernel_and_server_settings(
     assert image_env.main(["register", "pytorch"]) == 0
     spec = json.loads((envs.kernel_spec_dir("pytorch") / "kernel.json").read_text())
     assert spec == envs.make_kernel_spec(image, envbuild.env_python("pytorch"))
+    # The SDK and the replica program a model endpoint's pod runs.
+    sdk = envbuild.env_dir("pytorch") / "lib" / "python3.11" / "site-packages" / "studiohub"
+    assert (sdk / "endpoints.py").is_file() and (sdk / "modelserver" / "__main__.py").is_file()
     config = json.loads((tmp_path / "opt" / "hub" / image_env.SERVER_CONFIG).read_text())
     assert config == {
         "MappingKernelManager": {"default_kernel_name": "studiohub-pytorch"},
