@@ -394,6 +394,23 @@ describe('the try-it box’s request', () => {
     expect(JSON.parse(exampleRequest('v2', huge)).inputs[0].name).toBe('image');
   });
 
+  it('is a template to edit when the model records no shapes (TorchScript)', () => {
+    // The service shows an input of unknown shape as [-1]: not a one-number example.
+    const torchscript: IModelMetadata = {
+      name: 'net',
+      platform: 'pytorch_torchscript',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1] }]
+    };
+    expect(JSON.parse(exampleRequest('v2', torchscript))).toEqual({
+      inputs: [
+        { name: 'input', shape: [1, 4], datatype: 'FP32', data: [0, 0, 0, 0] }
+      ]
+    });
+    expect(JSON.parse(exampleRequest('v1', torchscript))).toEqual({
+      instances: [[0, 0, 0, 0]]
+    });
+  });
+
   it('answers read with each tensor on one line', () => {
     expect(
       formatAnswer({

@@ -584,6 +584,16 @@ function nested(
 export const MAX_EXAMPLE_ELEMENTS = 4096;
 
 /**
+ * Whether an input's shape is the service's "not recorded": a format that keeps no
+ * shapes (TorchScript, MXNet) has its inputs shown as `[-1]` in the V2 metadata. An
+ * example of one number built from that is refused by the model; the template to
+ * edit is the better start.
+ */
+function unrecorded(input: { shape: ReadonlyArray<number> }): boolean {
+  return input.shape.length === 1 && !(input.shape[0] > 0);
+}
+
+/**
  * The "try it" box's first request: from the model's V2 inputs when known (every
  * input, free dimensions as 1, filled with zeros of its type), else a one-row
  * template to edit. Shown compact per input, as a user would type it.
@@ -598,7 +608,7 @@ export function exampleRequest(
   const fits = inputs.every(
     i => concrete(i.shape).reduce((a, b) => a * b, 1) <= MAX_EXAMPLE_ELEMENTS
   );
-  if (inputs.length === 0 || !fits) {
+  if (inputs.length === 0 || !fits || inputs.some(unrecorded)) {
     return protocol === 'v1'
       ? '{\n  "instances": [[0.0, 0.0, 0.0, 0.0]]\n}'
       : `{\n  "inputs": [\n    ${JSON.stringify({
