@@ -134,9 +134,10 @@ class ModelsHub(FrameworkHub):
         super().wait_service(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # The gateway answers first; the manager behind it once its API is up.
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.models_url}api/endpoints", timeout=2).status_code \
-                        == 403:
+                if requests.get(f"{self.models_url}api/endpoints", timeout=2, headers={
+                        "Authorization": f"token {self.admin_token}"}).status_code == 200:
                     return
             time.sleep(0.2)
         raise TimeoutError(f"models service not up after {timeout}s:\n{self.log_tail()}")

@@ -36,7 +36,7 @@ HUB_COMMANDS = ("jupyterhub", "configurable-http-proxy", "studiohub up", "studio
 #: Of those, what belongs to the hub itself rather than to a user's server (a stopped
 #: hub's leftovers; users' servers outlive a hub by design).
 HUB_OWN_COMMANDS = ("configurable-http-proxy", "studiohub.sharing", "-m studiohub.jobs ",
-                    "-m studiohub.serving ",
+                    "-m studiohub.serving ", "-m studiohub.serving.gateway ",
                     "jupyterhub_idle_culler",
                     "studiohub up", "-m jupyterhub ", "-m studiohub.hubapp ")
 _NUMBER = re.compile(r"(?<![0-9])[0-9]{4,5}(?![0-9])")

@@ -55,3 +55,13 @@ def test_the_check_sees_a_test_module_import() -> None:
                          "tests.integration.sharing_hub"}) == {
         "tests.integration.test_tensorboard", "tests.integration.conftest.shut_down",
         "tests.integration.sharing_hub"}
+
+
+def test_the_serving_benchmark_imports_cleanly_and_takes_nearest_rank_quantiles() -> None:
+    from benchmarks.serving import run
+
+    assert run.BARE.is_file() and not test_modules(imported_modules(run.BARE))
+    samples = [i / 1000 for i in range(1, 101)]  # 1 … 100 ms
+    assert (run.pct(samples, 0.5), run.pct(samples, 0.99)) == (51.0, 99.0)
+    assert run.pct([0.004], 0.99) == 4.0
+    assert len(run.ROW) == 1 and len(run.ROW[0]) == run.FEATURES

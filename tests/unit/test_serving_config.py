@@ -22,16 +22,22 @@ def settings(**models: Any) -> dict[str, Any]:
 def test_the_service_its_narrow_role_and_users_access() -> None:
     c = Config()
     update_models(c, settings(db_url="postgresql://u:secret@db/models"))
-    (service,) = c.JupyterHub.services
-    assert service["name"] == "models" and service["url"] == "http://127.0.0.1:8084"
-    assert service["command"][1:3] == ["-m", "studiohub.serving"]
-    assert "--catalog=/etc/sh/catalog.yaml" in service["command"]
-    assert not any("secret" in part for part in service["command"])
-    assert service["environment"]["STUDIOHUB_MODELS_DB_URL"] == \
+    gateway, manager = c.JupyterHub.services
+    # The gateway is what the proxy reaches; the manager has no URL of its own.
+    assert gateway["name"] == "models" and gateway["url"] == "http://127.0.0.1:8084"
+    assert gateway["command"][1:3] == ["-m", "studiohub.serving.gateway"]
+    assert manager["name"] == "models-manager" and "url" not in manager
+    assert manager["command"][1:3] == ["-m", "studiohub.serving"]
+    assert "--public-prefix=/services/models/" in manager["command"]
+    for service in (gateway, manager):
+        assert "--catalog=/etc/sh/catalog.yaml" in service["command"]
+        assert not any("secret" in part for part in service["command"])
+    assert manager["environment"]["STUDIOHUB_MODELS_DB_URL"] == \
         "postgresql://u:secret@db/models"
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    # The models service may place endpoint replicas, and nothing else (not jobs).
+    # The manager may place endpoint replicas, and nothing else (not jobs); not the gateway.
     assert roles["models-service"]["scopes"] == [ENDPOINTS_PLACEMENT_SCOPE]
+    assert roles["models-service"]["services"] == ["models-manager"]
     assert JOBS_PLACEMENT_SCOPE not in roles["models-service"]["scopes"]
     assert ENDPOINTS_PLACEMENT_SCOPE not in roles["user"]["scopes"]
     assert "access:services!service=models" in roles["user"]["scopes"]

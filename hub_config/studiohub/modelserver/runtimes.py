@@ -117,8 +117,9 @@ def load(fmt: ModelFormat, threads: int) -> Runtime:
 
 
 def one_line(e: BaseException, limit: int = 500) -> str:
-    """An exception as one line: its first non-empty line, its type when empty."""
-    text = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    """An exception as one line: its last non-empty line (TorchScript's first line only
+    says "The following operation failed…", the cause is last), its type when empty."""
+    text = next((ln.strip() for ln in reversed(str(e).splitlines()) if ln.strip()), "")
     text = f"{type(e).__name__}: {text}" if text else type(e).__name__
     return text if len(text) <= limit else text[:limit - 1] + "…"
 

@@ -234,7 +234,9 @@ def make_app(replica: Replica) -> Any:
                     f"{replica.args.max_body_bytes} bytes")
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            if status >= 400:
+            # A "not ready yet" to the health checks (every 0.5 s while the model loads)
+            # is not worth a line of the replica's log.
+            if status >= 400 and not (status == 503 and "health" in self.request.path):
                 log.warning("%s %s: %d %s", self.request.method, self.request.path,
                             status, body.get("error", ""))
             self.set_status(status)

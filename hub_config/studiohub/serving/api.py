@@ -6,36 +6,60 @@
 | ``GET api/endpoints`` (admins: ``?user=``)               | the caller's endpoints            |
 | ``GET api/endpoints/NAME``                               | one endpoint (another's: 404)     |
 | ``GET api/endpoints/NAME/logs?version=&replica=&offset=`` | a replica's output, text/plain   |
-| ``GET api/endpoints/NAME/metrics``                        | requests/s, p50/p99, errors       |
+| ``GET api/endpoints/NAME/metrics`` (the gateway's)        | requests/s, p50/p99, errors       |
 | ``POST api/endpoints/NAME/traffic`` ``{canary: 0..100}`` | the newest version's share        |
 | ``POST api/endpoints/NAME/rollback``                     | back to the version before        |
 | ``DELETE api/endpoints/NAME``                            | stop and forget it (204)          |
 | ``POST/GET api/endpoints/NAME/tokens``, ``DELETE …/tokens/ID`` | endpoint tokens             |
 
-Handlers parse and answer; :mod:`.service` decides. Authentication, the bounded body and
-the ``{status, message}`` errors are the sharing service's (:mod:`studiohub.sharing.base`).
+Handlers parse and answer; :mod:`.service` decides. They run in the manager, behind the
+gateway (:mod:`.gateway`), which authenticates every request with the hub and passes the
+caller on; the bounded body and the ``{status, message}`` errors are the sharing
+service's (:mod:`studiohub.sharing.base`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, NoReturn
 
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 
-from ..sharing.base import APIHandler, authenticated, parse_json
+from ..sharing.base import MAX_DRAINED_BYTES, APIHandler, authenticated, parse_json
 from .model import EndpointError
 from .service import Caller, Models
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
+#: The caller, as the gateway authenticated them: ``{"name", "groups", "admin", "kind"}``.
+CALLER_HEADER = "X-Studiohub-Caller"
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 class ModelsBase(APIHandler):
-    """A caller from the hub's identity; :class:`EndpointError` as its 4xx."""
+    """The manager's handlers: the caller as the gateway authenticated them (its
+    :data:`CALLER_HEADER`; only the gateway, root, reaches the manager's root-only
+    socket); :class:`EndpointError` as its 4xx."""
 
     service_name = "models"
     max_body_bytes = 64 * 1024
+
+    def initialize(self) -> None:
+        """No HubAuth here: the gateway asked the hub (:mod:`.gateway`)."""
+
+    async def prepare(self) -> None:
+        self._body, self._body_size = bytearray(), 0
+        if isinstance(self.request.connection, HTTP1Connection):
+            self.request.connection.set_max_body_size(MAX_DRAINED_BYTES)
+
+    def get_current_user(self) -> dict[str, Any] | None:
+        try:
+            caller = json.loads(self.request.headers.get(CALLER_HEADER, "null"))
+        except ValueError:
+            return None
+        return caller if isinstance(caller, dict) and isinstance(caller.get("name"), str) \
+            else None
 
     @property
     def models(self) -> Models:
@@ -131,16 +155,6 @@ class RollbackHandler(ModelsBase):
         except EndpointError as e:
             self.refuse(e)
         self.write_json(self.models.describe(endpoint))
-
-
-class MetricsHandler(ModelsBase):
-    @authenticated
-    def get(self, name: str) -> None:
-        try:
-            self.models.get(self.caller, name)
-        except EndpointError as e:
-            self.refuse(e)
-        self.write_json(self.settings["meter"].summary(name))
 
 
 class LogsHandler(ModelsBase):

@@ -1,10 +1,12 @@
-"""The models service as a program: ``create_app`` (tests) and ``ModelsApp`` (CLI).
+"""The models service's manager as a program: ``create_app`` (tests), ``ModelsApp`` (CLI).
 
-JupyterHub starts it as a managed service (:func:`.config.update_models`), as root (it
-copies models as their owners, runs the balancer and reaches the replicas' sockets),
-with where it listens (``JUPYTERHUB_SERVICE_URL``), its prefix and the hub's API and
-token in the environment. On start it adopts what still runs (:meth:`.service.Models.
-reconcile`: the balancer and every replica outlive it and the hub), then supervises.
+JupyterHub starts it as a managed service without a URL (:func:`.config.update_models`:
+``models-manager``), as root (it copies models as their owners, runs the balancer and
+reaches the replicas' sockets), with the hub's API and its token in the environment (it
+places replicas through the hub). Its management API listens on a root-only unix socket
+that only the gateway (:mod:`.gateway`, the ``models`` service users reach) relays to.
+On start it adopts what still runs (:meth:`.service.Models.reconcile`: the balancer and
+every replica outlive it and the hub), then supervises.
 """
 
 from __future__ import annotations
@@ -17,24 +19,23 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.netutil import bind_unix_socket
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from .. import envs
 from ..catalog_choice import cached_catalog
-from ..jobs.app import OAuthCallback, account_of
+from ..jobs.app import account_of
 from ..jobs.snapshot import SnapshotError, as_user
 from ..paths import paths
-from ..sharing.base import MAX_DRAINED_BYTES, APIHandler
+from ..sharing.base import MAX_DRAINED_BYTES
 from ..slugs import DEFAULT_UNIX_PREFIX
-from . import api, frontdoor
-from .meter import Meter
+from . import api
+from .gateway import balancer_dir, manager_socket, view_path
 from .model import EndpointError
 from .service import Models
 from .store import Store
@@ -42,48 +43,46 @@ from .store import Store
 MIB = 1024 * 1024
 
 
-class NotFoundAPI(APIHandler):
-    service_name = "models"
-
+class NotFoundAPI(api.ModelsBase):
     def not_found(self, *_: str) -> None:
         raise web.HTTPError(404, f"no API at {self.request.path[:200]}: see docs/endpoints.md")
 
     get = post = put = patch = delete = not_found
 
 
-def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
-    endpoint = r"api/endpoints/([a-z][a-z0-9-]{0,39})"
-    table: list[tuple[str, type[web.RequestHandler]]] = [
-        ("oauth_callback", OAuthCallback),
-        ("api/?", api.RootHandler),
-        ("api/endpoints", api.EndpointsHandler),
+def make_routes() -> list[tuple[str, type[web.RequestHandler]]]:
+    """The management API, under ``/api/`` of the manager's socket (the gateway relays
+    ``/services/models/api/…`` there)."""
+    endpoint = r"/api/endpoints/([a-z][a-z0-9-]{0,39})"
+    return [
+        ("/api/?", api.RootHandler),
+        ("/api/endpoints", api.EndpointsHandler),
         (endpoint, api.EndpointHandler),
         (endpoint + "/traffic", api.TrafficHandler),
         (endpoint + "/rollback", api.RollbackHandler),
-        (endpoint + "/metrics", api.MetricsHandler),
         (endpoint + "/logs", api.LogsHandler),
         (endpoint + "/tokens", api.TokensHandler),
         (endpoint + r"/tokens/([0-9a-f]{1,16})", api.TokenHandler),
-        ("api/.*", NotFoundAPI),
-        (r"([a-z][a-z0-9-]{0,39})/(v[12](?:/.*)?)", frontdoor.EndpointProxy),
-        (".*", frontdoor.NotFoundProxy),
+        (".*", NotFoundAPI),
     ]
-    return [(prefix + path, handler) for path, handler in table]
 
 
-def create_app(models: Models, hub_auth: HubOAuth, balancer_socket: str,
-               max_body_bytes: int = frontdoor.MAX_BODY_BYTES) -> web.Application:
-    prefix = hub_auth.base_url
-    return web.Application(make_routes(prefix), models=models, hub_auth=hub_auth,
-                           service_prefix=prefix, cookie_secret=os.urandom(32),
-                           log_function=log_request, meter=Meter(),
-                           balancer_client=frontdoor.make_client(balancer_socket),
-                           max_body_bytes=max_body_bytes)
+def create_app(models: Models, public_prefix: str = "/services/models/") -> web.Application:
+    """``public_prefix``: where users reach the service (the gateway's prefix)."""
+    return web.Application(make_routes(), models=models, service_prefix=public_prefix,
+                           log_function=log_request)
+
+
+def serve(app: web.Application, socket_path: Path) -> HTTPServer:
+    """The manager's API on a root-only unix socket (only the gateway connects)."""
+    server = HTTPServer(app, max_body_size=MAX_DRAINED_BYTES)
+    socket_path.unlink(missing_ok=True)
+    server.add_socket(bind_unix_socket(str(socket_path), mode=0o600))
+    return server
 
 
 def log_request(handler: web.RequestHandler) -> None:
-    """One line a refused or failed request (predictions themselves are counted, not
-    logged: :mod:`.meter`)."""
+    """One line a refused or failed request."""
     if getattr(handler, "refusal_logged", False):
         return
     status = handler.get_status()
@@ -132,12 +131,11 @@ class ModelsApp(Application):
     unix_user_prefix = Unicode(DEFAULT_UNIX_PREFIX, help="Prefix of users' unix accounts."
                                ).tag(config=True)
     poll_interval = Float(1.0, help="Seconds between looks at the replicas.").tag(config=True)
-    auth_cache_seconds = Integer(10, help="How long a caller's identity is reused."
-                                 ).tag(config=True)
-    max_body_bytes = Integer(frontdoor.MAX_BODY_BYTES, help="Largest prediction request body."
-                             ).tag(config=True)
     max_model_bytes = Integer(20 * 1024**3, help="Largest model an endpoint copies."
                               ).tag(config=True)
+    public_prefix = Unicode("/services/models/", help="Where users reach the service (the "
+                            "gateway's prefix), for the links the API answers."
+                            ).tag(config=True)
     socket_root = Unicode("/run/studiohub/endpoints", help="""Root-only folder of the
         replicas' sockets as the balancer reaches them (same filesystem as the accounts'
         socket folders, /run/studiohub/<uid>).""").tag(config=True)
@@ -148,10 +146,9 @@ class ModelsApp(Application):
         "catalog": "ModelsApp.catalog_path",
         "unix-user-prefix": "ModelsApp.unix_user_prefix",
         "poll-interval": "ModelsApp.poll_interval",
-        "auth-cache-seconds": "ModelsApp.auth_cache_seconds",
-        "max-body-bytes": "ModelsApp.max_body_bytes",
         "max-model-bytes": "ModelsApp.max_model_bytes",
         "socket-root": "ModelsApp.socket_root",
+        "public-prefix": "ModelsApp.public_prefix",
     }
 
     def make_models(self) -> tuple[Models, Any]:
@@ -175,7 +172,7 @@ class ModelsApp(Application):
         runner = ReplicaRunner(executor, placing, socket_root,
                                env_python=lambda image: envs.env_python(image),
                                unix_user=lambda user: account_of(user, prefix).unix_user)
-        balancer = Balancer(state / "endpoints" / "balancer")
+        balancer = Balancer(balancer_dir(state))
         max_bytes = self.max_model_bytes
 
         async def copy(user: str, source: str, target: str, check: bool) -> dict[str, Any]:
@@ -191,21 +188,16 @@ class ModelsApp(Application):
                         home_of=lambda user: account_of(user, prefix).home,
                         copy_model=copy, remove_copy=remove,
                         image_built=lambda image: envs.env_python(image).exists(),
-                        poll_interval=self.poll_interval)
+                        poll_interval=self.poll_interval, published=view_path(state))
         return models, balancer
 
     def start(self) -> None:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
-        models, balancer = self.make_models()
-        hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
-        app = create_app(models, hub_auth, balancer.frontend_socket, self.max_body_bytes)
-        listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10104"))
-        server = HTTPServer(app, xheaders=True,
-                            max_body_size=max(self.max_body_bytes + MIB, MAX_DRAINED_BYTES))
-        server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
-        self.log.info("models service listening on %s, prefix %s", listen.geturl(),
-                      hub_auth.base_url)
+        models, _ = self.make_models()
+        socket_path = manager_socket(self.state_dir)
+        serve(create_app(models, self.public_prefix), socket_path)
+        self.log.info("models manager listening on %s", socket_path)
         loop = IOLoop.current()
 
         async def begin() -> None:
@@ -213,12 +205,12 @@ class ModelsApp(Application):
             await models.run()
 
         loop.add_callback(begin)
-        # Replicas and the balancer are not this process's children: they keep serving
-        # while it restarts, and the next start adopts them.
+        # Replicas, the balancer and the gateway are not this process's children: they
+        # keep serving while it restarts, and the next start adopts them.
         signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(loop.stop))
         with contextlib.suppress(KeyboardInterrupt):
             loop.start()
-        self.log.info("models service stopped; endpoints go on")
+        self.log.info("models manager stopped; endpoints go on")
 
 
 main = ModelsApp.launch_instance

@@ -59,6 +59,8 @@ REPLICA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SOCKET_PATH = re.compile(r"^/[A-Za-z0-9._/@+=,-]+$")
 #: sun_path holds 108 bytes; HAProxy binds ``<path>.<pid>.tmp`` first, then renames.
 MAX_SOCKET_PATH = 90
+#: The frontend's socket in the balancer's state folder (the gateway connects there).
+FRONTEND = "frontend.sock"
 
 
 class InvalidState(ValueError):
@@ -540,7 +542,7 @@ class Balancer:
                  haproxy: str | None = None, nbthread: int = 2) -> None:
         self.state_dir = Path(state_dir)
         #: Where the models service sends requests (root only, 0600).
-        self.socket = Path(socket_path) if socket_path else self.state_dir / "frontend.sock"
+        self.socket = Path(socket_path) if socket_path else self.state_dir / FRONTEND
         self.frontend_socket = str(self.socket)
         self.runtime_socket = self.state_dir / "runtime.sock"
         self.master_socket = self.state_dir / "master.sock"

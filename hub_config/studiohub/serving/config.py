@@ -4,13 +4,15 @@ Like the other ``update_<section>`` functions it only *sets* traits. It reads th
 ``models:`` block of StudioHub's settings (defaults in :data:`DEFAULTS`; on by default,
 ``models: {enabled: false}`` turns it off) and sets:
 
-- ``JupyterHub.services``: the managed ``models`` service at ``/services/models/`` (its
-  management API under ``api/``, each endpoint under ``<name>/``), on the hub's port +
-  84, started as root;
-- ``JupyterHub.load_roles``: the ``models-service`` role with one scope,
+- ``JupyterHub.services``: two managed services, started as root: ``models``, the
+  gateway (:mod:`.gateway`) at ``/services/models/`` on the hub's port + 84 (the
+  management API under ``api/``, each endpoint under ``<name>/``), and
+  ``models-manager`` (:mod:`.app`, no URL: the gateway relays to its unix socket), so
+  that predictions go on while the manager restarts;
+- ``JupyterHub.load_roles``: the ``models-service`` role of the manager, with one scope,
   ``custom:studiohub:endpoints-placement`` (place and release endpoint replicas through
-  the hub, the one placement owner); every user may reach the service
-  (``access:services!service=models``; the service checks owner, domain or token itself);
+  the hub, the one placement owner); every user may reach the gateway
+  (``access:services!service=models``; it checks owner, domain or token itself);
 - ``Spawner.server_token_scopes`` plus that access (the Lab and ``endpoints.predict``
   call with the server's token); ``Spawner.environment``: ``STUDIOHUB_MODELS_URL``.
 """
@@ -28,6 +30,7 @@ from ..paths import paths
 from ..sharing.config import servers_url
 
 SERVICE = "models"
+MANAGER = "models-manager"
 ROLE = "models-service"
 ACCESS_SCOPE = f"access:services!service={SERVICE}"
 PORT_OFFSET = 84  # jobs: + 83, sharing: + 82, the hub's API: + 81
@@ -67,9 +70,10 @@ def update_models(c: Config, settings: dict[str, Any]) -> None:
     if not models["enabled"]:
         return
     _add_service(c, make_service(settings, models))
+    _add_service(c, make_manager(settings, models))
     _add_role(c, {"name": ROLE, "description": "Place and release the replicas of users' "
                   "model endpoints", "scopes": [ENDPOINTS_PLACEMENT_SCOPE],
-                  "services": [SERVICE]})
+                  "services": [MANAGER]})
     grant_user_role(c, ACCESS_SCOPE)
     add_server_token_scope(c, ACCESS_SCOPE)
     c.Spawner.environment = {**c.Spawner.get("environment", {}),
@@ -77,23 +81,36 @@ def update_models(c: Config, settings: dict[str, Any]) -> None:
 
 
 def make_service(settings: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
-    """The ``c.JupyterHub.services`` entry (a pure function of the settings)."""
+    """The gateway's ``c.JupyterHub.services`` entry (a pure function of the settings)."""
     port = int(models["port"] or int(settings["port"]) + PORT_OFFSET)
-    command = [sys.executable, "-m", "studiohub.serving",
+    command = [sys.executable, "-m", "studiohub.serving.gateway",
                f"--state-dir={settings['state_dir']}",
-               f"--poll-interval={float(models['poll_interval'])}",
                f"--auth-cache-seconds={int(models['auth_cache_seconds'])}",
-               f"--max-body-bytes={models['max_body_bytes']}",
-               f"--max-model-bytes={models['max_model_bytes']}"]
+               f"--max-body-bytes={models['max_body_bytes']}"]
     if settings.get("catalog_path"):
         command.append(f"--catalog={settings['catalog_path']}")
-    service: dict[str, Any] = {
+    return {
         "name": SERVICE, "url": f"http://127.0.0.1:{port}", "command": command,
         "oauth_no_confirm": True, "oauth_client_allowed_scopes": [], "display": False,
         "info": {"description": "Model endpoints"},
         "environment": {contract.PREFIX: str(paths().prefix)},
     }
+
+
+def make_manager(settings: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    """The manager's entry: no URL (nothing but the gateway talks to it)."""
+    base = "/" + str(settings.get("base_url") or "/").strip("/")
+    command = [sys.executable, "-m", "studiohub.serving",
+               f"--state-dir={settings['state_dir']}",
+               f"--poll-interval={float(models['poll_interval'])}",
+               f"--max-model-bytes={models['max_model_bytes']}",
+               f"--public-prefix={base.rstrip('/')}/services/{SERVICE}/"]
+    if settings.get("catalog_path"):
+        command.append(f"--catalog={settings['catalog_path']}")
+    service: dict[str, Any] = {"name": MANAGER, "command": command, "display": False,
+                               "environment": {contract.PREFIX: str(paths().prefix)}}
     if models["db_url"]:
+        # In the environment, not the command line: a password stays out of `ps`.
         service["environment"]["STUDIOHUB_MODELS_DB_URL"] = models["db_url"]
     return service
 

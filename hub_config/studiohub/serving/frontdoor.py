@@ -31,7 +31,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from ..sharing.base import MAX_DRAINED_BYTES, BaseHandler, hub_or_503
 from . import balancer as balancer_mod
-from .service import Caller, Models
+from .view import TOKEN_PREFIX, View
 
 log = logging.getLogger("studiohub.models")
 
@@ -65,9 +65,9 @@ class EndpointProxy(BaseHandler):
     service_name = "models"
 
     @property
-    def models(self) -> Models:
-        models: Models = self.settings["models"]
-        return models
+    def view(self) -> View:
+        view: View = self.settings["view"]
+        return view
 
     def check_xsrf_cookie(self) -> None:
         """API calls; a cookie alone never reaches a replica with a body from another
@@ -77,7 +77,7 @@ class EndpointProxy(BaseHandler):
     async def prepare(self) -> None:
         self._body, self._size = bytearray(), 0
         self._limit = int(self.settings.get("max_body_bytes", MAX_BODY_BYTES))
-        self._endpoint_token = self._bearer().startswith("shm_")
+        self._endpoint_token = self._bearer().startswith(TOKEN_PREFIX)
         # A body over the limit is read and dropped (up to MAX_DRAINED_BYTES), then
         # refused with a 413: a server that stopped reading mid-upload would leave the
         # client, behind the proxy, with the proxy's 503 instead.
@@ -113,12 +113,12 @@ class EndpointProxy(BaseHandler):
 
     def allowed(self, name: str) -> bool:
         if self._endpoint_token:
-            return self.models.token_endpoint(self._bearer()) == name
+            return self.view.token_endpoint(self._bearer()) == name
         user = self.current_user
         if user is None or user.get("kind", "user") != "user":
             return False
-        caller = Caller(user["name"], tuple(user.get("groups") or ()), bool(user.get("admin")))
-        return self.models.may_call(caller, name)
+        return self.view.may_call(name, user["name"], tuple(user.get("groups") or ()),
+                                  bool(user.get("admin")))
 
     async def get(self, name: str, rest: str) -> None:
         await self.forward(name, rest)
@@ -149,7 +149,7 @@ class EndpointProxy(BaseHandler):
             return balancer_mod.backend_name(name)
         protocol, model, number = pinned.groups()
         if not number.isdigit() or len(number) > 9 or \
-                int(number) not in self.models.versions_serving(name):
+                int(number) not in self.view.versions_serving(name):
             message = f"Servable not found for request: Specific({model[:60]}, " \
                       f"{number[:12]})" if protocol == "1" else \
                       f"version {number[:12]!r} of model {model[:60]!r} is not serving"

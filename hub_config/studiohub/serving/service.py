@@ -30,6 +30,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog, ChoiceError
@@ -40,11 +41,11 @@ from . import model as m
 from .balancer import BalancerState, EndpointRoute, VersionRoute
 from .model import EndpointError
 from .store import Store, digest
+from .view import TOKEN_PREFIX, write_view
 
 log = logging.getLogger("studiohub.models")
 
 ENDPOINTS_DIR = "studiohub-endpoints"
-TOKEN_PREFIX = "shm_"
 #: Seconds a starting version may take until every replica answers readiness.
 START_TIMEOUT = 600.0
 #: Longest pause between two restarts of a replica that keeps exiting.
@@ -97,7 +98,10 @@ class Models:
                  copy_model: Callable[..., Awaitable[dict[str, Any]]],
                  remove_copy: Callable[[str, str], Awaitable[None]],
                  image_built: Callable[[str], bool] = lambda image: True,
-                 poll_interval: float = 1.0, drain_seconds: float = 3.0) -> None:
+                 poll_interval: float = 1.0, drain_seconds: float = 3.0,
+                 published: Path | None = None) -> None:
+        """``published``: where the gateway's view of the endpoints is written
+        (:mod:`.view`): who owns each, its domain, its serving versions, token digests."""
         self.store, self.runner, self.balancer = store, runner, balancer
         self.catalog, self.home_of = catalog, home_of
         self.copy_model, self.remove_copy = copy_model, remove_copy
@@ -105,6 +109,8 @@ class Models:
         self.poll_interval, self.drain_seconds = poll_interval, drain_seconds
         self.endpoints: dict[str, dict[str, Any]] = {e["name"]: e for e in store.endpoints()}
         self.tokens: dict[str, str] = store.token_digests()
+        self.published = published
+        self._publish()
         self.lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._routes: BalancerState | None = None
@@ -113,6 +119,20 @@ class Models:
         self._launching: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._balancer_checked = 0.0
+
+    # --- what the gateway knows -----------------------------------------------------------
+
+    def _save(self, endpoint: dict[str, Any]) -> None:
+        if endpoint["name"] in self.endpoints:
+            self.store.save(endpoint)
+        self._publish()
+
+    def _publish(self) -> None:
+        """Write the gateway's view (root's, 0600, replaced whole: it reads either the
+        old or the new one)."""
+        if self.published is None:
+            return
+        write_view(self.published, self.endpoints, self.tokens)
 
     # --- who sees and calls what ---------------------------------------------------------
 
@@ -129,20 +149,6 @@ class Models:
         who = user or caller.name
         return sorted((e for e in self.endpoints.values() if e["user"] == who),
                       key=lambda e: e["name"])
-
-    def may_call(self, caller: Caller, name: str) -> bool:
-        """The owner, an admin, or a user of the endpoint's domain."""
-        endpoint = self.endpoints.get(name)
-        if endpoint is None:
-            return False
-        if caller.admin or caller.name == endpoint["user"]:
-            return True
-        domains = {d.id for d in self.catalog().domains_for(caller.groups)}
-        return endpoint["domain"] in domains
-
-    def token_endpoint(self, token: str) -> str | None:
-        """The endpoint an endpoint token opens (None: not one of ours)."""
-        return self.tokens.get(digest(token)) if token.startswith(TOKEN_PREFIX) else None
 
     # --- deploy --------------------------------------------------------------------------
 
@@ -244,7 +250,7 @@ class Models:
                             "canary_percent": 0, "versions": []}
             endpoint["versions"].append(v)
             self.endpoints[name] = endpoint
-            self.store.save(endpoint)
+            self._save(endpoint)
         await self._launch(endpoint, v)
         log.info("endpoint %s of %s: version %d deploying (%d x %s on %s)", name,
                  caller.name, number, replicas, choice.size.id, choice.image.id)
@@ -265,13 +271,13 @@ class Models:
                 old = m.version(endpoint, endpoint["live"])
                 endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = \
                     endpoint["canary"], None, 0
-                self.store.save(endpoint)
+                self._save(endpoint)
                 await self._apply()
                 if old:
                     self._retire_later(endpoint, old)
             else:
                 endpoint["canary_percent"] = percent
-                self.store.save(endpoint)
+                self._save(endpoint)
                 await self._apply()
         return endpoint
 
@@ -284,7 +290,7 @@ class Models:
             if starting or endpoint["canary"] is not None:
                 dropped = starting or [m.version(endpoint, endpoint["canary"])]
                 endpoint["canary"], endpoint["canary_percent"] = None, 0
-                self.store.save(endpoint)
+                self._save(endpoint)
                 await self._apply()
                 for v in dropped:
                     if v is not None:
@@ -306,7 +312,7 @@ class Models:
             before["status"] = m.RETIRED
             raise EndpointError(e.status, e.message) from None
         async with self.lock:
-            self.store.save(endpoint)
+            self._save(endpoint)
         await self._launch(endpoint, before)
         self._wake.set()
         return endpoint
@@ -332,6 +338,7 @@ class Models:
             self.endpoints.pop(name, None)
             self.tokens = {d: e for d, e in self.tokens.items() if e != name}
             self.store.remove(name)
+            self._publish()
             await self._apply()
         for v in endpoint["versions"]:
             if v["status"] in m.RUNS:
@@ -345,6 +352,7 @@ class Models:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         info = self.store.add_token(secrets.token_hex(4), name, token)
         self.tokens[digest(token)] = name
+        self._publish()
         return {"id": info.id, "token": token, "created": info.created.isoformat()}
 
     def list_tokens(self, caller: Caller, name: str) -> list[dict[str, Any]]:
@@ -357,6 +365,7 @@ class Models:
         if not self.store.revoke(name, token_id):
             raise EndpointError(404, f"{name!r} has no token {token_id[:20]!r}")
         self.tokens = self.store.token_digests()
+        self._publish()
 
     # --- the balancer ---------------------------------------------------------------------
 
@@ -448,7 +457,7 @@ class Models:
                                               f"{START_TIMEOUT:.0f} s")
                 changed = True
         if changed:
-            self.store.save(endpoint)
+            self._save(endpoint)
 
     async def _watch_replica(self, endpoint: dict[str, Any], v: dict[str, Any], name: str,
                              rs: dict[str, Any]) -> bool:
@@ -504,7 +513,7 @@ class Models:
         m.promote(shadow, v["version"])
         await self._apply({**self.endpoints, endpoint["name"]: shadow})
         replaced = m.promote(endpoint, v["version"])
-        self.store.save(endpoint)
+        self._save(endpoint)
         log.info("endpoint %s: version %d serving", endpoint["name"], v["version"])
         for x in replaced:
             self._retire_later(endpoint, x)
@@ -527,7 +536,7 @@ class Models:
                     v["status"] = m.RETIRED if v["status"] == m.SERVING else m.FAILED \
                         if v["status"] == m.FAILED else m.RETIRED
                     if endpoint["name"] in self.endpoints:
-                        self.store.save(endpoint)
+                        self._save(endpoint)
                     await self._apply()
             finally:
                 self._retiring.discard(key)
@@ -540,7 +549,7 @@ class Models:
         v["status"], v["reason"] = m.FAILED, reason[-1000:]
         log.warning("endpoint %s v%d failed: %s", endpoint["name"], v["version"], reason)
         await self._stop_version(endpoint, v)
-        self.store.save(endpoint)
+        self._save(endpoint)
 
     async def _stop_version(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
         for name, rs in v["replica_state"].items():
@@ -589,8 +598,3 @@ class Models:
                                      f"{replica[:30]!r}")
         return self.runner.log_path(v["holder"], replica, v["replica_state"][replica]
                                     ["attempt"])
-
-    def versions_serving(self, name: str) -> Sequence[int]:
-        endpoint = self.endpoints.get(name)
-        return [v["version"] for v in endpoint["versions"] if v["status"] == m.SERVING] \
-            if endpoint else []

@@ -1,0 +1,221 @@
+"""The models service's gateway: the JupyterHub service at ``/services/models/``.
+
+Two processes make the models service, so that **predictions go on while the manager
+restarts** (an upgrade, a crash):
+
+- the **gateway** (this module, ``python -m studiohub.serving.gateway``): the only one
+  the hub's proxy reaches. It authenticates every request with the hub (HubOAuth, a
+  token or the login cookie), answers predictions itself (:mod:`.frontdoor`: who may
+  call comes from :mod:`.view`, the file the manager writes; the replica is HAProxy's
+  choice), keeps the request figures (:mod:`.meter`, ``api/endpoints/NAME/metrics``),
+  and relays the rest of the management API to the manager, with the caller it
+  authenticated, over the manager's root-only unix socket;
+- the **manager** (:mod:`.app`, ``python -m studiohub.serving``): deploys, supervises
+  replicas, drives the balancer, answers the management API. While it restarts, its API
+  answers 503 ("restarting") and every endpoint keeps answering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth
+from tornado import web
+from tornado.httpclient import HTTPRequest
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from traitlets import Integer, Unicode, default
+from traitlets.config import Application
+
+from ..catalog_choice import cached_catalog
+from ..jobs.app import OAuthCallback
+from ..paths import paths
+from ..sharing.base import MAX_DRAINED_BYTES, APIHandler, authenticated
+from . import frontdoor
+from .api import CALLER_HEADER
+from .balancer import FRONTEND
+from .meter import Meter
+from .view import View
+
+log = logging.getLogger("studiohub.models")
+MIB = 1024 * 1024
+#: Headers of the manager's answer passed back to the caller.
+ANSWER_HEADERS = ("Content-Type", "X-Log-Size")
+RESTARTING = "the models service's manager is restarting: try again in a few seconds " \
+             "(endpoints keep answering meanwhile)"
+
+
+def endpoints_dir(state_dir: str | Path) -> Path:
+    return Path(state_dir) / "endpoints"
+
+
+def manager_socket(state_dir: str | Path) -> Path:
+    """The manager's root-only socket (the gateway relays the management API there)."""
+    return endpoints_dir(state_dir) / "manager.sock"
+
+
+def view_path(state_dir: str | Path) -> Path:
+    return endpoints_dir(state_dir) / "gateway.json"
+
+
+def balancer_dir(state_dir: str | Path) -> Path:
+    return endpoints_dir(state_dir) / "balancer"
+
+
+class GatewayAPI(APIHandler):
+    """The hub's identity of the caller; ``{status, message}`` errors."""
+
+    service_name = "models"
+    max_body_bytes = 64 * 1024
+
+    def caller(self) -> dict[str, Any]:
+        user = self.current_user
+        if user is None or user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "only JupyterHub users can manage model endpoints")
+        return {"name": user["name"], "groups": list(user.get("groups") or ()),
+                "admin": bool(user.get("admin")), "kind": "user"}
+
+
+class MetricsHandler(GatewayAPI):
+    """Requests/s, p50/p99 latency and errors per version and replica, as the gateway
+    saw them (the owner's and admins' only)."""
+
+    @authenticated
+    def get(self, name: str) -> None:
+        caller = self.caller()
+        if not caller["admin"] and self.settings["view"].owner(name) != caller["name"]:
+            raise web.HTTPError(404, f"you have no endpoint {name[:60]!r}")
+        self.write_json(self.settings["meter"].summary(name))
+
+
+class ManagerRelay(GatewayAPI):
+    """Everything else under ``api/``: to the manager, with the authenticated caller."""
+
+    @authenticated
+    async def get(self, path: str) -> None:
+        await self.relay(path)
+
+    @authenticated
+    async def post(self, path: str) -> None:
+        await self.relay(path)
+
+    @authenticated
+    async def delete(self, path: str) -> None:
+        await self.relay(path)
+
+    async def relay(self, path: str) -> None:
+        caller = json.dumps(self.caller())
+        query = f"?{self.request.query}" if self.request.query else ""
+        method = self.request.method or "GET"
+        headers = {CALLER_HEADER: caller}
+        if "Content-Type" in self.request.headers:
+            headers["Content-Type"] = self.request.headers["Content-Type"]
+        request = HTTPRequest(f"http://manager/api/{path}{query}", method=method,
+                              headers=headers, body=bytes(self._body)
+                              if method == "POST" else None,
+                              request_timeout=1000.0, follow_redirects=False,
+                              allow_nonstandard_methods=True)
+        try:
+            response = await self.settings["manager_client"].fetch(request, raise_error=False)
+        except OSError:
+            response = None
+        if response is None or response.code == 599:
+            raise web.HTTPError(503, RESTARTING)
+        self.set_status(response.code)
+        for header in ANSWER_HEADERS:
+            if header in response.headers:
+                self.set_header(header, response.headers[header])
+        self.finish(response.body if response.code != 204 and response.body else None)
+
+
+def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    table: list[tuple[str, type[web.RequestHandler]]] = [
+        ("oauth_callback", OAuthCallback),
+        (r"api/endpoints/([a-z][a-z0-9-]{0,39})/metrics", MetricsHandler),
+        (r"api/?(.*)", ManagerRelay),
+        (r"([a-z][a-z0-9-]{0,39})/(v[12](?:/.*)?)", frontdoor.EndpointProxy),
+        (".*", frontdoor.NotFoundProxy),
+    ]
+    return [(prefix + path, handler) for path, handler in table]
+
+
+def create_app(view: View, hub_auth: HubOAuth, balancer_socket: str, manager: str,
+               max_body_bytes: int = frontdoor.MAX_BODY_BYTES) -> web.Application:
+    prefix = hub_auth.base_url
+    return web.Application(make_routes(prefix), view=view, hub_auth=hub_auth,
+                           service_prefix=prefix, cookie_secret=os.urandom(32),
+                           log_function=log_request, meter=Meter(),
+                           balancer_client=frontdoor.make_client(balancer_socket),
+                           manager_client=frontdoor.make_client(manager),
+                           max_body_bytes=max_body_bytes)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """One line a refused or failed request (predictions are counted, not logged)."""
+    if getattr(handler, "refusal_logged", False):
+        return
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
+        else logging.ERROR
+    log.log(level, "%d %s %s %.1fms", status, handler.request.method,
+            handler.request.path[:200], 1000 * handler.request.request_time())
+
+
+class GatewayApp(Application):
+    """The gateway of StudioHub's model endpoints: a JupyterHub service."""
+
+    name = "studiohub-models-gateway"
+    description = __doc__
+
+    state_dir = Unicode(help="StudioHub's state directory (default <prefix>/state).").tag(
+        config=True)
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return str(paths().state)
+
+    catalog_path = Unicode("", help="The operator's catalog file (the hub's).").tag(config=True)
+    auth_cache_seconds = Integer(10, help="How long a caller's identity is reused."
+                                 ).tag(config=True)
+    max_body_bytes = Integer(frontdoor.MAX_BODY_BYTES, help="Largest prediction request."
+                             ).tag(config=True)
+
+    aliases = {  # noqa: RUF012  (traitlets reads the class attribute)
+        "state-dir": "GatewayApp.state_dir",
+        "catalog": "GatewayApp.catalog_path",
+        "auth-cache-seconds": "GatewayApp.auth_cache_seconds",
+        "max-body-bytes": "GatewayApp.max_body_bytes",
+    }
+
+    def start(self) -> None:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
+        catalog_path = self.catalog_path
+        view = View(view_path(self.state_dir), lambda: cached_catalog(catalog_path))
+        hub_auth = HubOAuth(cache_max_age=self.auth_cache_seconds)
+        app = create_app(view, hub_auth, str(balancer_dir(self.state_dir) / FRONTEND),
+                         str(manager_socket(self.state_dir)), self.max_body_bytes)
+        listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10104"))
+        server = HTTPServer(app, xheaders=True,
+                            max_body_size=max(self.max_body_bytes + MIB, MAX_DRAINED_BYTES))
+        server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
+        log.info("models gateway listening on %s, prefix %s", listen.geturl(),
+                 hub_auth.base_url)
+        loop = IOLoop.current()
+        signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(loop.stop))
+        with contextlib.suppress(KeyboardInterrupt):
+            loop.start()
+
+
+main = GatewayApp.launch_instance
+
+if __name__ == "__main__":
+    main()
