@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -173,6 +174,15 @@ def test_both_replicas_serve_and_run_as_the_owner_under_the_size(
                if "studiohub.modelserver" in " ".join(p.info["cmdline"] or [])
                and "--name net" in " ".join(p.info["cmdline"] or [])]
     assert len(servers) == 2 and {p.info["username"] for p in servers} == {owner}
+    # Each in its own leaf of the version's cgroup, under the size's memory limit.
+    for server in servers:
+        groups = Path(f"/proc/{server.pid}/cgroup").read_text()
+        assert "/endpoint-" in groups and "/e-" in groups, groups
+        memory = next(line.split(":", 2)[2] for line in groups.splitlines()
+                      if line.split(":")[1] in ("memory", ""))
+        limit = next(p for p in (f"/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes",
+                                 f"/sys/fs/cgroup{memory}/memory.max") if os.path.exists(p))
+        assert int(Path(limit).read_text()) == 512 * 1024 * 1024  # size "tiny"
     logs = api(hub, alice, "GET", "endpoints/net/logs", params={"replica": "replica-1"})
     assert logs.status_code == 200
 

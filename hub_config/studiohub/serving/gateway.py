@@ -111,8 +111,10 @@ class ManagerRelay(GatewayAPI):
     async def delete(self, path: str) -> None:
         await self.relay(path)
 
-    async def relay(self, path: str) -> None:
+    async def relay(self, _path: str) -> None:
         caller = json.dumps(self.caller())
+        # The path as sent (still percent-encoded), never the decoded route group.
+        path = self.request.path[len(self.settings["service_prefix"]) + len("api/"):]
         query = f"?{self.request.query}" if self.request.query else ""
         method = self.request.method or "GET"
         headers = {CALLER_HEADER: caller}
