@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import threading
@@ -92,6 +93,16 @@ def net(hub: ModelsHub, alice: User) -> dict[str, Any]:
     deploy(hub, alice, "net", path, replicas=2, size="tiny")
     endpoint = wait_for(hub, alice, "net", serving(1))
     return {"endpoint": endpoint, "expected": expected, "path": path}
+
+
+def replica_pids(user: User, name: str = "net") -> list[int]:
+    """The replica processes of ``user``'s endpoint ``name`` (theirs only: never another
+    hub's or user's)."""
+    owner = unix_name(user.name)
+    return sorted(p.pid for p in psutil.process_iter(["cmdline", "username"])
+                  if p.info["username"] == owner and
+                  "studiohub.modelserver" in " ".join(p.info["cmdline"] or []) and
+                  f"--name {name}" in " ".join(p.info["cmdline"] or []))
 
 
 class Load:
@@ -266,6 +277,46 @@ def test_an_unrecognised_model_is_refused_and_nothing_is_created(
         assert r.status_code == 400, (bad, r.text)
 
 
+def test_a_name_stays_its_first_deployers_while_the_copy_runs(
+        hub: ModelsHub, alice: User, bob: User) -> None:
+    """Bob's deploy holds the name while his model copies (here: stopped, as a user can
+    stop his own copy process); Alice's deploy of the same name is refused meanwhile, so
+    Bob's copy can never become a version of an endpoint of Alice's (the attack review
+    of issue 15 ran Bob's files as Alice that way)."""
+    home = Path(pwd.getpwnam(unix_name(bob.name)).pw_dir)
+    folder = home / "bigmodel"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\0" * 64)
+    with open(folder / "weights.bin", "wb") as f:
+        f.truncate(512 * 1024 * 1024)
+    subprocess.run(["chown", "-R", f"{unix_name(bob.name)}:", str(folder)], check=True)
+    result: dict[str, requests.Response] = {}
+    deploying = threading.Thread(target=lambda: result.update(bob=api(
+        hub, bob, "POST", "endpoints", json={"name": "held", "model": "bigmodel"})))
+    deploying.start()
+    copy = None
+    deadline = time.monotonic() + 60
+    while copy is None and time.monotonic() < deadline:
+        copy = next((p for p in psutil.process_iter(["cmdline"]) if "studiohub.serving."
+                     "modelcopy" in " ".join(p.info["cmdline"] or []) and str(folder) in
+                     " ".join(p.info["cmdline"] or [])), None)
+    assert copy is not None, "bob's copy never started"
+    copy.suspend()
+    try:
+        r = api(hub, alice, "POST", "endpoints", json={"name": "held", "model": "models/v1"})
+        assert r.status_code == 409 and "taken" in r.json()["message"], r.text
+        r = api(hub, bob, "POST", "endpoints", json={"name": "other", "model": "bigmodel"})
+        assert r.status_code == 409 and "already have a deploy" in r.json()["message"]
+    finally:
+        copy.resume()
+        deploying.join(300)
+    # His copy done, the framework's image is not one his domain has: refused, released.
+    assert result["bob"].status_code == 400, result["bob"].text
+    assert api(hub, bob, "GET", "endpoints/held").status_code == 404
+    assert api(hub, alice, "POST", "endpoints", params={"check": "true"}, json={
+        "name": "held", "model": "models/v1/net.pt"}).status_code == 200
+
+
 def test_a_new_version_rolls_out_under_load_without_a_failed_request(
         hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
     path, expected_v2 = make_model(alice, "torchscript", "models/v2", seed=2)
@@ -326,12 +377,10 @@ def test_rollback_returns_to_the_previous_version(
 
 def test_a_killed_replica_is_replaced_and_no_request_fails(
         hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
-    victim = next(p for p in psutil.process_iter(["cmdline"])
-                  if "studiohub.modelserver" in " ".join(p.info["cmdline"] or [])
-                  and "--name net" in " ".join(p.info["cmdline"] or []))
+    victim = replica_pids(alice)[0]
     with Load(hub, alice.token) as load:
         time.sleep(1)
-        os.kill(victim.pid, signal.SIGKILL)
+        os.kill(victim, signal.SIGKILL)
         wait_for(hub, alice, "net", lambda e: any(
             r["restarts"] == 1 and r["state"] == "ready"
             for v in e["versions"] for r in v["replicas"]))
@@ -367,19 +416,20 @@ def test_the_cli_and_the_sdk_reach_the_same_endpoint(
     assert in_process_close(json.loads(sdk.stdout), net["expected"])
 
 
-def manager_pid() -> int:
+def manager_pid(hub: ModelsHub) -> int:
+    """This hub's models manager (found by its state folder: never another hub's)."""
     return next(p.pid for p in psutil.process_iter(["cmdline"])
                 if " -m studiohub.serving --" in " ".join(p.info["cmdline"] or [])
+                and f"--state-dir={hub.state_dir}" in (p.info["cmdline"] or [])
                 and "servicewrap" not in " ".join(p.info["cmdline"] or []))
 
 
 def test_endpoints_answer_while_their_manager_restarts_and_it_adopts_the_replicas(
         hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
-    before = sorted(p.pid for p in psutil.process_iter(["cmdline"])
-                    if "--name net" in " ".join(p.info["cmdline"] or []))
+    before = replica_pids(alice)
     restarts = [r["restarts"] for v in api(hub, alice, "GET", "endpoints/net").json()[
         "versions"] for r in v["replicas"]]
-    killed = manager_pid()
+    killed = manager_pid(hub)
     with Load(hub, alice.token) as load:
         time.sleep(0.5)
         os.kill(killed, signal.SIGKILL)
@@ -394,9 +444,8 @@ def test_endpoints_answer_while_their_manager_restarts_and_it_adopts_the_replica
             time.sleep(0.2)
         time.sleep(1)
     assert load.failures == [], load.failures[:5]
-    assert manager_pid() != killed
-    after = sorted(p.pid for p in psutil.process_iter(["cmdline"])
-                   if "--name net" in " ".join(p.info["cmdline"] or []))
+    assert manager_pid(hub) != killed
+    after = replica_pids(alice)
     assert after == before
     endpoint = api(hub, alice, "GET", "endpoints/net").json()
     assert endpoint["status"] == "ready"
@@ -405,16 +454,14 @@ def test_endpoints_answer_while_their_manager_restarts_and_it_adopts_the_replica
 
 def test_endpoints_keep_their_replicas_through_a_hub_restart(
         hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
-    before = sorted(p.pid for p in psutil.process_iter(["cmdline"])
-                    if "--name net" in " ".join(p.info["cmdline"] or []))
+    before = replica_pids(alice)
     hub.stop()
     # Meanwhile the replicas go on.
     assert all(psutil.pid_exists(pid) for pid in before)
     hub.start()
     r = predict(hub, "net", {"instances": INPUT}, alice.token)
     assert r.status_code == 200, r.text
-    after = sorted(p.pid for p in psutil.process_iter(["cmdline"])
-                   if "--name net" in " ".join(p.info["cmdline"] or []))
+    after = replica_pids(alice)
     assert after == before
     assert api(hub, alice, "GET", "endpoints/net").json()["status"] == "ready"
 
@@ -423,12 +470,9 @@ def test_delete_stops_the_replicas_and_frees_the_name(
         hub: ModelsHub, alice: User, bob: User, net: dict[str, Any]) -> None:
     assert api(hub, alice, "DELETE", "endpoints/net").status_code == 204
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-            "--name net" in " ".join(p.info["cmdline"] or [])
-            for p in psutil.process_iter(["cmdline"])):
+    while time.monotonic() < deadline and replica_pids(alice):
         time.sleep(0.2)
-    assert not any("--name net" in " ".join(p.info["cmdline"] or [])
-                   for p in psutil.process_iter(["cmdline"]))
+    assert replica_pids(alice) == []
     assert predict(hub, "net", {"instances": INPUT}, alice.token).status_code == 403
     assert "net" not in (hub.state_dir / "placements.json").read_text()
 

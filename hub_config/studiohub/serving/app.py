@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import signal
 import sys
 from pathlib import Path
@@ -31,9 +32,9 @@ from .. import envs
 from ..catalog_choice import cached_catalog
 from ..jobs.app import account_of
 from ..jobs.snapshot import SnapshotError, as_user
-from ..paths import paths
+from ..paths import paths, system_mode
 from ..sharing.base import MAX_DRAINED_BYTES
-from ..slugs import DEFAULT_UNIX_PREFIX
+from ..slugs import DEFAULT_UNIX_PREFIX, unix_name
 from . import api
 from .gateway import balancer_dir, manager_socket, view_path
 from .model import EndpointError
@@ -91,6 +92,12 @@ def log_request(handler: web.RequestHandler) -> None:
     logging.getLogger("studiohub.models").log(
         level, "%d %s %s %.1fms", status, handler.request.method,
         handler.request.path[:200], 1000 * handler.request.request_time())
+
+
+def unix_account(user: str, prefix: str) -> str:
+    """The account an endpoint's replicas run as, by name (never created here: the deploy
+    made it; supervision must not re-create a removed user's account)."""
+    return unix_name(user, prefix) if system_mode() else pwd.getpwuid(os.geteuid()).pw_name
 
 
 async def copy_model(user: str, unix_user: str, source: str, target: str, check: bool,
@@ -171,7 +178,7 @@ class ModelsApp(Application):
             str(state / "endpoints" / "sockets")
         runner = ReplicaRunner(executor, placing, socket_root,
                                env_python=lambda image: envs.env_python(image),
-                               unix_user=lambda user: account_of(user, prefix).unix_user)
+                               unix_user=lambda user: unix_account(user, prefix))
         balancer = Balancer(balancer_dir(state))
         max_bytes = self.max_model_bytes
 

@@ -22,6 +22,7 @@ import re
 import socket
 import time
 from typing import Any
+from urllib.parse import quote
 
 from tornado import web
 from tornado.http1connection import HTTP1Connection
@@ -85,10 +86,13 @@ class EndpointProxy(BaseHandler):
             self.request.connection.set_max_body_size(MAX_DRAINED_BYTES)
         if not self._endpoint_token:
             await hub_or_503(self.hub_auth.get_user(self, sync=False))
+        # Decided before the body arrives: a caller who may not call has nothing of
+        # theirs kept in memory (their body is read and dropped, then refused).
+        self._allowed = bool(self.path_args) and self.allowed(self.path_args[0])
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._size <= self._limit:
+        if self._size <= self._limit and self._allowed:
             self._body += chunk
 
     def _bearer(self) -> str:
@@ -129,7 +133,7 @@ class EndpointProxy(BaseHandler):
     async def forward(self, name: str, rest: str) -> None:
         if self._finished:
             return
-        if not self.allowed(name):
+        if not self._allowed:
             self.fail(403, f"you may not call the endpoint {name[:60]!r}: its owner, their "
                            "domain and holders of its tokens may")
             return
@@ -162,7 +166,8 @@ class EndpointProxy(BaseHandler):
         headers[balancer_mod.BACKEND_HEADER] = backend
         query = f"?{self.request.query}" if self.request.query else ""
         method = self.request.method or "GET"
-        request = HTTPRequest(f"http://balancer/{rest}{query}", method=method,
+        path = quote(rest, safe="/:@!$&'()*+,;=-._~")  # as sent: no space or CR/LF in it
+        request = HTTPRequest(f"http://balancer/{path}{query}", method=method,
                               headers=headers, body=bytes(self._body) if method == "POST"
                               else None, request_timeout=float(
                                   self.settings.get("request_timeout", 120)),
@@ -181,7 +186,8 @@ class EndpointProxy(BaseHandler):
         served = response.headers.get(REPLICA_HEADER, "")
         where = balancer_mod.parse_server_name(served)
         if where is not None:
-            self.settings["meter"].record(name, where[0], where[1], elapsed, response.code)
+            self.settings["meter"].record(self.view.meter_key(name), where[0], where[1],
+                                          elapsed, response.code)
         self.set_status(response.code)
         for header in ("Content-Type",):
             if header in response.headers:

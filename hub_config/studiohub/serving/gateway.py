@@ -93,7 +93,9 @@ class MetricsHandler(GatewayAPI):
         caller = self.caller()
         if not caller["admin"] and self.settings["view"].owner(name) != caller["name"]:
             raise web.HTTPError(404, f"you have no endpoint {name[:60]!r}")
-        self.write_json(self.settings["meter"].summary(name))
+        view: View = self.settings["view"]
+        self.write_json({**self.settings["meter"].summary(view.meter_key(name)),
+                         "endpoint": name})
 
 
 class ManagerRelay(GatewayAPI):
@@ -206,8 +208,11 @@ class GatewayApp(Application):
         app = create_app(view, hub_auth, str(balancer_dir(self.state_dir) / FRONTEND),
                          str(manager_socket(self.state_dir)), self.max_body_bytes)
         listen = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10104"))
+        # A caller who stops sending is cut off (a body within 2 minutes, an idle
+        # keep-alive connection after 5).
         server = HTTPServer(app, xheaders=True,
-                            max_body_size=max(self.max_body_bytes + MIB, MAX_DRAINED_BYTES))
+                            max_body_size=max(self.max_body_bytes + MIB, MAX_DRAINED_BYTES),
+                            body_timeout=120, idle_connection_timeout=300)
         server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
         log.info("models gateway listening on %s, prefix %s", listen.geturl(),
                  hub_auth.base_url)

@@ -88,20 +88,34 @@ class ReplicaRunner:
         return str(self.socket_root / f"{holder}-{replica}.sock")
 
     def claim_socket(self, user: str, holder: str, replica: str) -> bool:
-        """Move a replica's freshly bound socket into root's folder; False if none yet.
-        Anything but a socket of the owner's account is removed, never used."""
+        """Move a replica's freshly bound socket into root's folder; False if there is
+        none yet (or what is there is no socket of the owner's account: left alone).
+        Checked before the rename and again after it (the user's folder may change in
+        between); something else found in root's folder after the rename goes back."""
         source = self.bind_path(user, holder, replica)
         target = self.socket_path(holder, replica)
+        uid = pwd.getpwnam(self.unix_user(user)).pw_uid
+
+        def owners_socket(path: str) -> bool:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return False
+            return stat.S_ISSOCK(st.st_mode) and st.st_uid == uid
+
+        if not owners_socket(source):
+            return False
         try:
             os.rename(source, target)
-        except FileNotFoundError:
+        except OSError:
             return False
-        st = os.lstat(target)
-        uid = pwd.getpwnam(self.unix_user(user)).pw_uid
-        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != uid:
+        if owners_socket(target):
+            return True
+        with contextlib.suppress(OSError):
+            os.rename(target, source)
+        with contextlib.suppress(OSError):
             os.unlink(target)
-            return False
-        return True
+        return False
 
     async def ready(self, holder: str, replica: str, timeout: float = 2.0) -> bool:
         """Whether the replica answers 200 on its readiness route."""
@@ -125,9 +139,15 @@ class ReplicaRunner:
 
     def plan(self, endpoint: dict[str, Any], v: dict[str, Any], replica: str,
              attempt: int) -> AttemptPlan:
+        if v.get("user", endpoint["user"]) != endpoint["user"]:
+            raise ValueError(f"version {v['version']} of {endpoint['name']} was deployed by "
+                             "another user: not started")
         placed = v["placement"][replica]
         python = str(self.env_python(v["image"]))
-        command = [python, "-s", "-m", "studiohub.modelserver", "--model", v["model_dir"],
+        # -I: nothing of the working folder, the environment or the user's site-packages
+        # on sys.path (the model folder is the user's); -u: unbuffered (-I ignores
+        # PYTHONUNBUFFERED), so the log is live.
+        command = [python, "-I", "-u", "-m", "studiohub.modelserver", "--model", v["model_dir"],
                    "--format", v["format"], "--name", endpoint["name"],
                    "--version", str(v["version"]),
                    "--socket", self.bind_path(endpoint["user"], v["holder"], replica)]
@@ -144,7 +164,7 @@ class ReplicaRunner:
 
     async def start(self, endpoint: dict[str, Any], v: dict[str, Any], replica: str,
                     attempt: int) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(self.socket_path(v["holder"], replica))
         await self.executor.start(self.plan(endpoint, v, replica, attempt))
 
@@ -156,7 +176,7 @@ class ReplicaRunner:
     async def stop(self, endpoint: dict[str, Any], v: dict[str, Any], replica: str,
                    attempt: int) -> None:
         await self.executor.stop(self.plan(endpoint, v, replica, attempt))
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(self.socket_path(v["holder"], replica))
 
     def log_path(self, holder: str, replica: str, attempt: int) -> Path:

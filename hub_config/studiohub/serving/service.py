@@ -117,6 +117,9 @@ class Models:
         self._next_restart: dict[tuple[str, int, str], float] = {}
         self._retiring: set[tuple[str, int]] = set()
         self._launching: set[tuple[str, int]] = set()
+        self._errors: dict[tuple[str, int], str] = {}
+        #: Names held by a deploy under way (name → user): see :meth:`_reserve`.
+        self._deploying: dict[str, str] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self._balancer_checked = 0.0
 
@@ -168,30 +171,47 @@ class Models:
         canary = body.get("canary")
         if canary is not None:
             canary = m.check_percent(canary)
-        existing = self.endpoints.get(name)
-        if existing is not None and existing["user"] != caller.name:
-            raise EndpointError(409, f"the name {name!r} is taken on this hub: choose another")
-        if existing is not None and any(v["status"] == m.STARTING
-                                        for v in existing["versions"]):
-            raise EndpointError(409, f"a version of {name!r} is still starting: wait for it "
-                                     "(or roll it back) before deploying another")
-        number = m.next_version(existing) if existing else 1
-        home = self.home_of(caller.name)
-        target = posixpath.join(home, ENDPOINTS_DIR, name, f"v{number}")
-        found = await self.copy_model(caller.name, posixpath.join(home, source),
-                                      target, check)
+        number = self._reserve(caller, name)  # the name and number, before any await
         try:
-            choice, domain = self._choose(caller, body, found["framework"])
-            await self._check_room(caller, choice, replicas)
-            if check:
-                return None
-            return await self._add_version(caller, name, number, source, found, choice,
-                                           domain, replicas, canary)
-        except BaseException:
-            if not check:
-                with contextlib.suppress(Exception):
-                    await self.remove_copy(caller.name, target)
-            raise
+            home = self.home_of(caller.name)
+            target = posixpath.join(home, ENDPOINTS_DIR, name, f"v{number}")
+            found = await self.copy_model(caller.name, posixpath.join(home, source),
+                                          target, check)
+            try:
+                choice, domain = self._choose(caller, body, found["framework"])
+                await self._check_room(caller, choice, replicas)
+                if check:
+                    return None
+                return await self._add_version(caller, name, number, source, found, choice,
+                                               domain, replicas, canary)
+            except BaseException:
+                if not check:
+                    with contextlib.suppress(Exception):
+                        await self.remove_copy(caller.name, target)
+                raise
+        finally:
+            self._deploying.pop(name, None)
+
+    def _reserve(self, caller: Caller, name: str) -> int:
+        """The version number this deploy will add, the name held for the caller until it
+        ends: a deploy of the same name meanwhile (anyone's) is refused, so the name's
+        owner cannot change under a deploy (one user's copy must never become a version
+        of another user's endpoint). One deploy per user at a time: a copy runs in the
+        service's cgroup."""
+        existing = self.endpoints.get(name)
+        held = self._deploying.get(name)
+        if (existing is not None and existing["user"] != caller.name) or \
+                (held is not None and held != caller.name):
+            raise EndpointError(409, f"the name {name!r} is taken on this hub: choose another")
+        if held is not None or (existing is not None and any(
+                v["status"] == m.STARTING for v in existing["versions"])):
+            raise EndpointError(409, f"a version of {name!r} is still being deployed: wait "
+                                     "for it (or roll it back) before deploying another")
+        if caller.name in self._deploying.values():
+            raise EndpointError(409, "you already have a deploy copying its model: wait for "
+                                     "it to finish")
+        self._deploying[name] = caller.name
+        return m.next_version(existing) if existing else 1
 
     def _choose(self, caller: Caller, body: dict[str, Any], framework: str) -> Any:
         catalog = self.catalog()
@@ -229,7 +249,8 @@ class Models:
                            canary: int | None) -> dict[str, Any]:
         names = m.replica_names(replicas)
         v: dict[str, Any] = {
-            "version": number, "holder": secrets.token_hex(6), "format": found["format"],
+            "version": number, "holder": secrets.token_hex(6), "user": caller.name,
+            "format": found["format"],
             "framework": found["framework"], "image": choice.image.id,
             "size": choice.size.id, "replicas": replicas, "source": source,
             "model_dir": found["model_path"], "status": m.STARTING, "reason": "",
@@ -244,6 +265,13 @@ class Models:
             raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
         async with self.lock:
             endpoint = self.endpoints.get(name)
+            if endpoint is not None and (endpoint["user"] != caller.name or
+                                         m.version(endpoint, number) is not None):
+                # Cannot happen while the name is held (_reserve); never start a version
+                # in another user's endpoint, whatever happened.
+                await self.runner.release(caller.name, v["holder"])
+                raise EndpointError(409, f"the name {name!r} is taken on this hub: choose "
+                                         "another")
             if endpoint is None:
                 endpoint = {"name": name, "user": caller.name, "domain": domain,
                             "created": utcnow().isoformat(), "live": None, "canary": None,
@@ -438,9 +466,25 @@ class Models:
                     key = (endpoint["name"], v["version"])
                     if v["status"] in m.RUNS and key not in self._retiring and \
                             key not in self._launching:
-                        await self._supervise(endpoint, v)
+                        await self._supervise_isolated(endpoint, v)
             await self._check_balancer()
             await self._apply()
+
+    async def _supervise_isolated(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
+        """One version's supervision; whatever goes wrong there (a user's replica leaving
+        something odd behind) is logged and stays there: every other endpoint is still
+        supervised, and a starting version still fails at its deadline."""
+        try:
+            await self._supervise(endpoint, v)
+        except Exception as e:
+            key = (endpoint["name"], v["version"])
+            if self._errors.get(key) != str(e):  # one line per new error, not per tick
+                self._errors[key] = str(e)
+                log.exception("supervising endpoint %s v%d", *key)
+            if v["status"] == m.STARTING and time.time() - v.get("started", 0) > START_TIMEOUT:
+                with contextlib.suppress(Exception):
+                    await self._fail(endpoint, v, f"its replicas were not ready after "
+                                                  f"{START_TIMEOUT:.0f} s ({e})")
 
     async def _supervise(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
         changed = False

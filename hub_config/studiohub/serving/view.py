@@ -29,6 +29,7 @@ TOKEN_PREFIX = "shm_"
 def write_view(path: Path, endpoints: Mapping[str, Mapping[str, Any]],
                tokens: Mapping[str, str]) -> None:
     data = {"endpoints": {name: {"user": e["user"], "domain": e["domain"],
+                                 "created": e["created"],
                                  "serving": sorted(v["version"] for v in e["versions"]
                                                    if v["status"] == "serving")}
                           for name, e in endpoints.items()},
@@ -61,6 +62,12 @@ class View:
     def endpoint(self, name: str) -> dict[str, Any] | None:
         found: dict[str, Any] | None = self.data()["endpoints"].get(name)
         return found
+
+    def meter_key(self, name: str) -> str:
+        """Whose figures these are: the name *and* when it was created, so a name deleted
+        and taken again (by anyone) starts with no figures of the one before."""
+        endpoint = self.endpoint(name) or {}
+        return f"{name}@{endpoint.get('created', '')}"
 
     def owner(self, name: str) -> str | None:
         endpoint = self.endpoint(name)
