@@ -49,7 +49,8 @@ def test_every_problem_of_both_files_and_nothing_sent(
     assert main(["reload"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert f"error: {config}: unknown setting(s) prot; known settings: auth, base_url, " \
-        "catalog_path, culling, db_url, ip, jobs, lab, port, sharing, spawner, state_dir" in err
+        "catalog_path, culling, db_url, ip, jobs, lab, models, port, sharing, spawner, " \
+        "state_dir" in err
     assert f"error: {config}: culling.enabled: 'no' is not true or false" in err
     # The catalog is checked too, even though config.yaml already failed.
     assert any("team-x: 'display_name' is a required property" in line for line in err), err
