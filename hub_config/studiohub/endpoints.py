@@ -28,7 +28,7 @@ from typing import Any
 from . import contract
 from .training import Client as _ServiceClient
 from .training import TrainingError as EndpointError
-from .training import api_token
+from .training import api_token, hub_service_url
 
 __all__ = ["Client", "Endpoint", "EndpointError", "deploy", "get", "list"]
 
@@ -39,16 +39,7 @@ SETTLED = ("ready", "failed")
 def models_url(url: str) -> str:
     """The models service's URL from a hub's (``https://hub/`` or ``…/hub/api``), or a
     ``…/services/<name>/`` URL as given."""
-    parts = urllib.parse.urlsplit(url)
-    base = parts.path.rstrip("/")
-    if "/services/" in base + "/":
-        return url if url.endswith("/") else url + "/"
-    for tail in ("/hub/api", "/hub"):
-        if base.endswith(tail):
-            base = base[:-len(tail)]
-            break
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{base}/services/models/",
-                                    "", ""))
+    return hub_service_url(url, "models")
 
 
 def service_url(environ: Mapping[str, str] | None = None, option: str = "url=") -> str:

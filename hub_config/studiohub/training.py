@@ -74,6 +74,11 @@ def service_url(environ: Mapping[str, str] | None = None, option: str = "url=") 
 def jobs_url(url: str) -> str:
     """The jobs service's URL from a hub's: ``https://hub.example.org/`` or its API
     (``…/hub/api``) → ``…/services/jobs/``; a ``…/services/<name>/`` URL as given."""
+    return hub_service_url(url, "jobs")
+
+
+def hub_service_url(url: str, service: str) -> str:
+    """A hub service's URL from the hub's (or its API's); a service URL as given."""
     parts = urllib.parse.urlsplit(url)
     base = parts.path.rstrip("/")
     if "/services/" in base + "/":
@@ -82,8 +87,8 @@ def jobs_url(url: str) -> str:
         if base.endswith(tail):
             base = base[:-len(tail)]
             break
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{base}/services/jobs/",
-                                    "", ""))
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc,
+                                    f"{base}/services/{service}/", "", ""))
 
 
 def api_token(environ: Mapping[str, str] | None = None, option: str = "token=") -> str:

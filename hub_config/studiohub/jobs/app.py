@@ -36,7 +36,7 @@ from traitlets.config import Application
 from .. import envs, users
 from ..catalog_choice import cached_catalog
 from ..paths import paths, system_mode
-from ..sharing.base import APIHandler, hub_or_503
+from ..sharing.base import APIHandler, hub_or_503, request_logger
 from ..slugs import DEFAULT_UNIX_PREFIX
 from . import api
 from .placing import HubPlacing
@@ -88,21 +88,10 @@ def create_app(jobs: Jobs, hub_auth: HubOAuth,
     prefix = hub_auth.base_url
     return web.Application(make_routes(prefix), jobs=jobs, hub_auth=hub_auth,
                            service_prefix=prefix, cookie_secret=os.urandom(32),
-                           log_function=log_request, follows=collections.Counter(),
+                           log_function=request_logger("studiohub.jobs"),
+                           follows=collections.Counter(),
                            max_follows_per_user=max_follows_per_user,
                            check_code=check_code)
-
-
-def log_request(handler: web.RequestHandler) -> None:
-    """One line a request; a refusal its handler logged with its message is not repeated."""
-    if getattr(handler, "refusal_logged", False):
-        return
-    status = handler.get_status()
-    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
-        else logging.ERROR
-    logging.getLogger("studiohub.jobs").log(
-        level, "%d %s %s %.1fms", status, handler.request.method,
-        handler.request.path[:200], 1000 * handler.request.request_time())
 
 
 def account_of(user: str, prefix: str = DEFAULT_UNIX_PREFIX) -> Account:

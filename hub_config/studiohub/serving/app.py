@@ -33,7 +33,7 @@ from ..catalog_choice import cached_catalog
 from ..jobs.app import account_of
 from ..jobs.snapshot import SnapshotError, as_user
 from ..paths import paths, system_mode
-from ..sharing.base import MAX_DRAINED_BYTES
+from ..sharing.base import MAX_DRAINED_BYTES, request_logger
 from ..slugs import DEFAULT_UNIX_PREFIX, unix_name
 from . import api
 from .gateway import balancer_dir, manager_socket, view_path
@@ -71,7 +71,7 @@ def make_routes() -> list[tuple[str, type[web.RequestHandler]]]:
 def create_app(models: Models, public_prefix: str = "/services/models/") -> web.Application:
     """``public_prefix``: where users reach the service (the gateway's prefix)."""
     return web.Application(make_routes(), models=models, service_prefix=public_prefix,
-                           log_function=log_request)
+                           log_function=request_logger("studiohub.models"))
 
 
 def serve(app: web.Application, socket_path: Path) -> HTTPServer:
@@ -80,18 +80,6 @@ def serve(app: web.Application, socket_path: Path) -> HTTPServer:
     socket_path.unlink(missing_ok=True)
     server.add_socket(bind_unix_socket(str(socket_path), mode=0o600))
     return server
-
-
-def log_request(handler: web.RequestHandler) -> None:
-    """One line a refused or failed request."""
-    if getattr(handler, "refusal_logged", False):
-        return
-    status = handler.get_status()
-    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
-        else logging.ERROR
-    logging.getLogger("studiohub.models").log(
-        level, "%d %s %s %.1fms", status, handler.request.method,
-        handler.request.path[:200], 1000 * handler.request.request_time())
 
 
 def unix_account(user: str, prefix: str) -> str:

@@ -38,7 +38,7 @@ from traitlets.config import Application
 from ..catalog_choice import cached_catalog
 from ..jobs.app import OAuthCallback
 from ..paths import paths
-from ..sharing.base import MAX_DRAINED_BYTES, APIHandler, authenticated
+from ..sharing.base import MAX_DRAINED_BYTES, APIHandler, authenticated, request_logger
 from . import frontdoor
 from .api import CALLER_HEADER
 from .balancer import FRONTEND
@@ -156,21 +156,10 @@ def create_app(view: View, hub_auth: HubOAuth, balancer_socket: str, manager: st
     prefix = hub_auth.base_url
     return web.Application(make_routes(prefix), view=view, hub_auth=hub_auth,
                            service_prefix=prefix, cookie_secret=os.urandom(32),
-                           log_function=log_request, meter=Meter(),
+                           log_function=request_logger("studiohub.models"), meter=Meter(),
                            balancer_client=frontdoor.make_client(balancer_socket),
                            manager_client=frontdoor.make_client(manager),
                            max_body_bytes=max_body_bytes)
-
-
-def log_request(handler: web.RequestHandler) -> None:
-    """One line a refused or failed request (predictions are counted, not logged)."""
-    if getattr(handler, "refusal_logged", False):
-        return
-    status = handler.get_status()
-    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
-        else logging.ERROR
-    log.log(level, "%d %s %s %.1fms", status, handler.request.method,
-            handler.request.path[:200], 1000 * handler.request.request_time())
 
 
 class GatewayApp(Application):

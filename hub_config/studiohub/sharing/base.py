@@ -296,3 +296,19 @@ def error_message(status_code: int, exc_info: Any, service: str = "sharing") -> 
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS - 1] + "…"
     return message
+
+
+def request_logger(name: str) -> Callable[[web.RequestHandler], None]:
+    """A tornado ``log_function`` for a StudioHub service logging as ``name``: refusals at
+    warning level (what an operator looks for), errors at error, the rest at debug; a
+    refusal its handler logged with its message is not repeated."""
+    def log_request(handler: web.RequestHandler) -> None:
+        if getattr(handler, "refusal_logged", False):
+            return
+        status = handler.get_status()
+        level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
+            else logging.ERROR
+        logging.getLogger(name).log(level, "%d %s %s %.1fms", status, handler.request.method,
+                                    clipped(handler.request.path, 200),
+                                    1000 * handler.request.request_time())
+    return log_request
