@@ -140,8 +140,19 @@ class ManagerRelay(GatewayAPI):
         self.finish(response.body if response.code != 204 and response.body else None)
 
 
+class ServiceRoot(web.RequestHandler):
+    """``/services/models/``: where things are (JupyterHub asks it at start; no refusal)."""
+
+    def get(self) -> None:
+        prefix = self.settings["service_prefix"]
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"service": "models", "api": f"{prefix}api/endpoints",
+                                "endpoint": f"{prefix}<name>/v1/models/<name>:predict"}))
+
+
 def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     table: list[tuple[str, type[web.RequestHandler]]] = [
+        ("", ServiceRoot),
         ("oauth_callback", OAuthCallback),
         (r"api/endpoints/([a-z][a-z0-9-]{0,39})/metrics", MetricsHandler),
         (r"api/?(.*)", ManagerRelay),
