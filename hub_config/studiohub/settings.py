@@ -115,7 +115,10 @@ def load_settings(path: Path | None = None,
         # A hub that ran with the shared password before this default existed keeps it
         # until the operator chooses: switching it silently to first-use passwords would
         # let whoever logs in first as an existing user set that user's password.
-        kept = (Path(settings["state_dir"]) / "password").exists()
+        try:
+            kept = (Path(settings["state_dir"]) / "password").exists()
+        except PermissionError:  # another account's state: `up` says so, clearly, next
+            kept = False
         settings["auth"] = {**settings["auth"],
                             "type": "shared-password" if kept else default_type(system_mode())}
         found = _auth_problems(settings["auth"])  # the password, now the type is known
