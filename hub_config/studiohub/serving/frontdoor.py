@@ -26,12 +26,12 @@ from urllib.parse import quote
 
 from tornado import web
 from tornado.http1connection import HTTP1Connection
-from tornado.httpclient import HTTPRequest
 from tornado.netutil import Resolver
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from ..sharing.base import MAX_DRAINED_BYTES, BaseHandler, hub_or_503
 from . import balancer as balancer_mod
+from .unixhttp import UnixHTTPError
 from .view import TOKEN_PREFIX, View
 
 log = logging.getLogger("studiohub.models")
@@ -165,34 +165,33 @@ class EndpointProxy(BaseHandler):
         headers = {h: self.request.headers[h] for h in PASSED if h in self.request.headers}
         headers[balancer_mod.BACKEND_HEADER] = backend
         query = f"?{self.request.query}" if self.request.query else ""
-        method = self.request.method or "GET"
         path = quote(rest, safe="/:@!$&'()*+,;=-._~")  # as sent: no space or CR/LF in it
-        request = HTTPRequest(f"http://balancer/{path}{query}", method=method,
-                              headers=headers, body=bytes(self._body) if method == "POST"
-                              else None, request_timeout=float(
-                                  self.settings.get("request_timeout", 120)),
-                              decompress_response=False, follow_redirects=False)
+        method = self.request.method or "GET"
+        client = self.settings["balancer_client"]
+        if client.generation != self.view.generation:
+            # The routes changed (and with them the balancer's worker, after a reload):
+            # connections kept to the one before would still be answered by its routes.
+            client.close()
+            client.generation = self.view.generation
         started = time.perf_counter()
         try:
-            response = await self.settings["balancer_client"].fetch(request,
-                                                                    raise_error=False)
-        except OSError:  # no balancer socket (yet): as if it did not answer
-            response = None
-        elapsed = time.perf_counter() - started
-        if response is None or response.code == 599:
+            answer = await client.request(
+                method, f"/{path}{query}", headers,
+                bytes(self._body) if method == "POST" else None,
+                float(self.settings.get("request_timeout", 120)))
+        except UnixHTTPError:
             self.fail(503, f"the endpoint {name!r} is not reachable right now (the balancer "
                            "did not answer): try again, or see the models service's log")
             return
-        served = response.headers.get(REPLICA_HEADER, "")
-        where = balancer_mod.parse_server_name(served)
+        elapsed = time.perf_counter() - started
+        where = balancer_mod.parse_server_name(answer.headers.get(REPLICA_HEADER.lower(), ""))
         if where is not None:
             self.settings["meter"].record(self.view.meter_key(name), where[0], where[1],
-                                          elapsed, response.code)
-        self.set_status(response.code)
-        for header in ("Content-Type",):
-            if header in response.headers:
-                self.set_header(header, response.headers[header])
-        self.finish(response.body or b"")
+                                          elapsed, answer.status)
+        self.set_status(answer.status)
+        if "content-type" in answer.headers:
+            self.set_header("Content-Type", answer.headers["content-type"])
+        self.finish(answer.body)
 
 
 class NotFoundProxy(EndpointProxy):

@@ -43,6 +43,7 @@ from . import frontdoor
 from .api import CALLER_HEADER
 from .balancer import FRONTEND
 from .meter import Meter
+from .unixhttp import UnixHTTP
 from .view import View
 
 log = logging.getLogger("studiohub.models")
@@ -168,7 +169,7 @@ def create_app(view: View, hub_auth: HubOAuth, balancer_socket: str, manager: st
     return web.Application(make_routes(prefix), view=view, hub_auth=hub_auth,
                            service_prefix=prefix, cookie_secret=os.urandom(32),
                            log_function=request_logger("studiohub.models"), meter=Meter(),
-                           balancer_client=frontdoor.make_client(balancer_socket),
+                           balancer_client=UnixHTTP(balancer_socket),
                            manager_client=frontdoor.make_client(manager),
                            max_body_bytes=max_body_bytes)
 

@@ -299,14 +299,14 @@ class Models:
                 old = m.version(endpoint, endpoint["live"])
                 endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = \
                     endpoint["canary"], None, 0
+                await self._apply()  # routed first, then published (the gateway)
                 self._save(endpoint)
-                await self._apply()
                 if old:
                     self._retire_later(endpoint, old)
             else:
                 endpoint["canary_percent"] = percent
+                await self._apply()  # routed first, then published (the gateway)
                 self._save(endpoint)
-                await self._apply()
         return endpoint
 
     async def rollback(self, caller: Caller, name: str) -> dict[str, Any]:
@@ -318,8 +318,8 @@ class Models:
             if starting or endpoint["canary"] is not None:
                 dropped = starting or [m.version(endpoint, endpoint["canary"])]
                 endpoint["canary"], endpoint["canary_percent"] = None, 0
+                await self._apply()  # routed first, then published (the gateway)
                 self._save(endpoint)
-                await self._apply()
                 for v in dropped:
                     if v is not None:
                         self._retire_later(endpoint, v, delay=0 if v in starting else None)
@@ -366,8 +366,8 @@ class Models:
             self.endpoints.pop(name, None)
             self.tokens = {d: e for d, e in self.tokens.items() if e != name}
             self.store.remove(name)
-            self._publish()
             await self._apply()
+            self._publish()
         for v in endpoint["versions"]:
             if v["status"] in m.RUNS:
                 await self._stop_version(endpoint, v)
@@ -579,9 +579,9 @@ class Models:
                     await self._stop_version(endpoint, v)
                     v["status"] = m.RETIRED if v["status"] == m.SERVING else m.FAILED \
                         if v["status"] == m.FAILED else m.RETIRED
+                    await self._apply()  # routed first, then published (the gateway)
                     if endpoint["name"] in self.endpoints:
                         self._save(endpoint)
-                    await self._apply()
             finally:
                 self._retiring.discard(key)
 

@@ -48,6 +48,10 @@ class View:
         self.path, self.catalog = path, catalog
         self._stamp: tuple[int, int] | None = None
         self._data: dict[str, Any] = {"endpoints": {}, "tokens": {}}
+        #: Counts the file's changes: the manager writes it after each change of the
+        #: balancer's routes, so kept connections to the balancer's previous worker are
+        #: dropped when it moves (:mod:`.frontdoor`).
+        self.generation = 0
 
     def data(self) -> dict[str, Any]:
         with contextlib.suppress(OSError):
@@ -57,6 +61,7 @@ class View:
                 with contextlib.suppress(ValueError):
                     self._data = json.loads(self.path.read_text())
                     self._stamp = stamp
+                    self.generation += 1
         return self._data
 
     def endpoint(self, name: str) -> dict[str, Any] | None:
