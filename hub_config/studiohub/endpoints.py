@@ -197,10 +197,10 @@ class Endpoint:
 
 
 def _progress(version: Mapping[str, Any]) -> str:
-    """``v2 starting (1/2 ready)``."""
+    """``version 2 starting (1/2 ready)``."""
     ready = sum(r["state"] == "ready" for r in version["replicas"])
-    return f"v{version['version']} {version['status']} ({ready}/{len(version['replicas'])} " \
-           "ready)"
+    return f"version {version['version']} {version['status']} ({ready}/" \
+           f"{len(version['replicas'])} ready)"
 
 
 def _v2_input(name: str, value: Any, meta: Mapping[str, Any] | None) -> dict[str, Any]:

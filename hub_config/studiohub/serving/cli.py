@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace, command: Callable[[endpoints.Client, argparse.
         return ERROR_EXIT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `… | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _deploy(client: endpoints.Client, args: argparse.Namespace) -> int:
@@ -96,9 +100,10 @@ def _deploy(client: endpoints.Client, args: argparse.Namespace) -> int:
         print(f"ok: {args.name} would be deployed")
         return 0
     newest = endpoint.data["versions"][0]
+    canary = f", then {args.canary} % of the requests" if args.canary is not None else ""
     print(f"{endpoint.name}: version {newest['version']} ({newest['format']} on "
-          f"{newest['image']}, {len(newest['replicas'])} x "
-          f"{newest['size']}) deploying")
+          f"{newest['image']}, {len(newest['replicas'])} x {newest['size']}{canary}) "
+          "deploying")
     if args.no_wait:
         return 0
     endpoint.wait(progress=True)
@@ -106,8 +111,8 @@ def _deploy(client: endpoints.Client, args: argparse.Namespace) -> int:
     if newest["status"] == "failed":
         print(f"version {newest['version']} failed: {newest['reason']}", file=sys.stderr)
         return 1
-    print(f"{endpoint.name}: serving at {endpoint.url}v1/models/{endpoint.name}:predict "
-          f"and {endpoint.url}v2/models/{endpoint.name}/infer")
+    print(f"{endpoint.name}: serving; call {endpoint.url}v1/models/{endpoint.name}:predict "
+          f"(TF Serving) or {endpoint.url}v2/models/{endpoint.name}/infer (KServe V2)")
     return 0
 
 
@@ -137,7 +142,7 @@ def _describe(client: endpoints.Client, args: argparse.Namespace) -> int:
     print(f"{'name:':10}{d['name']}  ({d['status']}, domain {d['domain']})")
     print(f"{'url:':10}{e.url}")
     for v in d["versions"]:
-        print(f"v{v['version']}: {v['status']:8} {v['traffic']:3}%  {v['format']} on "
+        print(f"version {v['version']}: {v['status']:8} {v['traffic']:3}%  {v['format']} on "
               f"{v['image']}/{v['size']}  from {v['source']}"
               + (f"  — {v['reason']}" if v["reason"] else ""))
         for r in v["replicas"]:

@@ -39,6 +39,8 @@ log = logging.getLogger("studiohub.models")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _PINNED = re.compile(r"^v([12])/models/([^/:]+)/versions/([^/:]+)")
 REPLICA_HEADER = "X-Studiohub-Replica"
+#: The answer's header naming the version that answered.
+VERSION_HEADER = "X-Studiohub-Version"
 #: Headers of the caller's request passed on to the replica (nothing that authenticates).
 PASSED = ("Content-Type", "Accept", "Accept-Encoding")
 
@@ -133,6 +135,10 @@ class EndpointProxy(BaseHandler):
     async def forward(self, name: str, rest: str) -> None:
         if self._finished:
             return
+        if self._endpoint_token and self.view.token_endpoint(self._bearer()) is None:
+            self.fail(401, "unknown or revoked endpoint token: ask the endpoint's owner for "
+                           "a new one")
+            return
         if not self._allowed:
             self.fail(403, f"you may not call the endpoint {name[:60]!r}: its owner, their "
                            "domain and holders of its tokens may")
@@ -189,6 +195,8 @@ class EndpointProxy(BaseHandler):
             self.settings["meter"].record(self.view.meter_key(name), where[0], where[1],
                                           elapsed, answer.status)
         self.set_status(answer.status)
+        if where is not None:  # which version answered (a canary's share is visible)
+            self.set_header(VERSION_HEADER, str(where[0]))
         if "content-type" in answer.headers:
             self.set_header("Content-Type", answer.headers["content-type"])
         self.finish(answer.body)

@@ -44,7 +44,7 @@ from .api import CALLER_HEADER
 from .balancer import FRONTEND
 from .meter import Meter
 from .unixhttp import UnixHTTP
-from .view import View
+from .view import TOKEN_PREFIX, View
 
 log = logging.getLogger("studiohub.models")
 MIB = 1024 * 1024
@@ -76,6 +76,14 @@ class GatewayAPI(APIHandler):
 
     service_name = "models"
     max_body_bytes = 64 * 1024
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        _, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if self.current_user is None and token.strip().startswith(TOKEN_PREFIX):
+            raise web.HTTPError(403, "an endpoint token opens predictions only (…/<name>/v1/…"
+                                     ", …/<name>/v2/…); the management API takes a "
+                                     "JupyterHub token")
 
     def caller(self) -> dict[str, Any]:
         user = self.current_user

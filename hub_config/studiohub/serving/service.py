@@ -167,6 +167,10 @@ class Models:
                                      "name, model, image, size, replicas, canary")
         name = m.check_name(body.get("name"))
         source = check_model_path(body.get("model"))
+        inherited = self._previous_choice(caller, name)
+        if "image" in body:
+            inherited.pop("image", None)
+        body = {**inherited, **body}
         replicas = m.check_replicas(body.get("replicas", 1))
         canary = body.get("canary")
         if canary is not None:
@@ -178,6 +182,9 @@ class Models:
             found = await self.copy_model(caller.name, posixpath.join(home, source),
                                           target, check)
             try:
+                if inherited.get("image") and inherited.get("framework") != \
+                        found["framework"]:
+                    body = {k: v for k, v in body.items() if k != "image"}  # another one
                 choice, domain = self._choose(caller, body, found["framework"])
                 await self._check_room(caller, choice, replicas)
                 if check:
@@ -191,6 +198,17 @@ class Models:
                 raise
         finally:
             self._deploying.pop(name, None)
+
+    def _previous_choice(self, caller: Caller, name: str) -> dict[str, Any]:
+        """A new version of the caller's endpoint keeps the image, size and replicas of
+        the version serving now (or the newest), unless the deploy says otherwise."""
+        existing = self.endpoints.get(name)
+        if existing is None or existing["user"] != caller.name or not existing["versions"]:
+            return {}
+        v = m.version(existing, existing.get("live")) or \
+            max(existing["versions"], key=lambda x: x["version"])
+        return {"image": v["image"], "size": v["size"], "replicas": v["replicas"],
+                "framework": v.get("framework")}
 
     def _reserve(self, caller: Caller, name: str) -> int:
         """The version number this deploy will add, the name held for the caller until it
@@ -428,6 +446,9 @@ class Models:
         if not self.balancer.running():
             if state.endpoints:
                 self.balancer.ensure_running(state)
+            return
+        if not state.endpoints and not self.endpoints:
+            self.balancer.stop()  # the last endpoint is gone: no HAProxy left behind
             return
         self.balancer.apply(state)
 
