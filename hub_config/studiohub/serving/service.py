@@ -346,16 +346,22 @@ class Models:
             before = m.previous(endpoint, live if live is not None else 10**9)
             if before is None:
                 raise EndpointError(409, f"{name!r} has no earlier version to roll back to")
-        # The earlier version starts again (a new placement), and replaces the live one
-        # when ready, as a deploy would.
-        names = m.replica_names(before["replicas"])
-        before.update({"holder": secrets.token_hex(6), "status": m.STARTING, "reason": "",
-                       "started": time.time(), "canary_percent": None,
-                       "next_attempt": len(names) + 1, "replica_state": fresh_replicas(names)})
+            # The earlier version starts again (a new placement), and replaces the live
+            # one when ready, as a deploy would; supervision leaves it alone until its
+            # replicas are started (_launch).
+            self._launching.add((name, before["version"]))
+            names = m.replica_names(before["replicas"])
+            before.update({"holder": secrets.token_hex(6), "status": m.STARTING,
+                           "reason": "", "started": time.time(), "canary_percent": None,
+                           "next_attempt": len(names) + 1,
+                           "replica_state": fresh_replicas(names)})
         try:
             before["placement"] = await self.runner.place(endpoint["user"], before, names)
-        except PlacementRefused as e:
+        except (PlacementRefused, HubUnreachable) as e:
             before["status"] = m.RETIRED
+            self._launching.discard((name, before["version"]))
+            if isinstance(e, HubUnreachable):
+                raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
             raise EndpointError(e.status, e.message) from None
         async with self.lock:
             self._save(endpoint)
