@@ -319,19 +319,19 @@ def test_a_child_is_killed_with_its_group_and_its_output_is_bounded(
         account: pwd.struct_passwd) -> None:
     """What git (or anything the snapshot starts) leaves behind is killed with it, on
     exit and on timeout; of 20 MB of output only the tail is kept, for the message."""
-    from studiohub.jobs.snapshot import _as_user
+    from studiohub.jobs.snapshot import as_user as run_as_user
 
     home = Path(account.pw_dir)
     chatty = (f"sleep 300 & echo $! > {home}/left; head -c 20000000 /dev/zero | tr '\\0' x;"
               " echo; echo the end; exit 3")
     with pytest.raises(SnapshotError) as refused:
-        asyncio.run(_as_user(account.pw_name, ["/bin/sh", "-c", chatty], 60))
+        asyncio.run(run_as_user(account.pw_name, ["/bin/sh", "-c", chatty], 60))
     assert str(refused.value).endswith("the end") and len(str(refused.value)) <= 600
     assert _gone(home / "left")
     slow = f"sleep 300 & echo $! > {home}/slow; sleep 300"
     started = time.monotonic()
     with pytest.raises(SnapshotError, match="took longer than 1 s"):
-        asyncio.run(_as_user(account.pw_name, ["/bin/sh", "-c", slow], 1))
+        asyncio.run(run_as_user(account.pw_name, ["/bin/sh", "-c", slow], 1))
     assert time.monotonic() - started < 10
     assert _gone(home / "slow")
 
