@@ -169,9 +169,10 @@ def test_a_kernel_stopped_for_memory_is_explained_on_top_in_full(
             assert words in seen["text"], seen["text"]
         page.screenshot(path=str(ARTIFACTS / "polish-oom-dialog.png"))
         # The restarted kernel is ready: the status bar says so without running a cell
-        # (it stayed at "Starting" until a cell ran).
+        # (it stayed at "Starting" until a cell ran). The wait is the restart's on a busy
+        # machine (a second kernel's start), not a goal.
         expect(page.locator(".jp-StatusBar-Widget").filter(has_text="| Idle")
-               .first).to_be_visible(timeout=10_000)
+               .first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "polish-oom-idle.png"))
 
         # "Change size…" opens the picker on this notebook.
