@@ -63,9 +63,6 @@ class Route:
     name: str | None = None
     version: str | None = None
 
-    @property
-    def is_predict(self) -> bool:
-        return self.action in ("predict", "infer")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -679,23 +679,6 @@ class Balancer:
             raise
         self._save_state(state)
         return True
-
-    def set_weights(self, endpoint: str, percents: Mapping[int, float]) -> None:
-        """Give the versions of ``endpoint`` these shares (version → percent; versions not
-        named get 0) through the runtime API, without a reload."""
-        self._require_running()
-        routes = {e.name: e for e in self.state.endpoints}
-        if endpoint not in routes:
-            raise InvalidState(f"no endpoint {endpoint!r} is routed")
-        unknown = set(percents) - {v.version for v in routes[endpoint].versions}
-        if unknown:
-            raise InvalidState(f"endpoint {endpoint}: no version {sorted(unknown)}")
-        changed = replace(routes[endpoint], versions=tuple(
-            replace(v, weight_percent=float(percents.get(v.version, 0)))
-            for v in routes[endpoint].versions))
-        state = BalancerState(tuple(changed if e.name == endpoint else e
-                                    for e in self.state.endpoints))
-        self.apply(state)
 
     def stats(self) -> list[ServerStats]:
         """Every server of every backend as the current worker sees it."""

@@ -71,10 +71,6 @@ def version(endpoint: dict[str, Any], number: int | None) -> dict[str, Any] | No
     return None
 
 
-def running_versions(endpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    return [v for v in endpoint["versions"] if v["status"] in RUNS]
-
-
 def shares(endpoint: dict[str, Any]) -> dict[int, int]:
     """Version → percent of the endpoint's requests (only serving versions)."""
     live, canary = endpoint.get("live"), endpoint.get("canary")

@@ -31,13 +31,9 @@ from typing import Any
 from .. import users
 from ..jobs.local import LocalExecutor
 from ..jobs.model import AttemptPlan, ReplicaPlan, ReplicaState
-from ..jobs.placing import Placing, ReplicaPlacement
+from ..jobs.placing import Placing
 
 READY_PATH = b"/v2/health/ready"
-
-
-def holder_env(placed: ReplicaPlacement) -> dict[str, str]:
-    return dict(placed.env)
 
 
 class ReplicaRunner:
