@@ -209,18 +209,22 @@ def command_link() -> Path:
 def link_command(target: Path, link: Path) -> bool:
     """Make ``link`` a symlink to ``target``; False when it already is one (a no-op).
 
-    Replaced only when it is ours: a symlink to ``target``, or a dangling one to another
-    StudioHub hub environment's ``hub/bin/studiohub`` (a prefix since removed). Anything
-    else there, a file or a link elsewhere, is someone else's: :class:`LinkRefused`.
+    Replaced only when it is ours: a symlink to another StudioHub prefix's
+    ``hub/bin/studiohub`` (removed, or the hub that ran ``up`` before this one: the
+    last ``up`` owns the command, as it owns the ports). Anything else there, a file or
+    a link elsewhere, is someone else's: :class:`LinkRefused`.
     """
     if link.is_symlink():
         current = Path(os.readlink(link))
         if current == target or (link.exists() and link.resolve() == target.resolve()):
             return False
-        if link.exists() or current.parts[-3:] != ("hub", "bin", "studiohub"):
+        if current.parts[-3:] != ("hub", "bin", "studiohub"):
             raise LinkRefused(f"{link} already exists and is not StudioHub's (a link to "
                               f"{current}): left as it is; run {target}, or remove {link} "
                               "and run studiohub up again")
+        if link.exists():
+            print(f"    {link} pointed to {current}, another StudioHub prefix's command: "
+                  f"now to {target}", flush=True)
         link.unlink()
     elif link.exists():
         raise LinkRefused(f"{link} already exists and is not StudioHub's link: left as it "

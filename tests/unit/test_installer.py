@@ -254,6 +254,20 @@ def test_a_dangling_link_of_a_removed_studiohub_is_replaced(tmp_path: Path) -> N
     assert link_command(target, link) is True and os.readlink(link) == str(target)
 
 
+def test_a_link_to_another_live_studiohub_prefix_moves_to_this_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The last `studiohub up` owns the command (a fresh-clone prefix left the link)."""
+    target, link = fake_hub_command(tmp_path), tmp_path / "bin" / "studiohub"
+    other = tmp_path / "other-prefix" / "hub" / "bin" / "studiohub"
+    other.parent.mkdir(parents=True)
+    other.write_text("#!/bin/sh\n")
+    link.parent.mkdir()
+    link.symlink_to(other)
+    assert link_command(target, link) is True and os.readlink(link) == str(target)
+    assert f"pointed to {other}, another StudioHub prefix's command" in capsys.readouterr().out
+    assert other.exists()
+
+
 def test_doctor_says_whether_a_shell_finds_this_command(tmp_path: Path) -> None:
     ours = Path(sys.prefix) / "bin" / "studiohub"
     linked, other, empty = (tmp_path / d for d in ("linked", "other", "empty"))
