@@ -249,24 +249,40 @@ function addChangeServerCommand(
 }
 
 /**
- * Bring the status bar from "Starting" to "Idle" once the server has restarted a kernel
- * that died (out of memory, say). The new kernel says only "starting" on its own, and
- * JupyterLab ignores the busy/idle around its kernel-info requests (an untracked message
- * type), so the status stayed "Starting" until a cell ran. An is-complete request is
- * answered with a tracked busy/idle pair and changes nothing in the kernel.
+ * Bring the status bar to "Idle" once the server has restarted a kernel that died (out
+ * of memory, say). The new kernel says only "starting" on its own, and JupyterLab
+ * ignores the busy/idle around its kernel-info requests (an untracked message type),
+ * so the status stayed "Starting" until a cell ran; when the restart also dropped the
+ * websocket, it stayed "Unknown" after the reconnection. An is-complete request, sent
+ * once the connection is up, is answered with a tracked busy/idle pair and changes
+ * nothing in the kernel.
  */
 function reportReadyAfterAutorestart(
   context: NotebookPanel['sessionContext']
 ): void {
-  let autorestarted = false;
+  let pending = false;
+  const nudge = () => {
+    const kernel = context.session?.kernel;
+    if (
+      pending &&
+      kernel?.connectionStatus === 'connected' &&
+      (kernel.status === 'starting' || kernel.status === 'unknown')
+    ) {
+      // Until the kernel says idle or busy: a request lost with a dropped websocket
+      // is sent again after the reconnection.
+      kernel.requestIsComplete({ code: '' }).catch(() => undefined);
+    }
+  };
   context.statusChanged.connect((_, status) => {
     if (status === 'autorestarting') {
-      autorestarted = true;
-    } else if (status === 'starting' && autorestarted) {
-      autorestarted = false;
-      void context.session?.kernel?.requestIsComplete({ code: '' });
+      pending = true;
+    } else if (status === 'idle' || status === 'busy') {
+      pending = false;
+    } else {
+      nudge();
     }
   });
+  context.connectionStatusChanged.connect(nudge);
 }
 
 /**
