@@ -9,31 +9,56 @@ A thin client of the models service (docs/endpoints.md), for notebooks, scripts 
     endpoints.deploy("iris", model="models/iris-v2", canary=10)   # version 2 at 10 %
     ep.set_traffic(100); ep.rollback(); ep.delete()
 
-Standard library only, like :mod:`studiohub.training` (whose client and errors it
-shares): it is copied into every image environment. Where the service is: ``url=``, else
-``$STUDIOHUB_MODELS_URL`` (set in every user server), else derived from
-``$JUPYTERHUB_API_URL``; the token: ``token=``, else ``$STUDIOHUB_TOKEN``, else
-``$JUPYTERHUB_API_TOKEN``. An endpoint token (``shm_…``) works for predictions only.
+Standard library only, like :mod:`studiohub.training` (whose client it shares): it is
+copied into every image environment. Refusals and failures raise :class:`EndpointError`
+(a :class:`~studiohub.training.TrainingError`, so code catching that still works). Where
+the service is: ``url=``, else ``$STUDIOHUB_MODELS_URL`` (set in every user server), else
+derived from ``$JUPYTERHUB_API_URL``; the token: ``token=``, else ``$STUDIOHUB_TOKEN``,
+else ``$JUPYTERHUB_API_TOKEN``. An endpoint token (``shm_…``) works for predictions only.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import contract
+from .training import REQUEST_TIMEOUT, TrainingError, hub_service_url
 from .training import Client as _ServiceClient
-from .training import TrainingError as EndpointError
-from .training import api_token, hub_service_url
+from .training import api_token as _api_token
 
 __all__ = ["Client", "Endpoint", "EndpointError", "deploy", "get", "list"]
 
 #: Statuses after which a deploy stops waiting.
 SETTLED = ("ready", "failed")
+
+
+class EndpointError(TrainingError):
+    """The models service refused (``status`` its HTTP status, ``message`` its words, or
+    an endpoint's own ``{"error": …}``) or could not be reached (``status`` 0)."""
+
+
+@contextlib.contextmanager
+def _endpoint_errors() -> Iterator[None]:
+    """The shared client's :class:`TrainingError` as an :class:`EndpointError`, with its
+    status and message."""
+    try:
+        yield
+    except EndpointError:
+        raise
+    except TrainingError as e:
+        raise EndpointError(e.status, e.message) from None
+
+
+def api_token(environ: Mapping[str, str] | None = None, option: str = "token=") -> str:
+    """The token: ``$STUDIOHUB_TOKEN``, else ``$JUPYTERHUB_API_TOKEN``."""
+    with _endpoint_errors():
+        return _api_token(environ, option)
 
 
 def models_url(url: str) -> str:
@@ -73,6 +98,16 @@ class Client(_ServiceClient):
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
         self.url = models_url(url) if url else service_url()
         self.token = token or api_token()
+
+    def _open(self, method: str, path: str, params: Mapping[str, Any] | None = None,
+              body: Any = None, timeout: float = REQUEST_TIMEOUT) -> Any:
+        with _endpoint_errors():
+            return super()._open(method, path, params, body, timeout)
+
+    def request(self, method: str, path: str, params: Mapping[str, Any] | None = None,
+                body: Any = None) -> Any:
+        with _endpoint_errors():
+            return super().request(method, path, params, body)
 
     def endpoint(self, name: str) -> Endpoint:
         return Endpoint(self, self.request("GET", f"api/endpoints/{_name(name)}"))

@@ -3,11 +3,15 @@ and models services: a training job's output deployed, watched and tried.
 
 A real training job on the pytorch image saves a TorchScript model into its outputs
 folder (``$STUDIOHUB_OUTPUT_DIR``) and prints what that model answers in-process. In the
-Lab, the user right-clicks the succeeded job in the Training sidebar, chooses Deploy as
-Endpoint…, points the model at the TorchScript file in the job's outputs and deploys;
-the Endpoints sidebar lists the endpoint until it is ready (a real replica behind
-HAProxy). In the endpoint's tab, Try it sends a TF Serving request, and the answer shown
-has the job's own numbers. Screenshots: ``test-artifacts/endpoints-lab-*``.
+Lab, the succeeded job's row in the Training sidebar offers Deploy as Endpoint… on a right
+click, and its tab as a button; the user clicks that button, points the model at the
+TorchScript file in the job's outputs and deploys; the Endpoints sidebar lists the
+endpoint until it is ready (a real replica behind HAProxy). In the endpoint's tab, with
+one version, neither the traffic share nor Rollback is offered; Try it sends a TF Serving
+request, and the answer shown has the job's own numbers; a new endpoint token is shown at
+once, where the user looks. A second version deployed as a 10 % canary brings the share
+and Rollback; rolling back retires it and they go again. Screenshots:
+``test-artifacts/endpoints-lab-*``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.browser.conftest import Browser
 from tests.browser.test_training_lab import show_sidebar
@@ -108,13 +113,23 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
     try:
         page.goto(f"{hub.url}/user/{user.name}/lab")
 
-        # The succeeded job's row in the Training sidebar: Deploy as Endpoint….
+        # The succeeded job's row in the Training sidebar: Deploy as Endpoint… on a right
+        # click; its tab: a Deploy as Endpoint… button, the same command.
         show_sidebar(page, "Training jobs")
         row = page.get_by_role("region", name="Training jobs").get_by_role(
             "listitem", name=f"Training job train_net.py ({job['id']})")
         expect(row).to_contain_text("succeeded", timeout=60_000)
         row.click(button="right")
-        page.get_by_role("menuitem", name="Deploy as Endpoint…").click()
+        expect(page.get_by_role("menuitem", name="Deploy as Endpoint…")).to_be_visible()
+        page.keyboard.press("Escape")
+        row.get_by_role("button", name=f"Open training job train_net.py ({job['id']})").click()
+        job_tab = page.get_by_role("region", name=f"Training job {job['id']}")
+        expect(job_tab.get_by_role("status", name="Job status")).to_have_text("succeeded",
+                                                                              timeout=60_000)
+        deploy = job_tab.get_by_role("button", name="Deploy as Endpoint…")
+        expect(deploy).to_be_visible(timeout=30_000)  # net.pt is in its outputs
+        page.screenshot(path=str(ARTIFACTS / "endpoints-lab-job-deploy-button.png"))
+        deploy.click()
         dialog = page.get_by_role("dialog")
         expect(dialog).to_contain_text(f"Deploy {outputs} as an endpoint")
         model = dialog.get_by_label("Model", exact=True)
@@ -143,6 +158,17 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
         version = view.get_by_role("row", name="Version 1", exact=True)
         expect(version).to_contain_text("serving")
         expect(version).to_contain_text("torchscript · pytorch · tiny")
+        # One version: no share to set, nothing to roll back to; Delete stays.
+        slider = view.get_by_label("Canary share (slider)")
+        rollback = view.get_by_role("button", name="Roll back to the previous version")
+        expect(slider).to_be_hidden()
+        expect(view.get_by_role("button", name="Apply the canary share")).to_be_hidden()
+        expect(rollback).to_be_hidden()
+        expect(view.get_by_role("button", name="Delete this endpoint")).to_be_visible()
+        expect(view).to_contain_text("One version: deploy another to this name")
+        # The errors column says what it counts.
+        errors = view.get_by_role("columnheader", name="5xx errors")
+        expect(errors).to_have_attribute("title", re.compile(r"status 500 or more"))
         page.screenshot(path=str(ARTIFACTS / "endpoints-lab-ready.png"))
 
         # Try it.
@@ -171,6 +197,48 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
         if SHOTS.parent.is_dir():
             SHOTS.mkdir(exist_ok=True)
             shutil.copyfile(shot, SHOTS / "endpoints-tryit.png")
+
+        # A token: shown at once where the user looks (the Tokens section is below the
+        # fold), said to be shown once, with Copy.
+        view.evaluate("node => { node.scrollTop = 0; }")
+        view.get_by_role("button", name="Create an endpoint token").click()
+        shown = view.get_by_role("status", name="New endpoint token")
+        expect(shown).to_contain_text("shown only this once", timeout=30_000)
+        expect(shown).to_be_in_viewport()
+        expect(shown.get_by_role("button", name="Copy the new token")).to_be_focused()
+        secret = shown.get_by_label("New token", exact=True).inner_text()
+        assert secret.startswith("shm_"), secret
+        page.screenshot(path=str(ARTIFACTS / "endpoints-lab-token.png"))
+        shown.get_by_role("button", name="Hide the new token").click()
+        expect(shown).to_be_hidden()
+
+        # A second version as a 10 % canary: the share (its) and Rollback appear.
+        r = user.lab_api("POST", "/endpoints", json={
+            "name": "jobnet", "model": f"{outputs}/net.pt", "canary": 10})
+        assert r.status_code == 201, r.text
+        expect(view.get_by_role("row", name="Version 2", exact=True)).to_contain_text(
+            "serving", timeout=240_000)
+        expect(slider).to_be_visible(timeout=30_000)
+        expect(view.get_by_label("Canary share in percent")).to_have_value("10")
+        expect(view).to_contain_text("Share of version 2")
+        expect(rollback).to_be_visible()
+        expect(rollback).to_have_attribute(
+            "title", "Retire version 2; version 1 keeps all traffic")
+        view.evaluate("node => { node.scrollTop = 0; }")
+        page.screenshot(path=str(ARTIFACTS / "endpoints-lab-canary.png"))
+        # Rolled back: version 2 retires; version 1 alone again, nothing newer to go to.
+        rollback.click()
+        expect(view.get_by_role("row", name="Version 2", exact=True)).to_contain_text(
+            "retired", timeout=60_000)
+        expect(slider).to_be_hidden(timeout=30_000)
+        expect(rollback).to_be_hidden()
+
+        # The token shown is the one a program outside the hub calls the endpoint with.
+        called = requests.post(f"{hub.models_url}jobnet/v1/models/jobnet:predict",
+                               headers={"Authorization": f"Bearer {secret}"},
+                               json={"instances": ROW}, timeout=60)
+        assert called.status_code == 200, called.text[:2000]
+        assert in_process_close(called.json()["predictions"], job["expected"]), called.text
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "endpoints-lab-failure.png"))
         raise

@@ -4,7 +4,8 @@ A user right-clicks a small script in the file browser, chooses Run as Training 
 the service's refusal of a size that cannot fit before submitting, then runs it on a size
 that can; the job appears in the Training sidebar, its tab shows log lines arriving while
 it runs and ends succeeded; Open in TensorBoard opens a TensorBoard tab on the job's
-folder. A second, long-running job is cancelled from its tab and shows cancelled, then
+folder, and the succeeded job (a model file in its outputs) offers Deploy as Endpoint… on
+its tab. A second, long-running job is cancelled from its tab and shows cancelled, then
 is deleted from its tab (after a confirmation; its outputs stay), and the first one from
 the sidebar with its files. Every
 call goes through the Lab extension's server side, which forwards to the hub's jobs
@@ -71,6 +72,9 @@ with open(events, "ab") as out:
         out.write(record(step, "loss", loss))
         out.flush()
         time.sleep(1)
+# A file named as a model in the outputs: the succeeded job's tab offers Deploy as Endpoint….
+with open(os.path.join(os.environ["STUDIOHUB_OUTPUT_DIR"], "model.onnx"), "wb") as out:
+    out.write(b"not really a model")
 print("done training", flush=True)
 """
 def sweep_notebook() -> dict[str, Any]:
@@ -201,8 +205,18 @@ def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
         metric = job_tab.get_by_role("listitem", name="Metric loss")
         expect(metric).to_contain_text("loss: 0.1250 (step 7)", timeout=30_000)
         expect(metric.get_by_role("img", name="loss curve")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "training-lab-job-done.png"))
         job_id = job_tab.get_attribute("aria-label").split()[-1]
+        # Succeeded with a model file in its outputs: Deploy as Endpoint… on the tab, the
+        # same command and form as the right-click menu's (cancelled here).
+        deploy = job_tab.get_by_role("button", name="Deploy as Endpoint…")
+        expect(deploy).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "training-lab-job-done.png"))
+        deploy.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text(f"Deploy studiohub-jobs/{job_id}/outputs as an endpoint")
+        expect(dialog.get_by_label("Endpoint name")).to_have_value(f"job-{job_id}")
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_be_hidden()
         # Download: the whole log as a file, through the same route.
         href = job_tab.get_by_role("link", name="Download this log").get_attribute("href")
         assert "download=1" in href, href
@@ -268,6 +282,8 @@ def test_run_watch_tensorboard_and_cancel_from_lab(hub: Hub, user: User,
         expect(sweep.get_by_role("log", name="Job log")).to_contain_text(
             "nb step 2 of 3", timeout=30_000)
         sweep_id = sweep.get_attribute("aria-label").split()[-1]
+        # Its outputs hold the executed notebook only: nothing to deploy, not offered.
+        expect(sweep.get_by_role("button", name="Deploy as Endpoint…")).to_be_hidden()
         sweep.get_by_role("button", name="Open outputs").click()
         expect(page.get_by_role("listitem").filter(has_text="sweep.ipynb")).to_be_visible()
         # The breadcrumbs: "/ … / <id> / outputs /".

@@ -10,11 +10,13 @@ import {
   IDeployValues,
   isModelFile,
   parseRequest,
-  Request,
+  rollbackPlan,
+  canSplitTraffic,
   specFromDeploy,
   suggestName,
   trafficLine
 } from '../endpoints/model';
+import { Request } from '../components/requests';
 import { EndpointsPanel } from '../endpoints/panel';
 import { EndpointView } from '../endpoints/widget';
 import {
@@ -23,6 +25,7 @@ import {
   IEndpointMetrics,
   IEndpointSpec,
   IEndpointsModel,
+  IEndpointVersion,
   IModelMetadata
 } from '../tokens';
 
@@ -443,7 +446,7 @@ describe('what the views show', () => {
   it('sums requests and errors, and shows the main version’s latency', () => {
     const endpoint = makeEndpoint();
     expect(endpointStats(endpoint, METRICS)).toBe(
-      '5.0 req/s · p50 1.3 ms · p99 12 ms · 2 errors'
+      '5.0 req/s · p50 1.3 ms · p99 12 ms · 2 errors (5xx)'
     );
     expect(endpointStats(endpoint, undefined)).toBe('');
     expect(trafficLine(endpoint)).toBe('v2 10% · v1 90%');
@@ -471,7 +474,7 @@ describe('what the views show', () => {
     ).toBe('v2 10% · v1 90%');
     expect(
       row.querySelector('.jp-StudioHub-EndpointsPanel-stats')!.textContent
-    ).toBe('5.0 req/s · p50 1.3 ms · p99 12 ms · 2 errors');
+    ).toBe('5.0 req/s · p50 1.3 ms · p99 12 ms · 2 errors (5xx)');
     panel.node
       .querySelector<HTMLButtonElement>('[aria-label="Open endpoint iris"]')!
       .click();
@@ -544,6 +547,171 @@ describe('what the views show', () => {
     await view.send();
     expect(answer.textContent).toMatch(/^The request is not JSON/);
     expect(sent).toHaveLength(2);
+    view.dispose();
+  });
+
+  it('offers the share and Rollback only when they can do something', async () => {
+    const [v1, v2] = makeEndpoint().versions;
+    const only: IEndpointVersion = { ...v1, traffic: 100 };
+    const retired: IEndpointVersion = { ...v1, status: 'retired', traffic: 0 };
+    const promoted: IEndpointVersion = { ...v2, traffic: 100 };
+    const starting: IEndpointVersion = {
+      ...v2,
+      status: 'starting',
+      traffic: 0
+    };
+    // One version serving: nothing to split, nothing to go back to.
+    const one = makeEndpoint({
+      versions: [only],
+      live: 1,
+      canary: null
+    } as Partial<IEndpoint>);
+    expect([canSplitTraffic(one), rollbackPlan(one)]).toEqual([false, null]);
+    // A canary beside it: the share is its; a rollback retires it.
+    const split = makeEndpoint({ live: 1, canary: 2 } as Partial<IEndpoint>);
+    expect(canSplitTraffic(split)).toBe(true);
+    expect(rollbackPlan(split)).toBe(
+      'Retire version 2; version 1 keeps all traffic'
+    );
+    // Promoted: one serving, the one before retired (what a rollback starts again).
+    const after = makeEndpoint({
+      versions: [retired, promoted],
+      live: 2,
+      canary: null
+    } as Partial<IEndpoint>);
+    expect(canSplitTraffic(after)).toBe(false);
+    expect(rollbackPlan(after)).toBe(
+      'Start version 1 again; it replaces version 2 once ready'
+    );
+    // Rolled back to version 1: version 2 is newer, not something to return to.
+    const back = makeEndpoint({
+      versions: [only, { ...v2, status: 'retired', traffic: 0 }],
+      live: 1,
+      canary: null
+    } as Partial<IEndpoint>);
+    expect(rollbackPlan(back)).toBeNull();
+    // A version starting beside the live one is dropped.
+    const updating = makeEndpoint({
+      versions: [only, starting],
+      live: 1,
+      canary: null
+    } as Partial<IEndpoint>);
+    expect(canSplitTraffic(updating)).toBe(false);
+    expect(rollbackPlan(updating)).toBe(
+      'Stop version 2, still starting; version 1 keeps all traffic'
+    );
+    // Without live/canary in the answer, two serving versions are a split.
+    expect(canSplitTraffic(makeEndpoint())).toBe(true);
+    expect(canSplitTraffic(makeEndpoint({ versions: [only] }))).toBe(false);
+
+    // The tab: hidden with one version, shown with a canary.
+    let endpoint = one;
+    const model: Partial<IEndpointsModel> = {
+      get: async () => endpoint,
+      metrics: async () => METRICS,
+      tokens: async () => [],
+      metadata: async () => METADATA,
+      logs: async () => new Uint8Array()
+    };
+    const view = new EndpointView({
+      name: 'iris',
+      model: model as IEndpointsModel,
+      interval: 60_000,
+      actions: {
+        traffic: () => undefined,
+        rollback: () => undefined,
+        delete: () => undefined
+      }
+    });
+    const shown = (label: string) =>
+      !view.node.querySelector(`[aria-label="${label}"]`)!.closest('[hidden]');
+    await view.refresh();
+    await tick(10);
+    expect([
+      shown('Canary share (slider)'),
+      shown('Apply the canary share'),
+      shown('Roll back to the previous version'),
+      shown('Delete this endpoint')
+    ]).toEqual([false, false, false, true]);
+    expect(view.node.textContent).toContain('deploy another to this name');
+    endpoint = split;
+    await view.refresh();
+    await tick(10);
+    expect([
+      shown('Canary share (slider)'),
+      shown('Apply the canary share'),
+      shown('Roll back to the previous version')
+    ]).toEqual([true, true, true]);
+    expect(
+      view.node.querySelector<HTMLInputElement>(
+        '[aria-label="Canary share in percent"]'
+      )!.value
+    ).toBe('10');
+    expect(
+      view.node.querySelector<HTMLButtonElement>(
+        '[aria-label="Roll back to the previous version"]'
+      )!.title
+    ).toBe('Retire version 2; version 1 keeps all traffic');
+    const errors = Array.from(view.node.querySelectorAll('th')).pop()!;
+    expect(errors.textContent).toBe('5xx errors');
+    expect(errors.title).toMatch(/500 or more/);
+    view.dispose();
+  });
+
+  it('shows a new token at once, once, with Copy', async () => {
+    const model: Partial<IEndpointsModel> = {
+      get: async () => makeEndpoint(),
+      metrics: async () => METRICS,
+      tokens: async () => [{ id: 'tok1', created: '2026-12-02T07:00:00Z' }],
+      metadata: async () => METADATA,
+      logs: async () => new Uint8Array(),
+      createToken: async () => ({
+        id: 'tok1',
+        created: '2026-12-02T07:00:00Z',
+        token: 'shm_secret'
+      })
+    };
+    const view = new EndpointView({
+      name: 'iris',
+      model: model as IEndpointsModel,
+      interval: 60_000,
+      actions: {
+        traffic: () => undefined,
+        rollback: () => undefined,
+        delete: () => undefined
+      }
+    });
+    document.body.append(view.node);
+    const scrolled: Element[] = [];
+    Element.prototype.scrollIntoView = function (this: Element) {
+      scrolled.push(this);
+    };
+    await view.refresh();
+    view.node
+      .querySelector<HTMLButtonElement>(
+        '[aria-label="Create an endpoint token"]'
+      )!
+      .click();
+    await tick(10);
+    const shown = view.node.querySelector<HTMLElement>(
+      '[aria-label="New endpoint token"]'
+    )!;
+    expect(shown.hidden).toBe(false);
+    expect(shown.textContent).toContain('shown only this once');
+    expect(shown.querySelector('[aria-label="New token"]')!.textContent).toBe(
+      'shm_secret'
+    );
+    expect(scrolled).toEqual([shown]);
+    expect(document.activeElement!.getAttribute('aria-label')).toBe(
+      'Copy the new token'
+    );
+    shown
+      .querySelector<HTMLButtonElement>('[aria-label="Hide the new token"]')!
+      .click();
+    expect(shown.hidden).toBe(true);
+    expect(shown.textContent).toBe('');
+    delete (Element.prototype as Partial<Element>).scrollIntoView;
+    view.node.remove();
     view.dispose();
   });
 });

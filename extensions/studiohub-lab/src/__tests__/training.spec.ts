@@ -9,7 +9,8 @@ import {
   ITrainingModel
 } from '../tokens';
 import { OPTIONS } from './fixtures';
-import { JobForm, plainText, withCode } from '../training/form';
+import { plainText, withCode } from '../components/text';
+import { JobForm } from '../training/form';
 import { TrainingPanel } from '../training/panel';
 import { JobView } from '../training/widget';
 import {
@@ -316,6 +317,70 @@ describe('deleting a finished job', () => {
     del().click();
     expect(deleted).toEqual([running.id]);
     view.dispose();
+  });
+
+  it('the job tab offers Deploy as Endpoint… once the job succeeded with a model', async () => {
+    let job = makeJob();
+    const deployed: string[] = [];
+    const asked: string[] = [];
+    const model = {
+      get: async () => job,
+      events: async () => [],
+      metrics: async () => ({ tags: {} }),
+      logs: async () => new Uint8Array(),
+      logDownloadUrl: () => 'http://localhost/log'
+    } as unknown as ITrainingModel;
+    const view = (hasModel: boolean) =>
+      new JobView({
+        jobId: job.id,
+        model,
+        interval: 60_000,
+        actions: {
+          cancel: () => undefined,
+          rerun: () => undefined,
+          tensorboard: () => undefined,
+          outputs: () => undefined,
+          delete: () => undefined,
+          deploy: j => deployed.push(j.id),
+          canDeploy: async j => {
+            asked.push(j.id);
+            return hasModel;
+          }
+        }
+      });
+    const withModel = view(true);
+    const deploy = () =>
+      withModel.node.querySelector<HTMLButtonElement>(
+        '[aria-label="Deploy as Endpoint…"]'
+      )!;
+    await withModel.refresh();
+    await tick(10);
+    expect(deploy().hidden).toBe(true); // running
+    expect(asked).toEqual([]);
+    job = makeJob({ status: 'failed', reason: 'exit code 1 (worker-0)' });
+    await withModel.refresh();
+    await tick(10);
+    expect(deploy().hidden).toBe(true);
+    job = makeJob({ status: 'succeeded' });
+    await withModel.refresh();
+    await tick(10);
+    expect(deploy().hidden).toBe(false);
+    await withModel.refresh();
+    await tick(10);
+    expect(asked).toEqual([job.id]); // asked once
+    deploy().click();
+    expect(deployed).toEqual([job.id]);
+    withModel.dispose();
+    // Nothing to deploy in the outputs: not offered.
+    const empty = view(false);
+    await empty.refresh();
+    await tick(10);
+    expect(
+      empty.node.querySelector<HTMLButtonElement>(
+        '[aria-label="Deploy as Endpoint…"]'
+      )!.hidden
+    ).toBe(true);
+    empty.dispose();
   });
 });
 

@@ -1,14 +1,15 @@
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { requestAPI } from '../api';
+import { DryRunFormModel } from '../components/dryRun';
+import { errorText } from '../components/errors';
 import {
-  API_NAMESPACE,
-  requestAPI,
-  StudioHubAPIError,
-  StudioHubNetworkError
-} from '../api';
+  checkSpec,
+  Request,
+  RequestBytes,
+  requestBytes
+} from '../components/requests';
 import {
   IEndpoint,
   IEndpointMetrics,
@@ -19,7 +20,6 @@ import {
   IModelMetadata,
   PredictProtocol
 } from '../tokens';
-import { errorText } from '../training/model';
 
 /**
  * The endpoints routes of the server extension (`studiohub/api/v1/endpoints/…`), which
@@ -29,40 +29,6 @@ const ROOT = 'endpoints';
 
 /** The service's endpoint names. */
 export const ENDPOINT_NAME = /^[a-z][a-z0-9-]{0,39}$/;
-
-/**
- * `requestAPI`'s shape, injectable for tests.
- */
-export type Request = <T>(endPoint: string, init?: RequestInit) => Promise<T>;
-
-/**
- * A GET of raw bytes from the server extension (a log is text, never parsed as JSON).
- */
-export type RequestBytes = (endPoint: string) => Promise<Uint8Array>;
-
-async function requestBytes(endPoint: string): Promise<Uint8Array> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, {}, settings);
-  } catch (error) {
-    throw new StudioHubNetworkError(
-      `Cannot reach your Jupyter server: ${errorText(error)}`
-    );
-  }
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      const body: { message?: string } = await response.json();
-      message = body.message ?? message;
-    } catch {
-      // not JSON: keep the status line
-    }
-    throw new StudioHubAPIError(response.status, message);
-  }
-  return new Uint8Array(await response.arrayBuffer());
-}
 
 /** `{endpoints: [...]}` (the service's list) or a bare list. */
 function listOf<T>(answer: unknown, key: string): T[] {
@@ -162,19 +128,8 @@ export class EndpointsModel implements IEndpointsModel {
     return this._metrics.get(name);
   }
 
-  async check(spec: IEndpointSpec): Promise<string | null> {
-    try {
-      await this._request(`${ROOT}?check=true`, {
-        method: 'POST',
-        body: JSON.stringify(spec)
-      });
-      return null;
-    } catch (error) {
-      if (error instanceof StudioHubAPIError && error.status < 500) {
-        return error.message;
-      }
-      throw error;
-    }
+  check(spec: IEndpointSpec): Promise<string | null> {
+    return checkSpec(this._request, ROOT, spec);
   }
 
   async deploy(spec: IEndpointSpec): Promise<IEndpoint> {
@@ -314,6 +269,10 @@ export function formatMs(value: number | null | undefined): string {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
 }
 
+/** What the error counts are (the models gateway's meter, docs/endpoints.md). */
+export const ERRORS_MEANING =
+  'Answers with status 500 or more (the model or a replica failed), counted by the models gateway since it started. Refused requests (4xx: bad input, no access) are not counted.';
+
 /**
  * The whole endpoint's numbers: requests/s and errors summed over versions, the
  * latencies of the version taking most traffic (percentiles do not add up).
@@ -343,7 +302,7 @@ export function endpointStats(
     `${rps.toFixed(rps < 10 ? 1 : 0)} req/s`,
     `p50 ${formatMs(latency?.p50_ms)}`,
     `p99 ${formatMs(latency?.p99_ms)}`,
-    `${errors} error${errors === 1 ? '' : 's'}`
+    `${errors} error${errors === 1 ? '' : 's'} (5xx)`
   ].join(' · ');
 }
 
@@ -352,6 +311,79 @@ export function liveVersions(endpoint: IEndpoint): IEndpoint['versions'] {
   return endpoint.versions
     .filter(v => v.status !== 'retired')
     .sort((a, b) => b.version - a.version);
+}
+
+/**
+ * What the service's describe says besides the versions: the live version and the
+ * canary serving beside it (null when none; absent from an older service's answer).
+ */
+interface IEndpointRoutes {
+  live?: number | null;
+  canary?: number | null;
+}
+
+/** The serving versions, newest first. */
+function servingVersions(endpoint: IEndpoint): IEndpoint['versions'] {
+  return liveVersions(endpoint).filter(v => v.status === 'serving');
+}
+
+/** The canary: a newer version serving beside the live one, or null. */
+export function canaryVersion(endpoint: IEndpoint): number | null {
+  const routes = endpoint as IEndpoint & IEndpointRoutes;
+  if (routes.canary !== undefined) {
+    return routes.canary;
+  }
+  const serving = servingVersions(endpoint);
+  return serving.length > 1 ? serving[0].version : null;
+}
+
+/** The version taking the traffic the canary does not, or null when none serves. */
+export function liveVersion(endpoint: IEndpoint): number | null {
+  const routes = endpoint as IEndpoint & IEndpointRoutes;
+  if (routes.live !== undefined) {
+    return routes.live;
+  }
+  const canary = canaryVersion(endpoint);
+  const live = servingVersions(endpoint).find(v => v.version !== canary);
+  return live?.version ?? null;
+}
+
+/**
+ * Whether the traffic can be split: two versions serve (the service refuses a share
+ * with one, "deploy another to split the traffic").
+ */
+export function canSplitTraffic(endpoint: IEndpoint): boolean {
+  return canaryVersion(endpoint) !== null;
+}
+
+/**
+ * What Rollback would do, as the service decides it, or null when there is nothing
+ * to roll back to: a starting version or a canary is dropped; otherwise the newest
+ * retired version before the live one starts again.
+ */
+export function rollbackPlan(endpoint: IEndpoint): string | null {
+  const live = liveVersion(endpoint);
+  const keeps = live !== null ? `; version ${live} keeps all traffic` : '';
+  const starting = endpoint.versions
+    .filter(v => v.status === 'starting')
+    .map(v => v.version)
+    .sort((a, b) => b - a);
+  if (starting.length > 0) {
+    return `Stop version ${starting.join(', ')}, still starting${keeps}`;
+  }
+  const canary = canaryVersion(endpoint);
+  if (canary !== null) {
+    return `Retire version ${canary}${keeps}`;
+  }
+  const before = endpoint.versions
+    .filter(v => v.status === 'retired' && (live === null || v.version < live))
+    .sort((a, b) => b.version - a.version)[0];
+  if (!before) {
+    return null;
+  }
+  return live !== null
+    ? `Start version ${before.version} again; it replaces version ${live} once ready`
+    : `Start version ${before.version} again`;
 }
 
 /** "v2 10% · v1 90%": the traffic split of the versions in use. */
@@ -459,93 +491,42 @@ export function specFromDeploy(values: IDeployValues): IEndpointSpec {
 }
 
 /**
- * The form's verdict: whether it can be deployed and why not.
- */
-export interface IVerdict {
-  ok: boolean;
-  message: string;
-}
-
-/**
  * The form's state: its values, and the service's dry run (`?check=true`) of them,
  * asked again `delay` ms after the last change, so a refusal (an unknown format, no
  * room, a name taken by someone else) shows before Deploy. Answers to older values
  * are dropped.
  */
-export class DeployFormModel {
+export class DeployFormModel extends DryRunFormModel<
+  IDeployValues,
+  IEndpointSpec
+> {
   constructor(
     readonly model: Pick<IEndpointsModel, 'check' | 'find'>,
     values: IDeployValues,
-    readonly delay = 400
+    delay = 400
   ) {
-    this._values = { ...values };
+    super(values, delay);
   }
 
-  get values(): Readonly<IDeployValues> {
-    return this._values;
-  }
-  /** The last verdict, null while a check is pending. */
-  get verdict(): IVerdict | null {
-    return this._verdict;
-  }
-  get changed(): ISignal<DeployFormModel, void> {
-    return this._changed;
-  }
   /** Whether the name is one of my endpoints (the deploy adds a version to it). */
   get isNewVersion(): boolean {
-    return !!this.model.find(this._values.name.trim());
-  }
-
-  /** Change some fields; the dry run follows after the delay. */
-  update(values: Partial<IDeployValues>): void {
-    this._values = { ...this._values, ...values };
-    this._verdict = null;
-    this._changed.emit();
-    window.clearTimeout(this._timer);
-    this._timer = window.setTimeout(() => void this.checkNow(), this.delay);
-  }
-
-  /** Ask the service now whether the current values would deploy. */
-  async checkNow(): Promise<IVerdict> {
-    window.clearTimeout(this._timer);
-    const generation = ++this._generation;
-    let verdict: IVerdict;
-    try {
-      const spec = specFromDeploy(this._values);
-      const refusal = await this.model.check(spec);
-      verdict = refusal
-        ? { ok: false, message: refusal }
-        : {
-            ok: true,
-            message: this.isNewVersion
-              ? `Ready: deploys a new version of ${spec.name}.`
-              : `Ready: deploys a new endpoint ${spec.name}.`
-          };
-    } catch (error) {
-      verdict = { ok: false, message: errorText(error) };
-    }
-    if (generation === this._generation) {
-      this._verdict = verdict;
-      this._changed.emit();
-    }
-    return verdict;
+    return !!this.model.find(this.values.name.trim());
   }
 
   /** The spec to deploy, or throws with what is wrong in the form. */
   spec(): IEndpointSpec {
-    return specFromDeploy(this._values);
+    return specFromDeploy(this.values);
   }
 
-  dispose(): void {
-    window.clearTimeout(this._timer);
-    this._generation++;
+  protected check(spec: IEndpointSpec): Promise<string | null> {
+    return this.model.check(spec);
   }
 
-  private _values: IDeployValues;
-  private _verdict: IVerdict | null = null;
-  private _timer = 0;
-  private _generation = 0;
-  private _changed = new Signal<DeployFormModel, void>(this);
+  protected accepted(spec: IEndpointSpec): string {
+    return this.isNewVersion
+      ? `Ready: deploys a new version of ${spec.name}.`
+      : `Ready: deploys a new endpoint ${spec.name}.`;
+  }
 }
 
 // ---------------------------------------------------------------------------

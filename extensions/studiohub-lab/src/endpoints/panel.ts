@@ -3,7 +3,7 @@ import { Widget } from '@lumino/widgets';
 
 import { makeButton } from '../components/button';
 import { CommandIDs, IEndpointsModel } from '../tokens';
-import { endpointStats, trafficLine } from './model';
+import { endpointStats, ERRORS_MEANING, trafficLine } from './model';
 
 /**
  * The Endpoints sidebar: my model endpoints with their status, versions and traffic
@@ -111,6 +111,7 @@ export class EndpointsPanel extends Widget {
       traffic.textContent = trafficLine(endpoint);
       const stats = document.createElement('span');
       stats.className = 'jp-StudioHub-EndpointsPanel-stats';
+      stats.title = ERRORS_MEANING;
       stats.textContent = endpointStats(
         endpoint,
         this._model.metricsOf(endpoint.name)

@@ -26,7 +26,8 @@ import {
   ITrainingModel,
   PLUGIN_IDS
 } from '../tokens';
-import { allowedOr, errorText } from '../training/model';
+import { errorText } from '../components/errors';
+import { allowedOr } from '../training/model';
 import { DeployForm } from './deploy';
 import {
   DeployFormModel,

@@ -4,6 +4,8 @@ import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import { makeButton } from '../components/button';
+import { errorText } from '../components/errors';
+import { showLogText } from '../components/logView';
 import {
   IEndpoint,
   IEndpointMetrics,
@@ -13,14 +15,19 @@ import {
   IServingStats,
   PredictProtocol
 } from '../tokens';
-import { errorText, LogFollower } from '../training/model';
+import { LogFollower } from '../training/model';
 import {
+  ERRORS_MEANING,
+  canaryVersion,
+  canSplitTraffic,
   endpointStats,
   exampleRequest,
   formatAnswer,
   formatMs,
+  liveVersion,
   liveVersions,
-  parseRequest
+  parseRequest,
+  rollbackPlan
 } from './model';
 
 /**
@@ -140,18 +147,22 @@ export class EndpointView extends Widget {
       ` · owner ${endpoint.user} · domain ${endpoint.domain}`
     );
     const live = liveVersions(endpoint);
-    const newest = live[0];
-    const several = live.length > 1;
-    this._rollback.disabled = !several;
-    this._rollback.title = several
-      ? `Send all traffic back to version ${live[1].version} and retire version ${newest.version}`
-      : 'Only one version: nothing to roll back to';
-    this._canaryWhich.textContent = newest
-      ? `Share of version ${newest.version}`
-      : 'Share of the newest version';
-    if (newest && !this._canaryTouched) {
-      this._setCanary(newest.traffic);
+    // The share and Rollback only when they can do something (the service would
+    // refuse a share with one version serving, and a rollback with none before it).
+    const split = canSplitTraffic(endpoint);
+    const canary = canaryVersion(endpoint);
+    this._canary.hidden = !split;
+    this._apply.hidden = !split;
+    this._canaryWhich.textContent = `Share of version ${canary}`;
+    if (split && !this._canaryTouched) {
+      const version = endpoint.versions.find(v => v.version === canary);
+      this._setCanary(version?.traffic ?? 0);
     }
+    const plan = rollbackPlan(endpoint);
+    this._rollback.hidden = plan === null;
+    this._rollback.title = plan ?? '';
+    this._single.hidden =
+      split || plan !== null || liveVersion(endpoint) === null;
     // The version picker of Try it: the traffic split, or one version.
     const values = ['', ...live.map(v => String(v.version))];
     const current = Array.from(this._tryVersion.options).map(o => o.value);
@@ -237,31 +248,42 @@ export class EndpointView extends Widget {
       this._canaryTouched = true;
       this._canarySlider.value = this._canaryField.value;
     });
-    const canary = document.createElement('label');
-    canary.className = 'jp-StudioHub-EndpointView-canary';
-    canary.append(
+    this._canary = document.createElement('label');
+    this._canary.className = 'jp-StudioHub-EndpointView-canary';
+    this._canary.append(
       this._canaryWhich,
       this._canarySlider,
       this._canaryField,
       '%'
     );
+    this._apply = makeButton({
+      variant: 'accept',
+      text: 'Apply',
+      label: 'Apply the canary share',
+      title:
+        'Give the newest version this share of the requests (100 promotes it)',
+      onClick: () => this._applyCanary()
+    });
     this._rollback = makeButton({
       variant: 'reject',
       text: 'Rollback',
       label: 'Roll back to the previous version',
       onClick: () => this._actions.rollback(this.endpointName)
     });
+    // Shown until two versions serve: how a split and a rollback come about.
+    this._single = document.createElement('span');
+    this._single.className = 'jp-StudioHub-EndpointView-note';
+    this._single.textContent =
+      'One version: deploy another to this name to split the traffic or roll back.';
+    this._canary.hidden = true;
+    this._apply.hidden = true;
+    this._rollback.hidden = true;
+    this._single.hidden = true;
     actions.append(
-      canary,
-      makeButton({
-        variant: 'accept',
-        text: 'Apply',
-        label: 'Apply the canary share',
-        title:
-          'Give the newest version this share of the requests (100 promotes it)',
-        onClick: () => this._applyCanary()
-      }),
+      this._canary,
+      this._apply,
       this._rollback,
+      this._single,
       makeButton({
         variant: 'warn',
         text: 'Delete',
@@ -297,19 +319,22 @@ export class EndpointView extends Widget {
     table.className = 'jp-StudioHub-EndpointView-versions';
     table.setAttribute('aria-label', 'Versions and replicas');
     const head = table.createTHead().insertRow();
-    for (const title of [
-      'Version',
-      'Status',
-      'Traffic',
-      'Model',
-      'Source',
-      'req/s',
-      'p50',
-      'p99',
-      'Errors'
+    for (const [title, tooltip] of [
+      ['Version', ''],
+      ['Status', ''],
+      ['Traffic', ''],
+      ['Model', ''],
+      ['Source', ''],
+      ['req/s', ''],
+      ['p50', ''],
+      ['p99', ''],
+      ['5xx errors', ERRORS_MEANING]
     ]) {
       const th = document.createElement('th');
       th.textContent = title;
+      if (tooltip) {
+        th.title = tooltip;
+      }
       head.append(th);
     }
     table.createTBody();
@@ -517,18 +542,8 @@ export class EndpointView extends Widget {
   }
 
   private _renderLog(follower: LogFollower, added: string): void {
-    if (follower !== this._follower) {
-      return;
-    }
-    const log = this._log;
-    const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
-    if ((log.textContent ?? '').length + added.length > follower.text.length) {
-      log.textContent = follower.text;
-    } else {
-      log.append(added);
-    }
-    if (atEnd) {
-      log.scrollTop = log.scrollHeight;
+    if (follower === this._follower) {
+      showLogText(this._log, follower.text, added);
     }
   }
 
@@ -543,6 +558,8 @@ export class EndpointView extends Widget {
       'Programs outside the hub call this endpoint with Authorization: Bearer <token>. A token reaches this endpoint only, and stops working when revoked.';
     this._newToken = document.createElement('div');
     this._newToken.className = 'jp-StudioHub-EndpointView-newToken';
+    this._newToken.setAttribute('role', 'status');
+    this._newToken.setAttribute('aria-label', 'New endpoint token');
     this._newToken.hidden = true;
     this._tokens = document.createElement('ul');
     this._tokens.setAttribute('aria-label', 'Endpoint tokens');
@@ -582,22 +599,41 @@ export class EndpointView extends Widget {
       this._error.textContent = errorText(error);
       return;
     }
-    // The secret is shown this once, with a way to copy it.
+    // The secret is shown this once, with a way to copy it, where the user looks: the
+    // Tokens section is at the bottom of the tab, below the fold.
     const secret = document.createElement('code');
     secret.textContent = token.token ?? '';
     secret.setAttribute('aria-label', 'New token');
-    const note = document.createElement('span');
-    note.textContent = 'Copy it now: it is not shown again. ';
+    const note = document.createElement('p');
+    note.textContent = `New token ${token.id}, shown only this once: copy it now.`;
+    const copy = makeButton({
+      variant: 'accept',
+      text: 'Copy',
+      label: 'Copy the new token',
+      onClick: () => {
+        Clipboard.copyToSystem(token.token ?? '');
+        copy.textContent = 'Copied';
+      }
+    });
+    const value = document.createElement('div');
+    value.className = 'jp-StudioHub-EndpointView-secret';
+    value.append(secret, copy);
     this._newToken.replaceChildren(
       note,
-      secret,
+      value,
       makeButton({
-        text: 'Copy',
-        label: 'Copy the new token',
-        onClick: () => Clipboard.copyToSystem(token.token ?? '')
+        text: 'Done',
+        label: 'Hide the new token',
+        title: 'Hide the token (it cannot be shown again)',
+        onClick: () => {
+          this._newToken.hidden = true;
+          this._newToken.replaceChildren();
+        }
       })
     );
     this._newToken.hidden = false;
+    this._newToken.scrollIntoView?.({ block: 'center', behavior: 'smooth' });
+    copy.focus({ preventScroll: true });
     await this._loadTokens();
   }
 
@@ -674,10 +710,13 @@ export class EndpointView extends Widget {
   private _url: HTMLElement;
   private _error: HTMLElement;
   private _versions: HTMLTableElement;
+  private _canary!: HTMLLabelElement;
   private _canaryWhich!: HTMLElement;
   private _canarySlider!: HTMLInputElement;
   private _canaryField!: HTMLInputElement;
+  private _apply!: HTMLButtonElement;
   private _rollback!: HTMLButtonElement;
+  private _single!: HTMLElement;
   private _protocol!: HTMLSelectElement;
   private _tryVersion!: HTMLSelectElement;
   private _send!: HTMLButtonElement;

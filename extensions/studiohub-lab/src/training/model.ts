@@ -3,12 +3,15 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { API_NAMESPACE, requestAPI } from '../api';
+import { DryRunFormModel } from '../components/dryRun';
+import { errorText } from '../components/errors';
 import {
-  API_NAMESPACE,
-  requestAPI,
-  StudioHubAPIError,
-  StudioHubNetworkError
-} from '../api';
+  checkSpec,
+  Request,
+  RequestBytes,
+  requestBytes
+} from '../components/requests';
 import {
   IJob,
   IJobEvent,
@@ -34,49 +37,6 @@ export const FINAL_STATUSES: ReadonlyArray<JobStatus> = [
 
 export function isFinal(status: JobStatus): boolean {
   return FINAL_STATUSES.includes(status);
-}
-
-/**
- * The message of an error, as the user should read it.
- */
-export function errorText(error: unknown): string {
-  if (error instanceof Error) {
-    return error.message;
-  }
-  return String(error);
-}
-
-/**
- * `requestAPI`'s shape, injectable for tests.
- */
-export type Request = <T>(endPoint: string, init?: RequestInit) => Promise<T>;
-
-/**
- * A GET of raw bytes from the server extension (a log is text, never parsed as JSON).
- */
-export type RequestBytes = (endPoint: string) => Promise<Uint8Array>;
-
-async function requestBytes(endPoint: string): Promise<Uint8Array> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, {}, settings);
-  } catch (error) {
-    throw new StudioHubNetworkError(
-      `Cannot reach your Jupyter server: ${errorText(error)}`
-    );
-  }
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      message = (await response.json()).message ?? message;
-    } catch {
-      // not JSON: keep the status line
-    }
-    throw new StudioHubAPIError(response.status, message);
-  }
-  return new Uint8Array(await response.arrayBuffer());
 }
 
 /**
@@ -127,19 +87,8 @@ export class TrainingModel implements ITrainingModel {
     return this._jobs.find(job => job.id === id);
   }
 
-  async check(spec: IJobSpec): Promise<string | null> {
-    try {
-      await this._request(`${ROOT}?check=true`, {
-        method: 'POST',
-        body: JSON.stringify(spec)
-      });
-      return null;
-    } catch (error) {
-      if (error instanceof StudioHubAPIError && error.status < 500) {
-        return error.message;
-      }
-      throw error;
-    }
+  check(spec: IJobSpec): Promise<string | null> {
+    return checkSpec(this._request, ROOT, spec);
   }
 
   async submit(spec: IJobSpec): Promise<IJob> {
@@ -457,84 +406,32 @@ export function specFromForm(values: IFormValues): IJobSpec {
 }
 
 /**
- * The form's verdict: null while unknown, else whether it can be submitted and why not.
- */
-export interface IVerdict {
-  ok: boolean;
-  message: string;
-}
-
-/**
  * The form's state: its values, and the service's dry run of them, asked again (after
  * `delay` ms without changes) each time a field changes, so a refusal (no room, over
  * quota, a size outside my domains) shows before Submit. Answers to older values are
  * dropped.
  */
-export class JobFormModel {
+export class JobFormModel extends DryRunFormModel<IFormValues, IJobSpec> {
   constructor(
     readonly model: Pick<ITrainingModel, 'check'>,
     values: IFormValues,
-    readonly delay = 400
+    delay = 400
   ) {
-    this._values = { ...values };
-  }
-
-  get values(): Readonly<IFormValues> {
-    return this._values;
-  }
-  /** The last verdict, null while a check is pending. */
-  get verdict(): IVerdict | null {
-    return this._verdict;
-  }
-  get changed(): ISignal<JobFormModel, void> {
-    return this._changed;
-  }
-
-  /** Change some fields; the dry run follows after the delay. */
-  update(values: Partial<IFormValues>): void {
-    this._values = { ...this._values, ...values };
-    this._verdict = null;
-    this._changed.emit();
-    window.clearTimeout(this._timer);
-    this._timer = window.setTimeout(() => void this.checkNow(), this.delay);
-  }
-
-  /** Ask the service now whether the current values would start. */
-  async checkNow(): Promise<IVerdict> {
-    window.clearTimeout(this._timer);
-    const generation = ++this._generation;
-    let verdict: IVerdict;
-    try {
-      const spec = specFromForm(this._values);
-      const refusal = await this.model.check(spec);
-      verdict = refusal
-        ? { ok: false, message: refusal }
-        : { ok: true, message: 'Ready to run: it can start now.' };
-    } catch (error) {
-      verdict = { ok: false, message: errorText(error) };
-    }
-    if (generation === this._generation) {
-      this._verdict = verdict;
-      this._changed.emit();
-    }
-    return verdict;
+    super(values, delay);
   }
 
   /** The spec to submit, or throws with what is wrong in the form. */
   spec(): IJobSpec {
-    return specFromForm(this._values);
+    return specFromForm(this.values);
   }
 
-  dispose(): void {
-    window.clearTimeout(this._timer);
-    this._generation++;
+  protected check(spec: IJobSpec): Promise<string | null> {
+    return this.model.check(spec);
   }
 
-  private _values: IFormValues;
-  private _verdict: IVerdict | null = null;
-  private _timer = 0;
-  private _generation = 0;
-  private _changed = new Signal<JobFormModel, void>(this);
+  protected accepted(): string {
+    return 'Ready to run: it can start now.';
+  }
 }
 
 /**

@@ -15,9 +15,12 @@ import {
 } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Contents } from '@jupyterlab/services';
 import { LabIcon, runIcon, ToolbarButton } from '@jupyterlab/ui-components';
 
+import { errorText } from '../components/errors';
 import { addSidebar } from '../components/sidebar';
+import { isModelFile } from '../endpoints/model';
 import {
   CommandIDs,
   IChoice,
@@ -30,7 +33,6 @@ import {
 import { JobForm } from './form';
 import {
   allowedOr,
-  errorText,
   IFormValues,
   isNotebookPath,
   isScriptPath,
@@ -182,7 +184,12 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
             commands.execute(CommandIDs.openTensorBoard, {
               folders: [`~/${job.dirs.tensorboard}`]
             }),
-          outputs: job => showFolder(job.dirs.outputs)
+          outputs: job => showFolder(job.dirs.outputs),
+          deploy: job =>
+            commands.execute(CommandIDs.deployEndpoint, { job: job.id }),
+          canDeploy: job =>
+            commands.hasCommand(CommandIDs.deployEndpoint) &&
+            outputsHoldModel(job)
         }
       });
       const widget = new MainAreaWidget({ content: view });
@@ -195,6 +202,24 @@ const trainingPlugin: JupyterFrontEndPlugin<ITrainingModel> = {
       shell.add(widget, 'main');
       shell.activateById(widget.id);
       return widget;
+    };
+
+    /** Whether a job's outputs hold what Deploy as Endpoint… takes: a folder or a model file. */
+    const outputsHoldModel = async (job: IJob): Promise<boolean> => {
+      try {
+        const listing = await app.serviceManager.contents.get(
+          job.dirs.outputs,
+          { content: true }
+        );
+        const items: Contents.IModel[] = Array.isArray(listing.content)
+          ? listing.content
+          : [];
+        return items.some(
+          item => item.type === 'directory' || isModelFile(item.path)
+        );
+      } catch {
+        return false; // no outputs folder: nothing to deploy
+      }
     };
 
     const showFolder = async (folder: string) => {

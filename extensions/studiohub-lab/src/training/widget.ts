@@ -2,6 +2,8 @@ import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import { makeButton } from '../components/button';
+import { errorText } from '../components/errors';
+import { showLogText } from '../components/logView';
 import {
   IJob,
   IJobEvent,
@@ -10,7 +12,6 @@ import {
   ITrainingModel
 } from '../tokens';
 import {
-  errorText,
   formatElapsed,
   isFinal,
   jobChoiceLabel,
@@ -69,6 +70,16 @@ export class JobView extends Widget {
       onClick: () => this._actions.delete(this.jobId)
     });
     this._delete.hidden = true;
+    // Deploy as Endpoint… (the same command as the right-click menu), once the job
+    // succeeded and left something in its outputs.
+    this._deploy = makeButton({
+      variant: 'reject',
+      text: 'Deploy as Endpoint…',
+      label: 'Deploy as Endpoint…',
+      title: "Serve a model from the job's outputs as an HTTP endpoint",
+      onClick: () => this._job && this._actions.deploy?.(this._job)
+    });
+    this._deploy.hidden = true;
     actions.append(
       makeButton({
         variant: 'reject',
@@ -84,6 +95,7 @@ export class JobView extends Widget {
         title: "Show the job's outputs folder in the file browser",
         onClick: () => this._job && this._actions.outputs(this._job)
       }),
+      this._deploy,
       this._cancel,
       makeButton({
         variant: 'reject',
@@ -252,19 +264,8 @@ export class JobView extends Widget {
   }
 
   private _renderLog(follower: LogFollower, added: string): void {
-    if (follower !== this._follower) {
-      return;
-    }
-    const log = this._log;
-    // Follow the tail unless the user scrolled back to read.
-    const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
-    if (log.textContent!.length + added.length > follower.text.length) {
-      log.textContent = follower.text;
-    } else {
-      log.append(added);
-    }
-    if (atEnd) {
-      log.scrollTop = log.scrollHeight;
+    if (follower === this._follower) {
+      showLogText(this._log, follower.text, added);
     }
   }
 
@@ -285,6 +286,25 @@ export class JobView extends Widget {
       .join(' · ');
     this._cancel.hidden = isFinal(job.status);
     this._delete.hidden = !isFinal(job.status);
+    this._offerDeploy(job);
+  }
+
+  /** Show Deploy as Endpoint… on a succeeded job whose outputs hold a model (asked once). */
+  private _offerDeploy(job: IJob): void {
+    const actions = this._actions;
+    if (job.status !== 'succeeded' || !actions.deploy || !actions.canDeploy) {
+      this._deploy.hidden = true;
+      return;
+    }
+    if (this._deployAsked) {
+      return;
+    }
+    this._deployAsked = true;
+    void Promise.resolve(actions.canDeploy(job))
+      .catch(() => false)
+      .then(can => {
+        this._deploy.hidden = !can;
+      });
   }
 
   private _renderEvents(events: IJobEvent[]): void {
@@ -344,6 +364,8 @@ export class JobView extends Widget {
   private _error: HTMLElement;
   private _cancel: HTMLButtonElement;
   private _delete: HTMLButtonElement;
+  private _deploy: HTMLButtonElement;
+  private _deployAsked = false;
   private _replica: HTMLSelectElement;
   private _download: HTMLAnchorElement;
   private _log: HTMLPreElement;
@@ -366,6 +388,10 @@ export namespace JobView {
     delete(id: string): unknown;
     tensorboard(job: IJob): unknown;
     outputs(job: IJob): unknown;
+    /** Deploy as Endpoint… with the job's outputs (absent: not offered). */
+    deploy?(job: IJob): unknown;
+    /** Whether a succeeded job's outputs hold something to deploy. */
+    canDeploy?(job: IJob): boolean | Promise<boolean>;
   }
 
   export interface IOptions {
