@@ -18,8 +18,10 @@ is most of a request's cost) and ``big`` (64 → 2880 ×4 → 10, ~100 MB, for d
   user (``runuser``) on 127.0.0.1: tornado, JSON in, the model, JSON out, nothing else.
 * **StudioHub**: the same file deployed as an endpoint and called through the hub's
   proxy at ``/services/models/<ep>/v1/models/<ep>:predict`` with an endpoint token
-  (``POST api/endpoints/<ep>/tokens``): proxy → models service (auth) → HAProxy →
-  replica (as the user, in its cgroup and network namespace, on a unix socket).
+  (``POST api/endpoints/<ep>/tokens``): the hub's proxy → HAProxy's fast lane (which
+  checks the token against its map, docs/endpoints.md) → replica (as the user, in its
+  cgroup and network namespace, on a unix socket). Without the lane a request would pass
+  the models service's gateway between the proxy and HAProxy: that hop is timed too.
 
 Measurements, baseline and StudioHub alternating in the same run:
 
@@ -28,9 +30,9 @@ Measurements, baseline and StudioHub alternating in the same run:
   bare server's torch threads), ``--requests`` each. Goal: p50 ≤ bare + 2 ms, p99 ≤
   bare + 5 ms. Then, to show where it goes, the same request with ``http.client`` (one
   kept-alive connection each, alternating) to the bare server and to each hop from the
-  inside out: the replica's unix socket, HAProxy's (kept alive, and a new connection per
-  request as the models service's tornado client makes), the models service's port,
-  the hub's proxy.
+  inside out: the replica's unix socket, HAProxy's gateway frontend (kept alive, and a
+  new connection per request), HAProxy's fast lane with the token, the models service's
+  gateway on its port (the path without the lane), the hub's proxy.
 * **throughput**: for each number in ``--clients``, that many threads of this process,
   each with its own session, for ``--seconds`` per turn, two turns each: the bare server
   (one process, torch's default threads) against the endpoint with 2 replicas of 1 vCPU.
@@ -596,6 +598,7 @@ class Run:
         (endpoint,) = [e for e in state["endpoints"] if e["name"] == "lat"]
         replica_socket = endpoint["versions"][0]["replicas"][0][1]
         frontend = str(self.hub.state_dir / "endpoints" / "balancer" / "frontend.sock")
+        lane = str(self.hub.state_dir / "endpoints" / "balancer" / "direct.sock")
         route = "/v1/models/lat:predict"
         public = f"/services/models/lat{route}"
         arms = {"bare server (TCP)": raw_call(str(urlsplit(bare).port), urlsplit(bare).path, {}),
@@ -604,8 +607,10 @@ class Run:
                     "X-Studiohub-Backend": "lat"}),
                 "HAProxy, a new connection per request": raw_call(frontend, route, {
                     "X-Studiohub-Backend": "lat"}, fresh=True),
-                "models service (its port)": raw_call(str(self.hub.models_port), public,
-                                                      headers),
+                "HAProxy's fast lane (its unix socket, the token)": raw_call(
+                    lane, public, headers),
+                "models service's gateway (its port: the path without the lane)": raw_call(
+                    str(self.hub.models_port), public, headers),
                 "hub proxy (what clients call)": raw_call(str(self.hub.port), public, headers)}
         n = max(100, self.args.requests // 2)
         load("hops")

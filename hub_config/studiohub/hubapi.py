@@ -62,6 +62,9 @@ PENDING_WORDS = {"spawn": "starting", "stop": "stopping", "check": "being checke
 
 def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
     """Mount the handlers, define the scope, give it to users and their server tokens."""
+    from .serving.hubroutes import ROUTES_SCOPE, EndpointRoutesHandler
+    from .serving.layout import direct_socket
+
     kw = {"book_path": str(Path(settings["state_dir"]) / "placements.json")}
     serverapi.install()
     c.JupyterHub.extra_handlers = [
@@ -73,6 +76,8 @@ def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
          {**kw, "kind": placement_jobs.JOB}),
         (rf"{PREFIX}/endpoints/(?P<job_id>[^/]+)/placement", JobPlacementHandler,
          {**kw, "kind": placement_jobs.ENDPOINT}),
+        (r"/api/studiohub/endpoint-routes", EndpointRoutesHandler,
+         {**kw, "direct_socket": str(direct_socket(settings["state_dir"]))}),
     ]
     c.StudioSpawner.placements_file = kw["book_path"]
     c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), KERNELS_SCOPE: {
@@ -84,6 +89,9 @@ def update_hubapi(c: Config, settings: dict[str, Any]) -> None:
     c.JupyterHub.custom_scopes[ENDPOINTS_PLACEMENT_SCOPE] = {
         "description": "Place and release the replicas of any user's model endpoints (the "
                        "models service's own role only)."}
+    c.JupyterHub.custom_scopes[ROUTES_SCOPE] = {
+        "description": "Route the proxy's /services/models/<endpoint>/ paths to the model "
+                       "endpoints' balancer (the models service's own role only)."}
     from .configurer import add_server_token_scope, grant_user_role
 
     grant_user_role(c, f"{KERNELS_SCOPE}!user")

@@ -1,5 +1,5 @@
 // Loaded into configurable-http-proxy with `node --require` (studiohub.configurer.update_proxy).
-// Two changes, each to what the proxy answers or logs, never to where it routes:
+// Three changes, none to where it routes:
 //
 // 1. A URL path that is not valid UTF-8 is a 400 (below).
 // 2. A quiet start. The proxy starts before the hub listens and before the hub has added
@@ -11,6 +11,11 @@
 //    proxy's own. And an error from the network (ECONNREFUSED, ECONNRESET, EHOSTUNREACH,
 //    ETIMEDOUT) is logged as one line, its message, as the proxy already does for a
 //    backend's: the error is still an error line, without the stack.
+// 3. Kept-alive connections to unix-socket targets (below): the proxy gives them no
+//    agent, so each request is a new connection with "Connection: close", which the
+//    target closes once it has answered; a target that answers before the proxy has
+//    finished writing (a quick refusal) then made the proxy's last write fail (EPIPE)
+//    and the caller got the proxy's 503 instead of the answer.
 //
 // configurable-http-proxy 5.x looks a request's route up with
 // decodeURIComponent(path), which throws URIError on a path that is not valid
@@ -107,4 +112,20 @@ ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e
       req.url.split("?", 1)[0]);
     answerStarting(kind, res);
   });
+};
+
+// --- 3. Kept-alive connections to unix-socket targets ----------------------------------
+
+const http = require("http");
+
+// Idle connections are closed here after 20 s, before the target's own keep-alive
+// timeout (HAProxy's fast lane: 30 s), so a request never reuses one it is closing.
+const unixAgent = new http.Agent({ keepAlive: true, timeout: 20000 });
+const proxyOptsForTarget = ConfigurableProxy.prototype.proxyOptsForTarget;
+ConfigurableProxy.prototype.proxyOptsForTarget = function (target) {
+  const options = proxyOptsForTarget.apply(this, arguments);
+  if (options.target && options.target.socketPath && !options.agent) {
+    options.agent = unixAgent;
+  }
+  return options;
 };

@@ -351,3 +351,75 @@ def test_the_balancer_outlives_the_process_that_started_it(
     again.stop()
     assert not Balancer(balancer.state_dir).adopt()
     assert not balancer.socket.exists()
+
+
+def test_the_fast_lane_opens_each_token_on_its_own_endpoint_only(
+        workdir: Path, replicas: Callable) -> None:
+    """HAProxy's fast lane (what the hub's proxy targets for /services/models/<name>/):
+    an endpoint token of *that* endpoint goes straight to its replicas, the prefix
+    removed and the token not passed on; everything else goes to the gateway; a revoked
+    token goes to the gateway from its next request, without a reload; each answer of
+    the lane is one datagram to the meter."""
+    from studiohub.serving.balancer import FastLane
+    from studiohub.serving.store import digest
+
+    iris, other = replicas("a0"), replicas("b0")
+    gateway = replicas("gateway")  # a stand-in: answers with its name and the full path
+    meter = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    meter.bind(str(workdir / "meter.sock"))
+    meter.settimeout(5)
+    lane = FastLane(direct=str(workdir / "direct.sock"), gateway=str(gateway.socket),
+                    meter=str(workdir / "meter.sock"),
+                    tokens_map=str(workdir / "lb" / "tokens.map"), max_body_bytes=1000)
+    lb = Balancer(workdir / "lb", lane=lane)
+    iris_token, other_token = "shm_" + "i" * 43, "shm_" + "o" * 43
+    try:
+        lb.start(BalancerState([EndpointRoute("iris", [VersionRoute(1, 100, [iris.route])]),
+                                EndpointRoute("other", [VersionRoute(1, 100, [other.route])])]))
+        lb.set_tokens({digest(iris_token): "iris", digest(other_token): "other"})
+        worker = lb._worker_pid()
+
+        def ask(authorization: str | None, path: str = "v1/models/iris:predict",
+                body: bytes = b'{"instances": [[1]]}') -> tuple[dict[str, str], dict[str, str]]:
+            conn = UnixHTTPConnection(lane.direct)
+            headers = {"Content-Type": "application/json", "Cookie": "c=1"}
+            if authorization:
+                headers["Authorization"] = authorization
+            conn.request("POST", f"/services/models/iris/{path}", body=body, headers=headers)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            assert response.status == 200, answer
+            return answer, {k.lower(): v for k, v in response.getheaders()}
+
+        answer, headers = ask(f"Bearer {iris_token}")
+        assert answer == {"replica": "a0", "path": "/v1/models/iris:predict"}
+        assert headers["x-studiohub-version"] == "1" and REPLICA_HEADER.lower() not in headers
+        line = meter.recv(4096).decode().split()
+        assert line[:3] == ["iris", "v1-a0", "200"] and line[3].isdigit()
+        assert ask(f"token {iris_token}", "v2/models/iris/infer")[0]["replica"] == "a0"
+        full = "/services/models/iris/v1/models/iris:predict"
+        for refused in (f"Bearer {other_token}", "Bearer shm_" + "x" * 43, "token hub-token",
+                        None, f"Bearer {iris_token}x", f"Bearer {iris_token} {iris_token}"):
+            assert ask(refused)[0] == {"replica": "gateway", "path": full}, refused
+        # Pinned versions and bodies over the lane's limit are the gateway's too.
+        assert ask(f"Bearer {iris_token}", "v1/models/iris/versions/1:predict")[0][
+            "replica"] == "gateway"
+        assert ask(f"Bearer {iris_token}", body=b"x" * 1001)[0]["replica"] == "gateway"
+
+        lb.set_tokens({digest(other_token): "other"})  # iris's token revoked
+        assert ask(f"Bearer {iris_token}")[0]["replica"] == "gateway"
+        assert lb._worker_pid() == worker  # at once, without a reload
+        # A reload (a new replica) reads the map file: still revoked, the other still open.
+        lb.apply(BalancerState([
+            EndpointRoute("iris", [VersionRoute(1, 100, [iris.route, replicas("a1").route])]),
+            EndpointRoute("other", [VersionRoute(1, 100, [other.route])])]))
+        assert lb._worker_pid() != worker
+        assert ask(f"Bearer {iris_token}")[0]["replica"] == "gateway"
+        conn = UnixHTTPConnection(lane.direct)
+        conn.request("GET", "/services/models/other/v1/models/other",
+                     headers={"Authorization": f"Bearer {other_token}"})
+        assert json.loads(conn.getresponse().read())["replica"] == "b0"
+    finally:
+        lb.stop()
+        meter.close()
+    assert not Path(lane.direct).exists()

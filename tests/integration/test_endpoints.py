@@ -223,6 +223,43 @@ def test_who_may_call_owner_domain_token_holders_and_nobody_else(
     assert predict(hub, "net", body, secret).status_code == 401
 
 
+def proxy_routes(hub: ModelsHub) -> dict[str, Any]:
+    """The hub's proxy's routing table, read from its API with the token the hub gave it
+    (root reads it from the proxy's environment, as the hub passed it)."""
+    (proxy,) = [p for p in psutil.process_iter(["cmdline"])
+                if "configurable-http-proxy" in " ".join(p.info["cmdline"] or [])
+                and f"--api-port {hub.port + 1} " in " ".join(p.info["cmdline"] or [])]
+    token = proxy.environ()["CONFIGPROXY_AUTH_TOKEN"]
+    r = requests.get(f"http://127.0.0.1:{hub.port + 1}/api/routes",
+                     headers={"Authorization": f"token {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    routes: dict[str, Any] = r.json()
+    return routes
+
+
+def test_a_tokens_predictions_take_the_balancers_lane_and_are_counted(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    """The proxy routes the endpoint's path to HAProxy's fast lane; an endpoint token's
+    predictions are answered there (no Python in between) and still reach the metrics."""
+    lane = proxy_routes(hub)["/services/models/net"]
+    assert lane["target"].startswith("unix+http://") and "direct.sock" in lane["target"]
+    assert lane["studiohub"] == "endpoint-lane"
+    secret = api(hub, alice, "POST", "endpoints/net/tokens").json()["token"]
+
+    def served() -> int:
+        versions = api(hub, alice, "GET", "endpoints/net/metrics").json()["versions"]
+        return sum(r["requests"] for v in versions.values() for r in v["replicas"].values())
+
+    before = served()
+    for _ in range(30):
+        r = predict(hub, "net", {"instances": INPUT}, secret)
+        assert r.status_code == 200 and r.headers["X-Studiohub-Version"] == "1"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and served() < before + 30:
+        time.sleep(0.2)
+    assert served() >= before + 30
+
+
 @pytest.mark.parametrize("body, path, status", [
     ({"instances": [[1.0, 2.0]]}, None, 400),  # wrong shape
     ({"instances": [["a", "b", "c", "d"]]}, None, 400),  # wrong dtype
@@ -478,6 +515,10 @@ def test_delete_stops_the_replicas_and_frees_the_name(
     assert replica_pids(alice) == []
     assert predict(hub, "net", {"instances": INPUT}, alice.token).status_code == 403
     assert "net" not in (hub.state_dir / "placements.json").read_text()
+    deadline = time.monotonic() + 15  # the proxy's route to the lane goes too
+    while time.monotonic() < deadline and "/services/models/net" in proxy_routes(hub):
+        time.sleep(0.2)
+    assert "/services/models/net" not in proxy_routes(hub)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "tensorflow-savedmodel", "mxnet"])

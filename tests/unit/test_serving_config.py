@@ -11,6 +11,7 @@ from studiohub import contract
 from studiohub.configurer import update_services
 from studiohub.hubapi import ENDPOINTS_PLACEMENT_SCOPE, JOBS_PLACEMENT_SCOPE
 from studiohub.serving.config import models_settings, update_models
+from studiohub.serving.hubroutes import ROUTES_SCOPE
 
 
 def settings(**models: Any) -> dict[str, Any]:
@@ -35,8 +36,11 @@ def test_the_service_its_narrow_role_and_users_access() -> None:
     assert manager["environment"]["STUDIOHUB_MODELS_DB_URL"] == \
         "postgresql://u:secret@db/models"
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    # The manager may place endpoint replicas, and nothing else (not jobs); not the gateway.
-    assert roles["models-service"]["scopes"] == [ENDPOINTS_PLACEMENT_SCOPE]
+    # The manager may place endpoint replicas and route their paths to the balancer, and
+    # nothing else (not jobs); not the gateway.
+    assert roles["models-service"]["scopes"] == [ENDPOINTS_PLACEMENT_SCOPE, ROUTES_SCOPE]
+    assert ROUTES_SCOPE not in roles["user"]["scopes"]
+    assert f"--max-body-bytes={32 * 1024 * 1024}" in manager["command"]
     assert roles["models-service"]["services"] == ["models-manager"]
     assert JOBS_PLACEMENT_SCOPE not in roles["models-service"]["scopes"]
     assert ENDPOINTS_PLACEMENT_SCOPE not in roles["user"]["scopes"]

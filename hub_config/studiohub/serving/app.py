@@ -36,7 +36,14 @@ from ..paths import paths, system_mode
 from ..sharing.base import MAX_DRAINED_BYTES, request_logger
 from ..slugs import DEFAULT_UNIX_PREFIX, unix_name
 from . import api
-from .gateway import balancer_dir, manager_socket, view_path
+from .layout import (
+    balancer_dir,
+    direct_socket,
+    gateway_socket,
+    manager_socket,
+    meter_socket,
+    view_path,
+)
 from .model import EndpointError
 from .service import Models
 from .store import Store
@@ -131,6 +138,9 @@ class ModelsApp(Application):
     public_prefix = Unicode("/services/models/", help="Where users reach the service (the "
                             "gateway's prefix), for the links the API answers."
                             ).tag(config=True)
+    max_body_bytes = Integer(32 * 1024 * 1024, help="Largest prediction request (the "
+                             "gateway's setting; the fast lane hands larger ones to it)."
+                             ).tag(config=True)
     socket_root = Unicode("/run/studiohub/endpoints", help="""Root-only folder of the
         replicas' sockets as the balancer reaches them (same filesystem as the accounts'
         socket folders, /run/studiohub/<uid>).""").tag(config=True)
@@ -144,6 +154,7 @@ class ModelsApp(Application):
         "max-model-bytes": "ModelsApp.max_model_bytes",
         "socket-root": "ModelsApp.socket_root",
         "public-prefix": "ModelsApp.public_prefix",
+        "max-body-bytes": "ModelsApp.max_body_bytes",
     }
 
     def make_models(self) -> tuple[Models, Any]:
@@ -167,7 +178,7 @@ class ModelsApp(Application):
         runner = ReplicaRunner(executor, placing, socket_root,
                                env_python=lambda image: envs.env_python(image),
                                unix_user=lambda user: unix_account(user, prefix))
-        balancer = Balancer(balancer_dir(state))
+        balancer = Balancer(balancer_dir(state), lane=self.fast_lane())
         max_bytes = self.max_model_bytes
 
         async def copy(user: str, source: str, target: str, check: bool) -> dict[str, Any]:
@@ -183,8 +194,36 @@ class ModelsApp(Application):
                         home_of=lambda user: account_of(user, prefix).home,
                         copy_model=copy, remove_copy=remove,
                         image_built=lambda image: envs.env_python(image).exists(),
-                        poll_interval=self.poll_interval, published=view_path(state))
+                        poll_interval=self.poll_interval, published=view_path(state),
+                        proxy_routes=self.proxy_routes if balancer.lane else None)
         return models, balancer
+
+    def fast_lane(self) -> Any:
+        """HAProxy's fast lane (:mod:`.balancer`), unless the prefix cannot be one."""
+        from .balancer import PREFIX_PATH, TOKENS_MAP, FastLane
+
+        if not PREFIX_PATH.match(self.public_prefix):
+            self.log.warning("no fast lane: the prefix %r has characters beyond letters, "
+                             "digits, - and _; the gateway answers every request",
+                             self.public_prefix)
+            return None
+        state = Path(self.state_dir)
+        return FastLane(direct=str(direct_socket(state)), gateway=str(gateway_socket(state)),
+                        meter=str(meter_socket(state)),
+                        tokens_map=str(balancer_dir(state) / TOKENS_MAP),
+                        prefix=self.public_prefix, max_body_bytes=self.max_body_bytes)
+
+    async def proxy_routes(self, names: list[str]) -> None:
+        """The hub's proxy routes exactly ``names`` to the fast lane (:mod:`.hubroutes`)."""
+        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+        api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+        request = HTTPRequest(
+            f"{api_url.rstrip('/')}/studiohub/endpoint-routes", method="PUT",
+            headers={"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}",
+                     "Content-Type": "application/json"},
+            body=json.dumps({"endpoints": names}), request_timeout=30.0)
+        await AsyncHTTPClient().fetch(request)
 
     def start(self) -> None:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,

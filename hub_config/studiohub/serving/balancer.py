@@ -15,6 +15,15 @@ health checks and one retry. Two halves:
   re-executes and hands the listening sockets to the new worker (``expose-fd
   listeners``) while the old worker finishes what it was answering. A change of weights
   alone goes through the runtime API, with no reload at all.
+
+**The fast lane** (:class:`FastLane`): HAProxy also listens on a root-only socket that the
+hub's proxy targets for ``/services/models/<name>/`` while ``<name>`` is routed here.
+A prediction carrying an endpoint token of *that* endpoint (its SHA-256 in a map file that
+:meth:`Balancer.set_tokens` keeps, at once, in the running worker) goes straight to the
+endpoint's backend, with no Python in between, and is logged as one datagram to the
+gateway's meter; everything else (a login cookie or hub token, an unknown token,
+a version-pinned path, a chunked or too large body) goes on to the gateway's socket,
+which authenticates and answers as before.
 """
 
 from __future__ import annotations
@@ -61,6 +70,11 @@ SOCKET_PATH = re.compile(r"^/[A-Za-z0-9._/@+=,-]+$")
 MAX_SOCKET_PATH = 90
 #: The frontend's socket in the balancer's state folder (the gateway connects there).
 FRONTEND = "frontend.sock"
+#: The fast lane's token map (``<sha256 hex> <endpoint>`` per line) in that folder.
+TOKENS_MAP = "tokens.map"
+#: The service's public prefix as the proxy passes it on (``/services/models/``).
+PREFIX_PATH = re.compile(r"^/(?:[A-Za-z0-9_-]+/)+$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 class InvalidState(ValueError):
@@ -119,6 +133,21 @@ class BalancerState:
                              tuple((str(n), str(p)) for n, p in v["replicas"]))
                 for v in e["versions"]))
             for e in data["endpoints"]))
+
+
+@dataclass(frozen=True)
+class FastLane:
+    """HAProxy's frontend for the hub's proxy (see the module's docstring): where it
+    listens (``direct``), where it hands the rest (the gateway's ``gateway`` socket),
+    where it logs its own answers (the gateway's ``meter`` datagram socket), the token
+    map, the service's public ``prefix`` and the largest body it passes itself."""
+
+    direct: str
+    gateway: str
+    meter: str
+    tokens_map: str
+    prefix: str = "/services/models/"
+    max_body_bytes: int = 32 * 1024 * 1024
 
 
 def server_name(version: int, replica: str) -> str:
@@ -332,11 +361,12 @@ _ACL_CHUNK = 32
 
 
 def haproxy_config(state: BalancerState, *, frontend: str | Path, runtime: str | Path,
-                   nbthread: int = 2) -> str:
+                   nbthread: int = 2, lane: FastLane | None = None) -> str:
     """HAProxy's configuration for ``state``: the frontend on the unix socket
     ``frontend`` choosing the backend named by ``X-Studiohub-Backend`` (404 JSON for any
     other name), per endpoint a backend over all its versions' replicas weighted to
-    their shares, and per version a pinned backend. Raises :class:`InvalidState`."""
+    their shares, and per version a pinned backend; with ``lane``, the fast lane's
+    frontend and the gateway's backend. Raises :class:`InvalidState`."""
     validate(state)
     frontend = check_socket_path(frontend, "frontend socket")
     runtime = check_socket_path(runtime, "runtime socket")
@@ -347,6 +377,8 @@ def haproxy_config(state: BalancerState, *, frontend: str | Path, runtime: str |
                      for code, text in _ERRORS.items())
     parts = [_GLOBAL.format(nbthread=nbthread, runtime=runtime) + errors,
              _frontend(state, frontend)]
+    if lane is not None:
+        parts.append(_fast_lane(lane, sorted(e.name for e in state.endpoints)))
     for endpoint in sorted(state.endpoints, key=lambda e: e.name):
         parts.append(_endpoint_backends(endpoint))
     return "\n".join(parts)
@@ -360,6 +392,61 @@ def _frontend(state: BalancerState, frontend: str) -> str:
     for i in range(0, len(names), _ACL_CHUNK):
         text += f"    acl known var(txn.backend) -m str {' '.join(names[i:i + _ACL_CHUNK])}\n"
     return text + f"    {_NOT_FOUND} unless known\n    use_backend %[var(txn.backend)]\n"
+
+
+_FAST_LANE = """\
+frontend direct
+    bind unix@{direct} mode 600
+    log unix@{meter} format raw local0
+    log-format "%b %s %ST %Ta"
+    http-request set-var(txn.ep) path,field({field},/)
+    acl data_plane path -m reg ^{prefix}[a-z][a-z0-9-]{{0,39}}/v[12](/|$)
+    acl pinned path -m sub /versions/
+    acl by_token req.fhdr(authorization) -m reg -i ^(bearer|token)\\x20+shm_[A-Za-z0-9_-]+$
+    http-request set-var(txn.token_of) "req.fhdr(authorization),word(2,\\x20),sha2(256),\
+hex,lower,map({tokens})" if data_plane !pinned by_token
+    acl token_opens var(txn.token_of),strcmp(txn.ep) eq 0
+    acl chunked req.hdr_cnt(transfer-encoding) gt 0
+    acl too_big req.hdr_val(content-length) gt {max_body}
+{known}\
+    http-request set-var(txn.fast) bool(true) if data_plane !pinned token_opens routed \
+!chunked !too_big
+    acl fast var(txn.fast) -m bool
+    http-request set-log-level silent if !fast
+    http-request set-path "%[path,regsub(^{prefix}[a-z0-9-]+,)]" if fast
+    http-request del-header authorization if fast
+    http-request del-header cookie if fast
+    http-response set-header {version_header} "%[srv_name,field(1,-),regsub(^v,)]" if fast
+    http-response del-header {replica_header} if fast
+    use_backend %[var(txn.ep)] if fast
+    default_backend gateway
+
+backend gateway
+    http-error status 503 content-type application/json string \
+'{{"error": "the models service is not answering (restarting?): try again in a few seconds"}}'
+    server gateway unix@{gateway}
+"""
+
+
+def _fast_lane(lane: FastLane, names: Sequence[str]) -> str:
+    """The fast lane's frontend (see the module's docstring) for the routed ``names``."""
+    direct = check_socket_path(lane.direct, "fast lane socket")
+    gateway = check_socket_path(lane.gateway, "gateway socket")
+    meter = check_socket_path(lane.meter, "meter socket")
+    tokens = str(lane.tokens_map)
+    if not SOCKET_PATH.match(tokens):
+        raise InvalidState(f"token map {tokens!r}: not a plain absolute path")
+    if not PREFIX_PATH.match(lane.prefix):
+        raise InvalidState(f"prefix {lane.prefix!r} is not a URL path like /services/models/")
+    if not isinstance(lane.max_body_bytes, int) or lane.max_body_bytes < 1:
+        raise InvalidState(f"max_body_bytes {lane.max_body_bytes!r} is not a positive integer")
+    known = "".join(f"    acl routed var(txn.ep) -m str {' '.join(names[i:i + _ACL_CHUNK])}\n"
+                    for i in range(0, len(names), _ACL_CHUNK)) or \
+        "    acl routed always_false\n"
+    return _FAST_LANE.format(
+        direct=direct, gateway=gateway, meter=meter, tokens=tokens, prefix=lane.prefix,
+        field=lane.prefix.count("/") + 1, max_body=lane.max_body_bytes, known=known,
+        version_header="X-Studiohub-Version", replica_header=REPLICA_HEADER)
 
 
 def _endpoint_backends(endpoint: EndpointRoute) -> str:
@@ -539,8 +626,11 @@ class Balancer:
     master's and worker's alerts: servers going down and up) and the pid record."""
 
     def __init__(self, state_dir: str | Path, *, socket_path: str | Path | None = None,
-                 haproxy: str | None = None, nbthread: int = 2) -> None:
+                 haproxy: str | None = None, nbthread: int = 2,
+                 lane: FastLane | None = None) -> None:
         self.state_dir = Path(state_dir)
+        #: The fast lane (None: every request comes through the gateway).
+        self.lane = lane
         #: Where the models service sends requests (root only, 0600).
         self.socket = Path(socket_path) if socket_path else self.state_dir / FRONTEND
         self.frontend_socket = str(self.socket)
@@ -576,7 +666,7 @@ class Balancer:
         state = state or BalancerState()
         self._prepare_dir()
         self._install_config(state)
-        for stale in (self.master_socket, self.runtime_socket, self.socket):
+        for stale in self._sockets():
             stale.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             if self.log_path.stat().st_size > LOG_LIMIT:  # one old log kept
@@ -641,14 +731,43 @@ class Balancer:
             self._process = None
         self._record = None
         pidrecords.remove(self.state_dir, RECORD)
-        for path in (self.master_socket, self.runtime_socket, self.socket):
+        for path in self._sockets():
             path.unlink(missing_ok=True)
+
+    def _sockets(self) -> list[Path]:
+        lane = [Path(self.lane.direct)] if self.lane else []
+        return [self.master_socket, self.runtime_socket, self.socket, *lane]
 
     # -- configuration --
 
     def config_text(self, state: BalancerState) -> str:
         return haproxy_config(state, frontend=self.socket, runtime=self.runtime_socket,
-                              nbthread=self.nbthread)
+                              nbthread=self.nbthread, lane=self.lane)
+
+    def set_tokens(self, tokens: Mapping[str, str]) -> None:
+        """The fast lane's endpoint tokens (SHA-256 hex → endpoint): written to the map
+        file that a start or reload reads, and applied to the running worker at once,
+        so a revoked token's next request goes to the gateway, which refuses it."""
+        if self.lane is None:
+            return
+        self._prepare_dir()
+        wanted = {d: e for d, e in tokens.items()
+                  if DIGEST.match(d) and ENDPOINT_NAME.match(e)}
+        path = self.lane.tokens_map
+        self._write_atomic(Path(path), "".join(f"{d} {e}\n" for d, e in sorted(wanted.items())))
+        if not self.running():
+            return
+        current = {}
+        for line in _command(self.runtime_socket, f"show map {path}").splitlines():
+            words = line.split()
+            if len(words) == 3:
+                current[words[1]] = words[2]
+        commands = [f"del map {path} {d}" for d, e in current.items() if wanted.get(d) != e]
+        commands += [f"add map {path} {d} {e}" for d, e in wanted.items() if current.get(d) != e]
+        if commands:
+            answer = _command(self.runtime_socket, ";".join(commands)).strip()
+            if answer:
+                raise BalancerError(f"HAProxy refused the token map: {answer[:300]}")
 
     def apply(self, state: BalancerState, timeout: float = 15.0) -> bool:
         """Route by ``state`` from now on, dropping no request; True if HAProxy was
@@ -698,6 +817,8 @@ class Balancer:
     def _prepare_dir(self) -> None:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
+        if self.lane is not None and not os.path.exists(self.lane.tokens_map):
+            self._write_atomic(Path(self.lane.tokens_map), "")  # HAProxy needs the file
 
     def _write_atomic(self, path: Path, text: str) -> None:
         tmp = _temp_file(self.state_dir, f".{path.name}-", text)
@@ -783,7 +904,7 @@ class Balancer:
 
 __all__ = [
     "BACKEND_HEADER", "REPLICA_HEADER", "Balancer", "BalancerError", "BalancerState",
-    "EndpointRoute", "InvalidState", "ServerStats", "VersionRoute", "backend_name",
+    "EndpointRoute", "FastLane", "InvalidState", "ServerStats", "VersionRoute", "backend_name",
     "backend_names",
     "check_config", "haproxy_config", "parse_server_name", "parse_stats", "server_name",
     "server_weights", "shares", "version_backend", "version_weights",

@@ -9,9 +9,10 @@ Like the other ``update_<section>`` functions it only *sets* traits. It reads th
   management API under ``api/``, each endpoint under ``<name>/``), and
   ``models-manager`` (:mod:`.app`, no URL: the gateway relays to its unix socket), so
   that predictions go on while the manager restarts;
-- ``JupyterHub.load_roles``: the ``models-service`` role of the manager, with one scope,
-  ``custom:studiohub:endpoints-placement`` (place and release endpoint replicas through
-  the hub, the one placement owner); every user may reach the gateway
+- ``JupyterHub.load_roles``: the ``models-service`` role of the manager, with two
+  scopes, ``custom:studiohub:endpoints-placement`` (place and release endpoint replicas
+  through the hub, the one placement owner) and ``custom:studiohub:endpoints-routes``
+  (the proxy's routes to HAProxy's fast lane, :mod:`.hubroutes`); every user may reach the gateway
   (``access:services!service=models``; it checks owner, domain or token itself);
 - ``Spawner.server_token_scopes`` plus that access (the Lab and ``endpoints.predict``
   call with the server's token); ``Spawner.environment``: ``STUDIOHUB_MODELS_URL``.
@@ -28,6 +29,7 @@ from .. import contract
 from ..hubapi import ENDPOINTS_PLACEMENT_SCOPE
 from ..paths import paths
 from ..sharing.config import servers_url
+from .hubroutes import ROUTES_SCOPE
 
 SERVICE = "models"
 MANAGER = "models-manager"
@@ -72,8 +74,8 @@ def update_models(c: Config, settings: dict[str, Any]) -> None:
     _add_service(c, make_service(settings, models))
     _add_service(c, make_manager(settings, models))
     _add_role(c, {"name": ROLE, "description": "Place and release the replicas of users' "
-                  "model endpoints", "scopes": [ENDPOINTS_PLACEMENT_SCOPE],
-                  "services": [MANAGER]})
+                  "model endpoints; route their paths to the balancer",
+                  "scopes": [ENDPOINTS_PLACEMENT_SCOPE, ROUTES_SCOPE], "services": [MANAGER]})
     grant_user_role(c, ACCESS_SCOPE)
     add_server_token_scope(c, ACCESS_SCOPE)
     c.Spawner.environment = {**c.Spawner.get("environment", {}),
@@ -104,6 +106,7 @@ def make_manager(settings: dict[str, Any], models: dict[str, Any]) -> dict[str, 
                f"--state-dir={settings['state_dir']}",
                f"--poll-interval={float(models['poll_interval'])}",
                f"--max-model-bytes={models['max_model_bytes']}",
+               f"--max-body-bytes={models['max_body_bytes']}",
                f"--public-prefix={base.rstrip('/')}/services/{SERVICE}/"]
     if settings.get("catalog_path"):
         command.append(f"--catalog={settings['catalog_path']}")

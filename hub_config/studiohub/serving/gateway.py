@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from tornado import web
 from tornado.httpclient import HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.netutil import bind_unix_socket
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
@@ -41,7 +43,15 @@ from ..paths import paths
 from ..sharing.base import MAX_DRAINED_BYTES, APIHandler, authenticated, request_logger
 from . import frontdoor
 from .api import CALLER_HEADER
-from .balancer import FRONTEND
+from .balancer import ENDPOINT_NAME, FRONTEND, parse_server_name
+from .layout import (
+    balancer_dir,
+    endpoints_dir,
+    gateway_socket,
+    manager_socket,
+    meter_socket,
+    view_path,
+)
 from .meter import Meter
 from .unixhttp import UnixHTTP
 from .view import TOKEN_PREFIX, View
@@ -52,23 +62,6 @@ MIB = 1024 * 1024
 ANSWER_HEADERS = ("Content-Type", "X-Log-Size")
 RESTARTING = "the models service's manager is restarting: try again in a few seconds " \
              "(endpoints keep answering meanwhile)"
-
-
-def endpoints_dir(state_dir: str | Path) -> Path:
-    return Path(state_dir) / "endpoints"
-
-
-def manager_socket(state_dir: str | Path) -> Path:
-    """The manager's root-only socket (the gateway relays the management API there)."""
-    return endpoints_dir(state_dir) / "manager.sock"
-
-
-def view_path(state_dir: str | Path) -> Path:
-    return endpoints_dir(state_dir) / "gateway.json"
-
-
-def balancer_dir(state_dir: str | Path) -> Path:
-    return endpoints_dir(state_dir) / "balancer"
 
 
 class GatewayAPI(APIHandler):
@@ -182,6 +175,37 @@ def create_app(view: View, hub_auth: HubOAuth, balancer_socket: str, manager: st
                            max_body_bytes=max_body_bytes)
 
 
+def record_lane_line(line: bytes, view: View, meter: Meter) -> None:
+    """One answer of the fast lane, as HAProxy logs it: ``<endpoint> <server> <status>
+    <milliseconds>`` (its timer counts whole milliseconds). Its own answers (no server:
+    ``<NOSRV>``) and anything else are left out."""
+    words = line.decode("ascii", "replace").split()
+    if len(words) != 4 or not ENDPOINT_NAME.match(words[0]) or not words[2].isdigit() \
+            or not words[3].lstrip("-").isdigit():
+        return
+    where = parse_server_name(words[1])
+    if where is not None:
+        meter.record(view.meter_key(words[0]), where[0], where[1],
+                     max(0, int(words[3])) / 1000, int(words[2]))
+
+
+def listen_to_lane(path: Path, view: View, meter: Meter) -> socket.socket:
+    """The datagram socket HAProxy's fast lane logs to (root's, 0600)."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)
+    sock.setblocking(False)
+
+    def readable(_fd: Any, _events: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                record_lane_line(sock.recv(4096), view, meter)
+
+    IOLoop.current().add_handler(sock.fileno(), readable, IOLoop.READ)
+    return sock
+
+
 class GatewayApp(Application):
     """The gateway of StudioHub's model endpoints: a JupyterHub service."""
 
@@ -223,8 +247,15 @@ class GatewayApp(Application):
                             max_body_size=max(self.max_body_bytes + MIB, MAX_DRAINED_BYTES),
                             body_timeout=120, idle_connection_timeout=300)
         server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
-        log.info("models gateway listening on %s, prefix %s", listen.geturl(),
-                 hub_auth.base_url)
+        # HAProxy's fast lane hands what it does not answer itself to this socket, and
+        # logs what it answered to the meter's (both root's, in a root-only folder).
+        folder = endpoints_dir(self.state_dir)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        server.add_socket(bind_unix_socket(str(gateway_socket(self.state_dir)), mode=0o600))
+        listen_to_lane(meter_socket(self.state_dir), view, app.settings["meter"])
+        log.info("models gateway listening on %s and %s, prefix %s", listen.geturl(),
+                 gateway_socket(self.state_dir), hub_auth.base_url)
         loop = IOLoop.current()
         signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(loop.stop))
         with contextlib.suppress(KeyboardInterrupt):

@@ -14,6 +14,10 @@
   (the replica's last output is the reason) and takes no traffic.
 - :meth:`Models.reconcile` (on start) adopts what still runs: the balancer, each
   replica's keeper; what is gone is restarted.
+- The fast lane (:mod:`.balancer`): the endpoint tokens go to the balancer's map with
+  every change (:meth:`Models._publish`), and the hub is told which endpoints the
+  balancer routes (``proxy_routes``, :mod:`.hubroutes`) after each change of routes and
+  every :data:`ROUTES_CHECK` seconds, so that the hub's proxy sends their paths there.
 
 Endpoints are documents (:mod:`.model`), kept whole by :mod:`.store`; every change is
 made under one lock and saved before the balancer is told.
@@ -38,7 +42,7 @@ from ..db import utcnow
 from ..jobs.placing import HubUnreachable, PlacementRefused
 from ..jobs.service import domain_for
 from . import model as m
-from .balancer import BalancerState, EndpointRoute, VersionRoute
+from .balancer import BalancerError, BalancerState, EndpointRoute, VersionRoute
 from .model import EndpointError
 from .store import Store, digest
 from .view import TOKEN_PREFIX, write_view
@@ -52,6 +56,9 @@ START_TIMEOUT = 600.0
 MAX_BACKOFF = 60.0
 #: Seconds between two checks that the balancer still runs.
 BALANCER_CHECK = 5.0
+#: Seconds between two syncs of the proxy's fast-lane routes with the hub (a proxy
+#: started again has none).
+ROUTES_CHECK = 10.0
 
 
 @dataclass(frozen=True)
@@ -99,9 +106,15 @@ class Models:
                  remove_copy: Callable[[str, str], Awaitable[None]],
                  image_built: Callable[[str], bool] = lambda image: True,
                  poll_interval: float = 1.0, drain_seconds: float = 3.0,
-                 published: Path | None = None) -> None:
+                 published: Path | None = None,
+                 proxy_routes: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
         """``published``: where the gateway's view of the endpoints is written
-        (:mod:`.view`): who owns each, its domain, its serving versions, token digests."""
+        (:mod:`.view`): who owns each, its domain, its serving versions, token digests.
+        ``proxy_routes``: tells the hub which endpoints the balancer's fast lane routes
+        (None: no fast lane, the gateway answers everything)."""
+        self.proxy_routes = proxy_routes
+        self._lane_names: list[str] | None = None
+        self._lane_synced = 0.0
         self.store, self.runner, self.balancer = store, runner, balancer
         self.catalog, self.home_of = catalog, home_of
         self.copy_model, self.remove_copy = copy_model, remove_copy
@@ -133,9 +146,17 @@ class Models:
     def _publish(self) -> None:
         """Write the gateway's view (root's, 0600, replaced whole: it reads either the
         old or the new one)."""
-        if self.published is None:
-            return
-        write_view(self.published, self.endpoints, self.tokens)
+        if self.published is not None:
+            write_view(self.published, self.endpoints, self.tokens)
+        self._share_tokens()
+
+    def _share_tokens(self) -> None:
+        """The balancer's fast lane takes the tokens at once: a revoked token's next
+        request is not in its map, so it goes to the gateway, which refuses it."""
+        try:
+            self.balancer.set_tokens(self.tokens)
+        except (OSError, BalancerError) as e:
+            log.error("the balancer's token map could not be updated: %s", e)
 
     # --- who sees and calls what ---------------------------------------------------------
 
@@ -443,8 +464,31 @@ class Models:
     async def _apply(self, endpoints: dict[str, dict[str, Any]] | None = None) -> None:
         state = self.routes(endpoints)
         if state != self._routes:
+            if not state.endpoints:  # the proxy stops sending here before HAProxy stops
+                await self._sync_lane([])
             await asyncio.to_thread(self._apply_now, state)
             self._routes = state
+        await self._sync_lane()
+
+    async def _sync_lane(self, names: list[str] | None = None) -> None:
+        """Tell the hub which endpoints the fast lane routes: after a change, and every
+        :data:`ROUTES_CHECK` seconds (a hub or proxy that was down is told again)."""
+        if self.proxy_routes is None:
+            return
+        if names is None:
+            routed = self._routes.endpoints if self._routes and self.balancer.running() \
+                else ()
+            names = sorted(e.name for e in routed)
+        now = time.monotonic()
+        if names == self._lane_names and now - self._lane_synced < ROUTES_CHECK:
+            return
+        # Asked again after ROUTES_CHECK, or at once when the names change.
+        self._lane_names, self._lane_synced = names, now
+        try:
+            await self.proxy_routes(names)
+        except Exception as e:  # the hub restarting: the gateway answers meanwhile
+            log.warning("the hub did not take the endpoint routes (%s): asked again in "
+                        "%g s", e, ROUTES_CHECK)
 
     def _apply_now(self, state: BalancerState) -> None:
         """The balancer routes ``state``: started when there is something to route (a hub
@@ -636,6 +680,7 @@ class Models:
         """Adopt the balancer and every replica that still runs; restart the others (the
         next ticks do, through their polls)."""
         await asyncio.to_thread(self.balancer.adopt)
+        self._share_tokens()
         self._routes = None
         async with self.lock:
             await self._apply()
