@@ -118,9 +118,12 @@ ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e
 
 const http = require("http");
 
-// Idle connections are closed here after 20 s, before the target's own keep-alive
-// timeout (HAProxy's fast lane: 30 s), so a request never reuses one it is closing.
-const unixAgent = new http.Agent({ keepAlive: true, timeout: 20000 });
+// Idle connections are closed here after 5 s, well before the target's own keep-alive
+// timeout (HAProxy's fast lane: 30 s), so a request never reuses one it is closing; and
+// an HAProxy worker that a reload replaced, which keeps an idle connection open until
+// its next request, is gone within 5 s of the reload (the models service waits for it
+// before it stops a retired version's replicas).
+const unixAgent = new http.Agent({ keepAlive: true, timeout: 5000 });
 const proxyOptsForTarget = ConfigurableProxy.prototype.proxyOptsForTarget;
 ConfigurableProxy.prototype.proxyOptsForTarget = function (target) {
   const options = proxyOptsForTarget.apply(this, arguments);

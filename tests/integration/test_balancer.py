@@ -394,6 +394,8 @@ def test_the_fast_lane_opens_each_token_on_its_own_endpoint_only(
         answer, headers = ask(f"Bearer {iris_token}")
         assert answer == {"replica": "a0", "path": "/v1/models/iris:predict"}
         assert headers["x-studiohub-version"] == "1" and REPLICA_HEADER.lower() not in headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
         line = meter.recv(4096).decode().split()
         assert line[:3] == ["iris", "v1-a0", "200"] and line[3].isdigit()
         assert ask(f"token {iris_token}", "v2/models/iris/infer")[0]["replica"] == "a0"
@@ -415,10 +417,24 @@ def test_the_fast_lane_opens_each_token_on_its_own_endpoint_only(
             EndpointRoute("other", [VersionRoute(1, 100, [other.route])])]))
         assert lb._worker_pid() != worker
         assert ask(f"Bearer {iris_token}")[0]["replica"] == "gateway"
-        conn = UnixHTTPConnection(lane.direct)
-        conn.request("GET", "/services/models/other/v1/models/other",
-                     headers={"Authorization": f"Bearer {other_token}"})
-        assert json.loads(conn.getresponse().read())["replica"] == "b0"
+        held = UnixHTTPConnection(lane.direct)  # kept alive, as the hub's proxy does
+
+        def other_answer() -> str:
+            held.request("GET", "/services/models/other/v1/models/other",
+                         headers={"Authorization": f"Bearer {other_token}"})
+            replica: str = json.loads(held.getresponse().read())["replica"]
+            return replica
+
+        assert other_answer() == "b0"
+        # After a reload the old worker keeps that idle connection until its next
+        # request: a token revoked meanwhile is revoked there too.
+        lb.apply(BalancerState([
+            EndpointRoute("iris", [VersionRoute(1, 100, [iris.route])]),
+            EndpointRoute("other", [VersionRoute(1, 100, [other.route])])]))
+        assert lb.old_workers()
+        lb.set_tokens({})
+        assert other_answer() == "gateway"
+        wait_for(lambda: not lb.old_workers(), what="the old workers to finish")
     finally:
         lb.stop()
         meter.close()

@@ -12,6 +12,7 @@ from studiohub.serving.balancer import (
     BalancerError,
     BalancerState,
     EndpointRoute,
+    FastLane,
     InvalidState,
     VersionRoute,
     _parse_show_proc,
@@ -193,7 +194,7 @@ def test_stats_and_proc_listings_are_parsed() -> None:
         "# old workers\n"
         "1233            worker          3               0d00h00m43s     2.6.12\n"
         "# programs\n")
-    assert (procs.reloads, procs.failed, procs.workers) == (5, 1, (1271,))
+    assert (procs.reloads, procs.failed, procs.workers, procs.old) == (5, 1, (1271,), (1233,))
 
 
 @pytest.fixture
@@ -223,3 +224,16 @@ def test_an_endpoint_named_like_a_version_backend_does_not_clash() -> None:
     state = BalancerState([EndpointRoute("iris", [version(1, 100, 1)]),
                            EndpointRoute("iris-v1", [version(1, 100, 1)])])
     assert backend_names(state) == ["iris", "iris.v1", "iris-v1", "iris-v1.v1"]
+
+
+def test_endpoints_named_like_the_fast_lanes_own_parts_are_served(
+        haproxy: str, tmp_path: Path) -> None:
+    """``gateway``, ``direct`` and ``models`` are endpoint names like any other: HAProxy's
+    own frontends and the gateway's backend never take an endpoint's name."""
+    tokens = tmp_path / "tokens.map"
+    tokens.write_text("")  # HAProxy reads the map when it checks the configuration
+    lane = FastLane(direct="/run/studiohub/lb/direct.sock", gateway="/run/sh/gateway.sock",
+                    meter="/run/sh/meter.sock", tokens_map=str(tokens))
+    state = BalancerState([EndpointRoute(name, [version(1, 100, 1, f"/s/{name}")])
+                           for name in ("gateway", "direct", "models")])
+    check_config(haproxy_config(state, lane=lane, **SOCKETS), haproxy)

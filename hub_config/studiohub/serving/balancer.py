@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -301,6 +302,8 @@ global
     stats timeout 10s
     # An old worker still finishing long requests after a reload ends after this.
     hard-stop-after 130s
+    # Requests with up to ~31 KB of headers (the hub's proxy passes up to 16 KB).
+    tune.bufsize 32768
     # No log: the models service times and counts requests itself (X-Studiohub-Replica).
 
 defaults
@@ -418,10 +421,14 @@ hex,lower,map({tokens})" if data_plane !pinned by_token
     http-request del-header cookie if fast
     http-response set-header {version_header} "%[srv_name,field(1,-),regsub(^v,)]" if fast
     http-response del-header {replica_header} if fast
+    http-response set-header X-Content-Type-Options nosniff if fast
+    http-response set-header Cache-Control no-store if fast
+    http-response set-header Content-Security-Policy "default-src 'none'; \
+frame-ancestors 'none'" if fast
     use_backend %[var(txn.ep)] if fast
-    default_backend gateway
+    default_backend _gateway
 
-backend gateway
+backend _gateway
     http-error status 503 content-type application/json string \
 '{{"error": "the models service is not answering (restarting?): try again in a few seconds"}}'
     server gateway unix@{gateway}
@@ -592,11 +599,14 @@ class _Procs:
     reloads: int
     failed: int
     workers: tuple[int, ...]
+    #: Workers of earlier configurations still finishing (or holding idle) connections.
+    old: tuple[int, ...] = ()
 
 
 def _parse_show_proc(text: str) -> _Procs:
     reloads = failed = 0
     workers: list[int] = []
+    old: list[int] = []
     section = ""
     for line in text.splitlines():
         if line.startswith("#"):
@@ -611,7 +621,9 @@ def _parse_show_proc(text: str) -> _Procs:
             failed = int(found.group(1)) if found else 0
         elif words[1] == "worker" and section == "workers":
             workers.append(int(words[0]))
-    return _Procs(reloads, failed, tuple(workers))
+        elif words[1] == "worker" and section == "old":
+            old.append(int(words[0]))
+    return _Procs(reloads, failed, tuple(workers), tuple(old))
 
 
 def _topology(state: BalancerState) -> Any:
@@ -641,6 +653,8 @@ class Balancer:
         self.log_path = self.state_dir / "haproxy.log"
         self.haproxy = haproxy or find_haproxy()
         self.nbthread = nbthread
+        #: set_tokens is called from the service's loop and from its reload thread.
+        self._tokens_lock = threading.Lock()
         #: What HAProxy routes now (as last applied).
         self.state = BalancerState()
         self._record: pidrecords.Record | None = None
@@ -746,28 +760,57 @@ class Balancer:
 
     def set_tokens(self, tokens: Mapping[str, str]) -> None:
         """The fast lane's endpoint tokens (SHA-256 hex → endpoint): written to the map
-        file that a start or reload reads, and applied to the running worker at once,
-        so a revoked token's next request goes to the gateway, which refuses it."""
+        file that a start or reload reads, and applied at once to every running worker,
+        the old ones a reload left finishing their connections included, so a revoked
+        token's next request goes to the gateway, which refuses it."""
         if self.lane is None:
             return
-        self._prepare_dir()
         wanted = {d: e for d, e in tokens.items()
                   if DIGEST.match(d) and ENDPOINT_NAME.match(e)}
         path = self.lane.tokens_map
-        self._write_atomic(Path(path), "".join(f"{d} {e}\n" for d, e in sorted(wanted.items())))
-        if not self.running():
-            return
+        with self._tokens_lock:
+            self._prepare_dir()
+            self._write_atomic(Path(path),
+                               "".join(f"{d} {e}\n" for d, e in sorted(wanted.items())))
+            if not self.running():
+                return
+            procs = self._show_proc()
+            if procs is None:
+                raise BalancerError("HAProxy's master does not answer on "
+                                    f"{self.master_socket}: the token map is not applied")
+            for pid in (*procs.workers, *procs.old):
+                self._set_worker_map(pid, path, wanted)
+
+    def _set_worker_map(self, pid: int, path: str, wanted: Mapping[str, str]) -> None:
+        """One worker's copy of the token map made ``wanted`` (through the master's CLI,
+        ``@!<pid>``); a worker that exited meanwhile is no error."""
+        try:
+            shown = _command(self.master_socket, f"@!{pid} show map {path}")
+        except OSError as e:
+            raise BalancerError(f"HAProxy's master does not answer: {e}") from e
         current = {}
-        for line in _command(self.runtime_socket, f"show map {path}").splitlines():
+        for line in shown.splitlines():
             words = line.split()
-            if len(words) == 3:
+            if len(words) == 3 and words[0].startswith("0x"):
                 current[words[1]] = words[2]
-        commands = [f"del map {path} {d}" for d, e in current.items() if wanted.get(d) != e]
-        commands += [f"add map {path} {d} {e}" for d, e in wanted.items() if current.get(d) != e]
-        if commands:
-            answer = _command(self.runtime_socket, ";".join(commands)).strip()
-            if answer:
-                raise BalancerError(f"HAProxy refused the token map: {answer[:300]}")
+        commands = [f"@!{pid} del map {path} {d}" for d, e in current.items()
+                    if wanted.get(d) != e]
+        commands += [f"@!{pid} add map {path} {d} {e}" for d, e in wanted.items()
+                     if current.get(d) != e]
+        for start in range(0, len(commands), 200):
+            answer = _command(self.master_socket, ";".join(commands[start:start + 200]))
+            if answer.strip() and pid in self._all_workers():
+                raise BalancerError(f"HAProxy refused the token map: {answer.strip()[:300]}")
+
+    def _all_workers(self) -> tuple[int, ...]:
+        procs = self._show_proc()
+        return (*procs.workers, *procs.old) if procs else ()
+
+    def old_workers(self) -> tuple[int, ...]:
+        """Workers that a reload left answering their last requests: they still route by
+        an earlier configuration (a retired version's replicas among them)."""
+        procs = self._show_proc() if self.running() else None
+        return procs.old if procs else ()
 
     def apply(self, state: BalancerState, timeout: float = 15.0) -> bool:
         """Route by ``state`` from now on, dropping no request; True if HAProxy was

@@ -59,6 +59,8 @@ BALANCER_CHECK = 5.0
 #: Seconds between two syncs of the proxy's fast-lane routes with the hub (a proxy
 #: started again has none).
 ROUTES_CHECK = 10.0
+#: The longest a retirement waits for HAProxy's old workers (its hard-stop-after).
+OLD_WORKERS_WAIT = 130.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,10 @@ class Models:
         self.proxy_routes = proxy_routes
         self._lane_names: list[str] | None = None
         self._lane_synced = 0.0
+        #: False while the balancer has not taken the latest tokens: the proxy then
+        #: routes no endpoint to the fast lane (fail closed: a revoked token must not
+        #: pass there), and every tick tries again.
+        self._tokens_applied = True
         self.store, self.runner, self.balancer = store, runner, balancer
         self.catalog, self.home_of = catalog, home_of
         self.copy_model, self.remove_copy = copy_model, remove_copy
@@ -152,11 +158,29 @@ class Models:
 
     def _share_tokens(self) -> None:
         """The balancer's fast lane takes the tokens at once: a revoked token's next
-        request is not in its map, so it goes to the gateway, which refuses it."""
+        request is not in its map, so it goes to the gateway, which refuses it. If
+        HAProxy does not take them, the lane is closed until it does (see
+        :attr:`_tokens_applied`)."""
         try:
             self.balancer.set_tokens(self.tokens)
         except (OSError, BalancerError) as e:
-            log.error("the balancer's token map could not be updated: %s", e)
+            if self._tokens_applied:
+                log.error("the balancer's token map could not be updated (%s): the proxy "
+                          "sends every request to the gateway until it is", e)
+            self._tokens_applied = False
+            self._wake_soon()
+        else:
+            self._tokens_applied = True
+
+    def _wake_soon(self) -> None:
+        """The loop's next tick at once (from the loop only: the reload thread's failure
+        is seen by the next tick anyway)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        with contextlib.suppress(AttributeError):  # not yet made in __init__
+            self._wake.set()
 
     # --- who sees and calls what ---------------------------------------------------------
 
@@ -424,7 +448,8 @@ class Models:
         self.get(caller, name)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         info = self.store.add_token(secrets.token_hex(4), name, token)
-        self.tokens[digest(token)] = name
+        # Replaced, never changed in place: the reload thread reads it (_apply_now).
+        self.tokens = {**self.tokens, digest(token): name}
         self._publish()
         return {"id": info.id, "token": token, "created": info.created.isoformat()}
 
@@ -463,6 +488,8 @@ class Models:
 
     async def _apply(self, endpoints: dict[str, dict[str, Any]] | None = None) -> None:
         state = self.routes(endpoints)
+        if not self._tokens_applied:
+            await asyncio.to_thread(self._share_tokens)
         if state != self._routes:
             if not state.endpoints:  # the proxy stops sending here before HAProxy stops
                 await self._sync_lane([])
@@ -477,7 +504,7 @@ class Models:
             return
         if names is None:
             routed = self._routes.endpoints if self._routes and self.balancer.running() \
-                else ()
+                and self._tokens_applied else ()
             names = sorted(e.name for e in routed)
         now = time.monotonic()
         if names == self._lane_names and now - self._lane_synced < ROUTES_CHECK:
@@ -500,7 +527,10 @@ class Models:
         if not state.endpoints and not self.endpoints:
             self.balancer.stop()  # the last endpoint is gone: no HAProxy left behind
             return
-        self.balancer.apply(state)
+        if self.balancer.apply(state):
+            # A token created or revoked while the new worker read its map file would be
+            # missing from, or left in, its copy: make it this moment's again.
+            self._share_tokens()
 
     async def _check_balancer(self) -> None:
         """A balancer that died (its worker crashed, someone killed it) is started again
@@ -644,6 +674,7 @@ class Models:
         async def retire() -> None:
             try:
                 await asyncio.sleep(self.drain_seconds if delay is None else delay)
+                await self._old_workers_gone()
                 async with self.lock:
                     if v["version"] in (endpoint.get("live"), endpoint.get("canary")):
                         return  # it took traffic again meanwhile
@@ -659,6 +690,16 @@ class Models:
         task = asyncio.ensure_future(retire())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _old_workers_gone(self) -> None:
+        """Wait while HAProxy workers of an earlier configuration remain: one may still
+        hold a kept-alive connection of the hub's proxy and send its next request to the
+        version being retired (HAProxy ends them after ``hard-stop-after``; the proxy's
+        idle connections close after 5 s)."""
+        deadline = time.monotonic() + OLD_WORKERS_WAIT
+        while time.monotonic() < deadline and await asyncio.to_thread(
+                self.balancer.old_workers):
+            await asyncio.sleep(0.5)
 
     async def _fail(self, endpoint: dict[str, Any], v: dict[str, Any], reason: str) -> None:
         v["status"], v["reason"] = m.FAILED, reason[-1000:]
