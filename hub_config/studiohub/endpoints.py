@@ -116,7 +116,8 @@ class Client(_ServiceClient):
         return [Endpoint(self, e) for e in self.request("GET", "api/endpoints")["endpoints"]]
 
     def deploy(self, name: str, model: str | Mapping[str, str], *, image: str | None = None,
-               size: str | None = None, replicas: int = 1, canary: int | None = None,
+               size: str | None = None, replicas: int | None = None,
+               canary: int | None = None,
                check: bool = False) -> Endpoint | None:
         body = {"name": name, "model": model, "image": image, "size": size,
                 "replicas": replicas, "canary": canary}
@@ -257,7 +258,8 @@ def _flatten(value: Any) -> builtins.list[Any]:
 
 
 def deploy(name: str, model: str | Mapping[str, str], *, image: str | None = None,
-           size: str | None = None, replicas: int = 1, canary: int | None = None,
+           size: str | None = None, replicas: int | None = None,
+           canary: int | None = None,
            wait: bool = True, url: str | None = None, token: str | None = None) -> Endpoint:
     """Deploy ``model`` (a folder or file in your home, or ``{"job": id, "path": p}``) as
     endpoint ``name``, or as its next version; ``wait``: until it serves or failed."""

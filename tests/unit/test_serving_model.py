@@ -43,6 +43,27 @@ def test_status_and_the_version_a_rollback_returns_to() -> None:
     assert m.status(endpoint(None, statuses={1: m.STARTING})) == "starting"
 
 
+def test_a_rollback_returns_to_the_version_that_served_before() -> None:
+    """v1 → v2 → rollback (v1) → v3 → rollback: v1 again, the version that served just
+    before v3, not the newer v2 the first rollback left."""
+    e = endpoint(None, statuses={1: m.STARTING})
+    m.promote(e, 1)
+    e["versions"].append({"version": 2, "status": m.STARTING})
+    m.promote(e, 2)
+    assert (e["live"], m.version_status(e, m.version(e, 1))) == (2, m.DRAINING)
+    assert m.previous(e, 2)["version"] == 1  # draining: a rollback takes it back at once
+    m.version(e, 1)["status"] = m.RETIRED
+    assert m.previous(e, 2)["version"] == 1
+    m.version(e, 1).update(status=m.STARTING, restored=True)  # the rollback restarts it
+    m.promote(e, 1)
+    m.version(e, 2)["status"] = m.RETIRED
+    assert e["live"] == 1 and m.previous(e, 1) is None  # nothing served before v1
+    e["versions"].append({"version": 3, "status": m.STARTING})
+    m.promote(e, 3)
+    m.version(e, 1)["status"] = m.RETIRED
+    assert m.previous(e, 3)["version"] == 1
+
+
 @pytest.mark.parametrize("value, expected", [
     ("models/net", "models/net"),
     ("models/./net/", "models/net"),

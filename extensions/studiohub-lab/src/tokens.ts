@@ -493,7 +493,7 @@ export interface IEndpointVersion {
   size: string;
   replicas: IEndpointReplica[];
   traffic: number;
-  status: 'serving' | 'starting' | 'failed' | 'retired';
+  status: 'serving' | 'starting' | 'draining' | 'failed' | 'retired';
   /** The model's path relative to the home, as deployed. */
   source: string;
   created: string;

@@ -111,7 +111,7 @@ class EndpointsHandler(ModelsBase):
         except EndpointError as e:
             self.refuse(e)
         if check:
-            self.write_json({"ok": True})
+            self.write_json(endpoint)  # what it would deploy: {ok, version, …}
         else:
             self.write_json(self.models.describe(endpoint), 201)
 
@@ -201,9 +201,9 @@ class TokensHandler(ModelsBase):
 
 class TokenHandler(ModelsBase):
     @authenticated
-    def delete(self, name: str, token_id: str) -> None:
+    async def delete(self, name: str, token_id: str) -> None:
         try:
-            self.models.revoke_token(self.caller, name, token_id)
+            await self.models.revoke_token(self.caller, name, token_id)
         except EndpointError as e:
             self.refuse(e)
         self.set_status(204)

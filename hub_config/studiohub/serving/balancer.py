@@ -332,7 +332,7 @@ _ERRORS = {502: "the replica failed to answer", 503: "no replica of this endpoin
            504: "the replica did not answer in time"}
 
 _FRONTEND = """\
-frontend models
+frontend _models
     bind unix@{frontend} mode 600
     http-request set-var(txn.backend) req.hdr({header})
     http-request del-header {header}
@@ -398,7 +398,7 @@ def _frontend(state: BalancerState, frontend: str) -> str:
 
 
 _FAST_LANE = """\
-frontend direct
+frontend _direct
     bind unix@{direct} mode 600
     log unix@{meter} format raw local0
     log-format "%b %s %ST %Ta"
@@ -758,11 +758,12 @@ class Balancer:
         return haproxy_config(state, frontend=self.socket, runtime=self.runtime_socket,
                               nbthread=self.nbthread, lane=self.lane)
 
-    def set_tokens(self, tokens: Mapping[str, str]) -> None:
+    def set_tokens(self, tokens: Mapping[str, str], patience: float = 0.0) -> None:
         """The fast lane's endpoint tokens (SHA-256 hex → endpoint): written to the map
         file that a start or reload reads, and applied at once to every running worker,
         the old ones a reload left finishing their connections included, so a revoked
-        token's next request goes to the gateway, which refuses it."""
+        token's next request goes to the gateway, which refuses it. ``patience``: seconds
+        to keep trying while the master does not answer (it re-executes on a reload)."""
         if self.lane is None:
             return
         wanted = {d: e for d, e in tokens.items()
@@ -772,14 +773,23 @@ class Balancer:
             self._prepare_dir()
             self._write_atomic(Path(path),
                                "".join(f"{d} {e}\n" for d, e in sorted(wanted.items())))
-            if not self.running():
-                return
-            procs = self._show_proc()
-            if procs is None:
-                raise BalancerError("HAProxy's master does not answer on "
-                                    f"{self.master_socket}: the token map is not applied")
-            for pid in (*procs.workers, *procs.old):
-                self._set_worker_map(pid, path, wanted)
+            deadline = time.monotonic() + patience
+            while self.running():
+                try:
+                    self._set_maps(path, wanted)
+                    return
+                except BalancerError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
+
+    def _set_maps(self, path: str, wanted: Mapping[str, str]) -> None:
+        procs = self._show_proc()
+        if procs is None:
+            raise BalancerError("HAProxy's master does not answer on "
+                                f"{self.master_socket}: the token map is not applied")
+        for pid in (*procs.workers, *procs.old):
+            self._set_worker_map(pid, path, wanted)
 
     def _set_worker_map(self, pid: int, path: str, wanted: Mapping[str, str]) -> None:
         """One worker's copy of the token map made ``wanted`` (through the master's CLI,

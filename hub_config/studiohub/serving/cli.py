@@ -45,8 +45,10 @@ def add_endpoints_parser(sub: Any) -> None:
                         "studiohub-jobs/<job id>/outputs/model")
     deploy.add_argument("--image", help="catalog image id (default: one with the model's "
                         "framework)")
-    deploy.add_argument("--size", help="catalog size id")
-    deploy.add_argument("--replicas", type=int, default=1)
+    deploy.add_argument("--size", help="catalog size id (default: the catalog's default "
+                        "for your domain; a new version: the serving one's)")
+    deploy.add_argument("--replicas", type=int, default=None,
+                        help="replicas (default: 1; a new version: the serving one's)")
     deploy.add_argument("--canary", type=int, metavar="PERCENT",
                         help="the new version's share of requests once ready (default 100)")
     deploy.add_argument("--check", action="store_true", help="only check (the dry run)")

@@ -25,6 +25,8 @@ REPLICA_NAME = "replica-{}"
 MAX_REPLICAS = 16
 
 STARTING, SERVING, RETIRED, FAILED = "starting", "serving", "retired", "failed"
+#: What :func:`version_status` calls a serving version with no share any more.
+DRAINING = "draining"
 RUNS = (STARTING, SERVING)  # versions whose replicas run
 
 
@@ -91,11 +93,47 @@ def status(endpoint: dict[str, Any]) -> str:
     return "starting" if STARTING in states else "failed"
 
 
+def version_status(endpoint: dict[str, Any], v: dict[str, Any]) -> str:
+    """A version's status as users read it: a serving version that no longer has a
+    share (replaced, finishing its requests before it retires) is ``draining``."""
+    if v["status"] == SERVING and v["version"] not in (endpoint["live"], endpoint["canary"]):
+        return DRAINING
+    return str(v["status"])
+
+
 def previous(endpoint: dict[str, Any], before: int) -> dict[str, Any] | None:
-    """The newest retired version older than ``before`` (what a rollback returns to)."""
+    """What a rollback returns to: the version that served before the live one (the
+    newest entry of the endpoint's ``history`` retired or still draining, so rolling
+    back twice goes two steps back); an endpoint stored before the history was kept: the newest
+    retired version older than ``before``."""
+    history = endpoint.get("history")
+    if history is not None:
+        for number in reversed(history):
+            v = version(endpoint, number)
+            if v is not None and number != before and \
+                    version_status(endpoint, v) in (RETIRED, DRAINING):
+                return v
+        return None
     older = [v for v in endpoint["versions"] if v["version"] < before and
              v["status"] == RETIRED]
     return max(older, key=lambda v: v["version"]) if older else None
+
+
+def make_live(endpoint: dict[str, Any], number: int, restored: bool = False) -> None:
+    """Version ``number`` takes all the traffic; the one it replaces goes on the history
+    (what a rollback returns to), unless this is a rollback's return (``restored``),
+    which takes itself off the history instead."""
+    history: list[int] = endpoint.setdefault("history", [])
+    old = endpoint["live"]
+    if restored:
+        if number in history:
+            history.reverse()
+            history.remove(number)  # its newest entry
+            history.reverse()
+    elif old is not None and old != number:
+        history.append(old)
+        del history[:-50]  # a long-lived endpoint keeps its last 50 steps
+    endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = number, None, 0
 
 
 def next_version(endpoint: dict[str, Any]) -> int:
@@ -111,7 +149,7 @@ def promote(endpoint: dict[str, Any], number: int) -> list[dict[str, Any]]:
     old = version(endpoint, endpoint["live"])
     percent = v.get("canary_percent")
     if old is None or percent in (None, 100) or old is v:
-        endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = number, None, 0
+        make_live(endpoint, number, restored=bool(v.pop("restored", False)))
     else:
         endpoint["canary"], endpoint["canary_percent"] = number, percent
     return [x for x in endpoint["versions"] if x["status"] == SERVING and

@@ -134,7 +134,9 @@ class Models:
         self._wake = asyncio.Event()
         self._routes: BalancerState | None = None
         self._next_restart: dict[tuple[str, int, str], float] = {}
-        self._retiring: set[tuple[str, int]] = set()
+        #: (name, version, holder) of versions waiting to retire: the holder tells a
+        #: deleted endpoint's version from a new endpoint's of the same name and number.
+        self._retiring: set[tuple[str, int, str]] = set()
         self._launching: set[tuple[str, int]] = set()
         self._errors: dict[tuple[str, int], str] = {}
         #: Names held by a deploy under way (name → user): see :meth:`_reserve`.
@@ -149,20 +151,21 @@ class Models:
             self.store.save(endpoint)
         self._publish()
 
-    def _publish(self) -> None:
+    def _publish(self, share: bool = True) -> None:
         """Write the gateway's view (root's, 0600, replaced whole: it reads either the
-        old or the new one)."""
+        old or the new one); ``share``: and the balancer's token map."""
         if self.published is not None:
             write_view(self.published, self.endpoints, self.tokens)
-        self._share_tokens()
+        if share:
+            self._share_tokens()
 
-    def _share_tokens(self) -> None:
+    def _share_tokens(self, patience: float = 0.0) -> None:
         """The balancer's fast lane takes the tokens at once: a revoked token's next
         request is not in its map, so it goes to the gateway, which refuses it. If
         HAProxy does not take them, the lane is closed until it does (see
         :attr:`_tokens_applied`)."""
         try:
-            self.balancer.set_tokens(self.tokens)
+            self.balancer.set_tokens(self.tokens, patience)
         except (OSError, BalancerError) as e:
             if self._tokens_applied:
                 log.error("the balancer's token map could not be updated (%s): the proxy "
@@ -215,11 +218,16 @@ class Models:
         inherited = self._previous_choice(caller, name)
         if "image" in body:
             inherited.pop("image", None)
-        body = {**inherited, **body}
+        body = {**{k: v for k, v in inherited.items() if k in ("image", "size", "replicas")},
+                **{k: v for k, v in body.items() if v is not None}}
         replicas = m.check_replicas(body.get("replicas", 1))
         canary = body.get("canary")
         if canary is not None:
             canary = m.check_percent(canary)
+            if not inherited.get("serving"):
+                raise EndpointError(400, f"canary: a share of the traffic for a new version "
+                                         f"of an endpoint that serves; {name!r} has no "
+                                         "serving version yet: deploy it without canary")
         number = self._reserve(caller, name)  # the name and number, before any await
         try:
             home = self.home_of(caller.name)
@@ -233,7 +241,9 @@ class Models:
                 choice, domain = self._choose(caller, body, found["framework"])
                 await self._check_room(caller, choice, replicas)
                 if check:
-                    return None
+                    return {"ok": True, "version": number, "new_endpoint": number == 1 and
+                            not inherited, "image": choice.image.id,
+                            "size": choice.size.id, "replicas": replicas, "canary": canary}
                 return await self._add_version(caller, name, number, source, found, choice,
                                                domain, replicas, canary)
             except BaseException:
@@ -253,7 +263,8 @@ class Models:
         v = m.version(existing, existing.get("live")) or \
             max(existing["versions"], key=lambda x: x["version"])
         return {"image": v["image"], "size": v["size"], "replicas": v["replicas"],
-                "framework": v.get("framework")}
+                "framework": v.get("framework"),
+                "serving": m.version(existing, existing.get("live")) is not None}
 
     def _reserve(self, caller: Caller, name: str) -> int:
         """The version number this deploy will add, the name held for the caller until it
@@ -360,8 +371,7 @@ class Models:
                                          "to split the traffic")
             if percent == 100:
                 old = m.version(endpoint, endpoint["live"])
-                endpoint["live"], endpoint["canary"], endpoint["canary_percent"] = \
-                    endpoint["canary"], None, 0
+                m.make_live(endpoint, endpoint["canary"])
                 await self._apply()  # routed first, then published (the gateway)
                 self._save(endpoint)
                 if old:
@@ -378,6 +388,9 @@ class Models:
         endpoint = self.get(caller, name)
         async with self.lock:
             starting = [v for v in endpoint["versions"] if v["status"] == m.STARTING]
+            if starting and endpoint["live"] is None and endpoint["canary"] is None:
+                raise EndpointError(409, f"{name!r} has no earlier version to roll back to "
+                                         "(its first is starting): delete it instead")
             if starting or endpoint["canary"] is not None:
                 dropped = starting or [m.version(endpoint, endpoint["canary"])]
                 endpoint["canary"], endpoint["canary_percent"] = None, 0
@@ -391,12 +404,21 @@ class Models:
             before = m.previous(endpoint, live if live is not None else 10**9)
             if before is None:
                 raise EndpointError(409, f"{name!r} has no earlier version to roll back to")
+            if before["status"] == m.SERVING:  # replaced moments ago, still draining
+                replaced = m.version(endpoint, live)
+                m.make_live(endpoint, before["version"], restored=True)
+                await self._apply()  # routed first, then published (the gateway)
+                self._save(endpoint)
+                if replaced is not None:
+                    self._retire_later(endpoint, replaced)
+                return endpoint
             # The earlier version starts again (a new placement), and replaces the live
             # one when ready, as a deploy would; supervision leaves it alone until its
             # replicas are started (_launch).
             self._launching.add((name, before["version"]))
             names = m.replica_names(before["replicas"])
             before.update({"holder": secrets.token_hex(6), "status": m.STARTING,
+                           "restored": True,
                            "reason": "", "started": time.time(), "canary_percent": None,
                            "next_attempt": len(names) + 1,
                            "replica_state": fresh_replicas(names)})
@@ -404,6 +426,7 @@ class Models:
             before["placement"] = await self.runner.place(endpoint["user"], before, names)
         except (PlacementRefused, HubUnreachable) as e:
             before["status"] = m.RETIRED
+            before.pop("restored", None)
             self._launching.discard((name, before["version"]))
             if isinstance(e, HubUnreachable):
                 raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
@@ -458,12 +481,18 @@ class Models:
         return [{"id": t.id, "created": t.created.isoformat()}
                 for t in self.store.tokens(name)]
 
-    def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
+    async def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:
+        """Answered once no path takes the token: the gateway's view at once; HAProxy's
+        workers (a reload under way: tried for up to 3 s), else the proxy's lane routes
+        are withdrawn first."""
         self.get(caller, name)
         if not self.store.revoke(name, token_id):
             raise EndpointError(404, f"{name!r} has no token {token_id[:20]!r}")
         self.tokens = self.store.token_digests()
-        self._publish()
+        self._publish(share=False)
+        await asyncio.to_thread(self._share_tokens, 3.0)
+        if not self._tokens_applied:
+            await self._sync_lane()
 
     # --- the balancer ---------------------------------------------------------------------
 
@@ -565,8 +594,8 @@ class Models:
             for endpoint in list(self.endpoints.values()):
                 for v in list(endpoint["versions"]):
                     key = (endpoint["name"], v["version"])
-                    if v["status"] in m.RUNS and key not in self._retiring and \
-                            key not in self._launching:
+                    if v["status"] in m.RUNS and (*key, v["holder"]) not in self._retiring \
+                            and key not in self._launching:
                         await self._supervise_isolated(endpoint, v)
             await self._check_balancer()
             await self._apply()
@@ -666,24 +695,28 @@ class Models:
     def _retire_later(self, endpoint: dict[str, Any], v: dict[str, Any],
                       delay: float | None = None) -> None:
         """Retire a version once requests in flight to it had time to finish."""
-        key = (endpoint["name"], v["version"])
+        key = (endpoint["name"], v["version"], v["holder"])
         if key in self._retiring:
             return
         self._retiring.add(key)
 
         async def retire() -> None:
             try:
+                # HAProxy workers of a configuration that still gave it traffic.
+                stale = await asyncio.to_thread(self.balancer.old_workers)
                 await asyncio.sleep(self.drain_seconds if delay is None else delay)
-                await self._old_workers_gone()
+                await self._old_workers_gone(stale, lambda: v["version"] not in (
+                    endpoint.get("live"), endpoint.get("canary")))
                 async with self.lock:
+                    if self.endpoints.get(endpoint["name"]) is not endpoint:
+                        return  # deleted meanwhile: the delete stopped its versions
                     if v["version"] in (endpoint.get("live"), endpoint.get("canary")):
                         return  # it took traffic again meanwhile
                     await self._stop_version(endpoint, v)
                     v["status"] = m.RETIRED if v["status"] == m.SERVING else m.FAILED \
                         if v["status"] == m.FAILED else m.RETIRED
                     await self._apply()  # routed first, then published (the gateway)
-                    if endpoint["name"] in self.endpoints:
-                        self._save(endpoint)
+                    self._save(endpoint)
             finally:
                 self._retiring.discard(key)
 
@@ -691,15 +724,20 @@ class Models:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _old_workers_gone(self) -> None:
-        """Wait while HAProxy workers of an earlier configuration remain: one may still
-        hold a kept-alive connection of the hub's proxy and send its next request to the
-        version being retired (HAProxy ends them after ``hard-stop-after``; the proxy's
-        idle connections close after 5 s)."""
+    async def _old_workers_gone(self, stale: tuple[int, ...],
+                                still: Callable[[], bool]) -> None:
+        """Wait while any of the ``stale`` HAProxy workers (those of a configuration that
+        still gave the retiring version traffic) remains: one may still hold a kept-alive
+        connection of the hub's proxy and send its next request there (HAProxy ends them
+        after ``hard-stop-after``; the proxy's idle connections close after 5 s). Workers
+        of later reloads never route to it, whatever they hold. ``still``: whether the
+        version is still to retire (a rollback may give it the traffic back)."""
         deadline = time.monotonic() + OLD_WORKERS_WAIT
-        while time.monotonic() < deadline and await asyncio.to_thread(
-                self.balancer.old_workers):
-            await asyncio.sleep(0.5)
+        while stale and still() and time.monotonic() < deadline:
+            stale = tuple(set(stale) & set(await asyncio.to_thread(
+                self.balancer.old_workers)))
+            if stale:
+                await asyncio.sleep(0.5)
 
     async def _fail(self, endpoint: dict[str, Any], v: dict[str, Any], reason: str) -> None:
         v["status"], v["reason"] = m.FAILED, reason[-1000:]
@@ -733,10 +771,11 @@ class Models:
             "name": endpoint["name"], "user": endpoint["user"], "domain": endpoint["domain"],
             "url": f"/services/models/{endpoint['name']}/", "created": endpoint["created"],
             "status": m.status(endpoint), "live": endpoint["live"],
+            "previous": _number(m.previous(endpoint, endpoint["live"] or 10**9)),
             "canary": endpoint["canary"],
             "versions": [{
                 "version": v["version"], "format": v["format"], "image": v["image"],
-                "size": v["size"], "source": v["source"], "status": v["status"],
+                "size": v["size"], "source": v["source"], "status": m.version_status(endpoint, v),
                 "reason": v["reason"], "created": v["created"],
                 "traffic": split.get(v["version"], 0),
                 "replicas": [{"name": n, "state": rs["state"], "restarts": rs["restarts"],
@@ -755,3 +794,8 @@ class Models:
                                      f"{replica[:30]!r}")
         return self.runner.log_path(v["holder"], replica, v["replica_state"][replica]
                                     ["attempt"])
+
+
+def _number(version: dict[str, Any] | None) -> int | None:
+    """A version's number (what ``describe``'s ``previous`` says a rollback returns to)."""
+    return int(version["version"]) if version else None

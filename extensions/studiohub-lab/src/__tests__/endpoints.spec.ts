@@ -573,23 +573,34 @@ describe('what the views show', () => {
     expect(rollbackPlan(split)).toBe(
       'Retire version 2; version 1 keeps all traffic'
     );
-    // Promoted: one serving, the one before retired (what a rollback starts again).
+    // Promoted: one serving, the one before retired: the service names it as what a
+    // rollback starts again.
     const after = makeEndpoint({
       versions: [retired, promoted],
       live: 2,
-      canary: null
+      canary: null,
+      previous: 1
     } as Partial<IEndpoint>);
     expect(canSplitTraffic(after)).toBe(false);
     expect(rollbackPlan(after)).toBe(
       'Start version 1 again; it replaces version 2 once ready'
     );
-    // Rolled back to version 1: version 2 is newer, not something to return to.
+    // Rolled back to version 1: nothing served before it.
     const back = makeEndpoint({
       versions: [only, { ...v2, status: 'retired', traffic: 0 }],
       live: 1,
-      canary: null
+      canary: null,
+      previous: null
     } as Partial<IEndpoint>);
     expect(rollbackPlan(back)).toBeNull();
+    // A first version still starting: nothing to go back to (Delete stops it).
+    const first = makeEndpoint({
+      versions: [{ ...v1, status: 'starting', traffic: 0 }],
+      live: null,
+      canary: null,
+      previous: null
+    } as Partial<IEndpoint>);
+    expect(rollbackPlan(first)).toBeNull();
     // A version starting beside the live one is dropped.
     const updating = makeEndpoint({
       versions: [only, starting],

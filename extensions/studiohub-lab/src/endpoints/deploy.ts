@@ -51,6 +51,35 @@ export class DeployForm extends DryRunForm<IDeployValues, IEndpointSpec> {
     );
     this.field('Canary %', canary);
 
+    // A new version of one of my endpoints starts from its serving version's image,
+    // size and replicas (as the service does when they are left out).
+    const inherit = () => {
+      const kept = form.inherited();
+      if (!kept) {
+        return;
+      }
+      for (const key of ['image', 'size'] as const) {
+        const input = this.node.querySelector<
+          HTMLSelectElement | HTMLInputElement
+        >(`[name="${key}"]`);
+        if (input) {
+          if (
+            input instanceof HTMLSelectElement &&
+            ![...input.options].some(o => o.value === kept[key])
+          ) {
+            input.append(new Option(kept[key], kept[key]));
+          }
+          input.value = kept[key];
+        }
+      }
+      replicas.value = String(kept.replicas);
+      form.update(kept);
+    };
+    this.node
+      .querySelector('input[name="name"]')
+      ?.addEventListener('input', inherit);
+    inherit();
+
     this.startChecking();
   }
 }

@@ -320,6 +320,8 @@ export function liveVersions(endpoint: IEndpoint): IEndpoint['versions'] {
 interface IEndpointRoutes {
   live?: number | null;
   canary?: number | null;
+  /** What a rollback returns to: the version that served before the live one. */
+  previous?: number | null;
 }
 
 /** The serving versions, newest first. */
@@ -368,22 +370,24 @@ export function rollbackPlan(endpoint: IEndpoint): string | null {
     .filter(v => v.status === 'starting')
     .map(v => v.version)
     .sort((a, b) => b - a);
-  if (starting.length > 0) {
-    return `Stop version ${starting.join(', ')}, still starting${keeps}`;
-  }
   const canary = canaryVersion(endpoint);
+  if (starting.length > 0) {
+    // A first version still starting has nothing to go back to: Delete does that.
+    return live === null && canary === null
+      ? null
+      : `Stop version ${starting.join(', ')}, still starting${keeps}`;
+  }
   if (canary !== null) {
     return `Retire version ${canary}${keeps}`;
   }
-  const before = endpoint.versions
-    .filter(v => v.status === 'retired' && (live === null || v.version < live))
-    .sort((a, b) => b.version - a.version)[0];
-  if (!before) {
+  // The service says what a rollback returns to (the version that served before).
+  const before = (endpoint as IEndpoint & IEndpointRoutes).previous ?? null;
+  if (before === null) {
     return null;
   }
   return live !== null
-    ? `Start version ${before.version} again; it replaces version ${live} once ready`
-    : `Start version ${before.version} again`;
+    ? `Start version ${before} again; it replaces version ${live} once ready`
+    : `Start version ${before} again`;
 }
 
 /** "v2 10% · v1 90%": the traffic split of the versions in use. */
@@ -511,6 +515,22 @@ export class DeployFormModel extends DryRunFormModel<
   /** Whether the name is one of my endpoints (the deploy adds a version to it). */
   get isNewVersion(): boolean {
     return !!this.model.find(this.values.name.trim());
+  }
+
+  /**
+   * What a new version of the named endpoint keeps unless changed: its serving (else
+   * newest) version's image, size and replicas; null for a new endpoint.
+   */
+  inherited(): Pick<IDeployValues, 'image' | 'size' | 'replicas'> | null {
+    const endpoint = this.model.find(this.values.name.trim());
+    if (!endpoint || endpoint.versions.length === 0) {
+      return null;
+    }
+    const live = liveVersion(endpoint);
+    const v =
+      endpoint.versions.find(x => x.version === live) ??
+      [...endpoint.versions].sort((a, b) => b.version - a.version)[0];
+    return { image: v.image, size: v.size, replicas: v.replicas.length };
   }
 
   /** The spec to deploy, or throws with what is wrong in the form. */

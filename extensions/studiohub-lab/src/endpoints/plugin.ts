@@ -136,6 +136,8 @@ const endpointsPlugin: JupyterFrontEndPlugin<IEndpointsModel> = {
       } else if (!modelPath && args.from === 'filebrowser') {
         modelPath = selectedModel() ?? '';
       }
+      // The list as it is now: a name of mine adds a version (deploys elsewhere count).
+      await model.refresh().catch(() => undefined);
       let options: IKernelOptions | null = null;
       try {
         options = switcher ? await switcher.loadOptions() : null;

@@ -640,7 +640,7 @@ export class EndpointView extends Widget {
   private async _revokeToken(id: string): Promise<void> {
     const answer = await showDialog({
       title: `Revoke token ${id}?`,
-      body: 'Programs using it are refused (403) from now on.',
+      body: 'Programs using it are refused (401) from now on.',
       buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Revoke' })]
     });
     if (!answer.button.accept) {
