@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -526,6 +527,36 @@ def test_endpoints_keep_their_replicas_through_a_hub_restart(
     after = replica_pids(alice)
     assert after == before
     assert api(hub, alice, "GET", "endpoints/net").json()["status"] == "ready"
+
+
+def test_a_name_deleted_while_its_old_version_drains_starts_afresh(
+        hub: ModelsHub, alice: User, net: dict[str, Any]) -> None:
+    """Deleted while a replaced version still drains, then deployed again: the new
+    endpoint is only its own version 1, in the store too (the old retirement must not
+    write the deleted endpoint back over it, nor hold up the new version 1)."""
+    deploy(hub, alice, "re", net["path"], size="tiny")
+    wait_for(hub, alice, "re", serving(1))
+    deploy(hub, alice, "re", net["path"], size="tiny")
+    wait_for(hub, alice, "re", lambda e: e["live"] == 2)  # version 1 draining now
+    assert api(hub, alice, "DELETE", "endpoints/re").status_code == 204
+    deploy(hub, alice, "re", net["path"], size="tiny")
+    fresh = wait_for(hub, alice, "re", serving(1), timeout=60)
+    assert [v["version"] for v in fresh["versions"]] == [1]
+    time.sleep(hub_drain_seconds() + 3)  # past the old retirement
+    with sqlite3.connect(hub.state_dir / "models.sqlite") as db:
+        (doc,) = db.execute("SELECT doc FROM models_endpoints WHERE name = 're'").fetchone()
+    assert [(v["version"], v["status"]) for v in json.loads(doc)["versions"]] == [
+        (1, "serving")]
+    assert api(hub, alice, "DELETE", "endpoints/re").status_code == 204
+
+
+def hub_drain_seconds() -> float:
+    """How long a replaced version drains before it retires (the service's default)."""
+    import inspect
+
+    from studiohub.serving.service import Models
+
+    return float(inspect.signature(Models).parameters["drain_seconds"].default)
 
 
 def test_delete_stops_the_replicas_and_frees_the_name(
