@@ -120,7 +120,8 @@ def one_line(e: BaseException, limit: int = 500) -> str:
     """An exception as one line: its last non-empty line (TorchScript's first line only
     says "The following operation failed…", the cause is last), its type when empty."""
     text = next((ln.strip() for ln in reversed(str(e).splitlines()) if ln.strip()), "")
-    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    name = type(e).__name__
+    text = text if text.startswith(f"{name}:") else f"{name}: {text}" if text else name
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

@@ -415,7 +415,8 @@ hex,lower,map({tokens})" if data_plane !pinned by_token
     http-request set-var(txn.fast) bool(true) if data_plane !pinned token_opens routed \
 !chunked !too_big
     acl fast var(txn.fast) -m bool
-    http-request set-log-level silent if !fast
+    # The meter counts predictions: metadata and health reads are not logged.
+    http-request set-log-level silent if !fast || METH_GET
     http-request set-path "%[path,regsub(^{prefix}[a-z0-9-]+,)]" if fast
     http-request del-header authorization if fast
     http-request del-header cookie if fast

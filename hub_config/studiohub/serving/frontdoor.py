@@ -140,7 +140,8 @@ class EndpointProxy(BaseHandler):
                            "a new one")
             return
         if not self._allowed:
-            self.fail(403, f"you may not call the endpoint {name[:60]!r}: its owner, their "
+            self.fail(403, f"you may not call the endpoint {name[:60]!r} (or there is none "
+                           "by that name: `studiohub endpoints list`): its owner, their "
                            "domain and holders of its tokens may")
             return
         if self._size > self._limit:
@@ -191,7 +192,7 @@ class EndpointProxy(BaseHandler):
             return
         elapsed = time.perf_counter() - started
         where = balancer_mod.parse_server_name(answer.headers.get(REPLICA_HEADER.lower(), ""))
-        if where is not None:
+        if where is not None and method == "POST":  # predictions, not metadata reads
             self.settings["meter"].record(self.view.meter_key(name), where[0], where[1],
                                           elapsed, answer.status)
         self.set_status(answer.status)
