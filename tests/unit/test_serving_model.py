@@ -37,7 +37,7 @@ def test_the_split_gives_the_canary_its_share_and_the_live_version_the_rest() ->
 def test_status_and_the_version_a_rollback_returns_to() -> None:
     e = endpoint(3, statuses={1: m.RETIRED, 2: m.FAILED, 3: m.SERVING, 4: m.STARTING})
     assert m.status(e) == "updating"
-    assert m.previous(e, 3)["version"] == 1  # the failed one is skipped
+    assert m.previous(e)["version"] == 1  # the failed one is skipped
     assert m.next_version(e) == 5
     assert m.status(endpoint(None, statuses={1: m.FAILED})) == "failed"
     assert m.status(endpoint(None, statuses={1: m.STARTING})) == "starting"
@@ -51,17 +51,17 @@ def test_a_rollback_returns_to_the_version_that_served_before() -> None:
     e["versions"].append({"version": 2, "status": m.STARTING})
     m.promote(e, 2)
     assert (e["live"], m.version_status(e, m.version(e, 1))) == (2, m.DRAINING)
-    assert m.previous(e, 2)["version"] == 1  # draining: a rollback takes it back at once
+    assert m.previous(e)["version"] == 1  # draining: a rollback takes it back at once
     m.version(e, 1)["status"] = m.RETIRED
-    assert m.previous(e, 2)["version"] == 1
+    assert m.previous(e)["version"] == 1
     m.version(e, 1).update(status=m.STARTING, restored=True)  # the rollback restarts it
     m.promote(e, 1)
     m.version(e, 2)["status"] = m.RETIRED
-    assert e["live"] == 1 and m.previous(e, 1) is None  # nothing served before v1
+    assert e["live"] == 1 and m.previous(e) is None  # nothing served before v1
     e["versions"].append({"version": 3, "status": m.STARTING})
     m.promote(e, 3)
     m.version(e, 1)["status"] = m.RETIRED
-    assert m.previous(e, 3)["version"] == 1
+    assert m.previous(e)["version"] == 1
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -19,7 +19,7 @@ health checks and one retry. Two halves:
 **The fast lane** (:class:`FastLane`): HAProxy also listens on a root-only socket that the
 hub's proxy targets for ``/services/models/<name>/`` while ``<name>`` is routed here.
 A prediction carrying an endpoint token of *that* endpoint (its SHA-256 in a map file that
-:meth:`Balancer.set_tokens` keeps, at once, in the running worker) goes straight to the
+:meth:`Balancer.set_tokens` keeps, at once, in every running worker) goes straight to the
 endpoint's backend, with no Python in between, and is logged as one datagram to the
 gateway's meter; everything else (a login cookie or hub token, an unknown token,
 a version-pinned path, a chunked or too large body) goes on to the gateway's socket,
@@ -603,6 +603,11 @@ class _Procs:
     #: Workers of earlier configurations still finishing (or holding idle) connections.
     old: tuple[int, ...] = ()
 
+    @property
+    def every(self) -> tuple[int, ...]:
+        """Every worker, the current ones and the old."""
+        return (*self.workers, *self.old)
+
 
 def _parse_show_proc(text: str) -> _Procs:
     reloads = failed = 0
@@ -789,7 +794,7 @@ class Balancer:
         if procs is None:
             raise BalancerError("HAProxy's master does not answer on "
                                 f"{self.master_socket}: the token map is not applied")
-        for pid in (*procs.workers, *procs.old):
+        for pid in procs.every:
             self._set_worker_map(pid, path, wanted)
 
     def _set_worker_map(self, pid: int, path: str, wanted: Mapping[str, str]) -> None:
@@ -815,7 +820,7 @@ class Balancer:
 
     def _all_workers(self) -> tuple[int, ...]:
         procs = self._show_proc()
-        return (*procs.workers, *procs.old) if procs else ()
+        return procs.every if procs else ()
 
     def old_workers(self) -> tuple[int, ...]:
         """Workers that a reload left answering their last requests: they still route by

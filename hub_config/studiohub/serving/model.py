@@ -101,11 +101,13 @@ def version_status(endpoint: dict[str, Any], v: dict[str, Any]) -> str:
     return str(v["status"])
 
 
-def previous(endpoint: dict[str, Any], before: int) -> dict[str, Any] | None:
+def previous(endpoint: dict[str, Any]) -> dict[str, Any] | None:
     """What a rollback returns to: the version that served before the live one (the
     newest entry of the endpoint's ``history`` retired or still draining, so rolling
-    back twice goes two steps back); an endpoint stored before the history was kept: the newest
-    retired version older than ``before``."""
+    back twice goes two steps back); an endpoint stored before the history was kept: the
+    newest retired version older than the live one."""
+    live = endpoint["live"]
+    before = live if live is not None else 10**9
     history = endpoint.get("history")
     if history is not None:
         for number in reversed(history):

@@ -14,10 +14,11 @@
   (the replica's last output is the reason) and takes no traffic.
 - :meth:`Models.reconcile` (on start) adopts what still runs: the balancer, each
   replica's keeper; what is gone is restarted.
-- The fast lane (:mod:`.balancer`): the endpoint tokens go to the balancer's map with
-  every change (:meth:`Models._publish`), and the hub is told which endpoints the
-  balancer routes (``proxy_routes``, :mod:`.hubroutes`) after each change of routes and
-  every :data:`ROUTES_CHECK` seconds, so that the hub's proxy sends their paths there.
+- The fast lane (:mod:`.balancer`): the endpoint tokens go to the balancer's map when
+  they change and after each reload (:meth:`Models._share_tokens`), and the hub is told
+  which endpoints the balancer routes (``proxy_routes``, :mod:`.hubroutes`) after each
+  change of routes and every :data:`ROUTES_CHECK` seconds, so that the hub's proxy sends
+  their paths there.
 
 Endpoints are documents (:mod:`.model`), kept whole by :mod:`.store`; every change is
 made under one lock and saved before the balancer is told.
@@ -151,13 +152,12 @@ class Models:
             self.store.save(endpoint)
         self._publish()
 
-    def _publish(self, share: bool = True) -> None:
+    def _publish(self) -> None:
         """Write the gateway's view (root's, 0600, replaced whole: it reads either the
-        old or the new one); ``share``: and the balancer's token map."""
+        old or the new one). The balancer's token map changes only with the tokens
+        (:meth:`_share_tokens`)."""
         if self.published is not None:
             write_view(self.published, self.endpoints, self.tokens)
-        if share:
-            self._share_tokens()
 
     def _share_tokens(self, patience: float = 0.0) -> None:
         """The balancer's fast lane takes the tokens at once: a revoked token's next
@@ -182,8 +182,7 @@ class Models:
             asyncio.get_running_loop()
         except RuntimeError:
             return
-        with contextlib.suppress(AttributeError):  # not yet made in __init__
-            self._wake.set()
+        self._wake.set()
 
     # --- who sees and calls what ---------------------------------------------------------
 
@@ -260,11 +259,10 @@ class Models:
         existing = self.endpoints.get(name)
         if existing is None or existing["user"] != caller.name or not existing["versions"]:
             return {}
-        v = m.version(existing, existing.get("live")) or \
-            max(existing["versions"], key=lambda x: x["version"])
+        live = m.version(existing, existing.get("live"))
+        v = live or max(existing["versions"], key=lambda x: x["version"])
         return {"image": v["image"], "size": v["size"], "replicas": v["replicas"],
-                "framework": v.get("framework"),
-                "serving": m.version(existing, existing.get("live")) is not None}
+                "framework": v.get("framework"), "serving": live is not None}
 
     def _reserve(self, caller: Caller, name: str) -> int:
         """The version number this deploy will add, the name held for the caller until it
@@ -401,7 +399,7 @@ class Models:
                         self._retire_later(endpoint, v, delay=0 if v in starting else None)
                 return endpoint
             live = endpoint["live"]
-            before = m.previous(endpoint, live if live is not None else 10**9)
+            before = m.previous(endpoint)
             if before is None:
                 raise EndpointError(409, f"{name!r} has no earlier version to roll back to")
             if before["status"] == m.SERVING:  # replaced moments ago, still draining
@@ -460,6 +458,7 @@ class Models:
             self.store.remove(name)
             await self._apply()
             self._publish()
+            self._share_tokens()
         for v in endpoint["versions"]:
             if v["status"] in m.RUNS:
                 await self._stop_version(endpoint, v)
@@ -474,6 +473,7 @@ class Models:
         # Replaced, never changed in place: the reload thread reads it (_apply_now).
         self.tokens = {**self.tokens, digest(token): name}
         self._publish()
+        self._share_tokens()
         return {"id": info.id, "token": token, "created": info.created.isoformat()}
 
     def list_tokens(self, caller: Caller, name: str) -> list[dict[str, Any]]:
@@ -489,7 +489,7 @@ class Models:
         if not self.store.revoke(name, token_id):
             raise EndpointError(404, f"{name!r} has no token {token_id[:20]!r}")
         self.tokens = self.store.token_digests()
-        self._publish(share=False)
+        self._publish()
         await asyncio.to_thread(self._share_tokens, 3.0)
         if not self._tokens_applied:
             await self._sync_lane()
@@ -771,7 +771,7 @@ class Models:
             "name": endpoint["name"], "user": endpoint["user"], "domain": endpoint["domain"],
             "url": f"/services/models/{endpoint['name']}/", "created": endpoint["created"],
             "status": m.status(endpoint), "live": endpoint["live"],
-            "previous": _number(m.previous(endpoint, endpoint["live"] or 10**9)),
+            "previous": _number(m.previous(endpoint)),
             "canary": endpoint["canary"],
             "versions": [{
                 "version": v["version"], "format": v["format"], "image": v["image"],
