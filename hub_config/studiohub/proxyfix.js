@@ -1,5 +1,5 @@
 // Loaded into configurable-http-proxy with `node --require` (studiohub.configurer.update_proxy).
-// Three changes, none to where it routes:
+// Four changes, none to where it routes:
 //
 // 1. A URL path that is not valid UTF-8 is a 400 (below).
 // 2. A quiet start. The proxy starts before the hub listens and before the hub has added
@@ -16,6 +16,10 @@
 //    target closes once it has answered; a target that answers before the proxy has
 //    finished writing (a quick refusal) then made the proxy's last write fail (EPIPE)
 //    and the caller got the proxy's 503 instead of the answer.
+// 4. No debug line is formatted when the log level is above debug (below): the proxy
+//    logs one per request, which winston formats (a timestamp, printf) before its
+//    transport drops it: 7 % of the proxy's CPU per request (a --cpu-prof of
+//    benchmarks/serving's requests, docs/benchmarks.md).
 //
 // configurable-http-proxy 5.x looks a request's route up with
 // decodeURIComponent(path), which throws URIError on a path that is not valid
@@ -49,6 +53,7 @@ function badPath(url) {
 
 const handleProxy = ConfigurableProxy.prototype.handleProxy;
 ConfigurableProxy.prototype.handleProxy = function (kind, req, res) {
+  quietDebug(this.log);
   if (!badPath(req.url)) {
     return handleProxy.apply(this, arguments);
   }
@@ -132,3 +137,16 @@ ConfigurableProxy.prototype.proxyOptsForTarget = function (target) {
   }
   return options;
 };
+
+// --- 4. No debug lines formatted for nothing ------------------------------------------
+
+// The level is set once, from --log-level, when the proxy starts.
+function quietDebug(log) {
+  if (log.studiohubDebugChecked) {
+    return;
+  }
+  log.studiohubDebugChecked = true;
+  if (typeof log.isDebugEnabled === "function" && !log.isDebugEnabled()) {
+    log.debug = function () {};
+  }
+}

@@ -10,7 +10,7 @@ endpoint until it is ready (a real replica behind HAProxy). In the endpoint's ta
 one version, neither the traffic share nor Rollback is offered; Try it sends a TF Serving
 request, and the answer shown has the job's own numbers; a new endpoint token is shown at
 once, where the user looks. A second version deployed as a 10 % canary brings the share
-and Rollback; rolling back retires it and they go again. Screenshots:
+and Rollback; rolling back (confirmed in a dialog) retires it and they go again. Screenshots:
 ``test-artifacts/endpoints-lab-*``.
 """
 
@@ -226,8 +226,14 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
             "title", "Retire version 2; version 1 keeps all traffic")
         view.evaluate("node => { node.scrollTop = 0; }")
         page.screenshot(path=str(ARTIFACTS / "endpoints-lab-canary.png"))
-        # Rolled back: version 2 retires; version 1 alone again, nothing newer to go to.
+        # Rolled back, once confirmed: the dialog says what happens (the button's plan).
         rollback.click()
+        confirm = page.get_by_role("dialog")
+        expect(confirm).to_contain_text("Roll back the endpoint jobnet?")
+        expect(confirm).to_contain_text("Retire version 2; version 1 keeps all traffic.")
+        page.screenshot(path=str(ARTIFACTS / "endpoints-lab-rollback-confirm.png"))
+        confirm.get_by_role("button", name="Roll Back").click()
+        # Version 2 retires; version 1 alone again, nothing newer to go to.
         expect(view.get_by_role("row", name="Version 2", exact=True)).to_contain_text(
             "retired", timeout=60_000)
         expect(slider).to_be_hidden(timeout=30_000)

@@ -369,6 +369,7 @@ def test_a_name_stays_its_first_deployers_while_the_copy_runs(
     # His copy done, the framework's image is not one his domain has: refused, released.
     assert result["bob"].status_code == 400, result["bob"].text
     assert api(hub, bob, "GET", "endpoints/held").status_code == 404
+    assert not (home / "studiohub-endpoints" / "held").exists()  # no copy, no empty folder
     assert api(hub, alice, "POST", "endpoints", params={"check": "true"}, json={
         "name": "held", "model": "models/v1/net.pt"}).status_code == 200
 
@@ -476,6 +477,15 @@ def test_the_cli_and_the_sdk_reach_the_same_endpoint(
     refused = subprocess.run([*cli, "predict", "net", "{not json"], capture_output=True,
                              text=True, timeout=120)
     assert refused.returncode == 3 and "not JSON" in refused.stderr
+    metrics = subprocess.run([*cli, "metrics", "net"], capture_output=True, text=True,
+                             timeout=120)
+    assert metrics.returncode == 0, metrics.stderr
+    header, whole = metrics.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["VERSION", "REPLICA", "REQUESTS", "REQ/S"]
+    assert whole.split()[:2] == ["v1", "(all)"] and int(whole.split()[2]) >= 1
+    as_json = subprocess.run([*cli, "metrics", "net", "--json"], capture_output=True,
+                             text=True, timeout=120)
+    assert json.loads(as_json.stdout)["versions"]["1"]["requests"] == int(whole.split()[2])
     # From a notebook: the SDK in the image's environment, with the server's variables.
     script = ("import json; from studiohub import endpoints\n"
               f"print(json.dumps(endpoints.get('net').predict({INPUT!r})))\n")

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +416,98 @@ def test_the_server_on_a_tcp_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SystemExit):
         server.parse_args(["--model", "m", "--format", "onnx", "--name", "m", "--version", "1",
                            "--port", "1", "--socket", "/tmp/x.sock"])
+
+
+class ThreadedSumRuntime(SumRuntime):
+    """SumRuntime that may be called from any thread; records each call's thread."""
+
+    any_thread = True
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__(gate)
+        self.threads: list[str] = []
+        self.adopted: list[str] = []
+        self.delay = 0.0
+
+    def adopt_thread(self) -> None:
+        self.adopted.append(threading.current_thread().name)
+
+    def predict(self, inputs: list[Tensor]) -> list[Tensor]:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay)
+        return super().predict(inputs)
+
+
+def test_quick_predictions_run_on_the_loop_slow_ones_on_the_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quick model's small requests skip the hand-off to the inference thread; a large
+    body, a slow model and a runtime that is not ``any_thread`` keep it, and a health check
+    answers while such a prediction runs."""
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    sock = tmp_path / "i.sock"
+    gate = threading.Event()
+    gate.set()
+    made: list[ThreadedSumRuntime] = []
+    monkeypatch.setattr(runtimes, "load",
+                        lambda fmt, threads: made.append(ThreadedSumRuntime(gate)) or made[-1])
+    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
+                              "--name", "sum", "--version", "1", "--socket", str(sock)])
+    row = json.dumps({"instances": [[1, 2]]}).encode()
+    large = json.dumps({"instances": [[1, 2]] * 10000}).encode()
+    assert len(large) > server.INLINE_MAX_BODY
+    predict = ("POST", "/v1/models/sum:predict", row)
+
+    async def scenario() -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
+        task = asyncio.create_task(server.serve(args))
+        while not sock.exists() or (await http(sock, [("GET", "/v2/health/ready", b"")]
+                                               ))[0][0] != 200:
+            await asyncio.sleep(0.01)
+        runtime = made[0]
+        runtime.threads.clear()
+        quick = await http(sock, [predict, predict, ("POST", "/v1/models/sum:predict",
+                                                     large)])
+        runtime.delay = 2 * server.INLINE_STRIKE_S  # the model turns slow: this call
+        quick += await http(sock, [predict])  # still runs on the loop, the next ones not
+        runtime.delay = 0
+        quick += await http(sock, [predict] * 20)  # quick again, but kept on the thread
+        runtime.hold.clear()
+        held = asyncio.create_task(http(sock, [predict]))
+        while len(runtime.threads) < 25:
+            await asyncio.sleep(0.01)
+        during = await http(sock, [("GET", "/v2/health/ready", b"")])
+        runtime.hold.set()
+        slow = await held
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await task == 0
+        return quick + slow, during
+
+    answers, during = asyncio.run(scenario())
+    assert answers == [(200, {"predictions": [3]})] * 2 + \
+        [(200, {"predictions": [3] * 10000})] + [(200, {"predictions": [3]})] * 22
+    assert during == [(200, {"ready": True})]  # while the held call waits on the thread
+    loop_thread = threading.current_thread().name
+    threads = made[0].threads
+    assert threads[:2] == [loop_thread] * 2 and made[0].adopted == [loop_thread]
+    assert threads[2].startswith("inference")  # the large body
+    assert threads[3] == loop_thread  # the model was quick until this call
+    assert all(t.startswith("inference") for t in threads[4:])  # for INLINE_OFF_S
+    replica = server.Replica(args)
+    replica.runtime, replica.call_s, replica.pooled = made[0], 0.001, 0
+    assert replica.inline(row)
+    replica.call_s = server.INLINE_MAX_S * 2
+    assert not replica.inline(row)
+    replica.call_s, replica.pooled = 0.001, 1
+    assert not replica.inline(row)  # a call on the thread: never two at once
+    replica.pooled = 0
+    with replica.calling:
+        assert not replica.inline(row)  # a framework call in progress
+    replica.call_s = server.INLINE_MAX_S * 2
+    for _ in range(50):  # refusals are not framework calls: they make no model quick
+        assert replica.answer(Route("v1", "predict", "sum"), b"not json")[0] == 400
+    assert replica.call_s == server.INLINE_MAX_S * 2 and not replica.inline(row)
+    replica.runtime = SumRuntime(gate)
+    replica.call_s = 0.001
+    assert not replica.inline(row)  # a runtime that is not any_thread
 
 
 def test_batching_joins_and_splits_rows() -> None:

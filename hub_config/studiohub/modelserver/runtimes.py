@@ -2,9 +2,11 @@
 
 Each framework is imported only by its own loader, so a replica imports the one its
 model needs. A runtime takes and gives :class:`~.tensors.Tensor` (plain lists): numpy is
-the bridge to the framework here, and only here. Every call of a runtime (load, warm-up,
-predict) happens on the one inference thread of the server, because some frameworks keep
-per-thread state (OpenMP's thread count, PyTorch's inference mode).
+the bridge to the framework here, and only here. Load and warm-up happen on the one
+inference thread of the server, and so do predictions, except quick ones of a runtime
+whose ``any_thread`` is true (PyTorch, ONNX Runtime), which the server may run on its
+event loop after calling ``adopt_thread`` there once: some frameworks keep per-thread
+state (OpenMP's thread count; MXNet's default context; TensorFlow not measured here).
 
 - ``tensorflow-savedmodel``: ``tf.saved_model.load`` and its ``serving_default``
   signature (or the only one), called with keyword tensors; names and shapes from it.
@@ -17,7 +19,8 @@ per-thread state (OpenMP's thread count, PyTorch's inference mode).
   the params file does not hold (``data`` for ``HybridBlock.export``).
 
 PyTorch runs under ``torch.inference_mode()``. Intra-op threads are limited to the CPUs
-this process may use (its cgroup's ``cpu.max`` and affinity), inter-op to one.
+this process may use (its cgroup's ``cpu.max`` and affinity), TensorFlow's and ONNX
+Runtime's inter-op threads to one.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class Runtime:
 
     format = ""
     signature = "serving_default"
+    #: predict may be called from a thread other than the one that loaded the model
+    #: (after :meth:`adopt_thread` on it).
+    any_thread = False
 
     def __init__(self) -> None:
         self.inputs: tuple[TensorSpec, ...] = ()
@@ -55,6 +61,9 @@ class Runtime:
 
     def predict(self, inputs: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
+
+    def adopt_thread(self) -> None:
+        """Set the calling thread's per-thread framework state as on the loading one."""
 
     def warmup_inputs(self) -> list[Tensor] | None:
         """Zeros of every input's shape (batch 1 where any size goes), or None where the
@@ -208,14 +217,20 @@ class TensorFlowRuntime(Runtime):
 
 
 class _TorchRuntime(Runtime):
+    any_thread = True
+
     def __init__(self, threads: int) -> None:
         super().__init__()
         import torch
 
         torch.set_num_threads(threads)
+        self.threads = threads
         self.torch = torch
         self.input_errors = (RuntimeError, ValueError, TypeError, IndexError)
         self.module: Any = None
+
+    def adopt_thread(self) -> None:
+        self.torch.set_num_threads(self.threads)  # OpenMP's count is per thread
 
     def _default_float(self, parameters: Any) -> str:
         for p in parameters:
@@ -317,6 +332,7 @@ class TorchExportRuntime(_TorchRuntime):
 
 class OnnxRuntime(Runtime):
     format = "onnx"
+    any_thread = True  # InferenceSession.run is thread-safe
 
     def __init__(self, fmt: ModelFormat, threads: int) -> None:
         super().__init__()

@@ -20,8 +20,11 @@ with status 2 and one line on stderr: ``studiohub.modelserver: cannot load PATH 
 Requests: tornado's HTTP/1.1 server with keep-alive. Bodies are streamed, so one over
 ``--max-body-bytes`` is answered 413 without being kept (its bytes are read and dropped
 up to :data:`DRAIN_MAX`, so the client reads the answer; beyond, the connection closes).
-Parsing, checks, the framework's call and the answer's encoding all run on one inference
-thread, so health checks answer during a long prediction. Bad input is a 4xx, an
+Parsing, checks and the framework's call run on one inference thread, so health checks
+answer during a long prediction (the answer's JSON is encoded on the event loop); except
+a prediction of a quick model (see :meth:`Replica.inline`), which runs on the event
+loop itself, as a hand-written server does: handing it to the thread and back cost two
+thread wake-ups, 0.1-0.3 ms of its latency (docs/benchmarks.md). Bad input is a 4xx, an
 exception of the framework a 400 when it is about the input and a 500 otherwise.
 
 Request batching exists and is off by default: ``--batch-max N`` (N > 1) joins up to N
@@ -39,6 +42,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -67,11 +71,20 @@ PROG = "studiohub.modelserver"
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 #: The most bytes of a too-large body read and dropped so that the client reads its 413.
 DRAIN_MAX = 256 * 1024 * 1024
+#: A prediction runs on the event loop when its body is at most this large and the
+#: model's recent framework calls took at most INLINE_MAX_S (see Replica.inline).
+INLINE_MAX_BODY = 64 * 1024
+INLINE_MAX_S = 0.02
+#: A call on the event loop that took longer keeps predictions on the inference thread
+#: for INLINE_OFF_S: a caller who finds a slow input stalls the loop once, not again.
+INLINE_STRIKE_S = 0.1
+INLINE_OFF_S = 600.0
 log = logging.getLogger(PROG)
 
 
 class Replica:
-    """The served model and its state; every framework call goes through ``pool``."""
+    """The served model and its state; a framework call goes through ``pool``, or runs
+    on the event loop when :meth:`inline` says it is quick."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -82,6 +95,12 @@ class Replica:
         self.in_flight = 0
         self.queue: list[tuple[Route, bytes, asyncio.Future[tuple[int, dict[str, Any]]]]] = []
         self.busy = False
+        self.pooled = 0  # predictions on the inference thread now
+        self.call_s = float("inf")  # recent framework calls' duration (see _timed)
+        self.calling = threading.Lock()  # one framework call at a time, whichever thread
+        self.loop_thread: threading.Thread | None = None
+        self.loop_adopted = False
+        self.inline_off_until = 0.0
 
     def load(self) -> None:
         """On the inference thread: detect, load, warm up (raises LoadError/FormatError)."""
@@ -96,10 +115,12 @@ class Replica:
         runtime = load(fmt, threads)
         zeros = runtime.warmup_inputs()
         if zeros is not None:
+            started = time.perf_counter()
             try:
                 runtime.predict(zeros)
             except Exception as e:  # any framework error ends the start
                 raise LoadError(f"the warm-up call on zeros failed: {one_line(e)}") from None
+            self.call_s = time.perf_counter() - started
         self.runtime = runtime
         self.model = self._info()
 
@@ -109,11 +130,27 @@ class Replica:
                          r.outputs, r.default_float, r.signature)
 
     def answer(self, r: Route, body: bytes) -> tuple[int, dict[str, Any]]:
-        """On the inference thread: a prediction's status and JSON answer."""
+        """A prediction's status and JSON answer."""
         return self.answer_many([(r, body)])[0]
 
+    def inline(self, body: bytes) -> bool:
+        """Whether this prediction runs on the event loop: the runtime allows calls from
+        another thread, no framework call is on the inference thread, the body is small,
+        the model's recent framework calls were quick (:attr:`call_s`), and no call on
+        the loop was slow in the last :data:`INLINE_OFF_S`. A health check then waits for
+        this one call, which a slow input can make long once (:meth:`_timed`). Never with
+        ``--batch-max`` > 1."""
+        if not (self.runtime.any_thread and self.pooled == 0 and not self.calling.locked()
+                and len(body) <= INLINE_MAX_BODY and self.call_s <= INLINE_MAX_S
+                and time.monotonic() >= self.inline_off_until):
+            return False
+        if not self.loop_adopted:
+            self.runtime.adopt_thread()
+            self.loop_adopted = True
+        return True
+
     def answer_many(self, items: list[tuple[Route, bytes]]) -> list[tuple[int, dict[str, Any]]]:
-        """On the inference thread: the answers of several predictions, in one framework
+        """The answers of several predictions, in one framework
         call where they can join (:mod:`.batching`), else one call each."""
         answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(items)
         parsed: list[tuple[int, Route, Any]] = []
@@ -155,17 +192,41 @@ class Replica:
         return 500, error_body(f"the model failed: {one_line(e)}")
 
     def _predict(self, inputs: list[Any]) -> list[Any]:
-        outputs = self.runtime.predict(inputs)
+        outputs = self._timed(inputs)
         if self.runtime.outputs != self.model.outputs:
             self.model = self._info()
         return outputs
+
+    def _timed(self, inputs: list[Any]) -> list[Any]:
+        """The framework's call, timed into :attr:`call_s`: a slower call counts at once,
+        quicker ones pull it down slowly (refused requests never reach here, so they
+        cannot make a model look quick); a slow call on the event loop turns inlining off
+        for :data:`INLINE_OFF_S`."""
+        started = time.perf_counter()
+        try:
+            with self.calling:
+                return self.runtime.predict(inputs)
+        finally:
+            took = time.perf_counter() - started
+            c = self.call_s
+            self.call_s = took if c == float("inf") or took > c else 0.9 * c + 0.1 * took
+            if took > INLINE_STRIKE_S and threading.current_thread() is self.loop_thread:
+                self.inline_off_until = time.monotonic() + INLINE_OFF_S
+                log.warning("a prediction took %.2f s on the event loop: predictions stay "
+                            "on the inference thread for %.0f s", took, INLINE_OFF_S)
 
     async def submit(self, r: Route, body: bytes) -> tuple[int, dict[str, Any]]:
         """A prediction's answer: run alone, or (``--batch-max`` > 1) queued behind the
         call in progress and run with the others that queued meanwhile."""
         loop = asyncio.get_running_loop()
         if self.args.batch_max <= 1:
-            return await loop.run_in_executor(self.pool, self.answer, r, body)
+            if self.inline(body):
+                return self.answer(r, body)
+            self.pooled += 1
+            try:
+                return await loop.run_in_executor(self.pool, self.answer, r, body)
+            finally:
+                self.pooled -= 1
         future: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
         self.queue.append((r, body, future))
         self._pump()
@@ -342,6 +403,7 @@ async def serve(args: argparse.Namespace) -> int:
     import tornado.netutil
 
     replica = Replica(args)
+    replica.loop_thread = threading.current_thread()
     where = args.socket or f"port {args.port}"
     try:
         if args.socket:

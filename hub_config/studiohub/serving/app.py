@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import pwd
 import signal
 import sys
@@ -186,8 +187,12 @@ class ModelsApp(Application):
                                     target, check, max_bytes)
 
         async def remove(user: str, target: str) -> None:
-            await as_user(account_of(user, prefix).unix_user, ["/bin/rm", "-rf", "--",
-                                                               target], 120)
+            """A refused deploy's copy, and its endpoint's folder when nothing else is in
+            it (a new endpoint that was refused leaves no empty folder behind)."""
+            unix_user = account_of(user, prefix).unix_user
+            await as_user(unix_user, ["/bin/rm", "-rf", "--", target], 120)
+            await as_user(unix_user, ["/bin/rmdir", "--ignore-fail-on-non-empty", "--",
+                                      posixpath.dirname(target)], 30)
 
         models = Models(Store(self.db_url), runner, balancer,
                         lambda: cached_catalog(catalog_path),

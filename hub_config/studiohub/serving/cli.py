@@ -75,8 +75,9 @@ def add_endpoints_parser(sub: Any) -> None:
     token = verb("token", "create (default), list or revoke endpoint tokens", _token)
     token.add_argument("--list", action="store_true")
     token.add_argument("--revoke", metavar="ID")
-    verb("metrics", "requests/s, p50/p99 latency, errors per version and replica",
-         _metrics)
+    metrics = verb("metrics", "requests/s, p50/p99 latency, errors per version and replica",
+                   _metrics)
+    metrics.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace, command: Callable[[endpoints.Client, argparse.Namespace],
@@ -221,5 +222,22 @@ def _token(client: endpoints.Client, args: argparse.Namespace) -> int:
 
 
 def _metrics(client: endpoints.Client, args: argparse.Namespace) -> int:
-    print(json.dumps(client.endpoint(args.name).metrics(), indent=1))
+    found = client.endpoint(args.name).metrics()
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    if not found["versions"]:
+        print(f"{args.name}: no predictions yet")
+        return 0
+    rows: list[tuple[str, ...]] = [("VERSION", "REPLICA", "REQUESTS", "REQ/S", "P50 MS",
+                                    "P99 MS", "5XX ERRORS", "REFUSED")]
+
+    def row(version: str, replica: str, f: dict[str, Any]) -> tuple[str, ...]:
+        return (version, replica, str(f["requests"]), f"{f['rps']:g}", f"{f['p50_ms']:g}",
+                f"{f['p99_ms']:g}", str(f["errors"]), str(f["refused"]))
+
+    for number, v in found["versions"].items():
+        rows.append(row(f"v{number}", "(all)", v))
+        rows += [row("", name, r) for name, r in v["replicas"].items()]
+    print_table(rows)
     return 0

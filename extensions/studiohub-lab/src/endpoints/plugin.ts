@@ -194,8 +194,11 @@ const endpointsPlugin: JupyterFrontEndPlugin<IEndpointsModel> = {
               name: endpoint,
               canary
             }),
-          rollback: endpoint =>
-            commands.execute(CommandIDs.rollbackEndpoint, { name: endpoint }),
+          rollback: (endpoint, plan) =>
+            commands.execute(CommandIDs.rollbackEndpoint, {
+              name: endpoint,
+              plan: plan ?? ''
+            }),
           delete: endpoint =>
             commands.execute(CommandIDs.deleteEndpoint, { name: endpoint })
         }
@@ -281,11 +284,25 @@ const endpointsPlugin: JupyterFrontEndPlugin<IEndpointsModel> = {
     });
 
     commands.addCommand(CommandIDs.rollbackEndpoint, {
-      label: 'Roll Back Endpoint',
+      label: 'Roll Back Endpoint…',
       caption:
         'All traffic back to the previous version; the newest is retired',
       execute: async args => {
         const name = args.name as string;
+        const plan =
+          (args.plan as string | undefined) ||
+          'All traffic goes back to the previous version; the newest is retired';
+        const answer = await showDialog({
+          title: `Roll back the endpoint ${name}?`,
+          body: `${plan}. Programs calling ${name} keep getting answers meanwhile.`,
+          buttons: [
+            Dialog.cancelButton(),
+            Dialog.warnButton({ label: 'Roll Back' })
+          ]
+        });
+        if (!answer.button.accept) {
+          return;
+        }
         try {
           await model.rollback(name);
           Notification.success(`${name}: rolled back to the previous version`, {

@@ -268,7 +268,8 @@ export class EndpointView extends Widget {
       variant: 'reject',
       text: 'Rollback',
       label: 'Roll back to the previous version',
-      onClick: () => this._actions.rollback(this.endpointName)
+      onClick: () =>
+        this._actions.rollback(this.endpointName, this._rollback.title)
     });
     // Shown until two versions serve: how a split and a rollback come about.
     this._single = document.createElement('span');
@@ -766,7 +767,8 @@ export namespace EndpointView {
   /** What the tab's buttons do (the plugin's commands, which confirm and notify). */
   export interface IActions {
     traffic(name: string, canary: number): unknown;
-    rollback(name: string): unknown;
+    /** `plan`: what the rollback would do (the button's tooltip), for the confirmation. */
+    rollback(name: string, plan?: string): unknown;
     delete(name: string): unknown;
   }
 
