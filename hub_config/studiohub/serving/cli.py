@@ -233,8 +233,8 @@ def _metrics(client: endpoints.Client, args: argparse.Namespace) -> int:
                                     "P99 MS", "5XX ERRORS", "REFUSED")]
 
     def row(version: str, replica: str, f: dict[str, Any]) -> tuple[str, ...]:
-        return (version, replica, str(f["requests"]), f"{f['rps']:g}", f"{f['p50_ms']:g}",
-                f"{f['p99_ms']:g}", str(f["errors"]), str(f["refused"]))
+        return (version, replica, str(f["requests"]), f"{f['rps']:g}", f"{f['p50_ms']:.2f}",
+                f"{f['p99_ms']:.2f}", str(f["errors"]), str(f["refused"]))
 
     for number, v in found["versions"].items():
         rows.append(row(f"v{number}", "(all)", v))
