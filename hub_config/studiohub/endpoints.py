@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import math
 import os
 import time
 import urllib.parse
@@ -183,14 +184,15 @@ class Endpoint:
 
     def infer(self, inputs: Mapping[str, Any], version: int | None = None) -> dict[str, Any]:
         """The Open Inference Protocol's ``infer``: ``{input name: array}`` → the answer's
-        ``{output name: data}`` (shapes and datatypes as the model's metadata says)."""
+        ``{output name: rows}``, nested to each output's shape as :meth:`predict`'s are
+        (the inputs' datatypes as the model's metadata says)."""
         meta = self.metadata()
         types = {i["name"]: i for i in meta.get("inputs", [])}
         body = {"inputs": [_v2_input(n, v, types.get(n)) for n, v in inputs.items()]}
         path = f"v2/models/{_name(self.name)}" + (f"/versions/{int(version)}"
                                                   if version is not None else "")
         answer = self.client.request("POST", f"{_name(self.name)}/{path}/infer", body=body)
-        return {o["name"]: o["data"] for o in answer["outputs"]}
+        return {o["name"]: _nest(o["data"], o.get("shape") or []) for o in answer["outputs"]}
 
     def metadata(self) -> dict[str, Any]:
         """The model's inputs and outputs (V2 metadata)."""
@@ -218,11 +220,18 @@ class Endpoint:
                                {"version": version, "replica": replica}) as response:
             return str(response.read().decode(errors="replace"))
 
-    def create_token(self) -> dict[str, Any]:
-        """A token that opens this endpoint only (shown once); revoke it by its id."""
+    def create_token(self, note: str = "") -> dict[str, Any]:
+        """A token that opens this endpoint only (shown once); revoke it by its id.
+        ``note``: what will use it, shown by :meth:`tokens`."""
         token: dict[str, Any] = self.client.request(
-            "POST", f"api/endpoints/{_name(self.name)}/tokens")
+            "POST", f"api/endpoints/{_name(self.name)}/tokens", body={"note": note})
         return token
+
+    def tokens(self) -> builtins.list[dict[str, Any]]:
+        """This endpoint's tokens: ``{id, created, note}`` (never their secret)."""
+        found: builtins.list[dict[str, Any]] = self.client.request(
+            "GET", f"api/endpoints/{_name(self.name)}/tokens")["tokens"]
+        return found
 
     def revoke_token(self, token_id: str) -> None:
         self.client.request("DELETE", f"api/endpoints/{_name(self.name)}/tokens/"
@@ -249,6 +258,15 @@ def _v2_input(name: str, value: Any, meta: Mapping[str, Any] | None) -> dict[str
                                                 "INT64" if isinstance(probe, int) else "BYTES")
     flat: builtins.list[Any] = data if not shape else _flatten(data)
     return {"name": name, "shape": shape, "datatype": datatype, "data": flat}
+
+
+def _nest(flat: builtins.list[Any], shape: builtins.list[int]) -> Any:
+    """V2's flat row-major ``data`` as nested lists of ``shape`` (as sent when it does
+    not fit: the protocol's answer is the server's, not ours to refuse)."""
+    if len(shape) < 2 or math.prod(shape) != len(flat):
+        return flat
+    step = math.prod(shape[1:])
+    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 def _flatten(value: Any) -> builtins.list[Any]:

@@ -135,9 +135,18 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
         model = dialog.get_by_label("Model", exact=True)
         expect(model).to_have_value(outputs)  # the job's outputs, prefilled
         expect(dialog.get_by_label("Image")).to_have_value("pytorch")  # the job's image
+        # A name is suggested from the job; emptied, the form asks for one and does not
+        # call the empty field wrong.
+        verdict = dialog.get_by_role("status", name="Can this model be deployed")
+        expect(verdict).to_have_text(f"Ready: deploys a new endpoint job-{job['id']}.",
+                                     timeout=60_000)
+        dialog.get_by_label("Endpoint name").fill("")
+        expect(verdict).to_have_text(re.compile(r"^Name the endpoint: lowercase"))
+        expect(verdict).not_to_have_class(re.compile("jp-mod-refused"))
+        expect(dialog.get_by_role("button", name="Deploy")).to_be_disabled()
+        page.screenshot(path=str(ARTIFACTS / "endpoints-lab-deploy-empty.png"))
         dialog.get_by_label("Endpoint name").fill("jobnet")
         model.fill(f"{outputs}/net.pt")
-        verdict = dialog.get_by_role("status", name="Can this model be deployed")
         expect(verdict).to_have_text("Ready: deploys a new endpoint jobnet.", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "endpoints-lab-deploy.png"))
         dialog.get_by_role("button", name="Deploy").click()
@@ -201,6 +210,7 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
         # A token: shown at once where the user looks (the Tokens section is below the
         # fold), said to be shown once, with Copy.
         view.evaluate("node => { node.scrollTop = 0; }")
+        view.get_by_label("New token note").fill("browser demo")
         view.get_by_role("button", name="Create an endpoint token").click()
         shown = view.get_by_role("status", name="New endpoint token")
         expect(shown).to_contain_text("shown only this once", timeout=30_000)
@@ -208,6 +218,9 @@ def test_deploy_a_jobs_model_watch_it_ready_and_try_it(hub: ModelsHub, user: Use
         expect(shown.get_by_role("button", name="Copy the new token")).to_be_focused()
         secret = shown.get_by_label("New token", exact=True).inner_text()
         assert secret.startswith("shm_"), secret
+        # The list says what each token is for, with the note given.
+        expect(view.get_by_role("list", name="Endpoint tokens")).to_contain_text(
+            "browser demo", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "endpoints-lab-token.png"))
         shown.get_by_role("button", name="Hide the new token").click()
         expect(shown).to_be_hidden()

@@ -206,6 +206,21 @@ def test_who_may_call_owner_domain_token_holders_and_nobody_else(
     assert predict(hub, "net", body, carol.token).status_code == 200  # her domain
     assert predict(hub, "net", body, bob.token).status_code == 403  # another domain
     assert predict(hub, "net", body, None).status_code == 403  # anonymous
+    # The address the Lab and the CLI show says where the routes are, to callers only.
+    index = requests.get(f"{hub.models_url}net/", timeout=30,
+                         headers={"Authorization": f"token {carol.token}"})
+    assert index.status_code == 200, index.text
+    status = requests.get(hub.url + index.json()["tf_serving"]["status"],
+                          headers={"Authorization": f"token {carol.token}"}, timeout=30)
+    assert status.json()["model_version_status"][0]["state"] == "AVAILABLE"
+    assert index.json()["versions_serving"] == [1]
+    posted = requests.post(f"{hub.models_url}net/", json={"instances": INPUT}, timeout=30,
+                           headers={"Authorization": f"token {carol.token}"})
+    assert posted.status_code == 405 and ":predict" in posted.json()["error"]
+    for token in (bob.token, None):
+        headers = {"Authorization": f"token {token}"} if token else {}
+        refused = requests.get(f"{hub.models_url}net", headers=headers, timeout=30)
+        assert refused.status_code == 403 and "versions_serving" not in refused.text
     unknown = predict(hub, "net", body, "shm_" + "x" * 43)
     assert unknown.status_code == 401 and "unknown or revoked" in unknown.json()["error"]
     # Bob cannot see, change or delete it either: for him it does not exist.
@@ -213,9 +228,17 @@ def test_who_may_call_owner_domain_token_holders_and_nobody_else(
                          ("POST", "endpoints/net/rollback"), ("GET", "endpoints/net/logs"),
                          ("POST", "endpoints/net/tokens")):
         assert api(hub, bob, method, path).status_code == 404, path
-    token = api(hub, alice, "POST", "endpoints/net/tokens")
+    before = api(hub, alice, "GET", "endpoints/net/tokens").json()["tokens"]
+    bad = api(hub, alice, "POST", "endpoints/net/tokens", json={"note": "x\ny"})
+    assert bad.status_code == 400 and "note" in bad.json()["message"]
+    assert api(hub, alice, "GET", "endpoints/net/tokens").json()["tokens"] == before
+    token = api(hub, alice, "POST", "endpoints/net/tokens", json={"note": "ci pipeline"})
     assert token.status_code == 201
     secret, token_id = token.json()["token"], token.json()["id"]
+    (listed,) = [t for t in api(hub, alice, "GET", "endpoints/net/tokens").json()["tokens"]
+                 if t["id"] == token_id]
+    assert listed["note"] == "ci pipeline"
+    assert secret not in json.dumps(listed)
     assert predict(hub, "net", body, secret).status_code == 200
     # The token opens this endpoint only, and never the management API.
     management = api(hub, None, "GET", "endpoints", headers={
@@ -486,15 +509,31 @@ def test_the_cli_and_the_sdk_reach_the_same_endpoint(
     as_json = subprocess.run([*cli, "metrics", "net", "--json"], capture_output=True,
                              text=True, timeout=120)
     assert json.loads(as_json.stdout)["versions"]["1"]["requests"] == int(whole.split()[2])
+    made = subprocess.run([*cli, "token", "net", "--note", "nightly batch"],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0 and made.stdout.splitlines()[1].startswith("shm_"), made
+    token_id = made.stdout.split()[1]
+    tokens = subprocess.run([*cli, "token", "net", "--list"], capture_output=True,
+                            text=True, timeout=120).stdout
+    assert tokens.split()[:3] == ["ID", "CREATED", "NOTE"], tokens
+    assert any(line.startswith(token_id) and line.endswith("nightly batch")
+               for line in tokens.splitlines()), tokens
+    assert subprocess.run([*cli, "token", "net", "--revoke", token_id],
+                          capture_output=True, timeout=120).returncode == 0
     # From a notebook: the SDK in the image's environment, with the server's variables.
     script = ("import json; from studiohub import endpoints\n"
-              f"print(json.dumps(endpoints.get('net').predict({INPUT!r})))\n")
+              "ep = endpoints.get('net'); name = ep.metadata()['inputs'][0]['name']\n"
+              f"print(json.dumps([ep.predict({INPUT!r}), ep.infer({{name: {INPUT!r}}})]))\n")
     sdk = subprocess.run([str(env_python("pytorch")), "-c", script], capture_output=True,
                          text=True, timeout=120, env={
                              "PATH": "/usr/bin:/bin", "JUPYTERHUB_API_TOKEN": alice.token,
                              "STUDIOHUB_MODELS_URL": hub.models_url})
     assert sdk.returncode == 0, sdk.stderr
-    assert in_process_close(json.loads(sdk.stdout), net["expected"])
+    rows, inferred = json.loads(sdk.stdout)
+    assert in_process_close(rows, net["expected"])
+    # Both protocols give rows of the same shape (V2's flat data is nested again).
+    (output,) = inferred.values()
+    assert in_process_close(output, net["expected"]), output
 
 
 def manager_pid(hub: ModelsHub) -> int:

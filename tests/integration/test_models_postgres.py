@@ -12,6 +12,7 @@ from tests.pgcluster import PostgresCluster, fresh_store
 from tests.unit.test_serving_store import (  # noqa: F401  (collected again, on PostgreSQL)
     test_store_endpoints_round_trip_update_and_remove,
     test_store_tokens_keep_only_a_digest_and_go_with_their_endpoint,
+    test_store_tokens_keep_their_note_and_an_older_database_gains_the_column,
 )
 
 

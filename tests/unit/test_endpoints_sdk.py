@@ -117,3 +117,16 @@ def test_the_cli_prints_the_error_and_exits_3(url: str, capsys: pytest.CaptureFi
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
     assert cli.run(argparse.Namespace(url=url, token=None), describe) == cli.ERROR_EXIT
     assert "no API token" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flat", "shape", "nested"), [
+    ([1, 2, 3, 4, 5, 6], [2, 3], [[1, 2, 3], [4, 5, 6]]),
+    ([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]),
+    ([1, 2, 3], [3], [1, 2, 3]),
+    ([1, 2, 3], [2, 2], [1, 2, 3]),  # a shape that does not fit: the data as sent
+    ([], [0, 3], []),
+    ([], [2, 0], [[], []]),
+])
+def test_infer_answers_are_nested_to_their_shape(flat: list[int], shape: list[int],
+                                                  nested: Any) -> None:
+    assert endpoints._nest(flat, shape) == nested

@@ -239,6 +239,8 @@ def test_deploy_dry_run_and_actions(fetch: Any, service: str,
     assert r.code == 200 and seen[-1]["path"] == f"{API}/iris/rollback"
     r = fetch("iris", "tokens", **post())
     assert r.code == 201 and json.loads(r.body)["token"] == "secret-abc"
+    r = fetch("iris", "tokens", **post({"note": "ci pipeline"}))
+    assert r.code == 201 and seen[-1]["body"] == {"note": "ci pipeline"}
     r = fetch("iris", "tokens", "tok1", method="DELETE")
     assert r.code == 204 and seen[-1]["path"] == f"{API}/iris/tokens/tok1"
     r = fetch("iris", method="DELETE")
@@ -312,6 +314,7 @@ def test_bad_input_is_refused_here_and_nothing_is_forwarded(
         (("iris", "traffic"), {"canary": "10"}, "canary must be int or float, not str"),
         (("iris", "rollback"), {"to": 1}, "unknown field(s) to"),
         (("iris", "tokens"), {"name": "x"}, "unknown field(s) name"),
+        (("iris", "tokens"), {"note": 7}, "note must be str, not int"),
         (("iris", "predict"), {"body": {}}, "protocol: required"),
         (("iris", "predict"), {"protocol": "v1"}, "body: required"),
         (("iris", "predict"), {"protocol": "v3", "body": {}}, "protocol: 'v3' is not v1"),

@@ -89,3 +89,12 @@ def test_percentages_and_replicas_are_whole_numbers_in_range(value: Any) -> None
         m.check_percent(value)
     with pytest.raises(EndpointError):
         m.check_replicas(value if value != 1.5 else 0)
+
+
+@pytest.mark.parametrize("bad", ["x" * 101, "two\nlines", 7, ["ci"]])
+def test_a_tokens_note_is_one_short_printable_line(bad: object) -> None:
+    assert m.token_note(" ci pipeline ") == "ci pipeline"
+    assert m.token_note(None) == ""
+    with pytest.raises(m.EndpointError, match="note: one line of at most 100") as refused:
+        m.token_note(bad)
+    assert refused.value.status == 400

@@ -51,3 +51,26 @@ def test_store_tokens_keep_only_a_digest_and_go_with_their_endpoint(store: Store
     with store.engine.connect() as connection:  # no token in clear anywhere
         rows = connection.exec_driver_sql("select * from models_tokens").fetchall()
     assert not any("secret" in str(row) for row in rows)
+
+
+def test_store_tokens_keep_their_note_and_an_older_database_gains_the_column(
+        store: Store) -> None:
+    store.save(endpoint("iris"))
+    store.add_token("t1", "iris", "shm_secret-one", "ci pipeline")
+    assert [(t.id, t.note) for t in store.tokens("iris")] == [("t1", "ci pipeline")]
+    # A database made before tokens had notes: its tokens keep working, with none.
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE models_tokens")
+        connection.exec_driver_sql(
+            "CREATE TABLE models_tokens (id VARCHAR(16) PRIMARY KEY, endpoint VARCHAR(64), "
+            "digest VARCHAR(64) UNIQUE, created TIMESTAMP WITH TIME ZONE)")
+        connection.exec_driver_sql(
+            "INSERT INTO models_tokens VALUES ('t0', 'iris', 'abc', CURRENT_TIMESTAMP)")
+    reopened = Store(store.engine.url.render_as_string(hide_password=False))
+    try:
+        assert [(t.id, t.note) for t in reopened.tokens("iris")] == [("t0", "")]
+        reopened.add_token("t2", "iris", "shm_secret-two", "demo app")
+        assert [t.note for t in reopened.tokens("iris")] == ["", "demo app"]
+        assert reopened.token_digests()["abc"] == "iris"
+    finally:
+        reopened.engine.dispose()

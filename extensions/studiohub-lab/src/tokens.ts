@@ -555,6 +555,8 @@ export interface IEndpointMetrics {
 export interface IEndpointToken {
   id: string;
   created: string;
+  /** What uses it, as its owner wrote when creating it ('' for none). */
+  note?: string;
   token?: string;
 }
 
@@ -630,8 +632,8 @@ export interface IEndpointsModel {
     version?: number
   ): Promise<unknown>;
   tokens(name: string): Promise<IEndpointToken[]>;
-  /** A new token: its secret is in this answer only. */
-  createToken(name: string): Promise<IEndpointToken>;
+  /** A new token (`note`: what will use it): its secret is in this answer only. */
+  createToken(name: string, note?: string): Promise<IEndpointToken>;
   revokeToken(name: string, id: string): Promise<void>;
 }
 

@@ -10,7 +10,7 @@
 | ``POST api/endpoints/NAME/traffic`` ``{canary: 0..100}`` | the newest version's share        |
 | ``POST api/endpoints/NAME/rollback``                     | back to the version before        |
 | ``DELETE api/endpoints/NAME``                            | stop and forget it (204)          |
-| ``POST/GET api/endpoints/NAME/tokens``, ``DELETE …/tokens/ID`` | endpoint tokens             |
+| ``POST/GET api/endpoints/NAME/tokens`` (``{note}``), ``DELETE …/tokens/ID`` | tokens  |
 
 Handlers parse and answer; :mod:`.service` decides. They run in the manager, behind the
 gateway (:mod:`.gateway`), which authenticates every request with the hub and passes the
@@ -194,7 +194,12 @@ class TokensHandler(ModelsBase):
     @authenticated
     def post(self, name: str) -> None:
         try:
-            self.write_json(self.models.create_token(self.caller, name), 201)
+            body = self.json_body() if self._body.strip() else {}
+            if not isinstance(body, dict) or set(body) - {"note"}:
+                raise web.HTTPError(400, 'a new token takes {"note": "what uses it"} '
+                                         "or no body")
+            self.write_json(self.models.create_token(self.caller, name,
+                                                     body.get("note", "")), 201)
         except EndpointError as e:
             self.refuse(e)
 

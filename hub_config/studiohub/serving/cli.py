@@ -75,6 +75,8 @@ def add_endpoints_parser(sub: Any) -> None:
     token = verb("token", "create (default), list or revoke endpoint tokens", _token)
     token.add_argument("--list", action="store_true")
     token.add_argument("--revoke", metavar="ID")
+    token.add_argument("--note", default="", help="what will use the new token "
+                       "(shown by --list), e.g. 'ci pipeline'")
     metrics = verb("metrics", "requests/s, p50/p99 latency, errors per version and replica",
                    _metrics)
     metrics.add_argument("--json", action="store_true")
@@ -212,10 +214,11 @@ def _token(client: endpoints.Client, args: argparse.Namespace) -> int:
         e.revoke_token(args.revoke)
         print(f"token {args.revoke} revoked")
     elif args.list:
-        for t in client.request("GET", f"api/endpoints/{e.name}/tokens")["tokens"]:
-            print(f"{t['id']}  created {t['created']}")
+        rows = [("ID", "CREATED", "NOTE")]
+        rows += [(t["id"], t["created"], t.get("note", "")) for t in e.tokens()]
+        print_table(rows)
     else:
-        t = e.create_token()
+        t = e.create_token(args.note)
         print(f"token {t['id']} (shown once; send it as 'Authorization: Bearer <token>'):")
         print(t["token"])
     return 0

@@ -132,21 +132,27 @@ class EndpointProxy(BaseHandler):
     async def post(self, name: str, rest: str) -> None:
         await self.forward(name, rest)
 
-    async def forward(self, name: str, rest: str) -> None:
+    def refused(self, name: str) -> bool:
+        """Answers the caller who may not call ``name`` (True), else nothing (False)."""
         if self._finished:
-            return
+            return True
         if self._endpoint_token and self.view.token_endpoint(self._bearer()) is None:
             self.fail(401, "unknown or revoked endpoint token: ask the endpoint's owner for "
                            "a new one")
-            return
+            return True
         if not self._allowed:
             self.fail(403, f"you may not call the endpoint {name[:60]!r} (or there is none "
                            "by that name: `studiohub endpoints list`): its owner, their "
                            "domain and holders of its tokens may")
-            return
+            return True
         if self._size > self._limit:
             self.fail(413, f"request body is {self._size} bytes; at most {self._limit} are "
                            "accepted")
+            return True
+        return False
+
+    async def forward(self, name: str, rest: str) -> None:
+        if self.refused(name):
             return
         backend = self.backend(name, rest)
         if backend is None:
@@ -201,6 +207,38 @@ class EndpointProxy(BaseHandler):
         if "content-type" in answer.headers:
             self.set_header("Content-Type", answer.headers["content-type"])
         self.finish(answer.body)
+
+
+class EndpointIndex(EndpointProxy):
+    """``/services/models/<endpoint>/``, the address the Lab and the CLI show: for those
+    who may call it, where its two protocols' routes are (a 404 there read as "broken")."""
+
+    async def forward(self, name: str, rest: str = "") -> None:
+        if self.refused(name):
+            return
+        if self.request.method != "GET":
+            self.fail(405, f"predictions go to {self.urls(name)['tf_serving']['predict']} "
+                           f"or {self.urls(name)['open_inference']['infer']}")
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"endpoint": name,
+                                "versions_serving": sorted(self.view.versions_serving(name)),
+                                **self.urls(name), "docs": "docs/endpoints.md"}))
+
+    async def get(self, name: str, rest: str = "") -> None:
+        await self.forward(name)
+
+    async def post(self, name: str, rest: str = "") -> None:
+        await self.forward(name)
+
+    def urls(self, name: str) -> dict[str, dict[str, str]]:
+        base = f"{self.settings['service_prefix']}{name}"
+        return {"tf_serving": {"status": f"{base}/v1/models/{name}",
+                               "metadata": f"{base}/v1/models/{name}/metadata",
+                               "predict": f"{base}/v1/models/{name}:predict"},
+                "open_inference": {"ready": f"{base}/v2/health/ready",
+                                   "metadata": f"{base}/v2/models/{name}",
+                                   "infer": f"{base}/v2/models/{name}/infer"}}
 
 
 class NotFoundProxy(EndpointProxy):

@@ -159,6 +159,7 @@ def make_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (r"api/endpoints/([a-z][a-z0-9-]{0,39})/metrics", MetricsHandler),
         (r"api/?(.*)", ManagerRelay),
         (r"([a-z][a-z0-9-]{0,39})/(v[12](?:/.*)?)", frontdoor.EndpointProxy),
+        (r"([a-z][a-z0-9-]{0,39})/?", frontdoor.EndpointIndex),
         (".*", frontdoor.NotFoundProxy),
     ]
     return [(prefix + path, handler) for path, handler in table]

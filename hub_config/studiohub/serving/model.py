@@ -23,6 +23,7 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 RESERVED = frozenset({"api", "oauth_callback", "static", "logout"})
 REPLICA_NAME = "replica-{}"
 MAX_REPLICAS = 16
+TOKEN_NOTE_MAX = 100  # also the store's column
 
 STARTING, SERVING, RETIRED, FAILED = "starting", "serving", "retired", "failed"
 #: What :func:`version_status` calls a serving version with no share any more.
@@ -60,6 +61,17 @@ def check_replicas(value: Any) -> int:
         raise EndpointError(400, f"replicas: a whole number from 1 to {MAX_REPLICAS}, not "
                                  f"{repr(value)[:40]}")
     return value
+
+
+def token_note(value: Any) -> str:
+    """A token's note: what uses it, one line of printable text (≤ 100 characters)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > TOKEN_NOTE_MAX or \
+            not value.isprintable():
+        raise EndpointError(400, f"note: one line of at most {TOKEN_NOTE_MAX} printable "
+                                 f"characters (what uses the token), not {repr(value)[:40]}")
+    return value.strip()
 
 
 def replica_names(count: int) -> list[str]:

@@ -466,19 +466,22 @@ class Models:
 
     # --- tokens --------------------------------------------------------------------------
 
-    def create_token(self, caller: Caller, name: str) -> dict[str, Any]:
+    def create_token(self, caller: Caller, name: str, note: Any = "") -> dict[str, Any]:
+        """A new token of ``name``; ``note``: what will use it, shown in the list."""
         self.get(caller, name)
+        note = m.token_note(note)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        info = self.store.add_token(secrets.token_hex(4), name, token)
+        info = self.store.add_token(secrets.token_hex(4), name, token, note)
         # Replaced, never changed in place: the reload thread reads it (_apply_now).
         self.tokens = {**self.tokens, digest(token): name}
         self._publish()
         self._share_tokens()
-        return {"id": info.id, "token": token, "created": info.created.isoformat()}
+        return {"id": info.id, "token": token, "created": info.created.isoformat(),
+                "note": info.note}
 
     def list_tokens(self, caller: Caller, name: str) -> list[dict[str, Any]]:
         self.get(caller, name)
-        return [{"id": t.id, "created": t.created.isoformat()}
+        return [{"id": t.id, "created": t.created.isoformat(), "note": t.note}
                 for t in self.store.tokens(name)]
 
     async def revoke_token(self, caller: Caller, name: str, token_id: str) -> None:

@@ -218,7 +218,13 @@ describe('the endpoints model', () => {
       }
     ]);
     expect(await model.tokens('iris')).toEqual([{ id: 't1', created: 'now' }]);
-    expect((await model.createToken('iris')).token).toBe('secret');
+    expect((await model.createToken('iris', 'ci pipeline')).token).toBe(
+      'secret'
+    );
+    expect(calls[calls.length - 1]).toEqual([
+      'endpoints/iris/tokens',
+      { method: 'POST', body: '{"note":"ci pipeline"}' }
+    ]);
     await model.revokeToken('iris', 't1');
     expect(calls[calls.length - 1]).toEqual([
       'endpoints/iris/tokens/t1',
@@ -324,9 +330,33 @@ describe('the Deploy as Endpoint… form', () => {
     expect((await form.checkNow()).message).toBe(
       'canary: a share between 0 and 100 %'
     );
-    form.update({ canary: null, model: '  ' });
-    expect((await form.checkNow()).message).toMatch(/^model: /);
+    form.update({ canary: null, model: 'models/ ', replicas: 0 });
+    expect((await form.checkNow()).message).toMatch(/^replicas: /);
     expect(check).not.toHaveBeenCalled();
+    form.dispose();
+  });
+
+  it('prompts for the empty required fields without calling them wrong', async () => {
+    const check = jest.fn(async () => null);
+    const form = new DeployFormModel(
+      { check, find: () => undefined },
+      { ...VALUES, name: '', model: '' },
+      10
+    );
+    expect(await form.checkNow()).toEqual({
+      ok: false,
+      incomplete: true,
+      message: 'Name the endpoint and choose the model to deploy.'
+    });
+    form.update({ name: 'iris' });
+    expect(await form.checkNow()).toEqual({
+      ok: false,
+      incomplete: true,
+      message: 'Choose the model: a file or folder in your home.'
+    });
+    form.update({ model: 'models/iris' });
+    expect((await form.checkNow()).ok).toBe(true);
+    expect(check).toHaveBeenCalledTimes(1);
     form.dispose();
   });
 
@@ -439,6 +469,7 @@ describe('the try-it box’s request', () => {
       /^The request is not JSON: /
     );
     expect(() => parseRequest('[1, 2]')).toThrow('must be a JSON object');
+    expect(() => parseRequest('  \n')).toThrow('Write the request first');
   });
 });
 

@@ -8,6 +8,8 @@ import { errorText } from './errors';
 export interface IVerdict {
   ok: boolean;
   message: string;
+  /** Not refused: a required field is still empty (the message says which). */
+  incomplete?: boolean;
 }
 
 /**
@@ -48,16 +50,10 @@ export abstract class DryRunFormModel<V extends object, S> {
   async checkNow(): Promise<IVerdict> {
     window.clearTimeout(this._timer);
     const generation = ++this._generation;
-    let verdict: IVerdict;
-    try {
-      const spec = this.spec();
-      const refusal = await this.check(spec);
-      verdict = refusal
-        ? { ok: false, message: refusal }
-        : { ok: true, message: this.accepted(spec) };
-    } catch (error) {
-      verdict = { ok: false, message: errorText(error) };
-    }
+    const missing = this.missing(this._values);
+    const verdict: IVerdict = missing
+      ? { ok: false, incomplete: true, message: missing }
+      : await this._ask();
     if (generation === this._generation) {
       this._verdict = verdict;
       this._changed.emit();
@@ -73,11 +69,31 @@ export abstract class DryRunFormModel<V extends object, S> {
     this._generation++;
   }
 
+  /**
+   * What to fill in first while a required field is empty (a prompt, not a refusal:
+   * a form that just opened is not wrong), or null.
+   */
+  protected missing(values: Readonly<V>): string | null {
+    return null;
+  }
+
   /** The service's dry run of a spec: its refusal, or null when it would be accepted. */
   protected abstract check(spec: S): Promise<string | null>;
 
   /** What the verdict says when the service would accept the spec. */
   protected abstract accepted(spec: S): string;
+
+  private async _ask(): Promise<IVerdict> {
+    try {
+      const spec = this.spec();
+      const refusal = await this.check(spec);
+      return refusal
+        ? { ok: false, message: refusal }
+        : { ok: true, message: this.accepted(spec) };
+    } catch (error) {
+      return { ok: false, message: errorText(error) };
+    }
+  }
 
   private _values: V;
   private _verdict: IVerdict | null = null;

@@ -184,7 +184,14 @@ export abstract class DryRunForm<V extends ICatalogValues, S>
 
   private _render(): void {
     const verdict = this.form.verdict;
-    this._verdict.classList.toggle('jp-mod-refused', verdict?.ok === false);
+    this._verdict.classList.toggle(
+      'jp-mod-refused',
+      verdict?.ok === false && !verdict.incomplete
+    );
+    this._verdict.classList.toggle(
+      'jp-mod-incomplete',
+      verdict?.incomplete === true
+    );
     this._verdict.classList.toggle('jp-mod-ok', verdict?.ok === true);
     this._verdict.replaceChildren(
       ...withCode(verdict ? verdict.message : 'Checking…')

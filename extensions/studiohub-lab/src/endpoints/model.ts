@@ -213,9 +213,10 @@ export class EndpointsModel implements IEndpointsModel {
     );
   }
 
-  createToken(name: string): Promise<IEndpointToken> {
+  createToken(name: string, note = ''): Promise<IEndpointToken> {
     return this._request<IEndpointToken>(path(name, 'tokens'), {
-      method: 'POST'
+      method: 'POST',
+      body: JSON.stringify({ note })
     });
   }
 
@@ -538,6 +539,18 @@ export class DeployFormModel extends DryRunFormModel<
     return specFromDeploy(this.values);
   }
 
+  protected missing(values: Readonly<IDeployValues>): string | null {
+    const name = values.name.trim();
+    const model = values.model.trim();
+    if (!name && !model) {
+      return 'Name the endpoint and choose the model to deploy.';
+    }
+    if (!name) {
+      return 'Name the endpoint: lowercase letters, digits and dashes (e.g. iris).';
+    }
+    return model ? null : 'Choose the model: a file or folder in your home.';
+  }
+
   protected check(spec: IEndpointSpec): Promise<string | null> {
     return this.model.check(spec);
   }
@@ -650,6 +663,11 @@ export function exampleRequest(
  * The box's text as a request body: a JSON object, or throws saying what is wrong.
  */
 export function parseRequest(text: string): IJSONObject {
+  if (!text.trim()) {
+    throw new Error(
+      'Write the request first: a JSON object, e.g. {"instances": [...]} or {"inputs": [...]}'
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

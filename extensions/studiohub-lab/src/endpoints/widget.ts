@@ -397,12 +397,17 @@ export class EndpointView extends Widget {
     return box;
   }
 
-  /** The example request for the chosen protocol, from the model's inputs if known. */
+  /**
+   * The example request for the chosen protocol, from the model's inputs once it
+   * serves (a guessed template before would name inputs the model may not have).
+   */
   private _prefill(): void {
-    this._request.value = exampleRequest(
-      this._protocol.value as PredictProtocol,
-      this._metadata
-    );
+    this._request.placeholder = this._metadataAsked
+      ? ''
+      : 'An example request appears here once the endpoint serves (from its model’s inputs); or write one.';
+    this._request.value = this._metadataAsked
+      ? exampleRequest(this._protocol.value as PredictProtocol, this._metadata)
+      : '';
   }
 
   private async _loadMetadata(endpoint: IEndpoint): Promise<void> {
@@ -564,17 +569,29 @@ export class EndpointView extends Widget {
     this._newToken.hidden = true;
     this._tokens = document.createElement('ul');
     this._tokens.setAttribute('aria-label', 'Endpoint tokens');
-    box.append(
-      intro,
+    this._tokenNote = document.createElement('input');
+    this._tokenNote.className = 'jp-mod-styled';
+    this._tokenNote.maxLength = 100;
+    this._tokenNote.placeholder = 'Note: what will use it (optional)';
+    this._tokenNote.setAttribute('aria-label', 'New token note');
+    this._tokenNote.addEventListener('keydown', event => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        void this._createToken();
+      }
+    });
+    const create = document.createElement('div');
+    create.className = 'jp-StudioHub-EndpointView-tokenCreate';
+    create.append(
+      this._tokenNote,
       makeButton({
         variant: 'reject',
         text: 'Create token',
         label: 'Create an endpoint token',
         onClick: () => this._createToken()
-      }),
-      this._newToken,
-      this._tokens
+      })
     );
+    box.append(intro, create, this._newToken, this._tokens);
     return box;
   }
 
@@ -595,11 +612,15 @@ export class EndpointView extends Widget {
   private async _createToken(): Promise<void> {
     let token: IEndpointToken;
     try {
-      token = await this._model.createToken(this.endpointName);
+      token = await this._model.createToken(
+        this.endpointName,
+        this._tokenNote.value.trim()
+      );
     } catch (error) {
       this._error.textContent = errorText(error);
       return;
     }
+    this._tokenNote.value = '';
     // The secret is shown this once, with a way to copy it, where the user looks: the
     // Tokens section is at the bottom of the tab, below the fold.
     const secret = document.createElement('code');
@@ -672,6 +693,14 @@ export class EndpointView extends Widget {
         item.setAttribute('aria-label', `Token ${token.id}`);
         const label = document.createElement('span');
         label.textContent = `${token.id}${created(token.created)}`;
+        if (token.note) {
+          label.append(
+            ' · ',
+            Object.assign(document.createElement('em'), {
+              textContent: token.note
+            })
+          );
+        }
         item.append(
           label,
           makeButton({
@@ -727,6 +756,7 @@ export class EndpointView extends Widget {
   private _log!: HTMLPreElement;
   private _newToken!: HTMLElement;
   private _tokens!: HTMLUListElement;
+  private _tokenNote!: HTMLInputElement;
 }
 
 /** " · created 5 minutes ago", or the service's text when it is not a date. */

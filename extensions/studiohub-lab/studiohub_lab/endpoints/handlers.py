@@ -176,7 +176,8 @@ class ActionHandler(EndpointsAPIHandler):
 
 class TokensHandler(EndpointsAPIHandler):
     """``GET endpoints/<name>/tokens``: its tokens (never their secret);
-    ``POST``: a new one, whose secret is in this answer only (201)."""
+    ``POST`` (``{note}``, what will use it): a new one, whose secret is in this answer
+    only (201)."""
 
     @web.authenticated
     async def get(self, name: str) -> None:
@@ -186,8 +187,8 @@ class TokensHandler(EndpointsAPIHandler):
     @web.authenticated
     async def post(self, name: str) -> None:
         path = f"endpoints/{checked_name(name)}/tokens"
-        self.body({})
-        self.write_json(await self.client.call("POST", path), 201)
+        body = self.body({"note": str})
+        self.write_json(await self.client.call("POST", path, body), 201)
 
 
 class TokenHandler(EndpointsAPIHandler):
