@@ -596,9 +596,14 @@ def test_a_name_deleted_while_its_old_version_drains_starts_afresh(
     deploy(hub, alice, "re", net["path"], size="tiny")
     wait_for(hub, alice, "re", lambda e: e["live"] == 2)  # version 1 draining now
     assert api(hub, alice, "DELETE", "endpoints/re").status_code == 204
+    folder = Path(pwd.getpwnam(unix_name(alice.name)).pw_dir) / "studiohub-endpoints/re"
+    old_copy = {p.name: p.stat().st_ino for p in (folder / "v1").rglob("*")}
     deploy(hub, alice, "re", net["path"], size="tiny")
     fresh = wait_for(hub, alice, "re", serving(1), timeout=60)
     assert [v["version"] for v in fresh["versions"]] == [1]
+    # The deleted endpoint's kept copy of version 1 is set aside, not overwritten.
+    (kept,) = folder.glob("v1.replaced-*")
+    assert {p.name: p.stat().st_ino for p in kept.rglob("*")} == old_copy
     time.sleep(hub_drain_seconds() + 3)  # past the old retirement
     with sqlite3.connect(hub.state_dir / "models.sqlite") as db:
         (doc,) = db.execute("SELECT doc FROM models_endpoints WHERE name = 're'").fetchone()

@@ -6,8 +6,10 @@
 Detects the format (:mod:`studiohub.modelserver.formats`, by names only), then copies
 SOURCE (a folder, or one model file) to ``TARGET/model`` (or ``TARGET/<file name>``),
 ``~/studiohub-endpoints/`` made 0700. The copy is what the version serves and what a
-rollback returns to, whatever the user does to SOURCE afterwards. Prints one JSON line
-``{format, framework, model_path, bytes}``; on a refusal one line of text and exit 1.
+rollback returns to, whatever the user does to SOURCE afterwards. A TARGET already there
+(a deleted endpoint's kept copy, when its name is deployed again) is renamed
+``TARGET.replaced-<UTC time>``, never overwritten. Prints one JSON line
+``{format, framework, model_path, bytes, kept}``; on a refusal one line of text and exit 1.
 Running as the user means the copy holds only what that account may read.
 """
 
@@ -18,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from ..modelserver import formats
@@ -38,12 +41,23 @@ def size_of(path: Path, limit: int) -> int:
     return total
 
 
+def set_aside(target: Path) -> Path:
+    """Renames ``target`` to a free ``<name>.replaced-<UTC time>[-n]`` beside it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for n in range(1000):
+        kept = target.with_name(f"{target.name}.replaced-{stamp}" + (f"-{n}" if n else ""))
+        if not kept.exists() and not kept.is_symlink():
+            target.rename(kept)
+            return kept
+    raise ValueError(f"{target} is in the way and could not be renamed: move it")
+
+
 def copy(source: Path, target: Path, max_bytes: int, check: bool) -> dict[str, object]:
     if not source.exists():
         raise ValueError(f"{source} does not exist")
     found = formats.detect(source)
     answer: dict[str, object] = {"format": found.name, "framework": found.framework,
-                                 "model_path": "", "bytes": 0}
+                                 "model_path": "", "bytes": 0, "kept": ""}
     total = size_of(source, max_bytes)
     if total > max_bytes:
         raise ValueError(f"the model is larger than {max_bytes // 1024**2} MiB, the most an "
@@ -53,8 +67,8 @@ def copy(source: Path, target: Path, max_bytes: int, check: bool) -> dict[str, o
         return answer
     os.umask(0o077)
     target.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)  # what a refused deploy left
+    if target.exists() or target.is_symlink():
+        answer["kept"] = str(set_aside(target))
     target.mkdir(mode=0o700, parents=True)
     if source.is_dir():
         model_path = target / "model"

@@ -233,6 +233,9 @@ class Models:
             target = posixpath.join(home, ENDPOINTS_DIR, name, f"v{number}")
             found = await self.copy_model(caller.name, posixpath.join(home, source),
                                           target, check)
+            if found.get("kept"):
+                log.info("%s's earlier copy at %s kept as %s", caller.name, target,
+                         found["kept"])
             try:
                 if inherited.get("image") and inherited.get("framework") != \
                         found["framework"]:
