@@ -1,5 +1,5 @@
 // Loaded into configurable-http-proxy with `node --require` (studiohub.configurer.update_proxy).
-// Four changes, none to where it routes:
+// Five changes, none to where it routes:
 //
 // 1. A URL path that is not valid UTF-8 is a 400 (below).
 // 2. A quiet start. The proxy starts before the hub listens and before the hub has added
@@ -20,6 +20,11 @@
 //    logs one per request, which winston formats (a timestamp, printf) before its
 //    transport drops it: 7 % of the proxy's CPU per request (a --cpu-prof of
 //    benchmarks/serving's requests, docs/benchmarks.md).
+// 5. A model endpoint's call that the proxy could not deliver (HAProxy's fast lane
+//    restarting after a crash: ECONNREFUSED on its socket for a few seconds) is answered
+//    503 in the protocols' shape, {"error": ...}, with Retry-After, as the models
+//    service's own 503s are; it was the hub's HTML error page, which clients of
+//    TF Serving and the Open Inference Protocol cannot read.
 //
 // configurable-http-proxy 5.x looks a request's route up with
 // decodeURIComponent(path), which throws URIError on a path that is not valid
@@ -101,9 +106,33 @@ function answerStarting(kind, res) {
   res.end(STARTING);
 }
 
+// --- 5. An endpoint's call not delivered: the protocols' error shape -----------------
+
+// /services/models/<endpoint>/v1/... or .../v2/... under any base URL (the names
+// modelserver.protocols and serving.model accept).
+const ENDPOINT_CALL = /\/services\/models\/[a-z][a-z0-9-]{0,39}\/v[12](\/|$)/;
+const UNREACHABLE = JSON.stringify({
+  error: "the endpoint is not reachable right now (its balancer is restarting): try " +
+    "again in a few seconds",
+});
+
+function answerEndpointUnreachable(res) {
+  if (res.headersSent || res.writableEnded) {
+    return;
+  }
+  res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "2" });
+  res.end(UNREACHABLE);
+}
+
 const handleProxyError = ConfigurableProxy.prototype.handleProxyError;
 ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e) {
   quietNetworkErrors(this.log);
+  if (code === 503 && kind !== "ws" && res && ENDPOINT_CALL.test(req.url.split("?", 1)[0])) {
+    this.log.error("%s %s %s %s", code, req.method, req.url.split("?", 1)[0],
+      e && NETWORK_ERRORS.has(e.code) ? e.message : e);
+    answerEndpointUnreachable(res);
+    return;
+  }
   if (code !== 404 || e || !res) {
     return handleProxyError.apply(this, arguments);
   }

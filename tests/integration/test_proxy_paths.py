@@ -33,6 +33,10 @@ class Target(http.server.BaseHTTPRequestHandler):
         pass
 
 
+#: The running proxy's routes API.
+API: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[str]:
     node = shutil.which("node")
@@ -49,6 +53,7 @@ def proxy() -> Iterator[str]:
         env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": "test"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    API["routes"] = f"http://127.0.0.1:{api_port}/api/routes"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -78,3 +83,20 @@ def test_a_path_that_is_not_utf8_is_a_400_naming_the_problem(proxy: str, path: s
 def test_every_other_path_reaches_its_target(proxy: str) -> None:
     answer = requests.get(proxy + "/user/alice/lab%20files/%C3%A9t%C3%A9", timeout=10)
     assert (answer.status_code, answer.text) == (200, "reached the target")
+
+
+def test_an_endpoint_call_the_proxy_cannot_deliver_is_a_json_503(proxy: str) -> None:
+    """HAProxy's fast lane restarting: its route's socket refuses for a few seconds."""
+    dead = f"http://127.0.0.1:{ports.free_port()}"
+    for prefix in ("/services/models/iris", "/services/other"):
+        added = requests.post(f"{API['routes']}{prefix}", json={"target": dead}, timeout=10,
+                              headers={"Authorization": "token test"})
+        assert added.status_code == 201, added.text
+    answer = requests.post(proxy + "/services/models/iris/v1/models/iris:predict",
+                           json={"instances": [[1]]}, timeout=10)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    assert "try again in a few seconds" in answer.json()["error"]
+    # Anything else the proxy cannot deliver keeps the proxy's own answer.
+    other = requests.get(proxy + "/services/other/page", timeout=10)
+    assert other.status_code == 503 and "application/json" not in \
+        other.headers.get("Content-Type", "")
