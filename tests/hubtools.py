@@ -7,6 +7,7 @@ the login form, the hub's REST API, and a kernel's websocket through the proxy.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -26,6 +27,9 @@ import yaml
 from tests import ports, processes
 
 HUB_BIN = Path(sys.executable).parent
+#: Every test hub's admin (each has its own, whose unix account the hub makes at its
+#: start): their accounts are removed when the test session or benchmark exits.
+ADMINS: list[str] = []
 
 # Small sizes so limits can be hit quickly on a 2-core CI machine.
 TEST_CATALOG = {
@@ -65,6 +69,9 @@ class Hub:
     created: float = field(default_factory=processes.clock)
     #: The installation whose ``studiohub up`` runs (benchmarks compare another one).
     bin_dir: Path = HUB_BIN
+
+    def __post_init__(self) -> None:
+        ADMINS.append(self.admin)
 
     @property
     def url(self) -> str:
@@ -376,3 +383,17 @@ def remove_test_accounts(hub: Hub) -> None:
         # Whatever a server that did not stop in time left running goes first.
         subprocess.run(["pkill", "-KILL", "-u", account], capture_output=True, check=False)
         subprocess.run(["userdel", "-r", account], capture_output=True, check=False)
+
+
+def remove_admin_accounts() -> None:
+    """The accounts of this session's hubs' admins, once nothing of theirs runs."""
+    from studiohub.slugs import unix_name  # the hub side, imported where it is used
+
+    for name in ADMINS:
+        account = unix_name(name)
+        subprocess.run(["pkill", "-KILL", "-u", account], capture_output=True, check=False)
+        subprocess.run(["userdel", "-r", account], capture_output=True, check=False)
+    ADMINS.clear()
+
+
+atexit.register(remove_admin_accounts)
