@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ class Handler(web.RequestHandler):
             await asyncio.sleep(delay)
         self.set_header("Content-Type", "application/json")
         self.write(json.dumps({"replica": name, "path": "/" + path}))
-    post = get
+    post = delete = get
 
 async def main():
     server = httpserver.HTTPServer(web.Application([(r"/(.*)", Handler)]))
@@ -71,6 +72,31 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         sock.settimeout(self.timeout)
         sock.connect(self.socket_path)
         self.sock = sock
+
+
+def slow_request(path: str, token: str, body: bytes, sent: int, endpoint: str = "iris"
+                 ) -> socket.socket:
+    """A prediction whose headers and first ``sent`` bytes of body are sent, the rest not
+    yet (the caller sends it, or never does)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(path)
+    sock.sendall(f"POST /services/models/{endpoint}/v1/models/{endpoint}:predict HTTP/1.1\r\n"
+                 f"Host: localhost\r\nAuthorization: Bearer {token}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                 .encode() + body[:sent])
+    return sock
+
+
+def answer_of(sock: socket.socket) -> tuple[int, Any]:
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    data = response.read()
+    sock.close()
+    try:
+        return response.status, json.loads(data)
+    except ValueError:
+        return response.status, data
 
 
 def call(conn: UnixHTTPConnection, backend: str | None, path: str = "/v2/models/m"
@@ -370,7 +396,8 @@ def test_the_fast_lane_opens_each_token_on_its_own_endpoint_only(
     meter.settimeout(5)
     lane = FastLane(direct=str(workdir / "direct.sock"), gateway=str(gateway.socket),
                     meter=str(workdir / "meter.sock"),
-                    tokens_map=str(workdir / "lb" / "tokens.map"), max_body_bytes=1000)
+                    tokens_map=str(workdir / "lb" / "tokens.map"), max_body_bytes=1000,
+                    request_timeout=2)
     lb = Balancer(workdir / "lb", lane=lane)
     iris_token, other_token = "shm_" + "i" * 43, "shm_" + "o" * 43
     try:
@@ -407,9 +434,29 @@ def test_the_fast_lane_opens_each_token_on_its_own_endpoint_only(
         assert ask(f"Bearer {iris_token}", "v1/models/iris/versions/1:predict")[0][
             "replica"] == "gateway"
         assert ask(f"Bearer {iris_token}", body=b"x" * 1001)[0]["replica"] == "gateway"
+        # So are other methods, and a path whose %2F the replica would read as a pin.
+        assert ask(f"Bearer {iris_token}", "v1/models/iris%2Fversions%2F1:predict")[0][
+            "replica"] == "gateway"
+        conn = UnixHTTPConnection(lane.direct)
+        conn.request("DELETE", "/services/models/iris/v1/models/iris",
+                     headers={"Authorization": f"Bearer {iris_token}"})
+        assert json.loads(conn.getresponse().read())["replica"] == "gateway"
+        conn.close()
 
+        # The lane decides once the whole body is there: a token revoked while a body
+        # arrives is refused for that request too, and a body that never ends is a 408
+        # after request_timeout, never a replica's open slot.
+        body = b'{"instances": [[1]]}'
+        slow = slow_request(lane.direct, iris_token, body, sent=5)
+        time.sleep(0.3)
         lb.set_tokens({digest(other_token): "other"})  # iris's token revoked
+        slow.sendall(body[5:])
+        assert answer_of(slow) == (200, {"replica": "gateway", "path": full})
         assert ask(f"Bearer {iris_token}")[0]["replica"] == "gateway"
+        stuck = slow_request(lane.direct, other_token, body, sent=5, endpoint="other")
+        started = time.monotonic()
+        assert answer_of(stuck)[0] == 408
+        assert 1.5 < time.monotonic() - started < 6
         assert lb._worker_pid() == worker  # at once, without a reload
         # A reload (a new replica) reads the map file: still revoked, the other still open.
         lb.apply(BalancerState([

@@ -217,6 +217,10 @@ def test_who_may_call_owner_domain_token_holders_and_nobody_else(
     posted = requests.post(f"{hub.models_url}net/", json={"instances": INPUT}, timeout=30,
                            headers={"Authorization": f"token {carol.token}"})
     assert posted.status_code == 405 and ":predict" in posted.json()["error"]
+    for method in ("PUT", "DELETE"):  # through the gateway (a hub token)
+        other = requests.request(method, f"{hub.models_url}net/v1/models/net", timeout=30,
+                                 headers={"Authorization": f"token {carol.token}"})
+        assert other.status_code == 405 and "predictions are POST" in other.json()["error"]
     for token in (bob.token, None):
         headers = {"Authorization": f"token {token}"} if token else {}
         refused = requests.get(f"{hub.models_url}net", headers=headers, timeout=30)

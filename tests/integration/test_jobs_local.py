@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -306,6 +307,31 @@ def test_stop_kills_every_replica_and_is_idempotent(executor: LocalExecutor,
         await executor.stop(plan)
         assert [s.exit_code for s in await executor.poll(plan)] == [-9, -9]
         assert await executor.running() == []
+
+    asyncio.run(run())
+
+
+def test_stop_ends_a_replica_its_owner_stopped_with_sigterm(
+        executor: LocalExecutor, account: pwd.struct_passwd) -> None:
+    """A user who SIGSTOPs their own replica cannot make a stop wait out the grace
+    period (the models service stops versions under its lock)."""
+    code = write_code(account, "sleep.py", "import time\nprint('up', flush=True)\n"
+                      "time.sleep(300)\n")
+    plan = make_plan(account, code, [sys.executable, "sleep.py"], workers=1)
+
+    async def run() -> None:
+        await executor.start(plan)
+        deadline = time.monotonic() + 30
+        while "up" not in read_log(executor, plan) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        status = executor.status(plan.job_id, 1)
+        assert status is not None
+        (replica,) = status["replicas"].values()
+        os.kill(replica["pid"], signal.SIGSTOP)
+        started = time.monotonic()
+        await executor.stop(plan)
+        assert time.monotonic() - started < executor.stop_grace
+        assert [s.exit_code for s in await executor.poll(plan)] == [-15]
 
     asyncio.run(run())
 

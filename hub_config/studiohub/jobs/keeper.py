@@ -22,8 +22,8 @@ executor) starts one keeper per attempt, in a session of its own, and the keeper
    replica's pid and start time, its exit code (negative: the signal), the OOM-kill
    counter of its leaf before and after, the resume lines of the SDK's checkpoint helper
    (the first :data:`MAX_RESUMES` distinct ones);
-5. on SIGTERM (the executor's ``stop``) sends SIGTERM to every replica's group, SIGKILL
-   after ``stop_grace`` seconds, and exits once every replica is reaped.
+5. on SIGTERM (the executor's ``stop``) sends SIGTERM (and SIGCONT) to every replica's
+   group, SIGKILL after ``stop_grace`` seconds, and exits once every replica is reaped.
 
 A **spare** keeper (``--spare``) does step 1 before there are orders: the executor keeps
 one started, so a job's start does not wait for an interpreter, its imports, a namespace
@@ -227,6 +227,9 @@ class Keeper:
         if self.stopping is None:
             self.stopping = time.monotonic()
             self.signal_all(signal.SIGTERM)
+            # A replica its owner stopped (SIGSTOP) takes the SIGTERM once continued,
+            # rather than the whole grace period.
+            self.signal_all(signal.SIGCONT)
 
     def signal_all(self, sig: int) -> None:
         for r in self.replicas:

@@ -205,7 +205,7 @@ class ModelsApp(Application):
 
     def fast_lane(self) -> Any:
         """HAProxy's fast lane (:mod:`.balancer`), unless the prefix cannot be one."""
-        from .balancer import PREFIX_PATH, TOKENS_MAP, FastLane
+        from .balancer import LANE_MAX_BODY, PREFIX_PATH, TOKENS_MAP, FastLane
 
         if not PREFIX_PATH.match(self.public_prefix):
             self.log.warning("no fast lane: the prefix %r has characters beyond letters, "
@@ -216,7 +216,8 @@ class ModelsApp(Application):
         return FastLane(direct=str(direct_socket(state)), gateway=str(gateway_socket(state)),
                         meter=str(meter_socket(state)),
                         tokens_map=str(balancer_dir(state) / TOKENS_MAP),
-                        prefix=self.public_prefix, max_body_bytes=self.max_body_bytes)
+                        prefix=self.public_prefix,
+                        max_body_bytes=min(self.max_body_bytes, LANE_MAX_BODY))
 
     async def proxy_routes(self, names: list[str]) -> None:
         """The hub's proxy routes exactly ``names`` to the fast lane (:mod:`.hubroutes`)."""

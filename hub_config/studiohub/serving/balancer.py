@@ -55,6 +55,9 @@ BACKEND_HEADER = "X-Studiohub-Backend"
 REPLICA_HEADER = "X-Studiohub-Replica"
 #: What a replica answers 200 on once its model is loaded and warmed up.
 READY_PATH = "/v2/health/ready"
+#: The largest body the fast lane passes itself: it holds it whole in one buffer
+#: (``tune.bufsize``) before any rule runs; larger ones go to the gateway.
+LANE_MAX_BODY = 32 * 1024
 #: HAProxy's largest server weight.
 MAX_WEIGHT = 256
 #: haproxy.log is set aside as haproxy.log.1 at a start when it has grown past this.
@@ -141,14 +144,17 @@ class FastLane:
     """HAProxy's frontend for the hub's proxy (see the module's docstring): where it
     listens (``direct``), where it hands the rest (the gateway's ``gateway`` socket),
     where it logs its own answers (the gateway's ``meter`` datagram socket), the token
-    map, the service's public ``prefix`` and the largest body it passes itself."""
+    map, the service's public ``prefix`` and the largest body it passes itself (at most
+    :data:`LANE_MAX_BODY`: larger ones go to the gateway, which reads them whole)."""
 
     direct: str
     gateway: str
     meter: str
     tokens_map: str
     prefix: str = "/services/models/"
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = LANE_MAX_BODY
+    #: Seconds a request may take to arrive, headers and body (then 408).
+    request_timeout: int = 10
 
 
 def server_name(version: int, replica: str) -> str:
@@ -302,8 +308,9 @@ global
     stats timeout 10s
     # An old worker still finishing long requests after a reload ends after this.
     hard-stop-after 130s
-    # Requests with up to ~31 KB of headers (the hub's proxy passes up to 16 KB).
-    tune.bufsize 32768
+    # Requests with up to ~31 KB of headers (the hub's proxy passes up to 16 KB), and
+    # room beside them for the fast lane's whole body (LANE_MAX_BODY).
+    tune.bufsize 65536
     # No log: the models service times and counts requests itself (X-Studiohub-Replica).
 
 defaults
@@ -402,6 +409,11 @@ frontend _direct
     bind unix@{direct} mode 600
     log unix@{meter} format raw local0
     log-format "%b %s %ST %Ta"
+    # The rules below run once the whole body is here (at most {request_timeout}s, then
+    # 408): a slow upload holds no replica's slot, and a token revoked while it arrives
+    # is refused. Bodies over max_body (which a buffer may not hold) go to the gateway.
+    option http-buffer-request
+    timeout http-request {request_timeout}s
     http-request set-var(txn.ep) path,field({field},/)
     acl data_plane path -m reg ^{prefix}[a-z][a-z0-9-]{{0,39}}/v[12](/|$)
     acl pinned path -m sub /versions/
@@ -411,9 +423,13 @@ hex,lower,map({tokens})" if data_plane !pinned by_token
     acl token_opens var(txn.token_of),strcmp(txn.ep) eq 0
     acl chunked req.hdr_cnt(transfer-encoding) gt 0
     acl too_big req.hdr_val(content-length) gt {max_body}
+    # %2F would let the replica read a pinned path the lane did not see as one.
+    acl encoded path -m sub -i %2f
+    # Predictions and reads only; the gateway answers other methods (405).
+    acl lane_method method GET POST
 {known}\
     http-request set-var(txn.fast) bool(true) if data_plane !pinned token_opens routed \
-!chunked !too_big
+!chunked !too_big !encoded lane_method
     acl fast var(txn.fast) -m bool
     # The meter counts predictions: metadata and health reads are not logged.
     http-request set-log-level silent if !fast || METH_GET
@@ -446,14 +462,19 @@ def _fast_lane(lane: FastLane, names: Sequence[str]) -> str:
         raise InvalidState(f"token map {tokens!r}: not a plain absolute path")
     if not PREFIX_PATH.match(lane.prefix):
         raise InvalidState(f"prefix {lane.prefix!r} is not a URL path like /services/models/")
-    if not isinstance(lane.max_body_bytes, int) or lane.max_body_bytes < 1:
-        raise InvalidState(f"max_body_bytes {lane.max_body_bytes!r} is not a positive integer")
+    if not isinstance(lane.max_body_bytes, int) or \
+            not 1 <= lane.max_body_bytes <= LANE_MAX_BODY:
+        raise InvalidState(f"max_body_bytes {lane.max_body_bytes!r} is not from 1 to "
+                           f"{LANE_MAX_BODY}")
+    if not isinstance(lane.request_timeout, int) or not 1 <= lane.request_timeout <= 120:
+        raise InvalidState(f"request_timeout {lane.request_timeout!r} is not 1 to 120 s")
     known = "".join(f"    acl routed var(txn.ep) -m str {' '.join(names[i:i + _ACL_CHUNK])}\n"
                     for i in range(0, len(names), _ACL_CHUNK)) or \
         "    acl routed always_false\n"
     return _FAST_LANE.format(
         direct=direct, gateway=gateway, meter=meter, tokens=tokens, prefix=lane.prefix,
         field=lane.prefix.count("/") + 1, max_body=lane.max_body_bytes, known=known,
+        request_timeout=lane.request_timeout,
         version_header="X-Studiohub-Version", replica_header=REPLICA_HEADER)
 
 

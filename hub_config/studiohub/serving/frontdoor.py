@@ -112,8 +112,10 @@ class EndpointProxy(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(error, "log_message", None) or "internal error in the models " \
-            "service: see its log"
+        message = getattr(error, "log_message", None) or (
+            f"{self.request.method} is not answered here: predictions are POST, reads GET"
+            if status_code == 405 else self._reason if status_code < 500 else
+            "internal error in the models service: see its log")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": message}))
 

@@ -24,6 +24,8 @@ RESERVED = frozenset({"api", "oauth_callback", "static", "logout"})
 REPLICA_NAME = "replica-{}"
 MAX_REPLICAS = 16
 TOKEN_NOTE_MAX = 100  # also the store's column
+#: Tokens one endpoint keeps (each is in the gateway's view and HAProxy's map).
+MAX_TOKENS = 100
 
 STARTING, SERVING, RETIRED, FAILED = "starting", "serving", "retired", "failed"
 #: What :func:`version_status` calls a serving version with no share any more.

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import pwd
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,10 @@ class ReplicaRunner:
         await self.executor.stop(self.plan(endpoint, v, replica, attempt))
         with contextlib.suppress(OSError):
             os.unlink(self.socket_path(v["holder"], replica))
+
+    def forget(self, holder: str) -> None:
+        """A stopped version's folder (its replicas' output and attempt records)."""
+        shutil.rmtree(self.executor.job_dir(holder), ignore_errors=True)
 
     def log_path(self, holder: str, replica: str, attempt: int) -> Path:
         return self.executor.log_path(holder, attempt, replica)

@@ -138,7 +138,13 @@ class Models:
         #: (name, version, holder) of versions waiting to retire: the holder tells a
         #: deleted endpoint's version from a new endpoint's of the same name and number.
         self._retiring: set[tuple[str, int, str]] = set()
+        #: How many times each of those was asked to retire (replaced again: it drains
+        #: again).
+        self._retire_asks: dict[tuple[str, int, str], int] = {}
         self._launching: set[tuple[str, int]] = set()
+        #: (holder, replica, attempt) of starting replicas that answered readiness, asked
+        #: at the start of the tick (:meth:`_probe_starting`).
+        self._ready_now: set[tuple[str, str, int]] = set()
         self._errors: dict[tuple[str, int], str] = {}
         #: Names held by a deploy under way (name → user): see :meth:`_reserve`.
         self._deploying: dict[str, str] = {}
@@ -416,23 +422,32 @@ class Models:
             # The earlier version starts again (a new placement), and replaces the live
             # one when ready, as a deploy would; supervision leaves it alone until its
             # replicas are started (_launch).
+            # A refused placement must change nothing: the record as it was comes back.
+            kept = copy.deepcopy(before)
             self._launching.add((name, before["version"]))
             names = m.replica_names(before["replicas"])
             before.update({"holder": secrets.token_hex(6), "status": m.STARTING,
                            "restored": True,
                            "reason": "", "started": time.time(), "canary_percent": None,
                            "next_attempt": len(names) + 1,
-                           "replica_state": fresh_replicas(names)})
+                           "replica_state": fresh_replicas(names),
+                           "old_holders": [*kept.get("old_holders", []), kept["holder"]]})
         try:
             before["placement"] = await self.runner.place(endpoint["user"], before, names)
         except (PlacementRefused, HubUnreachable) as e:
-            before["status"] = m.RETIRED
-            before.pop("restored", None)
+            before.clear()
+            before.update(kept)
             self._launching.discard((name, before["version"]))
             if isinstance(e, HubUnreachable):
                 raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
             raise EndpointError(e.status, e.message) from None
         async with self.lock:
+            if self.endpoints.get(name) is not endpoint:  # deleted while it was placed
+                self._launching.discard((name, before["version"]))
+                with contextlib.suppress(Exception):
+                    await self.runner.release(endpoint["user"], before["holder"])
+                raise EndpointError(409, f"{name!r} was deleted meanwhile: nothing to roll "
+                                         "back")
             self._save(endpoint)
         await self._launch(endpoint, before)
         self._wake.set()
@@ -465,6 +480,12 @@ class Models:
         for v in endpoint["versions"]:
             if v["status"] in m.RUNS:
                 await self._stop_version(endpoint, v)
+        # Root's copies of the replicas' output go with the endpoint (the models stay in
+        # the owner's home).
+        holders = {h for v in endpoint["versions"] for h in [v["holder"],
+                                                              *v.get("old_holders", [])]}
+        for holder in holders:
+            await asyncio.to_thread(self.runner.forget, holder)
         log.info("endpoint %s of %s deleted", name, endpoint["user"])
 
     # --- tokens --------------------------------------------------------------------------
@@ -473,6 +494,9 @@ class Models:
         """A new token of ``name``; ``note``: what will use it, shown in the list."""
         self.get(caller, name)
         note = m.token_note(note)
+        if sum(e == name for e in self.tokens.values()) >= m.MAX_TOKENS:
+            raise EndpointError(409, f"{name!r} has {m.MAX_TOKENS} tokens, the most an "
+                                     "endpoint keeps: revoke one it no longer needs first")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         info = self.store.add_token(secrets.token_hex(4), name, token, note)
         # Replaced, never changed in place: the reload thread reads it (_apply_now).
@@ -596,15 +620,38 @@ class Models:
             self._wake.clear()
 
     async def tick(self) -> None:
+        # Readiness is asked before the lock, of every starting replica at once: a
+        # replica that accepts and never answers (stopped by its owner) costs one
+        # probe's timeout a tick, never a wait of everyone's deploys and rollbacks.
+        self._ready_now = await self._probe_starting()
         async with self.lock:
-            for endpoint in list(self.endpoints.values()):
-                for v in list(endpoint["versions"]):
-                    key = (endpoint["name"], v["version"])
-                    if v["status"] in m.RUNS and (*key, v["holder"]) not in self._retiring \
-                            and key not in self._launching:
-                        await self._supervise_isolated(endpoint, v)
+            for endpoint, v in self._supervised():
+                await self._supervise_isolated(endpoint, v)
             await self._check_balancer()
             await self._apply()
+
+    def _supervised(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The versions whose replicas run and that neither start nor retire now."""
+        return [(endpoint, v) for endpoint in list(self.endpoints.values())
+                for v in list(endpoint["versions"])
+                if v["status"] in m.RUNS and (endpoint["name"], v["version"]) not in
+                self._launching and (endpoint["name"], v["version"], v["holder"])
+                not in self._retiring]
+
+    async def _probe_starting(self) -> set[tuple[str, str, int]]:
+        """(holder, replica, attempt) of the starting replicas that answer readiness."""
+        starting = [(v["holder"], name, rs["attempt"], endpoint["user"])
+                    for endpoint, v in self._supervised()
+                    for name, rs in v["replica_state"].items() if rs["state"] == "starting"]
+
+        async def probe(holder: str, name: str, user: str) -> bool:
+            await asyncio.to_thread(self.runner.claim_socket, user, holder, name)
+            return bool(await self.runner.ready(holder, name))
+
+        answers = await asyncio.gather(*(probe(h, n, u) for h, n, _, u in starting),
+                                       return_exceptions=True)
+        return {(h, n, a) for (h, n, a, _), ok in zip(starting, answers, strict=True)
+                if ok is True}
 
     async def _supervise_isolated(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
         """One version's supervision; whatever goes wrong there (a user's replica leaving
@@ -650,7 +697,7 @@ class Models:
             # executor keeps one keeper's files per attempt).
             rs["attempt"] = v["next_attempt"]
             v["next_attempt"] += 1
-            rs["state"] = "starting"
+            rs["state"], rs["since"] = "starting", time.time()
             try:
                 await self.runner.start(endpoint, v, name, rs["attempt"])
             except Exception as e:
@@ -673,10 +720,17 @@ class Models:
                         name, why)
             return True
         if rs["state"] == "starting":
-            await asyncio.to_thread(self.runner.claim_socket, endpoint["user"], v["holder"],
-                                    name)
-            if await self.runner.ready(v["holder"], name):
+            if (v["holder"], name, rs["attempt"]) in self._ready_now:
                 rs["state"], rs["reason"] = "ready", ""
+                return True
+            if v["status"] == m.SERVING and time.time() - rs.get("since", time.time()) > \
+                    START_TIMEOUT:  # a restarted replica that never got ready: again
+                with contextlib.suppress(Exception):
+                    await self.runner.stop(endpoint, v, name, rs["attempt"])
+                rs["restarts"] += 1
+                rs["state"], rs["reason"] = "restarting", \
+                    f"not ready {START_TIMEOUT:.0f} s after its start"
+                self._schedule_restart(key, rs)
                 return True
         return False
 
@@ -700,19 +754,25 @@ class Models:
 
     def _retire_later(self, endpoint: dict[str, Any], v: dict[str, Any],
                       delay: float | None = None) -> None:
-        """Retire a version once requests in flight to it had time to finish."""
+        """Retire a version once requests in flight to it had time to finish. Replaced
+        again while it waits (a rollback gave it traffic back, then another version took
+        it), it waits again, from then: its drain counts from its last replacement."""
         key = (endpoint["name"], v["version"], v["holder"])
+        self._retire_asks[key] = self._retire_asks.get(key, 0) + 1
         if key in self._retiring:
             return
         self._retiring.add(key)
 
         async def retire() -> None:
             try:
-                # HAProxy workers of a configuration that still gave it traffic.
-                stale = await asyncio.to_thread(self.balancer.old_workers)
-                await asyncio.sleep(self.drain_seconds if delay is None else delay)
-                await self._old_workers_gone(stale, lambda: v["version"] not in (
-                    endpoint.get("live"), endpoint.get("canary")))
+                asked = 0
+                while asked != self._retire_asks[key]:
+                    asked = self._retire_asks[key]
+                    # HAProxy workers of a configuration that still gave it traffic.
+                    stale = await asyncio.to_thread(self.balancer.old_workers)
+                    await asyncio.sleep(self.drain_seconds if delay is None else delay)
+                    await self._old_workers_gone(stale, lambda: v["version"] not in (
+                        endpoint.get("live"), endpoint.get("canary")))
                 async with self.lock:
                     if self.endpoints.get(endpoint["name"]) is not endpoint:
                         return  # deleted meanwhile: the delete stopped its versions
@@ -725,6 +785,7 @@ class Models:
                     self._save(endpoint)
             finally:
                 self._retiring.discard(key)
+                self._retire_asks.pop(key, None)
 
         task = asyncio.ensure_future(retire())
         self._tasks.add(task)
@@ -752,10 +813,15 @@ class Models:
         self._save(endpoint)
 
     async def _stop_version(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
-        for name, rs in v["replica_state"].items():
+        """Every replica stopped at once. The keeper continues a replica its owner
+        stopped (SIGSTOP) with its SIGTERM, so none takes the grace period unless it
+        ignores SIGTERM; at worst one grace period, not one per replica."""
+        async def stop(name: str, rs: dict[str, Any]) -> None:
             with contextlib.suppress(Exception):
                 await self.runner.stop(endpoint, v, name, rs["attempt"])
             rs["state"] = "stopped"
+
+        await asyncio.gather(*(stop(n, rs) for n, rs in v["replica_state"].items()))
         with contextlib.suppress(Exception):
             await self.runner.release(endpoint["user"], v["holder"])
 
