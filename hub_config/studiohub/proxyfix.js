@@ -110,6 +110,9 @@ function answerStarting(kind, res) {
 
 // /services/models/<endpoint>/v1/... or .../v2/... under any base URL (the names
 // modelserver.protocols and serving.model accept).
+// Only a socket that is not there or refuses: the balancer is restarting. An error after
+// the request was taken (EPIPE: HAProxy answered 408 to a slow upload and closed) is not.
+const NOT_LISTENING = new Set(["ECONNREFUSED", "ENOENT"]);
 const ENDPOINT_CALL = /\/services\/models\/[a-z][a-z0-9-]{0,39}\/v[12](\/|$)/;
 const UNREACHABLE = JSON.stringify({
   error: "the endpoint is not reachable right now (its balancer is restarting): try " +
@@ -127,7 +130,8 @@ function answerEndpointUnreachable(res) {
 const handleProxyError = ConfigurableProxy.prototype.handleProxyError;
 ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e) {
   quietNetworkErrors(this.log);
-  if (code === 503 && kind !== "ws" && res && ENDPOINT_CALL.test(req.url.split("?", 1)[0])) {
+  if (code === 503 && kind !== "ws" && res && e && NOT_LISTENING.has(e.code) &&
+      ENDPOINT_CALL.test(req.url.split("?", 1)[0])) {
     this.log.error("%s %s %s %s", code, req.method, req.url.split("?", 1)[0],
       e && NETWORK_ERRORS.has(e.code) ? e.message : e);
     answerEndpointUnreachable(res);

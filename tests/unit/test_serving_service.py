@@ -149,13 +149,31 @@ def test_a_rollback_whose_endpoint_was_deleted_meanwhile_starts_nothing(
         await asyncio.sleep(0.05)  # waiting for its placement
         await models.delete(ALICE, "ep")
         runner.placing.set()
-        with pytest.raises(EndpointError, match="deleted meanwhile"):
+        with pytest.raises(EndpointError, match="changed while version 1 was being placed"):
             await rollback
 
     asyncio.run(scenario())
     assert runner.started == [] and models.store.endpoints() == []
     new_holder = runner.released[-1]
     assert new_holder not in ("aaaaaaaaaaaa", "bbbbbbbbbbbb")  # the rollback's placement
+
+
+def test_a_second_rollback_while_the_first_places_its_version_is_refused(
+        models: Models, runner: Runner) -> None:
+    async def scenario() -> None:
+        runner.placing = asyncio.Event()
+        first = asyncio.ensure_future(models.rollback(ALICE, "ep"))
+        await asyncio.sleep(0.05)  # waiting for its placement
+        with pytest.raises(EndpointError, match="try again in a few seconds") as second:
+            await models.rollback(ALICE, "ep")
+        assert second.value.status == 409
+        runner.placing.set()
+        await first
+
+    asyncio.run(scenario())
+    v1 = models.endpoints["ep"]["versions"][0]
+    assert v1["status"] == m.STARTING and runner.started == [v1["holder"]]
+    assert runner.released == []
 
 
 def test_a_readiness_probe_that_never_answers_does_not_hold_the_lock(
@@ -175,6 +193,27 @@ def test_a_readiness_probe_that_never_answers_does_not_hold_the_lock(
         await tick
 
     asyncio.run(scenario())
+
+
+def test_a_silent_replica_delays_no_other_replicas_promotion(
+        models: Models, runner: Runner) -> None:
+    """One replica that never answers its probe: the tick still records the others'."""
+    v2 = models.endpoints["ep"]["versions"][1]
+    v2["replica_state"]["replica-0"]["state"] = "starting"
+    silent = asyncio.Event()
+
+    async def ready(holder: str, name: str) -> bool:
+        if name == "replica-1":
+            await silent.wait()
+        return True
+
+    runner.ready = ready  # type: ignore[method-assign]
+    v2["replica_state"]["replica-1"] = {**v2["replica_state"]["replica-0"]}
+    started = time.monotonic()
+    asyncio.run(models.tick())
+    assert time.monotonic() - started < 1.5
+    assert v2["replica_state"]["replica-0"]["state"] == "ready"
+    assert v2["replica_state"]["replica-1"]["state"] == "starting"
 
 
 def test_a_restarted_replica_never_ready_is_started_again(

@@ -335,7 +335,8 @@ defaults
 """
 
 #: HAProxy's own error answers, in the shape of the replicas' (``{"error": ...}``).
-_ERRORS = {502: "the replica failed to answer", 503: "no replica of this endpoint is ready",
+_ERRORS = {408: "the request did not arrive in time: send its whole body at once",
+           502: "the replica failed to answer", 503: "no replica of this endpoint is ready",
            504: "the replica did not answer in time"}
 
 _FRONTEND = """\

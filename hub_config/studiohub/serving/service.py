@@ -53,6 +53,8 @@ log = logging.getLogger("studiohub.models")
 ENDPOINTS_DIR = "studiohub-endpoints"
 #: Seconds a starting version may take until every replica answers readiness.
 START_TIMEOUT = 600.0
+#: How long a tick waits for the starting replicas' readiness answers.
+PROBE_WAIT = 0.5
 #: Longest pause between two restarts of a replica that keeps exiting.
 MAX_BACKOFF = 60.0
 #: Seconds between two checks that the balancer still runs.
@@ -394,6 +396,10 @@ class Models:
         previous version starts again and takes all traffic once ready."""
         endpoint = self.get(caller, name)
         async with self.lock:
+            if any(key[0] == name for key in self._launching):
+                raise EndpointError(409, f"{name!r} is starting a version's replicas (a "
+                                         "rollback or deploy under way): try again in a "
+                                         "few seconds")
             starting = [v for v in endpoint["versions"] if v["status"] == m.STARTING]
             if starting and endpoint["live"] is None and endpoint["canary"] is None:
                 raise EndpointError(409, f"{name!r} has no earlier version to roll back to "
@@ -432,6 +438,7 @@ class Models:
                            "next_attempt": len(names) + 1,
                            "replica_state": fresh_replicas(names),
                            "old_holders": [*kept.get("old_holders", []), kept["holder"]]})
+        holder = before["holder"]
         try:
             before["placement"] = await self.runner.place(endpoint["user"], before, names)
         except (PlacementRefused, HubUnreachable) as e:
@@ -442,12 +449,16 @@ class Models:
                 raise EndpointError(503, f"the hub did not answer ({e}): try again") from None
             raise EndpointError(e.status, e.message) from None
         async with self.lock:
-            if self.endpoints.get(name) is not endpoint:  # deleted while it was placed
+            # Deleted, or the version changed (another rollback dropped it), while it was
+            # placed: this placement goes back and nothing starts.
+            if self.endpoints.get(name) is not endpoint or \
+                    before.get("holder") != holder or before["status"] != m.STARTING:
                 self._launching.discard((name, before["version"]))
                 with contextlib.suppress(Exception):
-                    await self.runner.release(endpoint["user"], before["holder"])
-                raise EndpointError(409, f"{name!r} was deleted meanwhile: nothing to roll "
-                                         "back")
+                    await self.runner.release(endpoint["user"], holder)
+                raise EndpointError(409, f"{name!r} changed while version "
+                                         f"{before['version']} was being placed (deleted, "
+                                         "or rolled back again): nothing was started")
             self._save(endpoint)
         await self._launch(endpoint, before)
         self._wake.set()
@@ -648,10 +659,17 @@ class Models:
             await asyncio.to_thread(self.runner.claim_socket, user, holder, name)
             return bool(await self.runner.ready(holder, name))
 
-        answers = await asyncio.gather(*(probe(h, n, u) for h, n, _, u in starting),
-                                       return_exceptions=True)
-        return {(h, n, a) for (h, n, a, _), ok in zip(starting, answers, strict=True)
-                if ok is True}
+        tasks = [asyncio.ensure_future(probe(h, n, u)) for h, n, _, u in starting]
+        if not tasks:
+            return set()
+        # A ready replica answers in milliseconds; one that has not in PROBE_WAIT is
+        # asked again next tick, so a silent one delays no other's promotion.
+        await asyncio.wait(tasks, timeout=PROBE_WAIT)
+        for task in tasks:
+            task.cancel()
+        return {(h, n, a) for (h, n, a, _), task in zip(starting, tasks, strict=True)
+                if task.done() and not task.cancelled() and task.exception() is None
+                and task.result() is True}
 
     async def _supervise_isolated(self, endpoint: dict[str, Any], v: dict[str, Any]) -> None:
         """One version's supervision; whatever goes wrong there (a user's replica leaving
