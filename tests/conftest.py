@@ -72,6 +72,18 @@ def pytest_make_collect_report(collector: pytest.Collector
     return report
 
 
+@pytest.fixture(autouse=True)
+def umask_unchanged() -> Iterator[None]:
+    """A test that leaves the process's umask changed (a library function calling
+    ``os.umask``) makes every later test's files unreadable to the accounts they are made
+    for: it fails, and the umask is put back."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    after = os.umask(before)
+    assert after == before, f"this test changed the umask from {before:o} to {after:o}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_running() -> Iterator[None]:
     """The first fixture set up, the last torn down: after every hub, server and

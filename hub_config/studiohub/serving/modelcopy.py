@@ -65,7 +65,6 @@ def copy(source: Path, target: Path, max_bytes: int, check: bool) -> dict[str, o
     answer["bytes"] = total
     if check:
         return answer
-    os.umask(0o077)
     target.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if target.exists() or target.is_symlink():
         answer["kept"] = str(set_aside(target))
@@ -87,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--max-bytes", type=int, default=MAX_BYTES)
     args = parser.parse_args(argv)
+    os.umask(0o077)  # the copy is the user's alone (here, not in copy(): process-wide)
     try:
         answer = copy(Path(args.source), Path(args.target), args.max_bytes, args.check)
     except formats.FormatError as e:
