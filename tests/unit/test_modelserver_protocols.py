@@ -7,6 +7,7 @@ requests batched into one call (``--batch-max``)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -14,7 +15,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -388,13 +389,8 @@ def test_a_model_that_cannot_load_exits_2(tmp_path: Path,
 
 def test_the_server_on_a_tcp_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Kubernetes pods listen on TCP (``--port``) instead of a unix socket."""
-    (tmp_path / "model.onnx").write_bytes(b"x")
-    gate = threading.Event()
-    gate.set()
-    monkeypatch.setattr(runtimes, "load", lambda fmt, threads: SumRuntime(gate))
     port = free_port()
-    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
-                              "--name", "sum", "--version", "1", "--port", str(port)])
+    args, _ = stub_replica(tmp_path, monkeypatch, SumRuntime, "--port", str(port))
 
     async def scenario() -> list[tuple[int, Any]]:
         task = asyncio.create_task(server.serve(args))
@@ -416,6 +412,24 @@ def test_the_server_on_a_tcp_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SystemExit):
         server.parse_args(["--model", "m", "--format", "onnx", "--name", "m", "--version", "1",
                            "--port", "1", "--socket", "/tmp/x.sock"])
+
+
+R = TypeVar("R", bound=SumRuntime)
+
+
+def stub_replica(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: type[R],
+                 *options: str) -> tuple[argparse.Namespace, list[R]]:
+    """The replica program's arguments for a stub ONNX model ``sum`` (version 1) that
+    ``runtime`` serves, and the list each runtime it loads is added to."""
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    gate = threading.Event()
+    gate.set()
+    made: list[R] = []
+    monkeypatch.setattr(runtimes, "load",
+                        lambda fmt, threads: made.append(runtime(gate)) or made[-1])
+    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
+                              "--name", "sum", "--version", "1", *options])
+    return args, made
 
 
 class ThreadedSumRuntime(SumRuntime):
@@ -443,15 +457,8 @@ def test_quick_predictions_run_on_the_loop_slow_ones_on_the_thread(
     """A quick model's small requests skip the hand-off to the inference thread; a large
     body, a slow model and a runtime that is not ``any_thread`` keep it, and a health check
     answers while such a prediction runs."""
-    (tmp_path / "model.onnx").write_bytes(b"x")
     sock = tmp_path / "i.sock"
-    gate = threading.Event()
-    gate.set()
-    made: list[ThreadedSumRuntime] = []
-    monkeypatch.setattr(runtimes, "load",
-                        lambda fmt, threads: made.append(ThreadedSumRuntime(gate)) or made[-1])
-    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
-                              "--name", "sum", "--version", "1", "--socket", str(sock)])
+    args, made = stub_replica(tmp_path, monkeypatch, ThreadedSumRuntime, "--socket", str(sock))
     row = json.dumps({"instances": [[1, 2]]}).encode()
     large = json.dumps({"instances": [[1, 2]] * 10000}).encode()
     assert len(large) > server.INLINE_MAX_BODY
@@ -505,7 +512,9 @@ def test_quick_predictions_run_on_the_loop_slow_ones_on_the_thread(
     for _ in range(50):  # refusals are not framework calls: they make no model quick
         assert replica.answer(Route("v1", "predict", "sum"), b"not json")[0] == 400
     assert replica.call_s == server.INLINE_MAX_S * 2 and not replica.inline(row)
-    replica.runtime = SumRuntime(gate)
+    opened = threading.Event()
+    opened.set()
+    replica.runtime = SumRuntime(opened)
     replica.call_s = 0.001
     assert not replica.inline(row)  # a runtime that is not any_thread
 
@@ -534,16 +543,9 @@ def test_batching_joins_and_splits_rows() -> None:
 
 def test_queued_requests_run_as_one_call(tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "model.onnx").write_bytes(b"x")
     sock = tmp_path / "b.sock"
-    gate = threading.Event()
-    gate.set()
-    made: list[SumRuntime] = []
-    monkeypatch.setattr(runtimes, "load",
-                        lambda fmt, threads: made.append(SumRuntime(gate)) or made[-1])
-    args = server.parse_args(["--model", str(tmp_path / "model.onnx"), "--format", "onnx",
-                              "--name", "sum", "--version", "1", "--socket", str(sock),
-                              "--batch-max", "4"])
+    args, made = stub_replica(tmp_path, monkeypatch, SumRuntime, "--socket", str(sock),
+                              "--batch-max", "4")
     replicas: list[server.Replica] = []
 
     class Recorded(server.Replica):

@@ -218,14 +218,15 @@ class EndpointIndex(EndpointProxy):
     async def forward(self, name: str, rest: str = "") -> None:
         if self.refused(name):
             return
+        urls = self.urls(name)
         if self.request.method != "GET":
-            self.fail(405, f"predictions go to {self.urls(name)['tf_serving']['predict']} "
-                           f"or {self.urls(name)['open_inference']['infer']}")
+            self.fail(405, f"predictions go to {urls['tf_serving']['predict']} or "
+                           f"{urls['open_inference']['infer']}")
             return
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"endpoint": name,
                                 "versions_serving": sorted(self.view.versions_serving(name)),
-                                **self.urls(name), "docs": "docs/endpoints.md"}))
+                                **urls, "docs": "docs/endpoints.md"}))
 
     async def get(self, name: str, rest: str = "") -> None:
         await self.forward(name)

@@ -731,9 +731,7 @@ class Models:
                 last = tail.splitlines()[-1] if tail else ""
                 await self._fail(endpoint, v, f"{name} {why}" + (f": {last}" if last else ""))
                 return True
-            rs["restarts"] += 1
-            rs["state"], rs["reason"] = "restarting", why
-            self._schedule_restart(key, rs)
+            self._restart_later(key, rs, why)
             log.warning("endpoint %s v%d: %s %s; restarting", endpoint["name"], v["version"],
                         name, why)
             return True
@@ -745,12 +743,16 @@ class Models:
                     START_TIMEOUT:  # a restarted replica that never got ready: again
                 with contextlib.suppress(Exception):
                     await self.runner.stop(endpoint, v, name, rs["attempt"])
-                rs["restarts"] += 1
-                rs["state"], rs["reason"] = "restarting", \
-                    f"not ready {START_TIMEOUT:.0f} s after its start"
-                self._schedule_restart(key, rs)
+                self._restart_later(key, rs, f"not ready {START_TIMEOUT:.0f} s after its start")
                 return True
         return False
+
+    def _restart_later(self, key: tuple[str, int, str], rs: dict[str, Any], why: str) -> None:
+        """A serving version's replica that stopped (``why``): started again after its
+        back-off."""
+        rs["restarts"] += 1
+        rs["state"], rs["reason"] = "restarting", why
+        self._schedule_restart(key, rs)
 
     def _schedule_restart(self, key: tuple[str, int, str], rs: dict[str, Any]) -> None:
         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(rs["restarts"] - 1, 8))
